@@ -292,10 +292,15 @@ class PianoRollDataset(_TorchDataset):
         return len(self.index)
 
     def __getitem__(self, i: int):
+        transpose = int(self.rng.integers(TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1)) if self.augment else 0
+        return self.item(i, transpose)
+
+    def item(self, i: int, transpose: int = 0):
+        """Item ``i`` at an explicit transposition (training draws it from its own seeded RNG
+        so that ``--resume`` replays exactly the same batches)."""
         import torch
 
         song, bar = self.index[i]
-        transpose = int(self.rng.integers(TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1)) if self.augment else 0
         item = {k: torch.from_numpy(v) for k, v in model_inputs(self.collection.segment(song, bar, transpose)).items()}
         item["transpose"] = torch.tensor(transpose)
         return item
