@@ -1,0 +1,304 @@
+"""Chords (+ optional melody and rhythm) -> accompaniment roll and MIDI (``python -m fgg.generate``).
+
+    python -m fgg.generate --chords "C G | Am F" --out out.mid [--melody in.mid] [--bars 8]
+        [--no-fgg] [--cfg 7.5] [--steps 10] [--seed 0] [--scale dorian] [--rhythm eighth_arpeggio]
+
+Pieces longer than 4 bars are generated window by window: each 4-bar window overlaps the
+already generated music by ``overlap_bars`` bars, and that overlap is inpainted (held fixed
+through the sampler's known-region replacement), so bar joins are seamless and the cost
+grows linearly with length. The windows are assembled into one roll, decoded once.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import pretty_midi
+import torch
+
+from fgg.checkpoint import DEFAULT_CHECKPOINT, load_model, resolve_device
+from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
+from fgg.condition import chord_condition, melody_condition, null_melody_condition, null_rhythm_condition
+from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
+from fgg.guidance import SCALE_ALIASES, SCALES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, \
+    pitch_mask, scale_pitch_classes
+from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
+                           fold_pitches, midi_to_notes, notes_to_roll, roll_to_notes, rolls_to_midi)
+
+MAX_BARS = 64
+# Onset counts per 16th step of one 4/4 bar (how many accompaniment notes start there).
+RHYTHM_PATTERNS: dict[str, tuple[int, ...]] = {
+    "block_quarters": (4, 0, 0, 0) * 4,
+    "half_notes": (4, 0, 0, 0, 0, 0, 0, 0) * 2,
+    "eighth_arpeggio": (2, 0, 1, 0, 1, 0, 1, 0) * 2,
+    "sixteenth_arpeggio": (2, 1, 1, 1) * 4,
+    "syncopated_pop": (3, 0, 0, 1, 0, 0, 2, 0, 0, 1, 0, 0, 2, 0, 1, 0),
+    "ballad": (2, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0),
+}
+MELODY_PROGRAM, ACCOMPANIMENT_PROGRAM = 0, 0
+
+
+@dataclass
+class GenerationResult:
+    accompaniment: np.ndarray  # (2, T, 64) bool
+    melody: np.ndarray  # (2, T, 64) bool (all False without a melody)
+    progression: Progression  # the chords actually used, T steps
+    allowed: np.ndarray  # (T, 12) bool pitch classes allowed at each step
+    midi: pretty_midi.PrettyMIDI
+    tempo: float
+    seed: int
+    seconds: float
+
+    @property
+    def n_bars(self) -> int:
+        return self.accompaniment.shape[1] // STEPS_PER_BAR
+
+    @property
+    def notes(self) -> np.ndarray:
+        return roll_to_notes(self.accompaniment)
+
+    @property
+    def out_of_key_notes(self) -> int:
+        return count_out_of_key_notes(self.accompaniment, self.allowed)
+
+
+def count_out_of_key_notes(roll: np.ndarray, allowed_pcs: np.ndarray) -> int:
+    """Notes of ``roll`` (2, T, 64) that sound on a pitch class not allowed at some step."""
+    count = 0
+    for start, end, pitch in roll_to_notes(roll):
+        if not allowed_pcs[start:end, pitch % 12].all():
+            count += 1
+    return count
+
+
+def rhythm_counts(rhythm, n_steps: int) -> np.ndarray | None:
+    """None / "none" -> None (null rhythm); a pattern name -> its counts tiled over the piece;
+    an array of per-step onset counts (e.g. a POP909 segment's) -> tiled/cut to ``n_steps``."""
+    if rhythm is None or (isinstance(rhythm, str) and rhythm.strip().lower() in ("", "none")):
+        return None
+    if isinstance(rhythm, str):
+        key = rhythm.strip().lower().replace(" ", "_").replace("-", "_")
+        if key not in RHYTHM_PATTERNS:
+            raise ValueError(f"unknown rhythm pattern {rhythm!r}; choose one of {', '.join(RHYTHM_PATTERNS)}")
+        pattern = np.array(RHYTHM_PATTERNS[key])
+    else:
+        pattern = np.asarray(rhythm).astype(np.int64).ravel()
+        if len(pattern) == 0 or len(pattern) % STEPS_PER_BAR or pattern.min() < 0 or pattern.max() > N_PITCHES:
+            raise ValueError(f"rhythm must be whole bars of per-step onset counts in 0..{N_PITCHES}, "
+                             f"got {len(pattern)} values")
+    return np.resize(pattern, n_steps)
+
+
+def load_melody(melody, n_steps: int) -> np.ndarray:
+    """Melody as a (2, n_steps, 64) bool roll from a roll, notes (N, 3), a ``PrettyMIDI`` or a
+    MIDI path. From MIDI: the instrument named like "melody", else the first non-drum one,
+    quantized to 16ths at the file's first tempo; out-of-range pitches are octave-folded."""
+    if isinstance(melody, np.ndarray) and melody.ndim == 3:
+        roll = np.zeros((2, n_steps, N_PITCHES), dtype=bool)
+        length = min(n_steps, melody.shape[1])
+        roll[:, :length] = melody[:, :length] > NOTE_THRESHOLD
+        return roll
+    if isinstance(melody, (str, os.PathLike)):
+        try:
+            melody = pretty_midi.PrettyMIDI(str(melody))
+        except Exception as err:  # mido/pretty_midi raise many types on corrupt files
+            raise ValueError(f"cannot read melody MIDI {os.fspath(melody)!r}: {err}") from None
+    if isinstance(melody, pretty_midi.PrettyMIDI):
+        insts = [i for i in melody.instruments if not i.is_drum and i.notes]
+        if not insts:
+            raise ValueError("the melody MIDI has no notes")
+        named = [i for i in insts if "melody" in i.name.lower()]
+        notes = midi_to_notes(melody, tracks=[(named or insts)[0].name])
+    else:
+        notes = np.asarray(melody, dtype=np.int64).reshape(-1, 3)
+    notes = notes.copy()
+    notes[:, 2], _ = fold_pitches(notes[:, 2])
+    return notes_to_roll(notes, n_steps)
+
+
+def fit_progression(progression: Progression, bars: int) -> Progression:
+    """Repeat (or cut) a progression to exactly ``bars`` bars."""
+    beats = bars * BEATS_PER_BAR
+    return progression_from_labels([progression.labels[i % len(progression.labels)] for i in range(beats)])
+
+
+def allowed_pitch_classes(progression: Progression, scale=None) -> np.ndarray:
+    """(T, 12) bool: from the chords (``scale=None``) or a user scale, given as a name
+    ("dorian", tonic = root of the first chord), "TONIC NAME" ("D dorian"), or pitch classes."""
+    if scale is None or (isinstance(scale, str) and scale.strip().lower() in ("", "chords", "from chords")):
+        allowed = chord_allowed_pitch_classes(torch.from_numpy(progression.root.astype(np.int64)),
+                                              torch.from_numpy(progression.chroma))
+        return allowed.numpy()
+    if isinstance(scale, str):
+        parts = scale.split()
+        if len(parts) == 2:
+            tonic, name = parts
+        else:
+            name = scale
+            roots = progression.root[progression.root >= 0]
+            tonic = int(roots[0]) if len(roots) else 0
+        key = SCALE_ALIASES.get(name.lower(), name.lower())
+        if len(parts) == 2:
+            try:
+                pitch_class(tonic)
+            except ValueError:
+                raise ValueError(f"unknown scale tonic {tonic!r} in {scale!r}") from None
+        if key not in SCALES:
+            raise ValueError(f"unknown scale {name!r}; choose one of {', '.join(sorted(SCALES))}")
+        pcs = scale_pitch_classes(key, tonic)
+    else:
+        pcs = scale_pitch_classes(scale)
+    return np.broadcast_to(pcs.numpy(), (progression.n_steps, 12)).copy()
+
+
+class Generator:
+    """A loaded model + schedule; ``generate`` is the whole pipeline."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", meta: dict | None = None):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.schedule = Schedule.paper()
+        self.meta = meta or {}
+
+    @classmethod
+    def from_checkpoint(cls, path=DEFAULT_CHECKPOINT, device: str = "auto") -> "Generator":
+        dev = resolve_device(device)
+        model, meta = load_model(path, dev)
+        return cls(model, dev, meta)
+
+    @torch.inference_mode()
+    def generate(self, chords, melody=None, rhythm=None, bars: int | None = 4, cfg_scale: float = 7.5,
+                 fgg: bool = True, strength: float = 1.0, scale=None, steps: int = 10, seed: int = 0,
+                 tempo: float = 90.0, cfg_rescale: float = 0.7, eta: float = 0.0, force_rhythm: bool = True,
+                 overlap_bars: int = 1, fgg_t_range: Sequence[int] = (0, 999),
+                 callback: StepCallback | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> GenerationResult:
+        began = time.perf_counter()
+        progression = chords if isinstance(chords, Progression) else parse_progression(chords)
+        bars = max(progression.n_bars, SEGMENT_BARS) if bars is None else int(bars)
+        if not SEGMENT_BARS <= bars <= MAX_BARS:
+            raise ValueError(f"bars must be {SEGMENT_BARS}-{MAX_BARS}, got {bars}")
+        if not 1 <= overlap_bars <= SEGMENT_BARS - 1:
+            raise ValueError(f"overlap_bars must be 1-{SEGMENT_BARS - 1}, got {overlap_bars}")
+        if not 1.0 <= cfg_scale <= 20.0:
+            raise ValueError(f"cfg_scale must be in 1-20, got {cfg_scale}")
+        progression = fit_progression(progression, bars)
+        n_steps = bars * STEPS_PER_BAR
+        counts = rhythm_counts(rhythm, n_steps)
+        melody_roll = np.zeros((2, n_steps, N_PITCHES), dtype=bool) if melody is None else load_melody(melody, n_steps)
+        allowed_pcs = allowed_pitch_classes(progression, scale)
+
+        chroma = progression.chroma.astype(np.float32)
+        chord = null_rhythm_condition(chroma) if counts is None else chord_condition(chroma, counts)
+        mel = null_melody_condition(n_steps) if melody is None else melody_condition(melody_roll)
+        cond = torch.from_numpy(np.concatenate([chord, mel]))[None].to(self.device)  # (1, 4, T_total, P)
+        null = torch.from_numpy(np.concatenate([null_rhythm_condition(chroma), null_melody_condition(n_steps)]))
+        null = null[None].to(self.device)  # (1, 4, T_total, P)
+        allowed = pitch_mask(torch.from_numpy(allowed_pcs))[None].to(self.device)  # (1, T_total, P)
+        counts_t = None if counts is None else torch.from_numpy(counts)[None].to(self.device)  # (1, T_total)
+
+        hop = (SEGMENT_BARS - overlap_bars) * STEPS_PER_BAR
+        starts = list(range(0, n_steps - SEGMENT_STEPS + 1, hop))
+        if starts[-1] != n_steps - SEGMENT_STEPS:
+            starts.append(n_steps - SEGMENT_STEPS)
+        timesteps = sampling_timesteps(steps)
+        total = len(starts) * len(timesteps)
+        generator = torch.Generator().manual_seed(int(seed))
+        roll = torch.zeros(1, 2, n_steps, N_PITCHES)  # (1, 2, T_total, P)
+        done_until = 0
+        for w, start in enumerate(starts):
+            window = slice(start, start + SEGMENT_STEPS)
+            denoiser = cfg_denoiser(self.model, self.schedule, cond[:, :, window],
+                                    null[:, :, window] if cfg_scale != 1.0 else None, cfg_scale, cfg_rescale)
+            if fgg:
+                force = counts_t[:, window] if (counts_t is not None and force_rhythm) else None
+                denoiser = fgg_denoiser(denoiser, allowed[:, window], force, strength, fgg_t_range)
+            known_steps = max(0, done_until - start)
+            mask = torch.zeros(1, 1, SEGMENT_STEPS, 1, dtype=torch.bool)
+            mask[:, :, :known_steps] = True
+
+            def on_step(i, t, x_t, x0, _w=w):
+                if callback is not None:
+                    callback(_w * len(timesteps) + i, t, x_t, x0)
+                if progress is not None:
+                    progress(_w * len(timesteps) + i + 1, total)
+
+            # Noise is drawn on the CPU generator so a seed gives the same piece on any device.
+            x_init = torch.randn(1, 2, SEGMENT_STEPS, N_PITCHES, generator=generator).to(self.device)
+            out = sample_ddim(denoiser, self.schedule, (1, 2, SEGMENT_STEPS, N_PITCHES), timesteps, eta=eta,
+                              generator=generator if self.device.type == "cpu" else None, callback=on_step,
+                              known=roll[:, :, window].to(self.device) if known_steps else None,
+                              known_mask=mask.to(self.device) if known_steps else None,
+                              x_init=x_init, device=self.device)
+            roll[:, :, window] = out.float().cpu()
+            done_until = start + SEGMENT_STEPS
+
+        acc = roll[0].numpy() > NOTE_THRESHOLD  # (2, T_total, P)
+        # Canonical roll: drop sustain pixels that no onset leads into.
+        acc = notes_to_roll(roll_to_notes(acc), n_steps)
+        midi = rolls_to_midi({"melody": melody_roll, "accompaniment": acc}, tempo,
+                             programs={"melody": MELODY_PROGRAM, "accompaniment": ACCOMPANIMENT_PROGRAM},
+                             velocities={"melody": 100, "accompaniment": 72})
+        return GenerationResult(acc, melody_roll, progression, allowed_pcs, midi, float(tempo), int(seed),
+                                time.perf_counter() - began)
+
+
+_DEFAULT: dict[str, Generator] = {}
+
+
+def default_generator(checkpoint=DEFAULT_CHECKPOINT, device: str = "auto") -> Generator:
+    key = f"{checkpoint}|{device}"
+    if key not in _DEFAULT:
+        _DEFAULT[key] = Generator.from_checkpoint(checkpoint, device)
+    return _DEFAULT[key]
+
+
+def generate(chords, melody=None, rhythm=None, bars: int | None = 4, cfg_scale: float = 7.5, fgg: bool = True,
+             strength: float = 1.0, scale=None, steps: int = 10, seed: int = 0, tempo: float = 90.0,
+             **kwargs) -> GenerationResult:
+    """Generate with the shipped checkpoint (loaded once); see ``Generator.generate``."""
+    return default_generator().generate(chords, melody=melody, rhythm=rhythm, bars=bars, cfg_scale=cfg_scale,
+                                        fgg=fgg, strength=strength, scale=scale, steps=steps, seed=seed,
+                                        tempo=tempo, **kwargs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fgg.generate", description="Generate a piano accompaniment.")
+    parser.add_argument("--chords", required=True, help='progression, bars separated by "|", e.g. "C G | Am F"')
+    parser.add_argument("--melody", help="melody MIDI file (optional)")
+    parser.add_argument("--bars", type=int, help="length in bars (default: the progression's, at least 4)")
+    parser.add_argument("--rhythm", help=f"none | {' | '.join(RHYTHM_PATTERNS)}")
+    parser.add_argument("--no-fgg", action="store_true", help="sample without fine-grained guidance")
+    parser.add_argument("--strength", type=float, default=1.0, help="FGG strength 0-1")
+    parser.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale")
+    parser.add_argument("--steps", type=int, default=10, help="DDIM steps (10 = the paper's schedule)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale", help='e.g. "dorian" or "D dorian" (default: derived from the chords)')
+    parser.add_argument("--tempo", type=float, default=90.0)
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", required=True, help="MIDI file to write")
+    args = parser.parse_args(argv)
+    try:
+        gen = Generator.from_checkpoint(args.checkpoint, args.device)
+        result = gen.generate(args.chords, melody=args.melody, rhythm=args.rhythm, bars=args.bars,
+                              cfg_scale=args.cfg, fgg=not args.no_fgg, strength=args.strength, scale=args.scale,
+                              steps=args.steps, seed=args.seed, tempo=args.tempo)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    result.midi.write(args.out)
+    print(json.dumps({"wrote": args.out, "bars": result.n_bars, "accompaniment_notes": len(result.notes),
+                      "out_of_key_notes": result.out_of_key_notes, "fgg": not args.no_fgg,
+                      "seconds": round(result.seconds, 3)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+import pytest
+import torch
+
+from fgg.diffusion import PAPER_TIMESTEPS, Schedule, sample_ddim, sample_ddpm, sampling_timesteps
+
+
+def test_schedule_values():
+    s = Schedule.paper()
+    assert s.num_timesteps == 1000
+    assert s.betas[0].item() == pytest.approx(0.00085) and s.betas[-1].item() == pytest.approx(0.012)
+    roots = s.betas.sqrt()
+    diffs = roots[1:] - roots[:-1]
+    assert torch.allclose(diffs, diffs[0].expand_as(diffs))  # linear on the sqrt grid
+    assert (s.alphas_cumprod[1:] < s.alphas_cumprod[:-1]).all()
+    assert s.alphas_cumprod[-1].item() == pytest.approx(torch.prod(1 - s.betas).item())
+    assert s.abar(torch.tensor(-1)).item() == 1.0
+    assert s.alphas_cumprod[-1].item() == pytest.approx(0.004660, abs=2e-5)  # the paper's ᾱ_T
+
+
+def test_noise_round_trip():
+    s = Schedule.paper()
+    x0, eps = torch.randn(3, 2, 8, 8), torch.randn(3, 2, 8, 8)
+    t = torch.tensor([0, 500, 999])
+    x_t = s.add_noise(x0, eps, t)
+    assert torch.allclose(s.x0_from_eps(x_t, eps, t), x0, atol=1e-4)
+    assert torch.allclose(s.eps_from_x0(x_t, x0, t), eps, atol=1e-4)
+
+
+def test_sampling_timesteps():
+    assert sampling_timesteps(10) == list(reversed(PAPER_TIMESTEPS))
+    ts = sampling_timesteps(50)
+    assert ts[0] == 999 and ts[-1] == 0 and all(a > b for a, b in zip(ts, ts[1:]))
+    with pytest.raises(ValueError):
+        sampling_timesteps(0)
+
+
+def test_ddim_with_analytic_denoiser_follows_closed_form():
+    """A denoiser that always predicts the same x0* makes η=0 DDIM move exactly along
+    x_t = √ᾱ_t x0* + √(1-ᾱ_t) ε0, ε0 fixed by x_T, and return x0*."""
+    s = Schedule.paper()
+    target = torch.rand(1, 2, 16, 16)
+    x_T = torch.randn(1, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    eps0 = s.eps_from_x0(x_T, target, torch.tensor([999]))
+    seen = []
+    out = sample_ddim(lambda x, t: target, s, x_T.shape, sampling_timesteps(10), x_init=x_T,
+                      callback=lambda i, t, x, x0: seen.append((t, x.clone())))
+    assert torch.allclose(out, target)
+    assert [t for t, _ in seen] == list(reversed(PAPER_TIMESTEPS))
+    for t, x in seen:
+        expected = s.add_noise(target, eps0, torch.tensor([t]))
+        assert torch.allclose(x, expected, atol=1e-4)
+
+
+def test_ddpm_and_eta_reach_the_analytic_target():
+    s = Schedule.paper()
+    target = torch.rand(2, 2, 8, 8)
+    out = sample_ddpm(lambda x, t: target, s, target.shape, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(out, target)
+    out = sample_ddim(lambda x, t: target, s, target.shape, sampling_timesteps(20), eta=1.0,
+                      generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(out, target)
+
+
+def test_seeded_sampling_is_reproducible():
+    s = Schedule.paper()
+
+    def denoiser(x, t):
+        return torch.tanh(x) * 0.5 + 0.2
+
+    runs = [sample_ddim(denoiser, s, (1, 2, 8, 8), sampling_timesteps(10), eta=0.5,
+                        generator=torch.Generator().manual_seed(seed)) for seed in (3, 3, 4)]
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+
+
+def test_inpainting_keeps_known_region():
+    s = Schedule.paper()
+    known = torch.rand(1, 2, 8, 8)
+    mask = torch.zeros(1, 1, 8, 1, dtype=torch.bool)
+    mask[:, :, :3] = True
+    seen = []
+
+    def denoiser(x, t):
+        seen.append(x.clone())
+        return torch.zeros_like(x)
+
+    out = sample_ddim(denoiser, s, known.shape, sampling_timesteps(10), known=known, known_mask=mask,
+                      generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out[:, :, :3], known[:, :, :3]) and (out[:, :, 3:] == 0).all()
+    # the denoiser saw a noised copy of the known region (closer to it as t falls)
+    last = seen[-1][:, :, :3]
+    assert (last - known[:, :, :3]).abs().mean() < (seen[0][:, :, :3] - known[:, :, :3]).abs().mean()
+
+
+def test_timesteps_must_decrease():
+    with pytest.raises(ValueError):
+        sample_ddim(lambda x, t: x, Schedule.paper(), (1, 2, 4, 4), [10, 20])

@@ -1,0 +1,145 @@
+import numpy as np
+import pytest
+import torch
+
+from fgg.chords import parse_progression
+from fgg.diffusion import Schedule, sample_ddim, sampling_timesteps
+from fgg.guidance import (CHORD_SCALES, QUALITIES, SCALES, cfg_combine, chord_allowed_pitch_classes, chord_quality,
+                          fgg_denoiser, pitch_mask, project_pitch, project_rhythm, scale_pitch_classes)
+
+SYMBOLS = {"maj": "C", "min": "Cm", "dom7": "C7", "hdim7": "Cm7b5", "dim": "Cdim", "aug": "Caug", "sus": "Csus4",
+           "unknown": "C5"}
+
+
+def test_quality_table_is_complete():
+    assert set(SYMBOLS) == set(QUALITIES) == set(CHORD_SCALES)
+
+
+@pytest.mark.parametrize("quality", QUALITIES)
+@pytest.mark.parametrize("root_name", ["C", "Eb", "F#", "A"])
+def test_chord_quality_and_scale(quality, root_name):
+    prog = parse_progression(root_name + SYMBOLS[quality][1:])
+    root = torch.tensor(prog.root[:1].astype(np.int64))
+    chroma = torch.tensor(prog.chroma[:1])
+    assert QUALITIES[chord_quality(root, chroma)[0]] == quality
+    allowed = chord_allowed_pitch_classes(root, chroma)[0]
+    r = int(root[0])
+    expected = {(r + i) % 12 for i in CHORD_SCALES[quality]} | set(np.flatnonzero(prog.chroma[0]).tolist())
+    assert set(torch.nonzero(allowed).flatten().tolist()) == expected
+
+
+def test_more_chord_families():
+    cases = {"Cmaj7": "maj", "Cadd9": "maj", "Cm7": "min", "CmM7": "min", "C9": "dom7", "Cdim7": "dim",
+             "C7sus4": "sus", "Csus2": "sus", "N.C.": "unknown"}
+    for symbol, quality in cases.items():
+        prog = parse_progression(symbol)
+        q = chord_quality(torch.tensor(prog.root[:1].astype(np.int64)), torch.tensor(prog.chroma[:1]))
+        assert QUALITIES[q[0]] == quality, symbol
+    nc = parse_progression("N.C.")
+    assert chord_allowed_pitch_classes(torch.tensor(nc.root.astype(np.int64)), torch.tensor(nc.chroma)).all()
+
+
+def test_scales():
+    assert scale_pitch_classes("dorian", "D").nonzero().flatten().tolist() == [0, 2, 4, 5, 7, 9, 11]
+    assert scale_pitch_classes("chinese", 0).nonzero().flatten().tolist() == [0, 2, 4, 7, 9]
+    assert scale_pitch_classes("blues", "A").sum() == 6
+    assert scale_pitch_classes(["C", "Eb", 7]).nonzero().flatten().tolist() == [0, 3, 7]
+    with pytest.raises(ValueError, match="unknown scale 'lydianx'"):
+        scale_pitch_classes("lydianx")
+
+
+def test_pitch_mask_axis():
+    pcs = torch.zeros(1, 12, dtype=torch.bool)
+    pcs[0, 9] = True  # A
+    mask = pitch_mask(pcs)
+    assert mask.shape == (1, 64)
+    assert mask[0].nonzero().flatten().tolist() == [0, 12, 24, 36, 48, 60]  # MIDI 33, 45, ... are A
+
+
+def test_cfg_invariants():
+    g = torch.Generator().manual_seed(0)
+    c, u = torch.randn(2, 2, 8, 8, generator=g), torch.randn(2, 2, 8, 8, generator=g)
+    assert torch.equal(cfg_combine(c, u, 1.0, 0.7), c)
+    assert torch.allclose(cfg_combine(c, u, 7.5, 0.0), u + 7.5 * (c - u))
+    full = cfg_combine(c, u, 7.5, 1.0)
+    assert torch.allclose(full.std(dim=(1, 2, 3)), c.std(dim=(1, 2, 3)), atol=1e-5)
+    half = cfg_combine(c, u, 7.5, 0.5)
+    assert torch.allclose(half, 0.5 * full + 0.5 * (u + 7.5 * (c - u)), atol=1e-5)
+
+
+def random_denoiser(seed):
+    gen = torch.Generator().manual_seed(seed)
+
+    def denoise(x_t, t):  # wild predictions: values far on both sides of the threshold
+        return torch.randn(x_t.shape, generator=gen) * 1.5 + 0.3 + 0.2 * x_t
+    return denoise
+
+
+ALL_ALLOWED_SETS = [(f"chord {q}", SYMBOLS[q]) for q in QUALITIES] + [(f"scale {s}", s) for s in SCALES]
+
+
+@pytest.mark.parametrize("name, spec", ALL_ALLOWED_SETS)
+def test_fgg_invariant_no_note_on_disallowed_pitch(name, spec):
+    """Property: whatever the denoiser predicts and whatever x_T is, after the final step no
+    pixel above the threshold sits on a disallowed pitch — for every chord and scale."""
+    schedule = Schedule.paper()
+    for seed in range(4):
+        tonic = seed * 5 % 12
+        if name.startswith("chord"):
+            prog = parse_progression(["C", "Eb", "F#", "A"][seed] + spec[1:])
+            pcs = chord_allowed_pitch_classes(torch.tensor(prog.root.astype(np.int64)), torch.tensor(prog.chroma))
+            pcs = pcs.repeat(4, 1)
+        else:
+            pcs = scale_pitch_classes(spec, tonic).expand(64, 12)
+        allowed = pitch_mask(pcs)[None].expand(2, 64, 64)  # (B, T, P)
+        denoiser = fgg_denoiser(random_denoiser(seed), allowed)
+        out = sample_ddim(denoiser, schedule, (2, 2, 64, 64), sampling_timesteps(10),
+                          generator=torch.Generator().manual_seed(seed), eta=0.3)
+        assert not ((out > 0.5) & ~allowed[:, None]).any()
+        assert ((out > 0.5) & allowed[:, None]).any()  # and it did not just erase everything
+
+
+def test_rhythm_projection_exact_counts():
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(3, 2, 64, 64, generator=g)
+    allowed = pitch_mask(scale_pitch_classes("major", 0).expand(64, 12))[None].expand(3, 64, 64)
+    counts = torch.randint(0, 6, (3, 64), generator=g)
+    counts[0, 0] = 60  # more than the 37 allowed pixels: capped
+    out = project_pitch(x0, allowed)
+    out = project_rhythm(out, counts, allowed)
+    onsets = (out[:, 0] > 0.5).sum(-1)
+    expected = torch.minimum(counts, allowed.sum(-1))
+    assert torch.equal(onsets, expected)
+    assert not ((out > 0.5) & ~allowed[:, None]).any()
+    assert torch.equal(out[:, 1], project_pitch(x0, allowed)[:, 1])  # sustain untouched by rhythm
+    # already-correct values are not moved
+    chosen_before = (project_pitch(x0, allowed)[:, 0] > 0.51) & (out[:, 0] > 0.5)
+    assert torch.equal(out[:, 0][chosen_before], project_pitch(x0, allowed)[:, 0][chosen_before])
+
+
+def test_strength_zero_is_unguided_bit_for_bit_and_partial_is_between():
+    schedule = Schedule.paper()
+    allowed = pitch_mask(scale_pitch_classes("major", 0).expand(64, 12))[None]
+    kwargs = dict(schedule=schedule, shape=(1, 2, 64, 64), timesteps=sampling_timesteps(10), eta=0.5)
+    plain = sample_ddim(random_denoiser(1), generator=torch.Generator().manual_seed(9), **kwargs)
+    off = sample_ddim(fgg_denoiser(random_denoiser(1), allowed, strength=0.0),
+                      generator=torch.Generator().manual_seed(9), **kwargs)
+    assert torch.equal(plain, off)
+    x0 = torch.full((1, 2, 64, 64), 0.9)
+    half = project_pitch(x0, allowed, strength=0.5)
+    assert torch.allclose(half[:, :, ~allowed[0]], torch.tensor(0.7))
+    assert torch.equal(half[:, :, allowed[0]], x0[:, :, allowed[0]])
+    with pytest.raises(ValueError):
+        fgg_denoiser(random_denoiser(1), allowed, strength=1.5)
+
+
+def test_window_outside_final_step_gives_no_guarantee_but_inside_does():
+    schedule = Schedule.paper()
+    allowed = pitch_mask(scale_pitch_classes("major", 0).expand(64, 12))[None]
+    kwargs = dict(schedule=schedule, shape=(1, 2, 64, 64), timesteps=sampling_timesteps(10))
+    early_only = sample_ddim(fgg_denoiser(random_denoiser(2), allowed, t_range=(500, 999)),
+                             generator=torch.Generator().manual_seed(0), **kwargs)
+    assert ((early_only > 0.5) & ~allowed[:, None]).any()
+    late = sample_ddim(fgg_denoiser(random_denoiser(2), allowed, t_range=(0, 200)),
+                       generator=torch.Generator().manual_seed(0), **kwargs)
+    assert not ((late > 0.5) & ~allowed[:, None]).any()
