@@ -158,3 +158,11 @@ def beat_chord_accuracy(predicted_labels: list[str], reference_labels: list[str]
         return float("nan")
     return float(np.mean([_normalize_label(p) == _normalize_label(r) for p, r in pairs]))
 
+
+
+def notes_changed(roll: np.ndarray, reference: np.ndarray) -> int:
+    """Size of the symmetric difference of the two rolls' note sets (a note = start, end,
+    pitch): how many notes an edit removed, added or altered (an altered note counts 2)."""
+    a = {tuple(n) for n in roll_to_notes(roll).tolist()}
+    b = {tuple(n) for n in roll_to_notes(reference).tolist()}
+    return len(a ^ b)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import mir_eval
 import numpy as np
 
-from fgg.pianoroll import BEATS_PER_BAR, STEPS_PER_BAR, STEPS_PER_BEAT
+from fgg.pianoroll import BEATS_PER_BAR, STEPS_PER_BEAT
 
 NO_CHORD = "N"
 PITCH_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]

@@ -157,6 +157,56 @@ def allowed_pitch_classes(progression: Progression, scale=None) -> np.ndarray:
     return np.broadcast_to(pcs.numpy(), (progression.n_steps, 12)).copy()
 
 
+def build_conditions(chroma: np.ndarray, counts: np.ndarray | None, melody: np.ndarray | None):
+    """(B, T, 12) chroma, (B, T) onset counts or None (null rhythm), (B, 2, T, P) melody roll or
+    None (null melody) -> (cond, null) float tensors (B, 4, T, P) of condition channels."""
+    chroma = np.asarray(chroma, dtype=np.float32)
+    b, n_steps = chroma.shape[:2]
+    chord = null_rhythm_condition(chroma) if counts is None else chord_condition(chroma, counts)
+    mel = null_melody_condition(n_steps, (b,)) if melody is None else melody_condition(melody)
+    cond = torch.from_numpy(np.concatenate([chord, mel], axis=1))
+    null = torch.from_numpy(np.concatenate([null_rhythm_condition(chroma), null_melody_condition(n_steps, (b,))], 1))
+    return cond, null
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    cfg_scale: float = 7.5
+    cfg_rescale: float = 0.7
+    fgg: bool = True
+    strength: float = 1.0
+    force_rhythm: bool = True  # with FGG and a rhythm: enforce the onset counts exactly
+    steps: int = 10
+    eta: float = 0.0
+    fgg_t_range: tuple[int, int] = (0, 999)
+
+
+@torch.inference_mode()
+def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor, null: torch.Tensor,
+                 allowed: torch.Tensor, counts: torch.Tensor | None, x_init: torch.Tensor,
+                 options: SamplingOptions = SamplingOptions(), generator: torch.Generator | None = None,
+                 callback: StepCallback | None = None, known: torch.Tensor | None = None,
+                 known_mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Sample a batch of 4-bar windows; returns the final x̂₀ (B, 2, T, P) on the CPU.
+
+    cond/null (B, 4, T, P) condition channels, allowed (B, T, P) bool pixels, counts (B, T)
+    rhythm to enforce (or None), x_init (B, 2, T, P) starting noise (drawn by the caller so
+    that each item's seed decides its sample whatever the batch). ``known``/``known_mask``
+    inpaint a region (see ``sample_ddim``)."""
+    device = next(iter(model.parameters()), torch.zeros(0)).device
+    denoiser = cfg_denoiser(model, schedule, cond.to(device), null.to(device) if options.cfg_scale != 1.0 else None,
+                            options.cfg_scale, options.cfg_rescale)
+    if options.fgg:
+        force = counts.to(device) if (counts is not None and options.force_rhythm) else None
+        denoiser = fgg_denoiser(denoiser, allowed.to(device), force, options.strength, options.fgg_t_range)
+    out = sample_ddim(denoiser, schedule, tuple(x_init.shape), sampling_timesteps(options.steps), eta=options.eta,
+                      generator=generator if device.type == "cpu" else None, callback=callback,
+                      known=None if known is None else known.to(device),
+                      known_mask=None if known_mask is None else known_mask.to(device),
+                      x_init=x_init.to(device), device=device)
+    return out.float().cpu()
+
+
 class Generator:
     """A loaded model + schedule; ``generate`` is the whole pipeline."""
 
@@ -194,49 +244,42 @@ class Generator:
         melody_roll = np.zeros((2, n_steps, N_PITCHES), dtype=bool) if melody is None else load_melody(melody, n_steps)
         allowed_pcs = allowed_pitch_classes(progression, scale)
 
-        chroma = progression.chroma.astype(np.float32)
-        chord = null_rhythm_condition(chroma) if counts is None else chord_condition(chroma, counts)
-        mel = null_melody_condition(n_steps) if melody is None else melody_condition(melody_roll)
-        cond = torch.from_numpy(np.concatenate([chord, mel]))[None].to(self.device)  # (1, 4, T_total, P)
-        null = torch.from_numpy(np.concatenate([null_rhythm_condition(chroma), null_melody_condition(n_steps)]))
-        null = null[None].to(self.device)  # (1, 4, T_total, P)
+        cond, null = build_conditions(progression.chroma[None], None if counts is None else counts[None],
+                                      None if melody is None else melody_roll[None])
+        cond, null = cond.to(self.device), null.to(self.device)  # (1, 4, T_total, P)
         allowed = pitch_mask(torch.from_numpy(allowed_pcs))[None].to(self.device)  # (1, T_total, P)
         counts_t = None if counts is None else torch.from_numpy(counts)[None].to(self.device)  # (1, T_total)
+        options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta, tuple(fgg_t_range))
 
         hop = (SEGMENT_BARS - overlap_bars) * STEPS_PER_BAR
         starts = list(range(0, n_steps - SEGMENT_STEPS + 1, hop))
         if starts[-1] != n_steps - SEGMENT_STEPS:
             starts.append(n_steps - SEGMENT_STEPS)
-        timesteps = sampling_timesteps(steps)
-        total = len(starts) * len(timesteps)
+        n_sampler_steps = len(sampling_timesteps(steps))
+        total = len(starts) * n_sampler_steps
         generator = torch.Generator().manual_seed(int(seed))
         roll = torch.zeros(1, 2, n_steps, N_PITCHES)  # (1, 2, T_total, P)
         done_until = 0
         for w, start in enumerate(starts):
             window = slice(start, start + SEGMENT_STEPS)
-            denoiser = cfg_denoiser(self.model, self.schedule, cond[:, :, window],
-                                    null[:, :, window] if cfg_scale != 1.0 else None, cfg_scale, cfg_rescale)
-            if fgg:
-                force = counts_t[:, window] if (counts_t is not None and force_rhythm) else None
-                denoiser = fgg_denoiser(denoiser, allowed[:, window], force, strength, fgg_t_range)
             known_steps = max(0, done_until - start)
             mask = torch.zeros(1, 1, SEGMENT_STEPS, 1, dtype=torch.bool)
             mask[:, :, :known_steps] = True
 
             def on_step(i, t, x_t, x0, _w=w):
                 if callback is not None:
-                    callback(_w * len(timesteps) + i, t, x_t, x0)
+                    callback(_w * n_sampler_steps + i, t, x_t, x0)
                 if progress is not None:
-                    progress(_w * len(timesteps) + i + 1, total)
+                    progress(_w * n_sampler_steps + i + 1, total)
 
             # Noise is drawn on the CPU generator so a seed gives the same piece on any device.
-            x_init = torch.randn(1, 2, SEGMENT_STEPS, N_PITCHES, generator=generator).to(self.device)
-            out = sample_ddim(denoiser, self.schedule, (1, 2, SEGMENT_STEPS, N_PITCHES), timesteps, eta=eta,
-                              generator=generator if self.device.type == "cpu" else None, callback=on_step,
-                              known=roll[:, :, window].to(self.device) if known_steps else None,
-                              known_mask=mask.to(self.device) if known_steps else None,
-                              x_init=x_init, device=self.device)
-            roll[:, :, window] = out.float().cpu()
+            x_init = torch.randn(1, 2, SEGMENT_STEPS, N_PITCHES, generator=generator)
+            out = sample_batch(self.model, self.schedule, cond[:, :, window], null[:, :, window], allowed[:, window],
+                               None if counts_t is None else counts_t[:, window], x_init, options,
+                               generator=generator, callback=on_step,
+                               known=roll[:, :, window] if known_steps else None,
+                               known_mask=mask if known_steps else None)
+            roll[:, :, window] = out
             done_until = start + SEGMENT_STEPS
 
         acc = roll[0].numpy() > NOTE_THRESHOLD  # (2, T_total, P)

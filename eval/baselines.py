@@ -1,0 +1,183 @@
+"""The systems compared by the evaluation: one registry, one interface.
+
+A system is ``fn(batch: SegmentBatch, seeds: list[int], ctx: EvalContext) -> (B, 2, T, 64) bool``.
+Every model-based system draws item b's starting noise from ``seeds[b]`` alone, so the same
+(segment, seed) starts from the same x_T in every system and in any batch composition
+(sampling is deterministic DDIM, η = 0). Adding a system is one function + one registry entry.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+import torch
+
+from fgg.diffusion import Schedule
+from fgg.generate import SamplingOptions, build_conditions, sample_batch
+from fgg.guidance import chord_allowed_pitch_classes, pitch_mask
+from fgg.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, notes_to_roll, roll_to_notes
+
+
+@dataclass
+class SegmentBatch:
+    melody: np.ndarray  # (B, 2, T, P) bool
+    accompaniment: np.ndarray  # (B, 2, T, P) bool, the ground truth
+    chroma: np.ndarray  # (B, T, 12) uint8
+    root: np.ndarray  # (B, T) int8
+    bass: np.ndarray  # (B, T) int8
+    onset_counts: np.ndarray  # (B, T) ground-truth accompaniment onsets per step
+    allowed: np.ndarray = field(init=False)  # (B, T, 12) bool chord-derived allowed pitch classes
+
+    def __post_init__(self):
+        self.allowed = chord_allowed_pitch_classes(torch.from_numpy(self.root.astype(np.int64)),
+                                                   torch.from_numpy(self.chroma)).numpy()
+
+    @classmethod
+    def from_segments(cls, segments: dict[str, np.ndarray], index) -> "SegmentBatch":
+        return cls(*(segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass",
+                                                   "onset_counts")))
+
+    def __len__(self) -> int:
+        return len(self.melody)
+
+
+@dataclass
+class EvalContext:
+    model: torch.nn.Module
+    schedule: Schedule = field(default_factory=Schedule.paper)
+    options: SamplingOptions = field(default_factory=SamplingOptions)
+
+
+System = Callable[[SegmentBatch, list, EvalContext], np.ndarray]
+
+
+def canonical(roll: np.ndarray) -> np.ndarray:
+    """Binarise a (2, T, P) roll and keep only what decodes to notes."""
+    return notes_to_roll(roll_to_notes(roll > NOTE_THRESHOLD), roll.shape[1])
+
+
+def initial_noise(seeds: list[int], n_steps: int) -> torch.Tensor:
+    return torch.stack([torch.randn(2, n_steps, N_PITCHES, generator=torch.Generator().manual_seed(int(s)))
+                        for s in seeds])  # (B, 2, T, P)
+
+
+def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: bool, rhythm: bool = True,
+                  inpaint_out_of_key: bool = False) -> np.ndarray:
+    n_steps = batch.chroma.shape[1]
+    counts = batch.onset_counts if rhythm else None
+    cond, null = build_conditions(batch.chroma, counts, batch.melody)
+    allowed = pitch_mask(torch.from_numpy(batch.allowed))  # (B, T, P)
+    known = known_mask = None
+    if inpaint_out_of_key:  # disallowed pixels are a known, empty region
+        known = torch.zeros(len(batch), 2, n_steps, N_PITCHES)
+        known_mask = (~allowed).unsqueeze(1)  # (B, 1, T, P)
+    out = sample_batch(ctx.model, ctx.schedule, cond, null, allowed,
+                       None if counts is None else torch.from_numpy(counts.astype(np.int64)),
+                       initial_noise(seeds, n_steps), replace(ctx.options, fgg=fgg),
+                       known=known, known_mask=known_mask)
+    return np.stack([canonical(r) for r in out.numpy()])
+
+
+def remove_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Delete every note that sounds on a disallowed pitch class at any of its steps."""
+    notes = roll_to_notes(roll)
+    keep = [allowed[s:e, p % 12].all() for s, e, p in notes]
+    return notes_to_roll(notes[np.array(keep, dtype=bool)] if len(notes) else notes, roll.shape[1])
+
+
+def round_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Move every out-of-key note to the nearest pitch allowed over its whole duration that
+    does not collide with another note's onset (ties: the lower pitch); delete it if none."""
+    notes = roll_to_notes(roll)
+    ok = np.array([allowed[s:e, p % 12].all() for s, e, p in notes], dtype=bool)
+    kept = [tuple(n) for n in notes[ok]] if len(notes) else []
+    taken = {(s, p) for s, _, p in kept}
+    for s, e, p in (notes[~ok] if len(notes) else []):
+        for delta in sorted(range(-N_PITCHES, N_PITCHES + 1), key=lambda d: (abs(d), d)):
+            q = p + delta
+            if LOWEST_PITCH <= q <= HIGHEST_PITCH and allowed[s:e, q % 12].all() and (s, q) not in taken:
+                kept.append((s, e, q))
+                taken.add((s, q))
+                break
+    arr = np.array(kept, dtype=np.int64).reshape(-1, 3)
+    return notes_to_roll(arr, roll.shape[1])
+
+
+def rule_based_accompaniment(chroma: np.ndarray, root: np.ndarray, bass: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Chord tones on the given rhythm: at each step with n > 0 onsets, the bass (or root)
+    in MIDI 36–47 plus n − 1 chord tones stacked upward from G3 (55); each note lasts until
+    the next onset step or chord change (at most 8 steps). No chord (N) -> silence."""
+    n_steps = len(counts)
+    onset_steps = [t for t in range(n_steps) if counts[t] > 0 and chroma[t].any()]
+    notes = []
+    for i, t in enumerate(onset_steps):
+        end = onset_steps[i + 1] if i + 1 < len(onset_steps) else n_steps
+        change = next((u for u in range(t + 1, end) if not np.array_equal(chroma[u], chroma[t])), end)
+        end = min(change, t + 8)
+        low = int(bass[t] if bass[t] >= 0 else root[t])
+        notes.append((t, end, 36 + (low - 36) % 12))
+        tones = np.flatnonzero(chroma[t])
+        pitch = 55
+        for _ in range(int(counts[t]) - 1):
+            while pitch % 12 not in tones:
+                pitch += 1
+            if pitch > HIGHEST_PITCH:
+                break
+            notes.append((t, end, pitch))
+            pitch += 1
+    return notes_to_roll(np.array(notes, dtype=np.int64).reshape(-1, 3), n_steps)
+
+
+def _fgg(batch, seeds, ctx):
+    return sample_system(batch, seeds, ctx, fgg=True)
+
+
+def _no_fgg(batch, seeds, ctx):
+    return sample_system(batch, seeds, ctx, fgg=False)
+
+
+def _last_step_remove(batch, seeds, ctx):
+    raw = sample_system(batch, seeds, ctx, fgg=False)
+    return np.stack([remove_out_of_key(r, a) for r, a in zip(raw, batch.allowed)])
+
+
+def _last_step_round(batch, seeds, ctx):
+    raw = sample_system(batch, seeds, ctx, fgg=False)
+    return np.stack([round_out_of_key(r, a) for r, a in zip(raw, batch.allowed)])
+
+
+def _inpaint(batch, seeds, ctx):
+    return sample_system(batch, seeds, ctx, fgg=False, inpaint_out_of_key=True)
+
+
+def _null_rhythm(batch, seeds, ctx):
+    return sample_system(batch, seeds, ctx, fgg=True, rhythm=False)
+
+
+def _rule_based(batch, seeds, ctx):
+    return np.stack([rule_based_accompaniment(c, r, b, n) for c, r, b, n in
+                     zip(batch.chroma, batch.root, batch.bass, batch.onset_counts)])
+
+
+def _ground_truth(batch, seeds, ctx):
+    return batch.accompaniment.copy()
+
+
+SYSTEMS: dict[str, System] = {
+    "fgg": _fgg,  # training control + sampling control (the full method)
+    "no_fgg": _no_fgg,  # same model and seed, no sampling correction
+    "last_step_remove": _last_step_remove,  # unguided, out-of-key notes deleted at the end
+    "last_step_round": _last_step_round,  # unguided, out-of-key notes moved to the nearest allowed pitch
+    "inpaint": _inpaint,  # out-of-key pixels inpainted as a known empty region at every step
+    "null_rhythm": _null_rhythm,  # FGG with the rhythm condition dropped
+    "rule_based": _rule_based,  # chord tones on the given rhythm, no learning (the floor)
+    "ground_truth": _ground_truth,  # the human POP909 accompaniment (the ceiling)
+}
+STOCHASTIC = {"fgg", "no_fgg", "last_step_remove", "last_step_round", "inpaint", "null_rhythm"}
+
+
+def run_system(name: str, batch: SegmentBatch, seeds: list[int], ctx: EvalContext) -> np.ndarray:
+    if name not in SYSTEMS:
+        raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    return SYSTEMS[name](batch, seeds, ctx)

@@ -1,0 +1,220 @@
+"""Evaluation runner (``python -m eval.run``).
+
+    python -m eval.run --segments all --systems all --seeds 1 --out assets/eval
+
+Runs every system on N validation segments (``assets/pop909_valid_segments.npz``; N taken
+deterministically, evenly spread) and K seeds, and writes to ``--out``:
+- ``per_sample.csv``: one row per segment x system x seed (``system, segment, seed`` then
+  one column per metric; see ``eval/METRICS.md``);
+- ``summary.csv``: one row per system: each metric's mean and ``<metric>_ci95`` (half-width
+  of the 95 % normal-approximation CI), plus ``diversity`` when K ≥ 2;
+- ``out_of_key_pitch_classes.csv``: out-of-key sounding steps per system and pitch class
+  (relative to the chord root);
+- ``rolls/<system>_seed<k>.npz``: the generated rolls (bit-packed), for diversity and reuse;
+- ``midi/``: MIDI of the first few segments for every system (melody + accompaniment);
+- ``report.html``: interactive plotly report.
+Resumable: rows already in ``per_sample.csv`` are not recomputed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from eval import metrics as M
+from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_system
+from eval.chord_metrics import ChordScorer
+from fgg.checkpoint import DEFAULT_CHECKPOINT, load_model
+from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
+from fgg.generate import SamplingOptions
+from fgg.pianoroll import SEGMENT_STEPS, rolls_to_midi
+
+KEY_COLUMNS = ["system", "segment", "seed"]
+METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_note_rate", "key_out_of_key_rate", "smg_out_of_key_fraction",
+                  "chord_accuracy", "chord_accuracy_labels", "chord_similarity", "note_density", "polyphony",
+                  "pitch_range", "groove_similarity", "oa_pitch", "oa_duration", "oa_ioi", "notes_changed"]
+EXAMPLE_SEGMENTS = 3
+
+
+def select_segments(n_total: int, n: int | None) -> np.ndarray:
+    """Deterministic choice of n segment indices, evenly spread over the (song-ordered) set."""
+    if n is None or n >= n_total:
+        return np.arange(n_total)
+    return np.unique(np.linspace(0, n_total - 1, n).round().astype(int))
+
+
+def item_seed(seed: int, segment: int) -> int:
+    return seed * 1_000_003 + segment
+
+
+def root_relative_out_of_key(roll: np.ndarray, allowed: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """(12,) counts of out-of-key sounding pixels by interval above the chord root."""
+    bad = M.sounding(roll) & ~M._pixel_allowed(allowed)  # (T, 64)
+    t, p = np.nonzero(bad)
+    rel = (p + 33 - np.maximum(root[t], 0)) % 12
+    return np.bincount(rel, minlength=12)
+
+
+def score_row(roll: np.ndarray, seg: int, segments: dict, batch_allowed: np.ndarray, scorer: ChordScorer,
+              unguided: np.ndarray | None) -> dict[str, float]:
+    from smg_metrics import out_of_key_fraction
+
+    gt = segments["accompaniment"][seg]
+    key_allowed = M.key_allowed(segments["key_tonic"][seg], segments["key_minor"][seg])
+    row = {
+        "out_of_key_rate": M.out_of_key_rate(roll, batch_allowed),
+        "out_of_key_note_rate": M.out_of_key_note_rate(roll, batch_allowed),
+        "key_out_of_key_rate": M.out_of_key_rate(roll, key_allowed),
+        "note_density": M.note_density(roll),
+        "polyphony": M.polyphony(roll),
+        "pitch_range": M.pitch_range(roll),
+        "groove_similarity": M.groove_similarity(roll, gt),
+    }
+    row.update(M.overlap_metrics(roll, gt))
+    row.update(scorer.score(roll, str(seg), gt, segments["chord_labels"][seg]))
+    pred_path = scorer.workdir / "pred.mid"  # written by score()
+    row["smg_out_of_key_fraction"] = out_of_key_fraction(str(pred_path)) if roll[0].any() else 0.0
+    row["notes_changed"] = M.notes_changed(roll, unguided) if unguided is not None else float("nan")
+    return row
+
+
+def _pack(rolls: np.ndarray) -> np.ndarray:
+    return np.packbits(rolls.astype(bool), axis=-1)
+
+
+def _unpack(packed: np.ndarray) -> np.ndarray:
+    return np.unpackbits(packed, axis=-1).astype(bool)
+
+
+def summarize(per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: int) -> pd.DataFrame:
+    rows = []
+    for system in systems:
+        part = per_sample[per_sample.system == system]
+        if part.empty:
+            continue
+        row = {"system": system, "n": len(part)}
+        for col in METRIC_COLUMNS:
+            values = part[col].astype(float).dropna()
+            row[col] = values.mean() if len(values) else float("nan")
+            row[f"{col}_ci95"] = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+        if seeds >= 2 and system in STOCHASTIC:
+            rolls = [_unpack(np.load(out / "rolls" / f"{system}_seed{k}.npz")["rolls"]) for k in range(seeds)]
+            per_segment = [M.diversity([r[i] for r in rolls]) for i in range(len(rolls[0]))]
+            row["diversity"] = float(np.mean(per_segment))
+            row["diversity_ci95"] = 1.96 * float(np.std(per_segment, ddof=1)) / np.sqrt(len(per_segment))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run(segments_file: str | Path, systems: list[str], n_segments: int | None, seeds: int, out: Path,
+        checkpoint: str | Path = DEFAULT_CHECKPOINT, batch_size: int = 16, options: SamplingOptions = SamplingOptions(),
+        progress=None) -> pd.DataFrame:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "rolls").mkdir(exist_ok=True)
+    segments = load_valid_segments(segments_file)
+    chosen = select_segments(len(segments["song_id"]), n_segments)
+    needs_model = any(s in STOCHASTIC for s in systems)
+    ctx = EvalContext(load_model(checkpoint)[0] if needs_model else torch.nn.Identity(), options=options)
+    per_sample_path = out / "per_sample.csv"
+    done = set()
+    if per_sample_path.is_file():
+        with open(per_sample_path, newline="") as f:
+            done = {(r["system"], int(r["segment"]), int(r["seed"])) for r in csv.DictReader(f)}
+    else:
+        with open(per_sample_path, "w", newline="") as f:
+            csv.writer(f).writerow(KEY_COLUMNS + METRIC_COLUMNS)
+    scorer = ChordScorer(out / ".work")
+    heat = {s: np.zeros(12, dtype=np.int64) for s in systems}
+    order = sorted(systems, key=lambda s: s != "no_fgg")  # the unguided reference first
+    bar = tqdm(total=len(order) * seeds * len(chosen), desc="eval", mininterval=2)
+    total, finished = len(order) * seeds * len(chosen), 0
+    for system in order:
+        for seed in range(seeds):
+            roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
+            stored = _unpack(np.load(roll_file)["rolls"]) if roll_file.is_file() else None
+            rolls = np.zeros((len(chosen), 2, SEGMENT_STEPS, 64), dtype=bool) if stored is None else stored
+            unguided_file = out / "rolls" / f"no_fgg_seed{seed}.npz"
+            for lo in range(0, len(chosen), batch_size):
+                idx = chosen[lo:lo + batch_size]
+                pending = [(j, s) for j, s in enumerate(idx) if (system, int(s), seed) not in done]
+                batch = SegmentBatch.from_segments(segments, idx)
+                if pending or stored is None:
+                    rolls[lo:lo + len(idx)] = run_system(system, batch, [item_seed(seed, int(s)) for s in idx], ctx)
+                unguided = (_unpack(np.load(unguided_file)["rolls"])[lo:lo + len(idx)]
+                            if system in STOCHASTIC and system != "no_fgg" and unguided_file.is_file() else None)
+                lines = []
+                for j, s in pending:
+                    row = score_row(rolls[lo + j], int(s), segments, batch.allowed[j], scorer,
+                                    None if unguided is None else unguided[j])
+                    lines.append([system, int(s), seed] + [row[c] for c in METRIC_COLUMNS])
+                with open(per_sample_path, "a", newline="") as f:
+                    csv.writer(f).writerows(lines)
+                for j in range(len(idx)):
+                    heat[system] += root_relative_out_of_key(rolls[lo + j], batch.allowed[j], batch.root[j])
+                finished += len(idx)
+                bar.update(len(idx))
+                if progress is not None:
+                    progress(finished, total)
+            np.savez_compressed(roll_file, rolls=_pack(rolls), segments=chosen)
+            if seed == 0:
+                write_examples(out, system, chosen, rolls, segments)
+    bar.close()
+    per_sample = pd.read_csv(per_sample_path)
+    per_sample = per_sample[per_sample.segment.isin(chosen) & per_sample.seed.lt(seeds)]
+    summary = summarize(per_sample, out, systems, seeds)
+    summary.to_csv(out / "summary.csv", index=False)
+    pd.DataFrame([{"system": s, "interval": i, "count": int(c)} for s in systems for i, c in enumerate(heat[s])]) \
+        .to_csv(out / "out_of_key_pitch_classes.csv", index=False)
+    from eval.plots import write_report
+
+    write_report(out, summary, per_sample, pd.read_csv(out / "out_of_key_pitch_classes.csv"))
+    return summary
+
+
+def write_examples(out: Path, system: str, chosen: np.ndarray, rolls: np.ndarray, segments: dict) -> None:
+    (out / "midi").mkdir(exist_ok=True)
+    for j, seg in enumerate(chosen[:EXAMPLE_SEGMENTS]):
+        midi = rolls_to_midi({"melody": segments["melody"][seg], "accompaniment": rolls[j]},
+                             float(segments["tempo"][seg]))
+        midi.write(str(out / "midi" / f"segment{int(seg):04d}_{system}.mid"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--segments", default="all", help="number of validation segments, or 'all'")
+    parser.add_argument("--systems", default="all", help=f"comma list from {','.join(SYSTEMS)} or 'all'")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--cfg", type=float, default=7.5)
+    parser.add_argument("--steps", type=int, default=10)
+    args = parser.parse_args(argv)
+    systems = list(SYSTEMS) if args.systems == "all" else [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown:
+        print(f"error: unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}", file=sys.stderr)
+        return 2
+    n = None if args.segments == "all" else int(args.segments)
+    began = time.perf_counter()
+    summary = run(args.segments_file, systems, n, args.seeds, Path(args.out), args.checkpoint, args.batch_size,
+                  SamplingOptions(cfg_scale=args.cfg, steps=args.steps))
+    cols = ["system", "n", "out_of_key_rate", "chord_accuracy", "chord_accuracy_labels", "chord_similarity",
+            "note_density", "groove_similarity", "oa_pitch"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        print(summary[[c for c in cols if c in summary]].to_string(index=False))
+    print(json.dumps({"out": args.out, "seconds": round(time.perf_counter() - began, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

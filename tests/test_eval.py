@@ -1,0 +1,166 @@
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from eval import metrics as M
+from eval.baselines import (SYSTEMS, EvalContext, SegmentBatch, remove_out_of_key, round_out_of_key,
+                            rule_based_accompaniment, run_system)
+from eval.chord_metrics import ChordScorer, chord_accuracy, label_chord_accuracy, normalize_label
+from fgg.checkpoint import save_model
+from fgg.data import load_valid_segments
+from fgg.model import PRESETS, UNet
+from fgg.pianoroll import notes_to_roll
+
+C_MAJOR = np.zeros((64, 12), bool)
+C_MAJOR[:, [0, 2, 4, 5, 7, 9, 11]] = True
+
+
+def roll_of(*notes, steps=64):
+    return notes_to_roll(np.array(notes, dtype=np.int64).reshape(-1, 3), steps)
+
+
+def test_out_of_key_rates_exact():
+    one_wrong = roll_of([0, 16, 60], [10, 11, 61])  # C# sounds at exactly one step
+    assert M.out_of_key_rate(one_wrong, C_MAJOR) == 1 / 64
+    assert M.out_of_key_note_rate(one_wrong, C_MAJOR) == 1 / 2
+    assert M.out_of_key_rate(roll_of(steps=64), C_MAJOR) == 0.0 and M.out_of_key_note_rate(roll_of(), C_MAJOR) == 0.0
+    # a long wrong note counts every step it sounds; two wrong notes at one step count once
+    assert M.out_of_key_rate(roll_of([0, 8, 61], [4, 6, 63]), C_MAJOR) == 8 / 64
+    # orphan sustain pixels are not notes
+    orphan = np.zeros((2, 64, 64), bool)
+    orphan[1, 0:4, 61 - 33] = True
+    assert M.out_of_key_rate(orphan, C_MAJOR) == 0.0
+
+
+def test_key_allowed():
+    allowed = M.key_allowed(np.array([9, 9, -1]), np.array([True, True, False]))
+    assert allowed[0].nonzero()[0].tolist() == [0, 2, 4, 5, 7, 8, 9, 11]  # A minor + G#
+    assert allowed[2].all()
+
+
+def test_texture_metrics():
+    roll = roll_of([0, 4, 48], [0, 4, 52], [0, 8, 55], [16, 20, 72])
+    assert M.note_density(roll) == 4 / 4
+    assert M.polyphony(roll) == pytest.approx((3 * 4 + 1 * 4 + 1 * 4) / 12)
+    assert M.pitch_range(roll) == 24
+    assert M.pitch_range(roll_of()) == 0 and M.polyphony(roll_of()) == 0.0
+    reference = roll_of([0, 4, 48], [8, 12, 50])
+    # bar 1: onsets {0} vs {0, 8}: 1 of 16 differs; bars 2-4: {0} vs {} in bar 2 -> 1 differs
+    assert M.groove_similarity(roll, reference) == pytest.approx(1 - 2 / 64)
+    assert M.groove_similarity(roll, roll) == 1.0
+
+
+def test_overlap_area():
+    bins = np.arange(10, dtype=float)
+    assert M.overlapping_area(np.array([3.0]), np.array([3.0]), bins) == pytest.approx(1.0)
+    assert M.overlapping_area(np.array([0.0]), np.array([9.0]), bins) < 1e-5
+    assert M.overlapping_area(np.array([]), np.array([]), bins) == 1.0
+    assert M.overlapping_area(np.array([]), np.array([1.0]), bins) == 0.0
+    roll = roll_of([0, 4, 48], [4, 8, 50])
+    assert M.overlap_metrics(roll, roll) == pytest.approx({"oa_pitch": 1.0, "oa_duration": 1.0, "oa_ioi": 1.0})
+
+
+def test_diversity_and_changes():
+    a, b = roll_of([0, 4, 48], [4, 8, 50]), roll_of([0, 4, 48], [6, 8, 50])
+    assert M.roll_distance(a, a) == 0.0 and M.roll_distance(a, b) == pytest.approx(1 - 1 / 3)
+    assert M.diversity([a, a, b]) == pytest.approx((0 + 2 * (2 / 3)) / 3)
+    assert math.isnan(M.diversity([a]))
+    assert M.notes_changed(a, b) == 2 and M.notes_changed(a, a) == 0
+
+
+def test_chord_labels():
+    assert normalize_label("A#:maj") == normalize_label("Bb:maj7") == (10, "maj")
+    assert normalize_label("N") is None
+    assert chord_accuracy(["C:maj", "A:min", "N"], ["C:maj7", "A:maj", "N", "G:maj"]) == pytest.approx(2 / 3)
+    assert label_chord_accuracy(["C:maj", "A:min", "G:maj"], ["N", "A:min7", "G:7"]) == 1.0
+    assert math.isnan(label_chord_accuracy(["C:maj"], ["N"]))
+
+
+def test_chord_scorer_matches_smg():
+    from smg_metrics import compute_ca, compute_cs
+
+    seg = load_valid_segments()
+    scorer = ChordScorer()
+    pred, ref = seg["accompaniment"][40], seg["accompaniment"][41]
+    scores = scorer.score(pred, "41", ref, seg["chord_labels"][41])
+    pred_path = str(scorer.workdir / "pred.mid")
+    ref_path = scorer.reference("41", ref)[2]
+    assert scores["chord_accuracy"] == pytest.approx(compute_ca(pred_path, ref_path, method="dp"))
+    assert scores["chord_similarity"] == pytest.approx(compute_cs(pred_path, ref_path), abs=1e-6)
+    same = scorer.score(ref, "41", ref, seg["chord_labels"][41])
+    assert same["chord_accuracy"] == 1.0 and same["chord_similarity"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_last_step_edits():
+    roll = roll_of([0, 8, 61], [0, 8, 64], [8, 16, 66])  # C#, E, F#: two out of C major
+    removed = remove_out_of_key(roll, C_MAJOR)
+    assert M.out_of_key_rate(removed, C_MAJOR) == 0 and M.notes_changed(removed, roll) == 2
+    rounded = round_out_of_key(roll, C_MAJOR)
+    assert M.out_of_key_rate(rounded, C_MAJOR) == 0
+    from fgg.pianoroll import roll_to_notes
+    assert roll_to_notes(rounded).tolist() == [[0, 8, 60], [0, 8, 64], [8, 16, 65]]  # ties go down
+
+
+def test_rule_based():
+    chroma = np.zeros((64, 12), np.uint8)
+    chroma[:, [0, 4, 7]] = 1
+    counts = np.zeros(64, int)
+    counts[::8] = 3
+    roll = rule_based_accompaniment(chroma, np.zeros(64, int), np.full(64, 4), counts)
+    np.testing.assert_array_equal(roll[0].sum(-1), counts)
+    assert M.out_of_key_rate(roll, C_MAJOR) == 0
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_model(tmp_path_factory.mktemp("ckpt") / "tiny.safetensors", UNet(PRESETS["tiny"]))
+
+
+def test_every_system_returns_valid_rolls(tiny_checkpoint):
+    from fgg.checkpoint import load_model
+
+    seg = load_valid_segments()
+    batch = SegmentBatch.from_segments(seg, [3, 400, 900])
+    ctx = EvalContext(load_model(tiny_checkpoint)[0])
+    for name in SYSTEMS:
+        rolls = run_system(name, batch, [1, 2, 3], ctx)
+        assert rolls.shape == (3, 2, 64, 64) and rolls.dtype == bool, name
+        if name in ("fgg", "last_step_remove", "last_step_round", "inpaint", "null_rhythm", "rule_based"):
+            for roll, allowed in zip(rolls, batch.allowed):
+                assert M.out_of_key_rate(roll, allowed) == 0.0, name
+    fgg = run_system("fgg", batch, [1, 2, 3], ctx)
+    np.testing.assert_array_equal(fgg[:, 0].sum(-1), batch.onset_counts)  # rhythm enforced
+    np.testing.assert_array_equal(run_system("ground_truth", batch, [0] * 3, ctx), batch.accompaniment)
+    # the same seed gives the same sample in any batch composition
+    single = run_system("fgg", SegmentBatch.from_segments(seg, [400]), [2], ctx)
+    np.testing.assert_array_equal(single[0], fgg[1])
+
+
+def test_runner_end_to_end(tiny_checkpoint, tmp_path):
+    from eval.run import main
+
+    systems = "fgg,no_fgg,last_step_remove,ground_truth"
+    args = ["--segments", "3", "--systems", systems, "--seeds", "2", "--out", str(tmp_path),
+            "--checkpoint", str(tiny_checkpoint)]
+    assert main(args) == 0
+    for name in ("per_sample.csv", "summary.csv", "report.html", "out_of_key_pitch_classes.csv"):
+        assert (tmp_path / name).is_file(), name
+    with open(tmp_path / "per_sample.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3 * 4 * 2
+    assert list(rows[0])[:4] == ["system", "segment", "seed", "out_of_key_rate"]
+    assert all(float(r["out_of_key_rate"]) == 0 for r in rows if r["system"] == "fgg")
+    with open(tmp_path / "summary.csv") as f:
+        summary = {r["system"]: r for r in csv.DictReader(f)}
+    assert set(summary) == set(systems.split(",")) and "out_of_key_rate_ci95" in summary["fgg"]
+    assert float(summary["fgg"]["diversity"]) > 0
+    assert (tmp_path / "midi").is_dir() and len(list((tmp_path / "midi").glob("*.mid"))) == 3 * 4
+    # resumable: a second run adds no rows
+    assert main(args) == 0
+    with open(tmp_path / "per_sample.csv") as f:
+        assert len(list(csv.DictReader(f))) == len(rows)
+    assert main(["--systems", "nope", "--out", str(tmp_path)]) == 2
