@@ -138,13 +138,11 @@ def _no_fgg(batch, seeds, ctx):
 
 
 def _last_step_remove(batch, seeds, ctx):
-    raw = sample_system(batch, seeds, ctx, fgg=False)
-    return np.stack([remove_out_of_key(r, a) for r, a in zip(raw, batch.allowed)])
+    return run_system("last_step_remove", batch, seeds, ctx, unguided=_no_fgg(batch, seeds, ctx))
 
 
 def _last_step_round(batch, seeds, ctx):
-    raw = sample_system(batch, seeds, ctx, fgg=False)
-    return np.stack([round_out_of_key(r, a) for r, a in zip(raw, batch.allowed)])
+    return run_system("last_step_round", batch, seeds, ctx, unguided=_no_fgg(batch, seeds, ctx))
 
 
 def _inpaint(batch, seeds, ctx):
@@ -177,7 +175,16 @@ SYSTEMS: dict[str, System] = {
 STOCHASTIC = {"fgg", "no_fgg", "last_step_remove", "last_step_round", "inpaint", "null_rhythm"}
 
 
-def run_system(name: str, batch: SegmentBatch, seeds: list[int], ctx: EvalContext) -> np.ndarray:
+# Systems that only post-process the unguided sample: given that sample, no resampling is needed.
+POSTPROCESS = {"last_step_remove": remove_out_of_key, "last_step_round": round_out_of_key}
+
+
+def run_system(name: str, batch: SegmentBatch, seeds: list[int], ctx: EvalContext,
+               unguided: np.ndarray | None = None) -> np.ndarray:
+    """Rolls (B, 2, T, P) of system ``name``; ``unguided`` = the ``no_fgg`` rolls for the same
+    seeds, if already sampled, lets the last-step baselines skip resampling."""
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    if name in POSTPROCESS and unguided is not None:
+        return np.stack([POSTPROCESS[name](r, a) for r, a in zip(unguided, batch.allowed)])
     return SYSTEMS[name](batch, seeds, ctx)

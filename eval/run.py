@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -63,15 +65,15 @@ def root_relative_out_of_key(roll: np.ndarray, allowed: np.ndarray, root: np.nda
     return np.bincount(rel, minlength=12)
 
 
-def score_row(roll: np.ndarray, seg: int, segments: dict, batch_allowed: np.ndarray, scorer: ChordScorer,
+def score_row(roll: np.ndarray, seg: int, segments: dict, allowed: np.ndarray, scorer: ChordScorer,
               unguided: np.ndarray | None) -> dict[str, float]:
     from smg_metrics import out_of_key_fraction
 
     gt = segments["accompaniment"][seg]
     key_allowed = M.key_allowed(segments["key_tonic"][seg], segments["key_minor"][seg])
     row = {
-        "out_of_key_rate": M.out_of_key_rate(roll, batch_allowed),
-        "out_of_key_note_rate": M.out_of_key_note_rate(roll, batch_allowed),
+        "out_of_key_rate": M.out_of_key_rate(roll, allowed),
+        "out_of_key_note_rate": M.out_of_key_note_rate(roll, allowed),
         "key_out_of_key_rate": M.out_of_key_rate(roll, key_allowed),
         "note_density": M.note_density(roll),
         "polyphony": M.polyphony(roll),
@@ -84,6 +86,40 @@ def score_row(roll: np.ndarray, seg: int, segments: dict, batch_allowed: np.ndar
     row["smg_out_of_key_fraction"] = out_of_key_fraction(str(pred_path)) if roll[0].any() else 0.0
     row["notes_changed"] = M.notes_changed(roll, unguided) if unguided is not None else float("nan")
     return row
+
+
+# Scoring runs in worker processes (chord recognition dominates the cost); each worker keeps
+# its own segments and ChordScorer (with its cache of reference analyses).
+_WORKER: dict = {}
+
+
+def _init_worker(segments_file: str, workdir: str, single_thread: bool) -> None:
+    if single_thread:  # a pool worker must not compete with the sampling process's threads
+        torch.set_num_threads(1)
+    _WORKER["segments"] = load_valid_segments(segments_file)
+    _WORKER["scorer"] = ChordScorer(Path(workdir) / f"w{os.getpid()}")
+
+
+def _score_job(job) -> list:
+    system, seg, seed, roll, allowed, unguided = job
+    row = score_row(roll, seg, _WORKER["segments"], allowed, _WORKER["scorer"], unguided)
+    return [system, seg, seed] + [row[c] for c in METRIC_COLUMNS]
+
+
+class _InlineExecutor:
+    """The ``ProcessPoolExecutor`` interface, run in this process (workers = 1)."""
+
+    def __init__(self, workers, initializer, initargs):
+        initializer(*initargs)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def map(self, fn, items):
+        return map(fn, items)
 
 
 def _pack(rolls: np.ndarray) -> np.ndarray:
@@ -116,7 +152,7 @@ def summarize(per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: in
 
 def run(segments_file: str | Path, systems: list[str], n_segments: int | None, seeds: int, out: Path,
         checkpoint: str | Path = DEFAULT_CHECKPOINT, batch_size: int = 16, options: SamplingOptions = SamplingOptions(),
-        progress=None) -> pd.DataFrame:
+        progress=None, workers: int = 1) -> pd.DataFrame:
     out.mkdir(parents=True, exist_ok=True)
     (out / "rolls").mkdir(exist_ok=True)
     segments = load_valid_segments(segments_file)
@@ -131,41 +167,44 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
     else:
         with open(per_sample_path, "w", newline="") as f:
             csv.writer(f).writerow(KEY_COLUMNS + METRIC_COLUMNS)
-    scorer = ChordScorer(out / ".work")
     heat = {s: np.zeros(12, dtype=np.int64) for s in systems}
     order = sorted(systems, key=lambda s: s != "no_fgg")  # the unguided reference first
-    bar = tqdm(total=len(order) * seeds * len(chosen), desc="eval", mininterval=2)
     total, finished = len(order) * seeds * len(chosen), 0
-    for system in order:
-        for seed in range(seeds):
-            roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
-            stored = _unpack(np.load(roll_file)["rolls"]) if roll_file.is_file() else None
-            rolls = np.zeros((len(chosen), 2, SEGMENT_STEPS, 64), dtype=bool) if stored is None else stored
-            unguided_file = out / "rolls" / f"no_fgg_seed{seed}.npz"
-            for lo in range(0, len(chosen), batch_size):
-                idx = chosen[lo:lo + batch_size]
-                pending = [(j, s) for j, s in enumerate(idx) if (system, int(s), seed) not in done]
-                batch = SegmentBatch.from_segments(segments, idx)
-                if pending or stored is None:
-                    rolls[lo:lo + len(idx)] = run_system(system, batch, [item_seed(seed, int(s)) for s in idx], ctx)
-                unguided = (_unpack(np.load(unguided_file)["rolls"])[lo:lo + len(idx)]
-                            if system in STOCHASTIC and system != "no_fgg" and unguided_file.is_file() else None)
-                lines = []
-                for j, s in pending:
-                    row = score_row(rolls[lo + j], int(s), segments, batch.allowed[j], scorer,
-                                    None if unguided is None else unguided[j])
-                    lines.append([system, int(s), seed] + [row[c] for c in METRIC_COLUMNS])
-                with open(per_sample_path, "a", newline="") as f:
-                    csv.writer(f).writerows(lines)
-                for j in range(len(idx)):
-                    heat[system] += root_relative_out_of_key(rolls[lo + j], batch.allowed[j], batch.root[j])
-                finished += len(idx)
-                bar.update(len(idx))
-                if progress is not None:
-                    progress(finished, total)
-            np.savez_compressed(roll_file, rolls=_pack(rolls), segments=chosen)
-            if seed == 0:
-                write_examples(out, system, chosen, rolls, segments)
+    bar = tqdm(total=total, desc="eval", mininterval=2)
+    workers = max(1, min(workers, os.cpu_count() or 1))
+    pool_cls = ProcessPoolExecutor if workers > 1 else _InlineExecutor
+    with pool_cls(workers, initializer=_init_worker, initargs=(str(segments_file), str(out / ".work"), workers > 1)) as pool:
+        for system in order:
+            for seed in range(seeds):
+                roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
+                stored = _unpack(np.load(roll_file)["rolls"]) if roll_file.is_file() else None
+                rolls = np.zeros((len(chosen), 2, SEGMENT_STEPS, 64), dtype=bool) if stored is None else stored
+                unguided_file = out / "rolls" / f"no_fgg_seed{seed}.npz"
+                unguided_all = (_unpack(np.load(unguided_file)["rolls"])
+                                if system != "no_fgg" and unguided_file.is_file() else None)
+                for lo in range(0, len(chosen), batch_size):
+                    idx = chosen[lo:lo + batch_size]
+                    pending = [(j, int(s)) for j, s in enumerate(idx) if (system, int(s), seed) not in done]
+                    batch = SegmentBatch.from_segments(segments, idx)
+                    unguided = None if unguided_all is None else unguided_all[lo:lo + len(idx)]
+                    if pending or stored is None:
+                        rolls[lo:lo + len(idx)] = run_system(system, batch, [item_seed(seed, int(s)) for s in idx],
+                                                             ctx, unguided=unguided)
+                    keep_unguided = unguided is not None and system in STOCHASTIC
+                    jobs = [(system, s, seed, rolls[lo + j], batch.allowed[j],
+                             unguided[j] if keep_unguided else None) for j, s in pending]
+                    lines = list(pool.map(_score_job, jobs))
+                    with open(per_sample_path, "a", newline="") as f:
+                        csv.writer(f).writerows(lines)
+                    for j in range(len(idx)):
+                        heat[system] += root_relative_out_of_key(rolls[lo + j], batch.allowed[j], batch.root[j])
+                    finished += len(idx)
+                    bar.update(len(idx))
+                    if progress is not None:
+                        progress(finished, total)
+                np.savez_compressed(roll_file, rolls=_pack(rolls), segments=chosen)
+                if seed == 0:
+                    write_examples(out, system, chosen, rolls, segments)
     bar.close()
     per_sample = pd.read_csv(per_sample_path)
     per_sample = per_sample[per_sample.segment.isin(chosen) & per_sample.seed.lt(seeds)]
@@ -198,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=1, help="processes for scoring (chord recognition)")
     args = parser.parse_args(argv)
     systems = list(SYSTEMS) if args.systems == "all" else [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -207,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     n = None if args.segments == "all" else int(args.segments)
     began = time.perf_counter()
     summary = run(args.segments_file, systems, n, args.seeds, Path(args.out), args.checkpoint, args.batch_size,
-                  SamplingOptions(cfg_scale=args.cfg, steps=args.steps))
+                  SamplingOptions(cfg_scale=args.cfg, steps=args.steps), workers=args.workers)
     cols = ["system", "n", "out_of_key_rate", "chord_accuracy", "chord_accuracy_labels", "chord_similarity",
             "note_density", "groove_similarity", "oa_pitch"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):

@@ -144,7 +144,7 @@ def test_runner_end_to_end(tiny_checkpoint, tmp_path):
     from eval.run import main
 
     systems = "fgg,no_fgg,last_step_remove,ground_truth"
-    args = ["--segments", "3", "--systems", systems, "--seeds", "2", "--out", str(tmp_path),
+    args = ["--segments", "3", "--systems", systems, "--seeds", "2", "--out", str(tmp_path), "--workers", "2",
             "--checkpoint", str(tiny_checkpoint)]
     assert main(args) == 0
     for name in ("per_sample.csv", "summary.csv", "report.html", "out_of_key_pitch_classes.csv"):
