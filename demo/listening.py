@@ -1,0 +1,346 @@
+"""Listening test: a pool of pre-generated pairs and a concurrent-safe answer store.
+
+    python -m demo.listening build --pairs 12 [--out assets/listening] [--checkpoint ...]
+    python -m demo.listening results                      # per-system means, CIs, preference test
+    FGG_ADMIN_PASSWORD=... python -m demo.listening export --password ... > answers.csv
+
+The pool is MIDI pairs (FGG vs a baseline on the same validation segment, same seed) plus a
+``manifest.json``; audio is rendered from the MIDI on first use, so raters never wait for
+sampling. Answers live in SQLite through SQLAlchemy (``data/listening.db``, WAL mode) or
+whatever ``FGG_DB_URL`` names (e.g. ``postgresql+psycopg://...``). Each rater has a random id;
+answers are keyed by (rater, pair), so concurrent submissions never collide and a rater can
+only ever change their own answers. CSV export needs ``FGG_ADMIN_PASSWORD``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hmac
+import io
+import json
+import os
+import random
+import sys
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import (DateTime, ForeignKey, Integer, String, UniqueConstraint, create_engine, event, select)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+POOL_DIR = REPO_ROOT / "assets" / "listening"
+DEFAULT_DB = REPO_ROOT / "data" / "listening.db"
+CRITERIA = ("creativity", "harmony", "naturalness")
+PREFERENCES = ("A", "B", "same")
+DEFAULT_BASELINES = ("no_fgg", "last_step_remove", "inpaint")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Pair(Base):
+    __tablename__ = "pairs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    segment: Mapped[int] = mapped_column(Integer)
+    system_x: Mapped[str] = mapped_column(String(32))  # always "fgg"
+    system_y: Mapped[str] = mapped_column(String(32))  # the baseline
+    midi_x: Mapped[str] = mapped_column(String(256))
+    midi_y: Mapped[str] = mapped_column(String(256))
+
+
+class Rater(Base):
+    __tablename__ = "raters"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Rating(Base):
+    __tablename__ = "ratings"
+    __table_args__ = (UniqueConstraint("rater_id", "pair_id", name="one_answer_per_rater_and_pair"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rater_id: Mapped[str] = mapped_column(ForeignKey("raters.id"), index=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id"))
+    system_a: Mapped[str] = mapped_column(String(32))  # what the rater heard as "A"
+    system_b: Mapped[str] = mapped_column(String(32))
+    a_creativity: Mapped[int] = mapped_column(Integer)
+    a_harmony: Mapped[int] = mapped_column(Integer)
+    a_naturalness: Mapped[int] = mapped_column(Integer)
+    b_creativity: Mapped[int] = mapped_column(Integer)
+    b_harmony: Mapped[int] = mapped_column(Integer)
+    b_naturalness: Mapped[int] = mapped_column(Integer)
+    preference: Mapped[str] = mapped_column(String(8))  # "A", "B" or "same"
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One pair as a given rater hears it (blind A/B order fixed per rater and pair)."""
+    pair_id: int
+    number: int  # 1-based position in this rater's sequence
+    total: int
+    system_a: str
+    system_b: str
+    midi_a: str
+    midi_b: str
+
+
+def database_url() -> str:
+    url = os.environ.get("FGG_DB_URL")
+    if url:
+        return url
+    DEFAULT_DB.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_DB}"
+
+
+class ListeningStore:
+    def __init__(self, url: str | None = None, pool_dir: str | os.PathLike = POOL_DIR):
+        self.url = url or database_url()
+        sqlite = self.url.startswith("sqlite")
+        self.engine = create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False} if sqlite else {})
+        if sqlite:
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_connection, _record):  # WAL: readers never block the writer
+                cursor = dbapi_connection.cursor()
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+        Base.metadata.create_all(self.engine)
+        self.pool_dir = Path(pool_dir)
+        self.sync_pool()
+
+    # -- pool
+
+    def sync_pool(self) -> int:
+        """Insert the pool's pairs (``manifest.json``) that the database does not know yet."""
+        manifest = self.pool_dir / "manifest.json"
+        if not manifest.is_file():
+            return 0
+        pairs = json.loads(manifest.read_text(encoding="utf-8"))["pairs"]
+        added = 0
+        with Session(self.engine) as session:
+            known = set(session.scalars(select(Pair.key)))
+            for p in pairs:
+                if p["key"] not in known:
+                    session.add(Pair(key=p["key"], segment=p["segment"], system_x=p["system_x"], system_y=p["system_y"],
+                                     midi_x=p["midi_x"], midi_y=p["midi_y"]))
+                    added += 1
+            try:
+                session.commit()
+            except IntegrityError:  # another process synced the same pairs first
+                session.rollback()
+        return added
+
+    def pairs(self) -> list[Pair]:
+        with Session(self.engine) as session:
+            return list(session.scalars(select(Pair).order_by(Pair.id)))
+
+    # -- raters
+
+    def new_rater(self) -> str:
+        rater = str(uuid.uuid4())
+        with Session(self.engine) as session:
+            session.add(Rater(id=rater, created_at=datetime.now(timezone.utc)))
+            session.commit()
+        return rater
+
+    def ensure_rater(self, rater_id: str) -> str:
+        rater_id = (rater_id or "").strip()
+        if not rater_id:
+            return self.new_rater()
+        if len(rater_id) > 36 or not all(c.isalnum() or c in "-_" for c in rater_id):
+            raise ValueError("a rater id is at most 36 letters, digits, '-' or '_'")
+        with Session(self.engine) as session:
+            if session.get(Rater, rater_id) is None:
+                session.add(Rater(id=rater_id, created_at=datetime.now(timezone.utc)))
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+        return rater_id
+
+    def plan(self, rater_id: str) -> list[Trial]:
+        """This rater's blind sequence: pair order and A/B sides shuffled by a generator
+        seeded with the rater id (stable across reloads, different between raters)."""
+        pairs = self.pairs()
+        rng = random.Random(f"fgg-listening:{rater_id}")
+        rng.shuffle(pairs)
+        trials = []
+        for n, p in enumerate(pairs, start=1):
+            swap = rng.random() < 0.5
+            a, b = ((p.system_y, p.midi_y), (p.system_x, p.midi_x)) if swap else ((p.system_x, p.midi_x), (p.system_y, p.midi_y))
+            trials.append(Trial(p.id, n, len(pairs), a[0], b[0], str(self.pool_dir / a[1]), str(self.pool_dir / b[1])))
+        return trials
+
+    def answered(self, rater_id: str) -> set[int]:
+        with Session(self.engine) as session:
+            return set(session.scalars(select(Rating.pair_id).where(Rating.rater_id == rater_id)))
+
+    def next_trial(self, rater_id: str) -> Trial | None:
+        done = self.answered(rater_id)
+        return next((t for t in self.plan(rater_id) if t.pair_id not in done), None)
+
+    def submit(self, rater_id: str, pair_id: int, ratings_a: dict[str, int], ratings_b: dict[str, int],
+               preference: str) -> None:
+        """Store one answer. Scores are integers 1-5 per criterion; the A/B sides are the
+        ones ``plan`` showed this rater. Answering the same pair again updates only this
+        rater's own row."""
+        for side in (ratings_a, ratings_b):
+            for c in CRITERIA:
+                value = side.get(c)
+                if not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= 5:
+                    raise ValueError(f"rating '{c}' must be an integer 1-5, got {value!r}")
+        if preference not in PREFERENCES:
+            raise ValueError(f"preference must be one of {PREFERENCES}, got {preference!r}")
+        trial = next((t for t in self.plan(rater_id) if t.pair_id == pair_id), None)
+        if trial is None:
+            raise ValueError(f"unknown pair {pair_id}")
+        values = dict(system_a=trial.system_a, system_b=trial.system_b, preference=preference,
+                      submitted_at=datetime.now(timezone.utc),
+                      **{f"a_{c}": int(ratings_a[c]) for c in CRITERIA}, **{f"b_{c}": int(ratings_b[c]) for c in CRITERIA})
+        with Session(self.engine) as session:
+            if session.get(Rater, rater_id) is None:
+                raise ValueError("unknown rater id: start the test first")
+            existing = session.scalar(select(Rating).where(Rating.rater_id == rater_id, Rating.pair_id == pair_id))
+            if existing is None:
+                session.add(Rating(rater_id=rater_id, pair_id=pair_id, **values))
+            else:
+                for k, v in values.items():
+                    setattr(existing, k, v)
+            session.commit()
+
+    # -- results
+
+    def answers(self) -> list[dict]:
+        """One dict per answer, sides resolved to systems (fgg vs baseline)."""
+        with Session(self.engine) as session:
+            rows = session.execute(select(Rating, Pair).join(Pair, Rating.pair_id == Pair.id)).all()
+        out = []
+        for r, p in rows:
+            fgg_is_a = r.system_a == p.system_x
+            pref = {"same": "same", "A": r.system_a, "B": r.system_b}[r.preference]
+            out.append({"rater": r.rater_id, "pair": p.key, "segment": p.segment, "baseline": p.system_y,
+                        "system_a": r.system_a, "system_b": r.system_b,
+                        **{f"fgg_{c}": getattr(r, f"{'a' if fgg_is_a else 'b'}_{c}") for c in CRITERIA},
+                        **{f"baseline_{c}": getattr(r, f"{'b' if fgg_is_a else 'a'}_{c}") for c in CRITERIA},
+                        "preferred": pref, "submitted_at": r.submitted_at.isoformat()})
+        return out
+
+    def results(self) -> dict:
+        """Per system: mean and 95 % CI of each criterion; per baseline: how often FGG was
+        preferred, with a two-sided exact binomial (sign) test over non-tied answers and a
+        Wilcoxon signed-rank test on the paired ratings."""
+        from scipy import stats
+
+        answers = self.answers()
+        table = []
+        for system in sorted({a["baseline"] for a in answers} | ({"fgg"} if answers else set())):
+            prefix = "fgg" if system == "fgg" else "baseline"
+            rows = answers if system == "fgg" else [a for a in answers if a["baseline"] == system]
+            entry = {"system": system, "answers": len(rows)}
+            for c in CRITERIA:
+                v = np.array([a[f"{prefix}_{c}"] for a in rows], dtype=float)
+                entry[c] = float(v.mean()) if len(v) else float("nan")
+                entry[f"{c}_ci95"] = float(1.96 * v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+            table.append(entry)
+        tests = []
+        for baseline in sorted({a["baseline"] for a in answers}):
+            rows = [a for a in answers if a["baseline"] == baseline]
+            wins = sum(a["preferred"] == "fgg" for a in rows)
+            losses = sum(a["preferred"] == baseline for a in rows)
+            test = {"baseline": baseline, "answers": len(rows), "fgg_preferred": wins, "baseline_preferred": losses,
+                    "same": len(rows) - wins - losses,
+                    "sign_test_p": float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else float("nan")}
+            for c in CRITERIA:
+                diff = np.array([a[f"fgg_{c}"] - a[f"baseline_{c}"] for a in rows], dtype=float)
+                test[f"{c}_wilcoxon_p"] = (float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) and len(diff) > 1
+                                           else float("nan"))
+            tests.append(test)
+        return {"systems": table, "preference": tests}
+
+    def export_csv(self, password: str | None) -> str:
+        """All answers as CSV; only with the admin password (``FGG_ADMIN_PASSWORD``)."""
+        expected = os.environ.get("FGG_ADMIN_PASSWORD")
+        if not expected:
+            raise PermissionError("export is disabled: FGG_ADMIN_PASSWORD is not set on the server")
+        if not password or not hmac.compare_digest(password.encode(), expected.encode()):
+            raise PermissionError("wrong admin password")
+        answers = self.answers()
+        buffer = io.StringIO()
+        fields = list(answers[0]) if answers else ["rater", "pair"]
+        writer = csv.DictWriter(buffer, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(answers)
+        return buffer.getvalue()
+
+
+def build_pool(n_pairs: int, out: Path = POOL_DIR, checkpoint=None, baselines=DEFAULT_BASELINES, seed: int = 0) -> Path:
+    """Generate ``n_pairs`` pairs (FGG vs a baseline, cycling through ``baselines``) on
+    evenly spread validation segments and write their MIDI + manifest.json."""
+    from eval.baselines import STOCHASTIC, EvalContext, SegmentBatch, run_system
+    from eval.run import item_seed, select_segments
+    from fgg.checkpoint import DEFAULT_CHECKPOINT, load_model
+    from fgg.data import load_valid_segments
+    from fgg.pianoroll import rolls_to_midi
+
+    segments = load_valid_segments()
+    chosen = select_segments(len(segments["song_id"]), n_pairs)
+    ctx = EvalContext(load_model(checkpoint or DEFAULT_CHECKPOINT)[0])
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for n, seg in enumerate(chosen):
+        baseline = baselines[n % len(baselines)]
+        batch = SegmentBatch.from_segments(segments, [seg])
+        seeds = [item_seed(seed, int(seg))]
+        rolls = {"fgg": run_system("fgg", batch, seeds, ctx)[0]}
+        unguided = run_system("no_fgg", batch, seeds, ctx) if baseline in STOCHASTIC else None
+        rolls[baseline] = run_system(baseline, batch, seeds, ctx, unguided=unguided)[0]
+        names = {}
+        for system, roll in rolls.items():
+            names[system] = f"seg{int(seg):04d}_{system}.mid"
+            rolls_to_midi({"melody": segments["melody"][seg], "accompaniment": roll},
+                          float(segments["tempo"][seg])).write(str(out / names[system]))
+        pairs.append({"key": f"seg{int(seg):04d}-fgg-vs-{baseline}", "segment": int(seg),
+                      "song_id": int(segments["song_id"][seg]), "system_x": "fgg", "system_y": baseline,
+                      "midi_x": names["fgg"], "midi_y": names[baseline]})
+    manifest = out / "manifest.json"
+    manifest.write_text(json.dumps({"built_by": f"python -m demo.listening build --pairs {n_pairs}",
+                                    "pairs": pairs}, indent=2), encoding="utf-8")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo.listening", description="Listening-test pool and results.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="generate the pool of pairs")
+    build.add_argument("--pairs", type=int, default=12)
+    build.add_argument("--out", default=str(POOL_DIR))
+    build.add_argument("--checkpoint")
+    build.add_argument("--baselines", default=",".join(DEFAULT_BASELINES))
+    sub.add_parser("results", help="print per-system means and preference tests as JSON")
+    export = sub.add_parser("export", help="print all answers as CSV (needs the admin password)")
+    export.add_argument("--password", required=True)
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        manifest = build_pool(args.pairs, Path(args.out), args.checkpoint, tuple(args.baselines.split(",")))
+        print(json.dumps({"manifest": str(manifest), "pairs": args.pairs}))
+        return 0
+    store = ListeningStore()
+    if args.command == "results":
+        print(json.dumps(store.results(), indent=2))
+        return 0
+    try:
+        sys.stdout.write(store.export_csv(args.password))
+    except PermissionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
