@@ -1,14 +1,22 @@
-"""FGG Music app entry point: parse arguments, build the UI, launch."""
+"""FGG Music app: parse arguments, load the model once, build the UI, launch with a queue."""
 import argparse
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
+from demo.controller import Controller  # noqa: E402
 from demo.ui import build_app  # noqa: E402
+from fgg.checkpoint import DEFAULT_CHECKPOINT  # noqa: E402
+from fgg.generate import Generator  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="FGG Music Gradio app")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     args = parser.parse_args()
-    build_app().queue(max_size=32, default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port)
+    generator = Generator.from_checkpoint(args.checkpoint, args.device)
+    app = build_app(Controller(generator))
+    app.queue(max_size=32, default_concurrency_limit=2)
+    app.launch(server_name=args.host, server_port=args.port, footer_links=["api", "gradio"])

@@ -1,44 +1,253 @@
-"""Gradio Blocks of the FGG Music app (a thin layer over ``fgg``).
-
-For now the page checks chord progressions with the same parser the generator will use;
-the generate / compare / evaluate / listening-test tabs build on it.
-"""
+"""The Gradio Blocks: Generate, Compare, Evaluate, Listening test. Layout and wiring only;
+the work is in ``demo.controller`` (and ``demo.listening`` for the test)."""
 from __future__ import annotations
 
+import random
+import tempfile
+from functools import wraps
+from pathlib import Path
+
 import gradio as gr
+import pandas as pd
 
-from fgg.chords import chord_name, parse_progression
-from fgg.pianoroll import BEATS_PER_BAR
+from demo import controller as C
+from demo.audio import write_wav
+from demo.listening import CRITERIA, ListeningStore
+from eval.baselines import SYSTEMS
+from eval.plots import HEADLINE, metric_bar, out_of_key_heatmap
+from fgg.chords import PITCH_NAMES
 
-EXAMPLES = [
-    ["C G | Am F"],
-    ["Dm7 | G7 | Cmaj7 | Cmaj7"],
-    ["Am | F | C | E7"],
-    ["Dm7 | G/D | Dm7 | G/D"],
-]
-
-
-def describe_progression(text: str) -> str:
-    """Markdown table of the parsed chords, one row per bar; ``gr.Error`` on bad input."""
-    try:
-        progression = parse_progression(text)
-    except ValueError as err:
-        raise gr.Error(str(err)) from None
-    rows = ["| bar | beat 1 | beat 2 | beat 3 | beat 4 |", "|---|---|---|---|---|"]
-    for bar in range(progression.n_bars):
-        beats = progression.labels[bar * BEATS_PER_BAR:(bar + 1) * BEATS_PER_BAR]
-        rows.append(f"| {bar + 1} | " + " | ".join(f"{chord_name(b)} (`{b}`)" for b in beats) + " |")
-    return "\n".join(rows)
+NO_SEGMENT = -1
 
 
-def build_app() -> gr.Blocks:
+def user_errors(fn):
+    """Turn the controller's ValueErrors (bad chord token, bad file, out-of-range value) into
+    gr.Error so the page shows the message, never a stack trace."""
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, FileNotFoundError, PermissionError) as err:
+            raise gr.Error(str(err)) from None
+    return wrapper
+
+
+def _progress_callback(progress: gr.Progress):
+    return lambda done, total: progress((done, total), desc="sampling", unit="steps")
+
+
+def build_app(controller: C.Controller, store: ListeningStore | None = None) -> gr.Blocks:
+    store = store or ListeningStore()
+    segment_choices = [("— none (use the chords above) —", NO_SEGMENT)] + controller.segment_choices()
+    summary, per_sample, heat = C.load_eval_results()
+
     with gr.Blocks(title="FGG Music") as app:
-        gr.Markdown("# FGG Music\nFine-grained guidance for diffusion-based accompaniment generation "
-                    "(Zhu et al., ICML 2025). Enter a chord progression: bars separated by `|`, "
-                    "lead-sheet symbols (`Am7`, `G7/B`) or Harte labels (`A:min7`).")
-        chords = gr.Textbox(label="Chord progression", value=EXAMPLES[0][0])
-        check = gr.Button("Parse", variant="primary")
-        table = gr.Markdown()
-        gr.Examples(EXAMPLES, inputs=[chords])
-        check.click(describe_progression, inputs=chords, outputs=table, api_name="parse")
+        gr.Markdown("# FGG Music\nFine-grained guidance for diffusion-based piano accompaniment "
+                    "(Zhu et al., ICML 2025): chords (and a melody) in, an accompaniment that never leaves "
+                    "the allowed notes out. Bars are separated by `|`; chords are lead-sheet symbols "
+                    "(`Am7`, `G7/B`, `N.C.`) or Harte labels (`A:min7`).")
+        with gr.Tab("Generate"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chords = gr.Textbox(label="Chord progression", value=C.EXAMPLES["Pop I–V–vi–IV"], elem_id="chords")
+                    with gr.Row():
+                        example_buttons = [gr.Button(name, size="sm") for name in C.EXAMPLES]
+                    with gr.Row():
+                        segment_picker = gr.Dropdown(segment_choices, value=NO_SEGMENT, scale=3, elem_id="segment-picker",
+                                                     label="…or a POP909 validation segment (fills chords, melody, rhythm)")
+                        segment = gr.Number(value=NO_SEGMENT, precision=0, minimum=NO_SEGMENT, label="segment # (−1 = none)",
+                                            scale=1, elem_id="segment")
+                    melody_file = gr.File(label="Melody MIDI (optional, ≤ 1 MB)", file_types=[".mid", ".midi"])
+                    with gr.Row():
+                        bars = gr.Slider(*C.BAR_RANGE, value=4, step=1, label="Bars")
+                        tempo = gr.Slider(*C.TEMPO_RANGE, value=90, step=1, label="Tempo (BPM)")
+                with gr.Column(scale=2):
+                    fgg = gr.Checkbox(value=True, label="Fine-grained guidance (FGG)", elem_id="fgg-toggle")
+                    strength = gr.Slider(0, 1, value=1.0, step=0.05, label="FGG strength (1 = hard guarantee)")
+                    cfg = gr.Slider(*C.CFG_RANGE, value=7.5, step=0.5, label="CFG scale")
+                    rhythm = gr.Dropdown(C.RHYTHM_CHOICES, value="none", label="Rhythm")
+                    with gr.Row():
+                        scale = gr.Dropdown(C.SCALE_CHOICES, value="from chords", label="Scale")
+                        tonic = gr.Dropdown(PITCH_NAMES, value="C", label="Tonic")
+                    custom_scale = gr.Textbox(label="Custom scale notes (with Scale = custom)", placeholder="C D E G A")
+                    steps = gr.Slider(*C.STEP_RANGE, value=10, step=1, label="Sampling steps")
+                    with gr.Row():
+                        seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
+                        dice = gr.Button("🎲 random", size="sm")
+            with gr.Row():
+                generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
+                cancel_btn = gr.Button("Cancel", variant="stop")
+            with gr.Row():
+                audio = gr.Audio(label="Audio", type="filepath", elem_id="audio-out")
+                midi_out = gr.File(label="MIDI")
+            roll_plot = gr.Plot(label="Piano roll")
+            metrics = gr.JSON(label="Metrics of this sample")
+
+        with gr.Tab("Compare"):
+            gr.Markdown("Same condition (the Generate tab's chords, segment, melody, tempo, rhythm) and seed, "
+                        "first 4 bars, two systems side by side.")
+            with gr.Row():
+                system_a = gr.Dropdown(list(SYSTEMS), value="fgg", label="System A")
+                system_b = gr.Dropdown(list(SYSTEMS), value="no_fgg", label="System B")
+                compare_btn = gr.Button("Compare", variant="primary", elem_id="compare")
+            with gr.Row():
+                audio_a = gr.Audio(label="A", type="filepath", elem_id="audio-a")
+                audio_b = gr.Audio(label="B", type="filepath", elem_id="audio-b")
+            with gr.Row():
+                plot_a = gr.Plot(label="A")
+                plot_b = gr.Plot(label="B")
+            diff_plot = gr.Plot(label="Which notes changed")
+            compare_table = gr.DataFrame(label="Metrics", interactive=False)
+
+        with gr.Tab("Evaluate"):
+            if summary is None:
+                gr.Markdown("No precomputed evaluation in `assets/eval/` yet: run one below or with "
+                            "`python -m eval.run`.")
+            else:
+                gr.Markdown("Precomputed run in `assets/eval/` (see its README for the command).")
+            summary_table = gr.DataFrame(value=None if summary is None else summary.round(4), label="Summary",
+                                         interactive=False)
+            metric_choice = gr.Dropdown([m for m in HEADLINE], value="out_of_key_rate", label="Metric")
+            metric_plot = gr.Plot(value=None if summary is None else metric_bar(summary, "out_of_key_rate"))
+            gr.Plot(value=None if heat is None else out_of_key_heatmap(heat))
+            with gr.Accordion("Run now", open=False):
+                with gr.Row():
+                    n_segments = gr.Slider(1, 200, value=5, step=1, label="Segments")
+                    eval_seeds = gr.Slider(1, 5, value=1, step=1, label="Seeds")
+                eval_systems = gr.CheckboxGroup(list(SYSTEMS), value=["fgg", "no_fgg", "ground_truth"], label="Systems")
+                run_btn = gr.Button("Run evaluation")
+                run_table = gr.DataFrame(label="New summary", interactive=False)
+                run_files = gr.File(label="CSV", file_count="multiple")
+
+        with gr.Tab("Listening test"):
+            gr.Markdown("Blind A/B listening test. Each pair plays the same melody and chords with two "
+                        "accompaniments; rate each from 1 (poor) to 5 (excellent), then say which you prefer. "
+                        "Keep your rater id to continue later.")
+            with gr.Row():
+                rater = gr.Textbox(label="Rater id (leave empty to get one)", elem_id="rater")
+                start_btn = gr.Button("Start / continue", variant="primary")
+            rater_state = gr.State(None)
+            pair_state = gr.State(None)
+            status = gr.Markdown()
+            with gr.Row():
+                with gr.Column():
+                    listen_a = gr.Audio(label="A", type="filepath")
+                    sliders_a = [gr.Slider(1, 5, value=3, step=1, label=f"A · {c}") for c in CRITERIA]
+                with gr.Column():
+                    listen_b = gr.Audio(label="B", type="filepath")
+                    sliders_b = [gr.Slider(1, 5, value=3, step=1, label=f"B · {c}") for c in CRITERIA]
+            preference = gr.Radio(["A", "B", "same"], label="Which do you prefer overall?")
+            submit_btn = gr.Button("Submit and next")
+            with gr.Accordion("Results", open=False):
+                results_btn = gr.Button("Refresh results")
+                results_systems = gr.DataFrame(label="Ratings per system (mean, 95 % CI)", interactive=False)
+                results_tests = gr.DataFrame(label="FGG vs each baseline (sign test, Wilcoxon)", interactive=False)
+                password = gr.Textbox(label="Admin password", type="password")
+                export_btn = gr.Button("Export CSV")
+                export_file = gr.File(label="Answers")
+
+        # ---------------------------------------------------------------- wiring
+
+        gen_inputs = [chords, segment, melody_file, bars, tempo, fgg, strength, cfg, rhythm, scale, tonic,
+                      custom_scale, steps, seed]
+
+        @user_errors
+        def do_generate(chords, segment=NO_SEGMENT, melody_file=None, bars=4, tempo=90, fgg=True, strength=1.0,
+                        cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10, seed=0,
+                        progress=gr.Progress()):
+            return controller.generate(chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm,
+                                       scale, tonic, custom_scale, steps, seed, _progress_callback(progress))
+
+        gen_event = generate_btn.click(do_generate, gen_inputs, [audio, midi_out, roll_plot, metrics],
+                                       api_name="generate", concurrency_limit=2)
+        cancel_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")
+        dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_visibility="private")
+        for button, text in zip(example_buttons, C.EXAMPLES.values()):
+            button.click(lambda t=text: (t, NO_SEGMENT, NO_SEGMENT, "none"), None, [chords, segment, segment_picker, rhythm],
+                         api_visibility="private")
+
+        @user_errors
+        def fill_from_segment(index):
+            if index in (None, NO_SEGMENT):
+                return NO_SEGMENT, gr.update(), gr.update(), "none"
+            text, seg_tempo = controller.segment_fields(index)
+            return index, text, seg_tempo, "from segment"
+
+        segment_picker.input(fill_from_segment, segment_picker, [segment, chords, tempo, rhythm], api_visibility="private")
+
+        @user_errors
+        def do_compare(chords, segment=NO_SEGMENT, melody_file=None, tempo=90, rhythm="none", system_a="fgg",
+                       system_b="no_fgg", seed=0):
+            return controller.compare(chords, segment, melody_file, tempo, rhythm, system_a, system_b, seed)
+
+        compare_btn.click(do_compare, [chords, segment, melody_file, tempo, rhythm, system_a, system_b, seed],
+                          [audio_a, audio_b, plot_a, plot_b, diff_plot, compare_table], api_name="compare",
+                          concurrency_limit=2)
+
+        metric_choice.change(lambda m: None if summary is None else metric_bar(summary, m), metric_choice, metric_plot,
+                             api_visibility="private")
+
+        @user_errors
+        def do_run_eval(n, systems, k, progress=gr.Progress()):
+            result, per_sample_csv, summary_csv = C.run_eval_now(controller, n, systems, k,
+                                                                 lambda d, t: progress((d, t), desc="evaluating"))
+            return result.round(4), [per_sample_csv, summary_csv]
+
+        run_btn.click(do_run_eval, [n_segments, eval_systems, eval_seeds], [run_table, run_files],
+                      api_name="evaluate", concurrency_limit=1)
+
+        audio_cache = Path(tempfile.mkdtemp(prefix="fgg-listening-"))
+
+        def pool_audio(midi_path: str) -> str:
+            wav = audio_cache / (Path(midi_path).stem + ".wav")
+            if not wav.is_file():
+                import pretty_midi
+                write_wav(pretty_midi.PrettyMIDI(midi_path), wav)
+            return str(wav)
+
+        def show_next(rater_id):
+            trial = store.next_trial(rater_id)
+            if trial is None:
+                done = len(store.answered(rater_id))
+                msg = (f"All {done} pairs rated — thank you! Rater id `{rater_id}`." if done
+                       else "The listening pool is empty: build it with `python -m demo.listening build`.")
+                return rater_id, None, msg, None, None
+            return (rater_id, trial.pair_id, f"**Pair {trial.number} of {trial.total}** · rater `{rater_id}`",
+                    pool_audio(trial.midi_a), pool_audio(trial.midi_b))
+
+        @user_errors
+        def start(rater_id):
+            rater_id = store.ensure_rater(rater_id)
+            return (rater_id,) + show_next(rater_id)
+
+        start_btn.click(start, rater, [rater, rater_state, pair_state, status, listen_a, listen_b],
+                        api_visibility="private")
+
+        @user_errors
+        def submit(rater_id, pair_id, pref, *scores):
+            if not rater_id or pair_id is None:
+                raise ValueError("press Start first")
+            if pref not in ("A", "B", "same"):
+                raise ValueError("choose which one you prefer (A, B or same)")
+            a = dict(zip(CRITERIA, (int(v) for v in scores[:3])))
+            b = dict(zip(CRITERIA, (int(v) for v in scores[3:])))
+            store.submit(rater_id, pair_id, a, b, pref)
+            return show_next(rater_id) + (None,)
+
+        submit_btn.click(submit, [rater_state, pair_state, preference] + sliders_a + sliders_b,
+                         [rater_state, pair_state, status, listen_a, listen_b, preference], api_visibility="private")
+
+        def refresh_results():
+            result = store.results()
+            return pd.DataFrame(result["systems"]).round(3), pd.DataFrame(result["preference"]).round(4)
+
+        results_btn.click(refresh_results, None, [results_systems, results_tests], api_visibility="private")
+
+        @user_errors
+        def export(pw):
+            path = Path(tempfile.mkdtemp(prefix="fgg-export-")) / "listening_answers.csv"
+            path.write_text(store.export_csv(pw), encoding="utf-8")
+            return str(path)
+
+        export_btn.click(export, password, export_file, api_visibility="private")
     return app

@@ -22,11 +22,11 @@ from fgg.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD
 @dataclass
 class SegmentBatch:
     melody: np.ndarray  # (B, 2, T, P) bool
-    accompaniment: np.ndarray  # (B, 2, T, P) bool, the ground truth
+    accompaniment: np.ndarray | None  # (B, 2, T, P) bool, the ground truth (None: user input)
     chroma: np.ndarray  # (B, T, 12) uint8
     root: np.ndarray  # (B, T) int8
     bass: np.ndarray  # (B, T) int8
-    onset_counts: np.ndarray  # (B, T) ground-truth accompaniment onsets per step
+    onset_counts: np.ndarray | None  # (B, T) accompaniment onsets per step (None: null rhythm)
     allowed: np.ndarray = field(init=False)  # (B, T, 12) bool chord-derived allowed pitch classes
 
     def __post_init__(self):
@@ -65,7 +65,7 @@ def initial_noise(seeds: list[int], n_steps: int) -> torch.Tensor:
 def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: bool, rhythm: bool = True,
                   inpaint_out_of_key: bool = False) -> np.ndarray:
     n_steps = batch.chroma.shape[1]
-    counts = batch.onset_counts if rhythm else None
+    counts = batch.onset_counts if rhythm else None  # None (no rhythm given) -> null rhythm
     cond, null = build_conditions(batch.chroma, counts, batch.melody)
     allowed = pitch_mask(torch.from_numpy(batch.allowed))  # (B, T, P)
     known = known_mask = None
@@ -154,11 +154,16 @@ def _null_rhythm(batch, seeds, ctx):
 
 
 def _rule_based(batch, seeds, ctx):
+    counts = batch.onset_counts
+    if counts is None:  # no rhythm given: block chords on every beat
+        counts = np.resize(np.array([4, 0, 0, 0]), batch.chroma.shape[:2])
     return np.stack([rule_based_accompaniment(c, r, b, n) for c, r, b, n in
-                     zip(batch.chroma, batch.root, batch.bass, batch.onset_counts)])
+                     zip(batch.chroma, batch.root, batch.bass, counts)])
 
 
 def _ground_truth(batch, seeds, ctx):
+    if batch.accompaniment is None:
+        raise ValueError("ground_truth needs a POP909 segment (there is no human accompaniment for typed chords)")
     return batch.accompaniment.copy()
 
 

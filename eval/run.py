@@ -152,13 +152,16 @@ def summarize(per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: in
 
 def run(segments_file: str | Path, systems: list[str], n_segments: int | None, seeds: int, out: Path,
         checkpoint: str | Path = DEFAULT_CHECKPOINT, batch_size: int = 16, options: SamplingOptions = SamplingOptions(),
-        progress=None, workers: int = 1) -> pd.DataFrame:
+        progress=None, workers: int = 1, model: torch.nn.Module | None = None) -> pd.DataFrame:
+    """Evaluate ``systems``; ``model`` (already loaded) takes precedence over ``checkpoint``."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "rolls").mkdir(exist_ok=True)
     segments = load_valid_segments(segments_file)
     chosen = select_segments(len(segments["song_id"]), n_segments)
     needs_model = any(s in STOCHASTIC for s in systems)
-    ctx = EvalContext(load_model(checkpoint)[0] if needs_model else torch.nn.Identity(), options=options)
+    if model is None:
+        model = load_model(checkpoint)[0] if needs_model else torch.nn.Identity()
+    ctx = EvalContext(model, options=options)
     per_sample_path = out / "per_sample.csv"
     done = set()
     if per_sample_path.is_file():
