@@ -104,3 +104,17 @@ def test_segment_fills_inputs(controller):
     assert 40 <= tempo <= 220
     req = controller.resolve(text, segment=0, rhythm="from segment")
     assert req.melody is not None and req.counts is not None
+
+
+def test_evaluate_run_now(controller):
+    from demo.controller import load_eval_results, run_eval_now
+
+    progress = []
+    summary, per_sample_csv, summary_csv = run_eval_now(controller, 2, ["fgg", "rule_based"], 1,
+                                                        lambda d, t: progress.append((d, t)))
+    assert list(summary["system"]) == ["fgg", "rule_based"] and (summary["out_of_key_rate"] == 0).all()
+    assert progress[-1] == (4, 4)
+    loaded = load_eval_results(__import__("pathlib").Path(summary_csv).parent)
+    assert len(loaded[1]) == 4
+    with pytest.raises(ValueError, match="at least one system"):
+        run_eval_now(controller, 2, [], 1)
