@@ -85,8 +85,8 @@ def test_controller_rechecks_values(controller, tmp_path):
     with pytest.raises(ValueError, match="1.1 MB; the limit is 1 MB"):
         controller.generate("C", melody_file=str(huge))
     # out-of-range widget values are clamped on the server
-    _, _, _, metrics = controller.generate("C G", bars=1000, tempo=-5, steps=999, cfg_scale=99)
-    assert metrics["notes"] >= 0
+    _, _, _, metrics = controller.generate("C G", tempo=-5, steps=999, cfg_scale=99, strength=7)
+    assert metrics["notes"] >= 0 and metrics["out_of_key_notes"] == 0
     req = controller.resolve("C G", bars=1000, tempo=-5)
     assert req.progression.n_bars == 32 and req.tempo == 40
     with pytest.raises(ValueError, match="rhythm 'from segment' needs a POP909 segment"):
