@@ -105,9 +105,8 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
                             "`python -m eval.run`.")
             else:
                 gr.Markdown("Precomputed run in `assets/eval/` (see its README for the command).")
-            summary_table = gr.DataFrame(value=None if summary is None else summary.round(4), label="Summary",
-                                         interactive=False)
-            metric_choice = gr.Dropdown([m for m in HEADLINE], value="out_of_key_rate", label="Metric")
+            gr.DataFrame(value=None if summary is None else summary.round(4), label="Summary", interactive=False)
+            metric_choice = gr.Dropdown(list(HEADLINE), value="out_of_key_rate", label="Metric")
             metric_plot = gr.Plot(value=None if summary is None else metric_bar(summary, "out_of_key_rate"))
             gr.Plot(value=None if heat is None else out_of_key_heatmap(heat))
             with gr.Accordion("Run now", open=False):
