@@ -229,6 +229,8 @@ class Generator:
                  overlap_bars: int = 1, fgg_t_range: Sequence[int] = (0, 999),
                  callback: StepCallback | None = None,
                  progress: Callable[[int, int], None] | None = None) -> GenerationResult:
+        """Chords (text or ``Progression``) -> ``GenerationResult``; see the module docstring and
+        README for every option. Raises ``ValueError`` with a user-facing message on bad input."""
         began = time.perf_counter()
         progression = chords if isinstance(chords, Progression) else parse_progression(chords)
         bars = max(progression.n_bars, SEGMENT_BARS) if bars is None else int(bars)
@@ -245,10 +247,9 @@ class Generator:
         allowed_pcs = allowed_pitch_classes(progression, scale)
 
         cond, null = build_conditions(progression.chroma[None], None if counts is None else counts[None],
-                                      None if melody is None else melody_roll[None])
-        cond, null = cond.to(self.device), null.to(self.device)  # (1, 4, T_total, P)
-        allowed = pitch_mask(torch.from_numpy(allowed_pcs))[None].to(self.device)  # (1, T_total, P)
-        counts_t = None if counts is None else torch.from_numpy(counts)[None].to(self.device)  # (1, T_total)
+                                      None if melody is None else melody_roll[None])  # (1, 4, T_total, P) each
+        allowed = pitch_mask(torch.from_numpy(allowed_pcs))[None]  # (1, T_total, P)
+        counts_t = None if counts is None else torch.from_numpy(counts)[None]  # (1, T_total)
         options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta, tuple(fgg_t_range))
 
         hop = (SEGMENT_BARS - overlap_bars) * STEPS_PER_BAR
