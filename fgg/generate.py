@@ -314,7 +314,10 @@ def generate(chords, melody=None, rhythm=None, bars: int | None = 4, cfg_scale: 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fgg.generate", description="Generate a piano accompaniment.")
-    parser.add_argument("--chords", required=True, help='progression, bars separated by "|", e.g. "C G | Am F"')
+    parser.add_argument("--chords", help='progression, bars separated by "|", e.g. "C G | Am F" '
+                                         "(may be omitted with --segment)")
+    parser.add_argument("--segment", type=int, help="a POP909 validation segment (index into "
+                        "assets/pop909_valid_segments.npz): its chords, melody and rhythm, unless given explicitly")
     parser.add_argument("--melody", help="melody MIDI file (optional)")
     parser.add_argument("--bars", type=int, help="length in bars (default: the progression's, at least 4)")
     parser.add_argument("--rhythm", help=f"none | {' | '.join(RHYTHM_PATTERNS)}")
@@ -330,10 +333,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="MIDI file to write")
     args = parser.parse_args(argv)
     try:
+        chords, melody, rhythm, tempo = args.chords, args.melody, args.rhythm, args.tempo
+        if args.segment is not None:
+            from fgg.data import load_valid_segments
+
+            seg = load_valid_segments()
+            if not 0 <= args.segment < len(seg["song_id"]):
+                raise ValueError(f"--segment must be 0-{len(seg['song_id']) - 1}, got {args.segment}")
+            chords = chords or progression_from_labels([str(x) for x in seg["chord_labels"][args.segment]])
+            melody = melody or seg["melody"][args.segment]
+            rhythm = rhythm or seg["onset_counts"][args.segment]
+        if chords is None:
+            raise ValueError("give --chords (or --segment)")
         gen = Generator.from_checkpoint(args.checkpoint, args.device)
-        result = gen.generate(args.chords, melody=args.melody, rhythm=args.rhythm, bars=args.bars,
+        result = gen.generate(chords, melody=melody, rhythm=rhythm, bars=args.bars,
                               cfg_scale=args.cfg, fgg=not args.no_fgg, strength=args.strength, scale=args.scale,
-                              steps=args.steps, seed=args.seed, tempo=args.tempo)
+                              steps=args.steps, seed=args.seed, tempo=tempo)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -146,4 +146,12 @@ def test_cli(tmp_path, capsys, monkeypatch):
     assert out.is_file() and pretty_midi.PrettyMIDI(str(out)).instruments
     assert gen_module.main(["--chords", "C | Xq", "--checkpoint", str(ckpt), "--out", str(out)]) == 2
     assert "bar 2" in capsys.readouterr().err
+    # a validation segment supplies chords, melody and rhythm
+    assert gen_module.main(["--segment", "7", "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    seg = __import__("fgg.data", fromlist=["x"]).load_valid_segments()
+    assert summary["accompaniment_notes"] == int(seg["onset_counts"][7].sum())  # rhythm enforced
+    names = [i.name for i in pretty_midi.PrettyMIDI(str(out)).instruments]
+    assert names == ["melody", "accompaniment"]
+    assert gen_module.main(["--segment", "99999", "--checkpoint", str(ckpt), "--out", str(out)]) == 2
     assert NOTE_THRESHOLD == 0.5
