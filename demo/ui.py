@@ -14,7 +14,8 @@ from demo import controller as C
 from demo.audio import write_wav
 from demo.listening import CRITERIA, ListeningStore
 from eval.baselines import SYSTEMS
-from eval.plots import HEADLINE, metric_bar, out_of_key_heatmap
+from eval.plots import metric_bar, out_of_key_heatmap
+from eval.run import METRIC_COLUMNS
 from fgg.chords import PITCH_NAMES
 
 NO_SEGMENT = -1
@@ -106,7 +107,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
             else:
                 gr.Markdown("Precomputed run in `assets/eval/` (see its README for the command).")
             gr.DataFrame(value=None if summary is None else summary.round(4), label="Summary", interactive=False)
-            metric_choice = gr.Dropdown(list(HEADLINE), value="out_of_key_rate", label="Metric")
+            metric_choice = gr.Dropdown(METRIC_COLUMNS + ["diversity"], value="out_of_key_rate", label="Metric")
             metric_plot = gr.Plot(value=None if summary is None else metric_bar(summary, "out_of_key_rate"))
             gr.Plot(value=None if heat is None else out_of_key_heatmap(heat))
             with gr.Accordion("Run now", open=False):
@@ -183,8 +184,8 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
                           [audio_a, audio_b, plot_a, plot_b, diff_plot, compare_table], api_name="compare",
                           concurrency_limit=2)
 
-        metric_choice.change(lambda m: None if summary is None else metric_bar(summary, m), metric_choice, metric_plot,
-                             api_visibility="private")
+        metric_choice.change(lambda m: None if summary is None or m not in summary else metric_bar(summary, m),
+                             metric_choice, metric_plot, api_visibility="private")
 
         @user_errors
         def do_run_eval(n, systems, k, progress=gr.Progress()):
