@@ -16,7 +16,10 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     args = parser.parse_args()
-    generator = Generator.from_checkpoint(args.checkpoint, args.device)
+    try:
+        generator = Generator.from_checkpoint(args.checkpoint, args.device)
+    except (FileNotFoundError, ValueError) as err:
+        parser.error(f"{err} (train one with: python -m fgg.train --out runs/NAME)")
     app = build_app(Controller(generator))
     app.queue(max_size=32, default_concurrency_limit=2)
     app.launch(server_name=args.host, server_port=args.port, footer_links=["api", "gradio"])
