@@ -57,9 +57,8 @@ def canonical(roll: np.ndarray) -> np.ndarray:
     return notes_to_roll(roll_to_notes(roll > NOTE_THRESHOLD), roll.shape[1])
 
 
-def initial_noise(seeds: list[int], n_steps: int) -> torch.Tensor:
-    return torch.stack([torch.randn(2, n_steps, N_PITCHES, generator=torch.Generator().manual_seed(int(s)))
-                        for s in seeds])  # (B, 2, T, P)
+def item_generators(seeds: list[int]) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
 def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: bool, rhythm: bool = True,
@@ -72,9 +71,11 @@ def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: 
     if inpaint_out_of_key:  # disallowed pixels are a known, empty region
         known = torch.zeros(len(batch), 2, n_steps, N_PITCHES)
         known_mask = (~allowed).unsqueeze(1)  # (B, 1, T, P)
+    generators = item_generators(seeds)
+    x_init = torch.stack([torch.randn(2, n_steps, N_PITCHES, generator=g) for g in generators])  # (B, 2, T, P)
     out = sample_batch(ctx.model, ctx.schedule, cond, null, allowed,
                        None if counts is None else torch.from_numpy(counts.astype(np.int64)),
-                       initial_noise(seeds, n_steps), replace(ctx.options, fgg=fgg),
+                       x_init, replace(ctx.options, fgg=fgg), generator=generators,
                        known=known, known_mask=known_mask)
     return np.stack([canonical(r) for r in out.numpy()])
 

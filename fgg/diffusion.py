@@ -78,6 +78,14 @@ def eps_to_x0_denoiser(eps_model: Callable[[torch.Tensor, torch.Tensor], torch.T
     return denoise
 
 
+def _randn(shape: Sequence[int], generator, device) -> torch.Tensor:
+    """Gaussian noise; ``generator`` may be one generator or one per batch item (then each
+    item's noise depends on its own generator only, whatever the batch)."""
+    if isinstance(generator, (list, tuple)):
+        return torch.stack([torch.randn(*shape[1:], generator=g) for g in generator]).to(device)
+    return torch.randn(*shape, generator=generator, device=device)
+
+
 @torch.no_grad()
 def sample_ddim(denoiser: Denoiser, schedule: Schedule, shape: Sequence[int], timesteps: Sequence[int],
                 eta: float = 0.0, generator: torch.Generator | None = None, callback: StepCallback | None = None,
@@ -90,18 +98,19 @@ def sample_ddim(denoiser: Denoiser, schedule: Schedule, shape: Sequence[int], ti
 
     Inpainting: where ``known_mask`` (broadcastable to ``shape``) is 1, x_t is replaced by a
     fresh noised copy of ``known`` before every denoiser call, and the output keeps ``known``.
-    All noise comes from ``generator``, so a seed reproduces the sample bit for bit.
+    All noise comes from ``generator`` (one, or a list with one per item), so a seed
+    reproduces the sample bit for bit.
     """
     timesteps = list(timesteps)
     if any(a <= b for a, b in zip(timesteps, timesteps[1:])):
         raise ValueError("timesteps must be strictly decreasing")
-    x = torch.randn(*shape, generator=generator, device=device) if x_init is None else x_init.clone()
+    x = _randn(shape, generator, device) if x_init is None else x_init.clone()
     batch = shape[0]
     x0 = x
     for i, t in enumerate(timesteps):
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         if known is not None:
-            noise = torch.randn(*shape, generator=generator, device=device)
+            noise = _randn(shape, generator, device)
             x = torch.where(known_mask.bool(), schedule.add_noise(known, noise, torch.tensor(t)), x)
         t_batch = torch.full((batch,), t, dtype=torch.long, device=device)
         x0 = denoiser(x, t_batch)  # (B, 2, T, P)
@@ -114,7 +123,7 @@ def sample_ddim(denoiser: Denoiser, schedule: Schedule, shape: Sequence[int], ti
         sigma = eta * ((1 - abar_prev) / (1 - abar)) ** 0.5 * (1 - abar / abar_prev) ** 0.5
         x = abar_prev ** 0.5 * x0 + max(1 - abar_prev - sigma ** 2, 0.0) ** 0.5 * eps
         if sigma > 0:
-            x = x + sigma * torch.randn(*shape, generator=generator, device=device)
+            x = x + sigma * _randn(shape, generator, device)
     if known is not None:
         x0 = torch.where(known_mask.bool(), known, x0)
     return x0

@@ -136,8 +136,10 @@ def test_every_system_returns_valid_rolls(tiny_checkpoint):
     np.testing.assert_array_equal(fgg[:, 0].sum(-1), batch.onset_counts)  # rhythm enforced
     np.testing.assert_array_equal(run_system("ground_truth", batch, [0] * 3, ctx), batch.accompaniment)
     # the same seed gives the same sample in any batch composition
-    single = run_system("fgg", SegmentBatch.from_segments(seg, [400]), [2], ctx)
-    np.testing.assert_array_equal(single[0], fgg[1])
+    for name in ("fgg", "inpaint"):
+        batched = fgg if name == "fgg" else run_system(name, batch, [1, 2, 3], ctx)
+        single = run_system(name, SegmentBatch.from_segments(seg, [400]), [2], ctx)
+        np.testing.assert_array_equal(single[0], batched[1])
 
 
 def test_runner_end_to_end(tiny_checkpoint, tmp_path):
