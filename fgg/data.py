@@ -91,12 +91,6 @@ class SongCollection:
         off = self.offsets[field]
         return self.arrays[field][off[index]:off[index + 1]]
 
-    def index_of(self, song_id: int) -> int:
-        hits = np.flatnonzero(self.song_id == song_id)
-        if len(hits) == 0:
-            raise KeyError(f"song {song_id} is not in this collection")
-        return int(hits[0])
-
     @classmethod
     def from_songs(cls, songs: list[Song]) -> "SongCollection":
         per_song_fields = _PER_SONG + _PER_STEP + _PER_BAR + ("step_times", "beat_labels")

@@ -184,7 +184,7 @@ class SamplingOptions:
 @torch.inference_mode()
 def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor, null: torch.Tensor,
                  allowed: torch.Tensor, counts: torch.Tensor | None, x_init: torch.Tensor,
-                 options: SamplingOptions = SamplingOptions(), generator: torch.Generator | None = None,
+                 options: SamplingOptions = SamplingOptions(), generator: torch.Generator | list | None = None,
                  callback: StepCallback | None = None, known: torch.Tensor | None = None,
                  known_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Sample a batch of 4-bar windows; returns the final x̂₀ (B, 2, T, P) on the CPU.
