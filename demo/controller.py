@@ -208,7 +208,7 @@ class Controller:
             chroma=req.progression.chroma[None], root=req.progression.root[None], bass=req.progression.bass[None],
             onset_counts=None if req.counts is None else req.counts[None])
         seeds = [int(clamp(seed, 0, 2**31 - 1, "seed"))]
-        rolls = {name: run_system(name, batch, seeds, self.eval_ctx)[0] for name in dict.fromkeys([system_a, system_b])}
+        rolls = {name: run_system(name, batch, seeds, self.eval_ctx).rolls[0] for name in dict.fromkeys([system_a, system_b])}
         allowed = batch.allowed[0]
         out = Path(tempfile.mkdtemp(prefix="fgg-compare-"))
         wavs, figures, rows = [], [], []

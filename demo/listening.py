@@ -297,9 +297,9 @@ def build_pool(n_pairs: int, out: Path = POOL_DIR, checkpoint=None, baselines=DE
         baseline = baselines[n % len(baselines)]
         batch = SegmentBatch.from_segments(segments, [seg])
         seeds = [item_seed(seed, int(seg))]
-        rolls = {"fgg": run_system("fgg", batch, seeds, ctx)[0]}
-        unguided = run_system("no_fgg", batch, seeds, ctx) if baseline in STOCHASTIC else None
-        rolls[baseline] = run_system(baseline, batch, seeds, ctx, unguided=unguided)[0]
+        rolls = {"fgg": run_system("fgg", batch, seeds, ctx).rolls[0]}
+        unguided = run_system("no_fgg", batch, seeds, ctx).rolls if baseline in STOCHASTIC else None
+        rolls[baseline] = run_system(baseline, batch, seeds, ctx, unguided=unguided).rolls[0]
         names = {}
         for system, roll in rolls.items():
             names[system] = f"seg{int(seg):04d}_{system}.mid"

@@ -1,6 +1,8 @@
 """The systems compared by the evaluation: one registry, one interface.
 
-A system is ``fn(batch: SegmentBatch, seeds: list[int], ctx: EvalContext) -> (B, 2, T, 64) bool``.
+A system is ``fn(batch: SegmentBatch, seeds: list[int], ctx: EvalContext) -> SystemOutput``:
+the rolls ``(B, 2, T, 64)`` bool, and, for systems that correct a model prediction, the
+uncorrected prediction the correction started from (to measure how much it had to edit).
 Every model-based system draws item b's starting noise from ``seeds[b]`` alone, so the same
 (segment, seed) starts from the same x_T in every system and in any batch composition
 (sampling is deterministic DDIM, η = 0). Adding a system is one function + one registry entry.
@@ -15,7 +17,7 @@ import torch
 
 from fgg.diffusion import Schedule
 from fgg.generate import SamplingOptions, build_conditions, sample_batch
-from fgg.guidance import chord_allowed_pitch_classes, pitch_mask
+from fgg.guidance import cfg_denoiser, chord_allowed_pitch_classes, pitch_mask
 from fgg.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, notes_to_roll, roll_to_notes
 
 
@@ -49,7 +51,15 @@ class EvalContext:
     options: SamplingOptions = field(default_factory=SamplingOptions)
 
 
-System = Callable[[SegmentBatch, list, EvalContext], np.ndarray]
+@dataclass
+class SystemOutput:
+    rolls: np.ndarray  # (B, 2, T, P) bool
+    # (B, 2, T, P) bool: the model's own prediction before this system's correction (FGG's
+    # projection, the inpainted region, a last-step edit); None where nothing was corrected.
+    uncorrected: np.ndarray | None = None
+
+
+System = Callable[[SegmentBatch, list, EvalContext], SystemOutput]
 
 
 def canonical(roll: np.ndarray) -> np.ndarray:
@@ -62,7 +72,9 @@ def item_generators(seeds: list[int]) -> list[torch.Generator]:
 
 
 def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: bool, rhythm: bool = True,
-                  inpaint_out_of_key: bool = False) -> np.ndarray:
+                  inpaint_out_of_key: bool = False) -> SystemOutput:
+    """Sample with the model; for corrected sampling (FGG or inpainting) also re-predict x̂₀
+    from the final x_t without the correction, so the size of the last edit can be measured."""
     n_steps = batch.chroma.shape[1]
     counts = batch.onset_counts if rhythm else None  # None (no rhythm given) -> null rhythm
     cond, null = build_conditions(batch.chroma, counts, batch.melody)
@@ -73,11 +85,20 @@ def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: 
         known_mask = (~allowed).unsqueeze(1)  # (B, 1, T, P)
     generators = item_generators(seeds)
     x_init = torch.stack([torch.randn(2, n_steps, N_PITCHES, generator=g) for g in generators])  # (B, 2, T, P)
+    final = {}
+    options = replace(ctx.options, fgg=fgg)
     out = sample_batch(ctx.model, ctx.schedule, cond, null, allowed,
                        None if counts is None else torch.from_numpy(counts.astype(np.int64)),
-                       x_init, replace(ctx.options, fgg=fgg), generator=generators,
-                       known=known, known_mask=known_mask)
-    return np.stack([canonical(r) for r in out.numpy()])
+                       x_init, options, generator=generators, known=known, known_mask=known_mask,
+                       callback=lambda i, t, x_t, x0: final.update(x_t=x_t, t=t))
+    rolls = np.stack([canonical(r) for r in out.numpy()])
+    if not (fgg or inpaint_out_of_key):
+        return SystemOutput(rolls)
+    plain = cfg_denoiser(ctx.model, ctx.schedule, cond, null if options.cfg_scale != 1.0 else None,
+                         options.cfg_scale, options.cfg_rescale)
+    with torch.inference_mode():
+        x0 = plain(final["x_t"], torch.full((len(batch),), final["t"], dtype=torch.long))  # (B, 2, T, P)
+    return SystemOutput(rolls, np.stack([canonical(r) for r in x0.numpy()]))
 
 
 def remove_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -139,11 +160,11 @@ def _no_fgg(batch, seeds, ctx):
 
 
 def _last_step_remove(batch, seeds, ctx):
-    return run_system("last_step_remove", batch, seeds, ctx, unguided=_no_fgg(batch, seeds, ctx))
+    return run_system("last_step_remove", batch, seeds, ctx, unguided=_no_fgg(batch, seeds, ctx).rolls)
 
 
 def _last_step_round(batch, seeds, ctx):
-    return run_system("last_step_round", batch, seeds, ctx, unguided=_no_fgg(batch, seeds, ctx))
+    return run_system("last_step_round", batch, seeds, ctx, unguided=_no_fgg(batch, seeds, ctx).rolls)
 
 
 def _inpaint(batch, seeds, ctx):
@@ -158,14 +179,14 @@ def _rule_based(batch, seeds, ctx):
     counts = batch.onset_counts
     if counts is None:  # no rhythm given: block chords on every beat
         counts = np.resize(np.array([4, 0, 0, 0]), batch.chroma.shape[:2])
-    return np.stack([rule_based_accompaniment(c, r, b, n) for c, r, b, n in
-                     zip(batch.chroma, batch.root, batch.bass, counts)])
+    return SystemOutput(np.stack([rule_based_accompaniment(c, r, b, n) for c, r, b, n in
+                                  zip(batch.chroma, batch.root, batch.bass, counts)]))
 
 
 def _ground_truth(batch, seeds, ctx):
     if batch.accompaniment is None:
         raise ValueError("ground_truth needs a POP909 segment (there is no human accompaniment for typed chords)")
-    return batch.accompaniment.copy()
+    return SystemOutput(batch.accompaniment.copy())
 
 
 SYSTEMS: dict[str, System] = {
@@ -186,11 +207,11 @@ POSTPROCESS = {"last_step_remove": remove_out_of_key, "last_step_round": round_o
 
 
 def run_system(name: str, batch: SegmentBatch, seeds: list[int], ctx: EvalContext,
-               unguided: np.ndarray | None = None) -> np.ndarray:
-    """Rolls (B, 2, T, P) of system ``name``; ``unguided`` = the ``no_fgg`` rolls for the same
-    seeds, if already sampled, lets the last-step baselines skip resampling."""
+               unguided: np.ndarray | None = None) -> SystemOutput:
+    """Output of system ``name``; ``unguided`` = the ``no_fgg`` rolls for the same seeds, if
+    already sampled, lets the last-step baselines skip resampling."""
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
     if name in POSTPROCESS and unguided is not None:
-        return np.stack([POSTPROCESS[name](r, a) for r, a in zip(unguided, batch.allowed)])
+        return SystemOutput(np.stack([POSTPROCESS[name](r, a) for r, a in zip(unguided, batch.allowed)]), unguided)
     return SYSTEMS[name](batch, seeds, ctx)

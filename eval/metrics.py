@@ -11,7 +11,7 @@ import itertools
 
 import numpy as np
 
-from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, STEPS_PER_BAR, roll_to_notes
+from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, STEPS_PER_BAR, out_of_key_notes, roll_to_notes
 
 # Key-based allowed sets (scale degrees above the tonic); minor adds the leading tone,
 # as the chord table in fgg.guidance does.
@@ -46,11 +46,8 @@ def out_of_key_rate(roll: np.ndarray, allowed: np.ndarray) -> float:
 def out_of_key_note_rate(roll: np.ndarray, allowed: np.ndarray) -> float:
     """Fraction of notes that sound on a disallowed pitch class at any of their steps;
     0 for a roll with no notes."""
-    notes = roll_to_notes(roll)
-    if len(notes) == 0:
-        return 0.0
-    bad = [not allowed[s:e, p % 12].all() for s, e, p in notes]
-    return float(np.mean(bad))
+    n = len(roll_to_notes(roll))
+    return out_of_key_notes(roll, allowed) / n if n else 0.0
 
 
 def key_allowed(key_tonic: np.ndarray, key_minor: np.ndarray) -> np.ndarray:

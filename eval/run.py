@@ -42,7 +42,7 @@ from fgg.pianoroll import SEGMENT_STEPS, rolls_to_midi
 KEY_COLUMNS = ["system", "segment", "seed"]
 METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_note_rate", "key_out_of_key_rate", "smg_out_of_key_fraction",
                   "chord_accuracy", "chord_accuracy_labels", "chord_similarity", "note_density", "polyphony",
-                  "pitch_range", "groove_similarity", "oa_pitch", "oa_duration", "oa_ioi", "notes_changed"]
+                  "pitch_range", "groove_similarity", "oa_pitch", "oa_duration", "oa_ioi", "notes_edited", "key_fixes"]
 EXAMPLE_SEGMENTS = 3
 
 
@@ -66,7 +66,7 @@ def root_relative_out_of_key(roll: np.ndarray, allowed: np.ndarray, root: np.nda
 
 
 def score_row(roll: np.ndarray, seg: int, segments: dict, allowed: np.ndarray, scorer: ChordScorer,
-              unguided: np.ndarray | None) -> dict[str, float]:
+              uncorrected: np.ndarray | None) -> dict[str, float]:
     from smg_metrics import out_of_key_fraction
 
     gt = segments["accompaniment"][seg]
@@ -84,7 +84,8 @@ def score_row(roll: np.ndarray, seg: int, segments: dict, allowed: np.ndarray, s
     row.update(scorer.score(roll, str(seg), gt, segments["chord_labels"][seg]))
     pred_path = scorer.workdir / "pred.mid"  # written by score()
     row["smg_out_of_key_fraction"] = out_of_key_fraction(str(pred_path)) if roll[0].any() else 0.0
-    row["notes_changed"] = M.notes_changed(roll, unguided) if unguided is not None else float("nan")
+    row["notes_edited"] = M.notes_changed(roll, uncorrected) if uncorrected is not None else float("nan")
+    row["key_fixes"] = M.out_of_key_notes(uncorrected, allowed) if uncorrected is not None else float("nan")
     return row
 
 
@@ -101,8 +102,8 @@ def _init_worker(segments_file: str, workdir: str, single_thread: bool) -> None:
 
 
 def _score_job(job) -> list:
-    system, seg, seed, roll, allowed, unguided = job
-    row = score_row(roll, seg, _WORKER["segments"], allowed, _WORKER["scorer"], unguided)
+    system, seg, seed, roll, allowed, uncorrected = job
+    row = score_row(roll, seg, _WORKER["segments"], allowed, _WORKER["scorer"], uncorrected)
     return [system, seg, seed] + [row[c] for c in METRIC_COLUMNS]
 
 
@@ -190,12 +191,14 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
                     pending = [(j, int(s)) for j, s in enumerate(idx) if (system, int(s), seed) not in done]
                     batch = SegmentBatch.from_segments(segments, idx)
                     unguided = None if unguided_all is None else unguided_all[lo:lo + len(idx)]
+                    uncorrected = None
                     if pending or stored is None:
-                        rolls[lo:lo + len(idx)] = run_system(system, batch, [item_seed(seed, int(s)) for s in idx],
-                                                             ctx, unguided=unguided)
-                    keep_unguided = unguided is not None and system in STOCHASTIC
+                        output = run_system(system, batch, [item_seed(seed, int(s)) for s in idx], ctx,
+                                            unguided=unguided)
+                        rolls[lo:lo + len(idx)] = output.rolls
+                        uncorrected = output.uncorrected
                     jobs = [(system, s, seed, rolls[lo + j], batch.allowed[j],
-                             unguided[j] if keep_unguided else None) for j, s in pending]
+                             None if uncorrected is None else uncorrected[j]) for j, s in pending]
                     lines = list(pool.map(_score_job, jobs))
                     with open(per_sample_path, "a", newline="") as f:
                         csv.writer(f).writerows(lines)

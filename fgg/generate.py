@@ -29,7 +29,7 @@ from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timestep
 from fgg.guidance import SCALE_ALIASES, SCALES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, \
     pitch_mask, scale_pitch_classes
 from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
-                           fold_pitches, midi_to_notes, notes_to_roll, roll_to_notes, rolls_to_midi)
+                           fold_pitches, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes, rolls_to_midi)
 
 MAX_BARS = 64
 # Onset counts per 16th step of one 4/4 bar (how many accompaniment notes start there).
@@ -65,16 +65,7 @@ class GenerationResult:
 
     @property
     def out_of_key_notes(self) -> int:
-        return count_out_of_key_notes(self.accompaniment, self.allowed)
-
-
-def count_out_of_key_notes(roll: np.ndarray, allowed_pcs: np.ndarray) -> int:
-    """Notes of ``roll`` (2, T, 64) that sound on a pitch class not allowed at some step."""
-    count = 0
-    for start, end, pitch in roll_to_notes(roll):
-        if not allowed_pcs[start:end, pitch % 12].all():
-            count += 1
-    return count
+        return out_of_key_notes(self.accompaniment, self.allowed)
 
 
 def rhythm_counts(rhythm, n_steps: int) -> np.ndarray | None:

@@ -93,6 +93,12 @@ def roll_to_notes(roll: np.ndarray, threshold: float = NOTE_THRESHOLD) -> np.nda
     return sort_notes(notes)
 
 
+def out_of_key_notes(roll: np.ndarray, allowed_pcs: np.ndarray) -> int:
+    """Notes of ``roll`` (2, T, 64) that sound, at any of their steps, on a pitch class not
+    allowed there (``allowed_pcs`` (T, 12) bool)."""
+    return int(sum(not allowed_pcs[s:e, p % 12].all() for s, e, p in roll_to_notes(roll)))
+
+
 def sort_notes(notes: np.ndarray) -> np.ndarray:
     notes = np.asarray(notes, dtype=np.int64).reshape(-1, 3)
     return notes[np.lexsort((notes[:, 2], notes[:, 0]))]

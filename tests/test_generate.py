@@ -7,9 +7,9 @@ import torch
 
 from fgg import generate as gen_module
 from fgg.diffusion import Schedule
-from fgg.generate import RHYTHM_PATTERNS, Generator, count_out_of_key_notes, rhythm_counts
+from fgg.generate import RHYTHM_PATTERNS, Generator, rhythm_counts
 from fgg.model import PRESETS, UNet
-from fgg.pianoroll import NOTE_THRESHOLD, midi_to_notes, notes_to_roll, roll_to_notes
+from fgg.pianoroll import NOTE_THRESHOLD, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +126,12 @@ def test_melody_from_midi(tiny_generator, tmp_path):
     assert roll_to_notes(r.melody).tolist() == [[0, 3, 72], [4, 7, 74], [8, 11, 76], [12, 15, 77], [16, 20, 86]]
 
 
-def test_count_out_of_key_notes():
+def test_out_of_key_notes():
     roll = notes_to_roll(np.array([[0, 4, 60], [0, 8, 61], [4, 8, 64]]), 16)
     allowed = np.zeros((16, 12), bool)
     allowed[:, [0, 4]] = True
     allowed[6:, 0] = False  # C stops being allowed at step 6 — but the C note ended at 4
-    assert count_out_of_key_notes(roll, allowed) == 1
+    assert out_of_key_notes(roll, allowed) == 1
 
 
 def test_cli(tmp_path, capsys, monkeypatch):
