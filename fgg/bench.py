@@ -37,6 +37,17 @@ def _median_seconds(fn, repeats: int, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
+def _interleaved_medians(fns, repeats: int, warmup: int = 2) -> list[float]:
+    times = [[] for _ in fns]
+    for i in range(warmup + repeats):
+        for fn, bucket in zip(fns, times):
+            began = time.perf_counter()
+            fn()
+            if i >= warmup:
+                bucket.append(time.perf_counter() - began)
+    return [statistics.median(t) for t in times]
+
+
 def training_samples_per_second(model: UNet, batch: int = 32, repeats: int = 5) -> float:
     model = model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -59,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fgg.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--preset", choices=sorted(PRESETS), help="benchmark this preset with random weights instead")
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -72,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     melody = np.zeros((2, SEGMENT_STEPS, N_PITCHES), dtype=bool)
     melody[0, ::8, 40] = True
     common = dict(melody=melody, rhythm="eighth_arpeggio", cfg_scale=7.5, steps=10, seed=0)
-    with_fgg = _median_seconds(lambda: gen.generate(CHORDS, fgg=True, **common), args.repeats)
-    without_fgg = _median_seconds(lambda: gen.generate(CHORDS, fgg=False, **common), args.repeats)
+    # Interleaved, so that machine noise and drift hit both variants alike.
+    with_fgg, without_fgg = _interleaved_medians([lambda: gen.generate(CHORDS, fgg=True, **common),
+                                                  lambda: gen.generate(CHORDS, fgg=False, **common)], args.repeats)
     long_piece = _median_seconds(lambda: gen.generate(CHORDS, bars=32, fgg=True, rhythm="eighth_arpeggio"),
                                  max(3, args.repeats // 2), warmup=1)
     result = {
