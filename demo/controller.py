@@ -17,7 +17,7 @@ from demo.audio import write_wav
 from demo.figures import diff_figure, piano_roll_figure
 from eval import metrics as M
 from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
-from eval.chord_metrics import label_chord_accuracy
+from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg.chords import PITCH_NAMES, Progression, parse_progression
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import RHYTHM_PATTERNS, GenerationResult, Generator, allowed_pitch_classes, fit_progression, \
@@ -180,7 +180,7 @@ class Controller:
         from smg_metrics import midi_to_chords_dp
 
         acc_path = workdir / "accompaniment_only.mid"
-        rolls_to_midi({"accompaniment": result.accompaniment}, 120.0).write(str(acc_path))
+        rolls_to_midi({"accompaniment": result.accompaniment}, MIDI_TEMPO).write(str(acc_path))
         recognised = midi_to_chords_dp(str(acc_path)) if result.accompaniment[0].any() else []
         return {
             "out_of_key_rate": round(M.out_of_key_rate(result.accompaniment, result.allowed), 4),

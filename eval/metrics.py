@@ -27,7 +27,7 @@ def sounding(roll: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pixel_allowed(allowed: np.ndarray) -> np.ndarray:
+def pixel_allowed(allowed: np.ndarray) -> np.ndarray:
     """(T, 12) -> (T, 64) allowed pixels."""
     return allowed[:, (np.arange(N_PITCHES) + LOWEST_PITCH) % 12]
 
@@ -39,7 +39,7 @@ def out_of_key_rate(roll: np.ndarray, allowed: np.ndarray) -> float:
     Denominator: all T steps, silent ones included (one wrong note at one step of 64 ->
     1/64). An empty roll scores 0.
     """
-    bad = sounding(roll) & ~_pixel_allowed(allowed)  # (T, 64)
+    bad = sounding(roll) & ~pixel_allowed(allowed)  # (T, 64)
     return float(bad.any(axis=1).mean())
 
 

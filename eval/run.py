@@ -37,7 +37,7 @@ from eval.chord_metrics import ChordScorer
 from fgg.checkpoint import DEFAULT_CHECKPOINT, load_model
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
-from fgg.pianoroll import SEGMENT_STEPS, rolls_to_midi
+from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, SEGMENT_STEPS, rolls_to_midi
 
 KEY_COLUMNS = ["system", "segment", "seed"]
 METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_note_rate", "key_out_of_key_rate", "smg_out_of_key_fraction",
@@ -59,9 +59,9 @@ def item_seed(seed: int, segment: int) -> int:
 
 def root_relative_out_of_key(roll: np.ndarray, allowed: np.ndarray, root: np.ndarray) -> np.ndarray:
     """(12,) counts of out-of-key sounding pixels by interval above the chord root."""
-    bad = M.sounding(roll) & ~M._pixel_allowed(allowed)  # (T, 64)
+    bad = M.sounding(roll) & ~M.pixel_allowed(allowed)  # (T, 64)
     t, p = np.nonzero(bad)
-    rel = (p + 33 - np.maximum(root[t], 0)) % 12
+    rel = (p + LOWEST_PITCH - np.maximum(root[t], 0)) % 12
     return np.bincount(rel, minlength=12)
 
 
@@ -182,7 +182,7 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
             for seed in range(seeds):
                 roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
                 stored = _unpack(np.load(roll_file)["rolls"]) if roll_file.is_file() else None
-                rolls = np.zeros((len(chosen), 2, SEGMENT_STEPS, 64), dtype=bool) if stored is None else stored
+                rolls = np.zeros((len(chosen), 2, SEGMENT_STEPS, N_PITCHES), dtype=bool) if stored is None else stored
                 unguided_file = out / "rolls" / f"no_fgg_seed{seed}.npz"
                 unguided_all = (_unpack(np.load(unguided_file)["rolls"])
                                 if system != "no_fgg" and unguided_file.is_file() else None)
@@ -216,11 +216,12 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
     per_sample = per_sample[per_sample.segment.isin(chosen) & per_sample.seed.lt(seeds)]
     summary = summarize(per_sample, out, systems, seeds)
     summary.to_csv(out / "summary.csv", index=False)
-    pd.DataFrame([{"system": s, "interval": i, "count": int(c)} for s in systems for i, c in enumerate(heat[s])]) \
-        .to_csv(out / "out_of_key_pitch_classes.csv", index=False)
+    heat_table = pd.DataFrame([{"system": s, "interval": i, "count": int(c)}
+                               for s in systems for i, c in enumerate(heat[s])])
+    heat_table.to_csv(out / "out_of_key_pitch_classes.csv", index=False)
     from eval.plots import write_report
 
-    write_report(out, summary, per_sample, pd.read_csv(out / "out_of_key_pitch_classes.csv"))
+    write_report(out, summary, per_sample, heat_table)
     return summary
 
 

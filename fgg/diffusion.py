@@ -45,17 +45,21 @@ class Schedule:
         padded = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])
         return padded[t + 1]
 
+    def _abar_like(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """ᾱ_t shaped (B, 1, 1, ...) to broadcast against ``x``, in its dtype and device."""
+        return self.abar(t).to(x.dtype).to(x.device).reshape(-1, *([1] * (x.dim() - 1)))
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """q(x_t | x₀) sample: √ᾱ_t x₀ + √(1-ᾱ_t) ε; ``t`` (B,) or scalar."""
-        abar = self.abar(t).to(x0.dtype).to(x0.device).reshape(-1, *([1] * (x0.dim() - 1)))
+        abar = self._abar_like(t, x0)
         return abar.sqrt() * x0 + (1 - abar).sqrt() * noise
 
     def x0_from_eps(self, x_t: torch.Tensor, eps: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        abar = self.abar(t).to(x_t.dtype).to(x_t.device).reshape(-1, *([1] * (x_t.dim() - 1)))
+        abar = self._abar_like(t, x_t)
         return (x_t - (1 - abar).sqrt() * eps) / abar.sqrt()
 
     def eps_from_x0(self, x_t: torch.Tensor, x0: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        abar = self.abar(t).to(x_t.dtype).to(x_t.device).reshape(-1, *([1] * (x_t.dim() - 1)))
+        abar = self._abar_like(t, x_t)
         return (x_t - abar.sqrt() * x0) / (1 - abar).sqrt()
 
 
@@ -68,14 +72,6 @@ def sampling_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS) -> list[i
         return list(reversed(PAPER_TIMESTEPS))
     grid = torch.linspace(num_timesteps - 1, 0, steps).round().long().tolist()
     return sorted(set(grid), reverse=True)
-
-
-def eps_to_x0_denoiser(eps_model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                       schedule: Schedule) -> Denoiser:
-    """Turn an ε-predictor into a denoiser returning x̂₀."""
-    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return schedule.x0_from_eps(x_t, eps_model(x_t, t), t)
-    return denoise
 
 
 def _randn(shape: Sequence[int], generator, device) -> torch.Tensor:

@@ -26,7 +26,7 @@ from fgg.checkpoint import DEFAULT_CHECKPOINT, load_model, resolve_device
 from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
 from fgg.condition import chord_condition, melody_condition, null_melody_condition, null_rhythm_condition
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
-from fgg.guidance import SCALE_ALIASES, SCALES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, \
+from fgg.guidance import cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, \
     pitch_mask, scale_pitch_classes
 from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
                            fold_pitches, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes, rolls_to_midi)
@@ -130,19 +130,15 @@ def allowed_pitch_classes(progression: Progression, scale=None) -> np.ndarray:
         parts = scale.split()
         if len(parts) == 2:
             tonic, name = parts
-        else:
-            name = scale
-            roots = progression.root[progression.root >= 0]
-            tonic = int(roots[0]) if len(roots) else 0
-        key = SCALE_ALIASES.get(name.lower(), name.lower())
-        if len(parts) == 2:
             try:
                 pitch_class(tonic)
             except ValueError:
                 raise ValueError(f"unknown scale tonic {tonic!r} in {scale!r}") from None
-        if key not in SCALES:
-            raise ValueError(f"unknown scale {name!r}; choose one of {', '.join(sorted(SCALES))}")
-        pcs = scale_pitch_classes(key, tonic)
+        else:
+            name = scale
+            roots = progression.root[progression.root >= 0]
+            tonic = int(roots[0]) if len(roots) else 0
+        pcs = scale_pitch_classes(name, tonic)  # resolves aliases, names an unknown scale
     else:
         pcs = scale_pitch_classes(scale)
     return np.broadcast_to(pcs.numpy(), (progression.n_steps, 12)).copy()

@@ -223,9 +223,10 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device_name: str = 
             for p_ema, p in zip(ema.parameters(), model.parameters()):
                 p_ema.lerp_(p, 1 - decay)
         step += 1
-        if not math.isfinite(loss.item()):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}")
-        window_loss += loss.item()
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {step}")
+        window_loss += loss_value
         window_n += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
