@@ -1,4 +1,4 @@
-"""FGG Music app: parse arguments, load the model once, build the UI, launch with a queue."""
+"""FGG Music app: parse arguments, load the models once, build the UI, launch with a queue."""
 import argparse
 import os
 
@@ -6,7 +6,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from demo.controller import Controller  # noqa: E402
 from demo.ui import build_app  # noqa: E402
-from fgg.checkpoint import DEFAULT_CHECKPOINT  # noqa: E402
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS  # noqa: E402
 from fgg.generate import Generator  # noqa: E402
 
 if __name__ == "__main__":
@@ -14,12 +14,14 @@ if __name__ == "__main__":
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--checkpoint", help="serve this checkpoint alone instead of the shipped models")
     args = parser.parse_args()
+    names = {"custom": args.checkpoint} if args.checkpoint else \
+        {name: name for name in [DEFAULT_MODEL] + sorted(set(SHIPPED_MODELS) - {DEFAULT_MODEL})}
     try:
-        generator = Generator.from_checkpoint(args.checkpoint, args.device)
+        generators = {name: Generator.from_checkpoint(source, args.device) for name, source in names.items()}
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"{err} (train one with: python -m fgg.train --out runs/NAME)")
-    app = build_app(Controller(generator))
+    app = build_app(Controller(generators))
     app.queue(max_size=32, default_concurrency_limit=2)
     app.launch(server_name=args.host, server_port=args.port, footer_links=["api", "gradio"])

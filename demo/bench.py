@@ -19,13 +19,14 @@ from pathlib import Path
 from demo.controller import Controller
 from demo.listening import ListeningStore
 from demo.ui import build_app
-from fgg.checkpoint import DEFAULT_CHECKPOINT
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS
 from fgg.generate import Generator
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
+    parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--chords", default="C G | Am F")
     args = parser.parse_args(argv)
@@ -35,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     tmp = Path(tempfile.mkdtemp(prefix="fgg-bench-"))
-    app = build_app(Controller(Generator.from_checkpoint(args.checkpoint, "cpu")),
+    source = args.checkpoint or args.model
+    app = build_app(Controller({args.model: Generator.from_checkpoint(source, "cpu")}),
                     ListeningStore(f"sqlite:///{tmp / 'bench.db'}", tmp))
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         app.close()
     print(json.dumps({"click_to_audio_4bar_median_s": round(statistics.median(runs), 3),
-                      "runs_s": [round(r, 3) for r in runs], "checkpoint": args.checkpoint}))
+                      "runs_s": [round(r, 3) for r in runs], "model": source}))
     return 0
 
 

@@ -20,8 +20,10 @@ from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg.chords import PITCH_NAMES, Progression, parse_progression
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
-from fgg.generate import RHYTHM_PATTERNS, GenerationResult, Generator, allowed_pitch_classes, fit_progression, \
-    load_melody, rhythm_counts
+from fgg.generate import RHYTHM_PATTERNS, SCALE_MODES, GenerationResult, Generator, allowed_pitch_classes, \
+    fit_progression, load_melody, rhythm_counts
+from fgg.guidance import SCALE_TABLES
+from fgg.model import count_parameters
 from fgg.pianoroll import BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR, roll_to_notes, rolls_to_midi
 
 MAX_MIDI_BYTES = 1_000_000
@@ -31,6 +33,7 @@ STEP_RANGE = (2, 50)
 CFG_RANGE = (1.0, 12.0)
 RHYTHM_CHOICES = ["none", "from segment"] + list(RHYTHM_PATTERNS)
 SCALE_CHOICES = ["from chords", "major", "minor", "dorian", "mixolydian", "pentatonic", "blues", "custom"]
+MODEL_BLURBS = {"paper": "best quality", "small": "fastest"}
 EXAMPLES = {
     "Pop I–V–vi–IV": "C G | Am F",
     "Jazz ii–V–I": "Dm7 | G7 | Cmaj7 | Cmaj7",
@@ -48,6 +51,9 @@ class Request:
     scale: object  # None (from chords), "D dorian", or pitch classes
     tempo: float
     segment: int | None
+    scale_table: str = "ours"
+    scale_mode: str = "with_chords"
+    warnings: tuple[str, ...] = ()
 
 
 def clamp(value, lo, hi, name: str):
@@ -89,11 +95,36 @@ def chords_text_from_labels(labels) -> str:
     return " | ".join(bars)
 
 
+def choice(value, options, name: str):
+    """A dropdown value re-checked on the server."""
+    if value not in options:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, options))}")
+    return value
+
+
 class Controller:
-    def __init__(self, generator: Generator, segments_file: str | os.PathLike = VALID_SEGMENTS_FILE):
-        self.generator = generator
+    """``generators``: the served models by name, the first being the default (the app
+    loads each checkpoint once, here)."""
+
+    def __init__(self, generators: dict[str, Generator], segments_file: str | os.PathLike = VALID_SEGMENTS_FILE):
+        if not generators:
+            raise ValueError("the app needs at least one model")
+        self.generators = dict(generators)
+        self.default_model = next(iter(self.generators))
         self.segments = load_valid_segments(segments_file)
-        self.eval_ctx = EvalContext(generator.model, generator.schedule)
+
+    def model_choices(self) -> list[tuple[str, str]]:
+        """(label, name) pairs for the Model dropdown, e.g. "paper — 26.6 M, best quality"."""
+        return [(f"{name} — {count_parameters(g.model) / 1e6:.1f} M" +
+                 (f", {MODEL_BLURBS[name]}" if name in MODEL_BLURBS else ""), name)
+                for name, g in self.generators.items()]
+
+    def generator(self, model=None) -> Generator:
+        return self.generators[choice(model or self.default_model, list(self.generators), "model")]
+
+    def eval_context(self, model=None) -> EvalContext:
+        gen = self.generator(model)
+        return EvalContext(gen.model, gen.schedule)
 
     # -- POP909 segments
 
@@ -118,9 +149,16 @@ class Controller:
     # -- requests
 
     def resolve(self, chords: str, segment=None, melody_file=None, bars=4, tempo=90, rhythm="none",
-                scale="from chords", tonic="C", custom_scale="") -> Request:
+                scale="from chords", tonic="C", custom_scale="", scale_table="ours",
+                scale_mode="with_chords") -> Request:
         progression = parse_progression(chords)
         bars = int(clamp(bars, *BAR_RANGE, "bars"))
+        scale_table = choice(scale_table or "ours", SCALE_TABLES, "scale table")
+        scale_mode = choice(scale_mode or "with_chords", SCALE_MODES, "scale mode")
+        warnings = ()
+        if progression.n_bars > bars:
+            warnings = (f"the progression has {progression.n_bars} bars but Bars = {bars}: only its first "
+                        f"{bars} bars were generated",)
         tempo = clamp(tempo, *TEMPO_RANGE, "tempo")
         n_steps = bars * STEPS_PER_BAR
         seg = self._segment(segment)
@@ -154,20 +192,23 @@ class Controller:
             raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALE_CHOICES)}")
         progression = fit_progression(progression, bars)
         allowed_pitch_classes(progression, scale_spec)  # validates custom note names now
-        return Request(progression, melody, counts, scale_spec, tempo, seg)
+        return Request(progression, melody, counts, scale_spec, tempo, seg, scale_table, scale_mode, warnings)
 
     # -- tab 1: generate
 
     def generate(self, chords: str, segment=None, melody_file=None, bars=4, tempo=90, fgg=True, strength=1.0,
                  cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale="", steps=10, seed=0,
-                 progress=None) -> tuple[str, str, object, dict]:
+                 progress=None, model=None, scale_table="ours", scale_mode="with_chords") -> tuple[str, str, object, dict]:
         """Returns (WAV path, MIDI path, piano-roll figure, metrics)."""
-        req = self.resolve(chords, segment, melody_file, bars, tempo, rhythm, scale, tonic, custom_scale)
-        result = self.generator.generate(
+        generator = self.generator(model)
+        req = self.resolve(chords, segment, melody_file, bars, tempo, rhythm, scale, tonic, custom_scale,
+                           scale_table, scale_mode)
+        result = generator.generate(
             req.progression, melody=req.melody, rhythm=req.counts, bars=req.progression.n_bars,
             cfg_scale=clamp(cfg_scale, *CFG_RANGE, "CFG scale"), fgg=bool(fgg), strength=clamp(strength, 0, 1, "strength"),
             scale=req.scale, steps=int(clamp(steps, *STEP_RANGE, "steps")), seed=int(clamp(seed, 0, 2**31 - 1, "seed")),
-            tempo=req.tempo, progress=progress)
+            tempo=req.tempo, progress=progress, scale_table=req.scale_table, scale_mode=req.scale_mode)
+        result.warnings.extend(req.warnings)
         out = Path(tempfile.mkdtemp(prefix="fgg-"))
         midi_path = out / f"fgg_seed{result.seed}.mid"
         result.midi.write(str(midi_path))
@@ -182,7 +223,7 @@ class Controller:
         acc_path = workdir / "accompaniment_only.mid"
         rolls_to_midi({"accompaniment": result.accompaniment}, MIDI_TEMPO).write(str(acc_path))
         recognised = midi_to_chords_dp(str(acc_path)) if result.accompaniment[0].any() else []
-        return {
+        return ({"warnings": list(result.warnings)} if result.warnings else {}) | {
             "out_of_key_rate": round(M.out_of_key_rate(result.accompaniment, result.allowed), 4),
             "out_of_key_notes": result.out_of_key_notes,
             "notes": int(len(result.notes)),
@@ -194,7 +235,7 @@ class Controller:
     # -- tab 2: compare
 
     def compare(self, chords: str, segment=None, melody_file=None, tempo=90, rhythm="none", system_a="fgg",
-                system_b="no_fgg", seed=0) -> tuple[str, str, object, object, object, pd.DataFrame]:
+                system_b="no_fgg", seed=0, model=None) -> tuple[str, str, object, object, object, pd.DataFrame]:
         """Two systems on the same 4-bar condition and seed: (WAV A, WAV B, roll A, roll B,
         changed-notes figure, metrics table)."""
         for name in (system_a, system_b):
@@ -208,7 +249,8 @@ class Controller:
             chroma=req.progression.chroma[None], root=req.progression.root[None], bass=req.progression.bass[None],
             onset_counts=None if req.counts is None else req.counts[None])
         seeds = [int(clamp(seed, 0, 2**31 - 1, "seed"))]
-        rolls = {name: run_system(name, batch, seeds, self.eval_ctx).rolls[0] for name in dict.fromkeys([system_a, system_b])}
+        ctx = self.eval_context(model)
+        rolls = {name: run_system(name, batch, seeds, ctx).rolls[0] for name in dict.fromkeys([system_a, system_b])}
         allowed = batch.allowed[0]
         out = Path(tempfile.mkdtemp(prefix="fgg-compare-"))
         wavs, figures, rows = [], [], []
@@ -234,9 +276,10 @@ class Controller:
 # -- tab 3: evaluate
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "assets" / "eval"
+STRENGTH_CURVE_FILE = EVAL_DIR / "strength_curve.csv"
 
 
-def load_eval_results(folder: str | os.PathLike = EVAL_DIR):
+def load_eval_results(folder: str | os.PathLike):
     """(summary, per_sample, out-of-key heat) DataFrames of a finished run, or Nones."""
     folder = Path(folder)
     if not (folder / "summary.csv").is_file():
@@ -246,7 +289,12 @@ def load_eval_results(folder: str | os.PathLike = EVAL_DIR):
             pd.read_csv(heat_file) if heat_file.is_file() else None)
 
 
-def run_eval_now(controller: Controller, n_segments, systems, seeds, progress=None):
+def load_strength_curve(path: str | os.PathLike = STRENGTH_CURVE_FILE) -> pd.DataFrame | None:
+    path = Path(path)
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def run_eval_now(controller: Controller, n_segments, systems, seeds, progress=None, model=None):
     """A fresh (small) evaluation run in a temporary folder; returns (summary, per_sample
     CSV path, summary CSV path)."""
     from eval.run import run
@@ -257,6 +305,7 @@ def run_eval_now(controller: Controller, n_segments, systems, seeds, progress=No
     n = int(clamp(n_segments, 1, 200, "segments"))
     k = int(clamp(seeds, 1, 5, "seeds"))
     out = Path(tempfile.mkdtemp(prefix="fgg-eval-"))
-    summary = run(VALID_SEGMENTS_FILE, systems, n, k, out, batch_size=8, progress=progress,
-                  model=controller.generator.model)
+    name = model or controller.default_model
+    summary = run(VALID_SEGMENTS_FILE, systems, n, k, out, checkpoint=name, batch_size=8, progress=progress,
+                  model=controller.generator(name).model)
     return summary, str(out / "per_sample.csv"), str(out / "summary.csv")

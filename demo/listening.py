@@ -31,6 +31,8 @@ from sqlalchemy import (DateTime, ForeignKey, Integer, String, UniqueConstraint,
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POOL_DIR = REPO_ROOT / "assets" / "listening"
 DEFAULT_DB = REPO_ROOT / "data" / "listening.db"
@@ -279,18 +281,19 @@ class ListeningStore:
         return buffer.getvalue()
 
 
-def build_pool(n_pairs: int, out: Path = POOL_DIR, checkpoint=None, baselines=DEFAULT_BASELINES, seed: int = 0) -> Path:
+def build_pool(n_pairs: int, out: Path = POOL_DIR, model="paper", baselines=DEFAULT_BASELINES, seed: int = 0) -> Path:
     """Generate ``n_pairs`` pairs (FGG vs a baseline, cycling through ``baselines``) on
-    evenly spread validation segments and write their MIDI + manifest.json."""
+    evenly spread validation segments with ``model`` (a shipped model's name or a checkpoint
+    path) and write their MIDI + manifest.json."""
     from eval.baselines import STOCHASTIC, EvalContext, SegmentBatch, run_system
     from eval.run import item_seed, select_segments
-    from fgg.checkpoint import DEFAULT_CHECKPOINT, load_model
+    from fgg.checkpoint import load_model, resolve_checkpoint
     from fgg.data import load_valid_segments
     from fgg.pianoroll import rolls_to_midi
 
     segments = load_valid_segments()
     chosen = select_segments(len(segments["song_id"]), n_pairs)
-    ctx = EvalContext(load_model(checkpoint or DEFAULT_CHECKPOINT)[0])
+    ctx = EvalContext(load_model(resolve_checkpoint(model))[0])
     out.mkdir(parents=True, exist_ok=True)
     pairs = []
     for n, seg in enumerate(chosen):
@@ -309,8 +312,8 @@ def build_pool(n_pairs: int, out: Path = POOL_DIR, checkpoint=None, baselines=DE
                       "song_id": int(segments["song_id"][seg]), "system_x": "fgg", "system_y": baseline,
                       "midi_x": names["fgg"], "midi_y": names[baseline]})
     manifest = out / "manifest.json"
-    manifest.write_text(json.dumps({"built_by": f"python -m demo.listening build --pairs {n_pairs}",
-                                    "pairs": pairs}, indent=2), encoding="utf-8")
+    manifest.write_text(json.dumps({"built_by": f"python -m demo.listening build --pairs {n_pairs} --model {model}",
+                                    "model": str(model), "pairs": pairs}, indent=2), encoding="utf-8")
     return manifest
 
 
@@ -320,14 +323,16 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="generate the pool of pairs")
     build.add_argument("--pairs", type=int, default=12)
     build.add_argument("--out", default=str(POOL_DIR))
-    build.add_argument("--checkpoint")
+    build.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
+    build.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     build.add_argument("--baselines", default=",".join(DEFAULT_BASELINES))
     sub.add_parser("results", help="print per-system means and preference tests as JSON")
     export = sub.add_parser("export", help="print all answers as CSV (needs the admin password)")
     export.add_argument("--password", required=True)
     args = parser.parse_args(argv)
     if args.command == "build":
-        manifest = build_pool(args.pairs, Path(args.out), args.checkpoint, tuple(args.baselines.split(",")))
+        manifest = build_pool(args.pairs, Path(args.out), args.checkpoint or args.model,
+                              tuple(args.baselines.split(",")))
         print(json.dumps({"manifest": str(manifest), "pairs": args.pairs}))
         return 0
     store = ListeningStore()

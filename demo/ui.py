@@ -16,6 +16,7 @@ from demo.listening import CRITERIA, ListeningStore
 from eval.baselines import SYSTEMS
 from eval.plots import metric_bar, out_of_key_heatmap
 from eval.run import METRIC_COLUMNS
+from eval.strength_curve import curve_figure
 from fgg.chords import PITCH_NAMES
 
 NO_SEGMENT = -1
@@ -40,7 +41,12 @@ def _progress_callback(progress: gr.Progress):
 def build_app(controller: C.Controller, store: ListeningStore | None = None) -> gr.Blocks:
     store = store or ListeningStore()
     segment_choices = [("— none (use the chords above) —", NO_SEGMENT)] + controller.segment_choices()
-    summary, per_sample, heat = C.load_eval_results()
+    model_choices = controller.model_choices()
+    # Committed evaluation runs, one folder per shipped model (assets/eval/<model>/).
+    eval_runs = {name: C.load_eval_results(C.EVAL_DIR / name) for name in ("paper", "small")}
+    eval_runs = {name: run for name, run in eval_runs.items() if run[0] is not None}
+    shown_run = next(iter(eval_runs), None)
+    strength_curve = C.load_strength_curve()
 
     with gr.Blocks(title="FGG Music") as app:
         gr.Markdown("# FGG Music\nFine-grained guidance for diffusion-based piano accompaniment "
@@ -63,14 +69,22 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
                         bars = gr.Slider(*C.BAR_RANGE, value=4, step=1, label="Bars")
                         tempo = gr.Slider(*C.TEMPO_RANGE, value=90, step=1, label="Tempo (BPM)")
                 with gr.Column(scale=2):
+                    model = gr.Dropdown(model_choices, value=controller.default_model, label="Model", elem_id="model")
                     fgg = gr.Checkbox(value=True, label="Fine-grained guidance (FGG)", elem_id="fgg-toggle")
-                    strength = gr.Slider(0, 1, value=1.0, step=0.05, label="FGG strength (1 = hard guarantee)")
+                    strength = gr.Slider(0, 1, value=1.0, step=0.05,
+                                         label="FGG strength (share of sampling steps guided; 1 = hard guarantee)")
                     cfg = gr.Slider(*C.CFG_RANGE, value=7.5, step=0.5, label="CFG scale")
                     rhythm = gr.Dropdown(C.RHYTHM_CHOICES, value="none", label="Rhythm")
                     with gr.Row():
                         scale = gr.Dropdown(C.SCALE_CHOICES, value="from chords", label="Scale")
                         tonic = gr.Dropdown(PITCH_NAMES, value="C", label="Tonic")
                     custom_scale = gr.Textbox(label="Custom scale notes (with Scale = custom)", placeholder="C D E G A")
+                    with gr.Row():
+                        scale_table = gr.Dropdown([("ours (root-aware)", "ours"), ("paper's table", "paper")],
+                                                  value="ours", label="Chord → scale table (Scale = from chords)")
+                        scale_mode = gr.Dropdown([("scale + each chord's tones", "with_chords"),
+                                                  ("scale only (strict)", "strict")],
+                                                 value="with_chords", label="User scale")
                     steps = gr.Slider(*C.STEP_RANGE, value=10, step=1, label="Sampling steps")
                     with gr.Row():
                         seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
@@ -88,6 +102,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
             gr.Markdown("Same condition (the Generate tab's chords, segment, melody, tempo, rhythm) and seed, "
                         "first 4 bars, two systems side by side.")
             with gr.Row():
+                compare_model = gr.Dropdown(model_choices, value=controller.default_model, label="Model")
                 system_a = gr.Dropdown(list(SYSTEMS), value="fgg", label="System A")
                 system_b = gr.Dropdown(list(SYSTEMS), value="no_fgg", label="System B")
                 compare_btn = gr.Button("Compare", variant="primary", elem_id="compare")
@@ -101,15 +116,22 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
             compare_table = gr.DataFrame(label="Metrics", interactive=False)
 
         with gr.Tab("Evaluate"):
-            if summary is None:
+            if shown_run is None:
                 gr.Markdown("No precomputed evaluation in `assets/eval/` yet: run one below or with "
                             "`python -m eval.run`.")
             else:
-                gr.Markdown("Precomputed run in `assets/eval/` (see its README for the command).")
-            gr.DataFrame(value=None if summary is None else summary.round(4), label="Summary", interactive=False)
+                gr.Markdown("Precomputed runs in `assets/eval/<model>/` (see `assets/eval/README.md` for the "
+                            "commands). Pick the model whose run is shown.")
+            eval_model = gr.Radio(list(eval_runs), value=shown_run, label="Model of the run shown", elem_id="eval-model")
+            summary_table = gr.DataFrame(value=None if shown_run is None else eval_runs[shown_run][0].round(4),
+                                         label="Summary", interactive=False)
             metric_choice = gr.Dropdown(METRIC_COLUMNS + ["diversity"], value="out_of_key_rate", label="Metric")
-            metric_plot = gr.Plot(value=None if summary is None else metric_bar(summary, "out_of_key_rate"))
-            gr.Plot(value=None if heat is None else out_of_key_heatmap(heat))
+            metric_plot = gr.Plot(value=None if shown_run is None else metric_bar(eval_runs[shown_run][0], "out_of_key_rate"))
+            heat_plot = gr.Plot(value=None if shown_run is None or eval_runs[shown_run][2] is None
+                                else out_of_key_heatmap(eval_runs[shown_run][2]))
+            gr.Markdown("**FGG strength trade-off** (`assets/eval/strength_curve.csv`, "
+                        "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG.")
+            gr.Plot(value=None if strength_curve is None else curve_figure(strength_curve))
             with gr.Accordion("Run now", open=False):
                 with gr.Row():
                     n_segments = gr.Slider(1, 200, value=5, step=1, label="Segments")
@@ -149,14 +171,16 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
         # ---------------------------------------------------------------- wiring
 
         gen_inputs = [chords, segment, melody_file, bars, tempo, fgg, strength, cfg, rhythm, scale, tonic,
-                      custom_scale, steps, seed]
+                      custom_scale, steps, seed, model, scale_table, scale_mode]
 
         @user_errors
         def do_generate(chords, segment=NO_SEGMENT, melody_file=None, bars=4, tempo=90, fgg=True, strength=1.0,
                         cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10, seed=0,
+                        model=controller.default_model, scale_table="ours", scale_mode="with_chords",
                         progress=gr.Progress()):
             return controller.generate(chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm,
-                                       scale, tonic, custom_scale, steps, seed, _progress_callback(progress))
+                                       scale, tonic, custom_scale, steps, seed, _progress_callback(progress),
+                                       model, scale_table, scale_mode)
 
         gen_event = generate_btn.click(do_generate, gen_inputs, [audio, midi_out, roll_plot, metrics],
                                        api_name="generate", concurrency_limit=2)
@@ -177,23 +201,36 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
 
         @user_errors
         def do_compare(chords, segment=NO_SEGMENT, melody_file=None, tempo=90, rhythm="none", system_a="fgg",
-                       system_b="no_fgg", seed=0):
-            return controller.compare(chords, segment, melody_file, tempo, rhythm, system_a, system_b, seed)
+                       system_b="no_fgg", seed=0, model=controller.default_model):
+            return controller.compare(chords, segment, melody_file, tempo, rhythm, system_a, system_b, seed, model)
 
-        compare_btn.click(do_compare, [chords, segment, melody_file, tempo, rhythm, system_a, system_b, seed],
+        compare_btn.click(do_compare, [chords, segment, melody_file, tempo, rhythm, system_a, system_b, seed,
+                                       compare_model],
                           [audio_a, audio_b, plot_a, plot_b, diff_plot, compare_table], api_name="compare",
                           concurrency_limit=2)
 
-        metric_choice.change(lambda m: None if summary is None or m not in summary else metric_bar(summary, m),
-                             metric_choice, metric_plot, api_visibility="private")
+        def metric_figure(name, metric):
+            summary = eval_runs[name][0] if name in eval_runs else None
+            return None if summary is None or metric not in summary else metric_bar(summary, metric)
+
+        def show_run(name, metric):
+            if name not in eval_runs:
+                return None, None, None
+            summary, _, heat = eval_runs[name]
+            return summary.round(4), metric_figure(name, metric), None if heat is None else out_of_key_heatmap(heat)
+
+        metric_choice.change(metric_figure, [eval_model, metric_choice], metric_plot, api_visibility="private")
+        eval_model.change(show_run, [eval_model, metric_choice], [summary_table, metric_plot, heat_plot],
+                          api_visibility="private")
 
         @user_errors
-        def do_run_eval(n, systems, k, progress=gr.Progress()):
+        def do_run_eval(n, systems, k, model_name, progress=gr.Progress()):
             result, per_sample_csv, summary_csv = C.run_eval_now(controller, n, systems, k,
-                                                                 lambda d, t: progress((d, t), desc="evaluating"))
+                                                                 lambda d, t: progress((d, t), desc="evaluating"),
+                                                                 model_name)
             return result.round(4), [per_sample_csv, summary_csv]
 
-        run_btn.click(do_run_eval, [n_segments, eval_systems, eval_seeds], [run_table, run_files],
+        run_btn.click(do_run_eval, [n_segments, eval_systems, eval_seeds, model], [run_table, run_files],
                       api_name="evaluate", concurrency_limit=1)
 
         audio_cache = Path(tempfile.mkdtemp(prefix="fgg-listening-"))

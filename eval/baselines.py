@@ -29,16 +29,17 @@ class SegmentBatch:
     root: np.ndarray  # (B, T) int8
     bass: np.ndarray  # (B, T) int8
     onset_counts: np.ndarray | None  # (B, T) accompaniment onsets per step (None: null rhythm)
+    scale_table: str = "ours"  # chord -> scale table that guides and corrects (fgg.guidance)
     allowed: np.ndarray = field(init=False)  # (B, T, 12) bool chord-derived allowed pitch classes
 
     def __post_init__(self):
         self.allowed = chord_allowed_pitch_classes(torch.from_numpy(self.root.astype(np.int64)),
-                                                   torch.from_numpy(self.chroma)).numpy()
+                                                   torch.from_numpy(self.chroma), self.scale_table).numpy()
 
     @classmethod
-    def from_segments(cls, segments: dict[str, np.ndarray], index) -> "SegmentBatch":
+    def from_segments(cls, segments: dict[str, np.ndarray], index, scale_table: str = "ours") -> "SegmentBatch":
         return cls(*(segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass",
-                                                   "onset_counts")))
+                                                   "onset_counts")), scale_table=scale_table)
 
     def __len__(self) -> int:
         return len(self.melody)
@@ -94,11 +95,12 @@ def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: 
     rolls = np.stack([canonical(r) for r in out.numpy()])
     if not (fgg or inpaint_out_of_key):
         return SystemOutput(rolls)
-    plain = cfg_denoiser(ctx.model, ctx.schedule, cond, null if options.cfg_scale != 1.0 else None,
-                         options.cfg_scale, options.cfg_rescale)
+    device = final["x_t"].device
+    plain = cfg_denoiser(ctx.model, ctx.schedule, cond.to(device),
+                         null.to(device) if options.cfg_scale != 1.0 else None, options.cfg_scale, options.cfg_rescale)
     with torch.inference_mode():
-        x0 = plain(final["x_t"], torch.full((len(batch),), final["t"], dtype=torch.long))  # (B, 2, T, P)
-    return SystemOutput(rolls, np.stack([canonical(r) for r in x0.numpy()]))
+        x0 = plain(final["x_t"], torch.full((len(batch),), final["t"], dtype=torch.long, device=device))  # (B, 2, T, P)
+    return SystemOutput(rolls, np.stack([canonical(r) for r in x0.float().cpu().numpy()]))
 
 
 def remove_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -109,18 +111,22 @@ def remove_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 
 
 def round_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Move every out-of-key note to the nearest pitch allowed over its whole duration that
-    does not collide with another note's onset (ties: the lower pitch); delete it if none."""
+    """Move every out-of-key note to the nearest pitch allowed over its whole duration on
+    which no other note sounds during that duration (ties: the lower pitch), so a moved note
+    never merges with or cuts a note already there; delete it if there is none."""
     notes = roll_to_notes(roll)
     ok = np.array([allowed[s:e, p % 12].all() for s, e, p in notes], dtype=bool)
     kept = [tuple(n) for n in notes[ok]] if len(notes) else []
-    taken = {(s, p) for s, _, p in kept}
+    busy = np.zeros((roll.shape[1], N_PITCHES), dtype=bool)  # (T, P) pixels a kept note covers
+    for s, e, p in kept:
+        busy[s:e, p - LOWEST_PITCH] = True
     for s, e, p in (notes[~ok] if len(notes) else []):
         for delta in sorted(range(-N_PITCHES, N_PITCHES + 1), key=lambda d: (abs(d), d)):
             q = p + delta
-            if LOWEST_PITCH <= q <= HIGHEST_PITCH and allowed[s:e, q % 12].all() and (s, q) not in taken:
+            if (LOWEST_PITCH <= q <= HIGHEST_PITCH and allowed[s:e, q % 12].all()
+                    and not busy[s:e, q - LOWEST_PITCH].any()):
                 kept.append((s, e, q))
-                taken.add((s, q))
+                busy[s:e, q - LOWEST_PITCH] = True
                 break
     arr = np.array(kept, dtype=np.int64).reshape(-1, 3)
     return notes_to_roll(arr, roll.shape[1])

@@ -5,6 +5,11 @@ file and caches the ground-truth side (recognised chords, chord-encoder vectors)
 many systems against the same segment repeats no work. The numbers equal
 ``smg_metrics.compute_ca(pred, ref, method="dp")`` and ``smg_metrics.compute_cs(pred, ref)``
 (asserted by ``tests/test_eval.py``).
+
+``compute_cs`` forms its 2-bar windows only while 8 more beats follow the window start, so on
+a 4-bar segment it scores bars 1–2 only; ``chord_similarity_full`` builds the same per-beat
+chord vectors (smg's recogniser, smg's vector layout, smg's encoder weights) on the segment's
+own beat grid and averages over every 2-bar window (bars 1–2 and 3–4).
 """
 from __future__ import annotations
 
@@ -19,6 +24,44 @@ from fgg.chords import pitch_class
 from fgg.pianoroll import rolls_to_midi
 
 MIDI_TEMPO = 120.0  # any constant tempo: the recognisers work per beat
+BEAT_SECONDS = 60.0 / MIDI_TEMPO
+STEPS_PER_BEAT = 4
+WINDOW_BEATS = 8  # PolyDis encodes 2 bars of 4/4
+
+
+def beat_chord_vectors(midi_path: str, n_beats: int) -> np.ndarray:
+    """(n_beats, 36) smg chord vectors [root one-hot | beat chroma | bass relative to root]
+    on a fixed grid of ``n_beats`` beats of ``BEAT_SECONDS`` from t = 0, built exactly as
+    ``smg_metrics.extract_chord_vectors`` builds each beat (label at the beat's midpoint from
+    smg's recogniser; chroma = duration-weighted pitch classes of the notes that start in the
+    beat, else of those sounding in it, normalised). A file without notes gives ``N`` beats."""
+    import pretty_midi
+    from smg_metrics.chord_recognition import recognize_chords_beat
+    from smg_metrics.chord_similarity import _build_chord_vector
+
+    notes = [n for inst in pretty_midi.PrettyMIDI(midi_path).instruments if not inst.is_drum for n in inst.notes]
+    intervals = recognize_chords_beat(midi_path) if notes else []
+    vectors = np.zeros((n_beats, 36))
+    for b in range(n_beats):
+        start, end = b * BEAT_SECONDS, (b + 1) * BEAT_SECONDS
+        mid = (start + end) / 2
+        label = next((lab for s, e, lab in intervals if s <= mid < e), "N")
+        active = [n for n in notes if start <= n.start < end] or [n for n in notes if n.start <= end and n.end >= start]
+        chroma = np.zeros(12)
+        for n in active:
+            chroma[n.pitch % 12] += min(n.end, end) - max(n.start, start)
+        if chroma.sum() > 0:
+            chroma = chroma / chroma.sum()
+        vectors[b] = _build_chord_vector(label, chroma)
+    return vectors
+
+
+def smg_window_count(midi_path: str) -> int:
+    """How many 2-bar windows ``smg_metrics.extract_chord_vectors`` forms for this file:
+    starts 0, 8, … < len(beats) − 8, with pretty_midi's beats up to the file's end."""
+    import pretty_midi
+
+    return len(range(0, len(pretty_midi.PrettyMIDI(midi_path).get_beats()) - WINDOW_BEATS, WINDOW_BEATS))
 
 
 def normalize_label(label: str) -> tuple[int, str] | None:
@@ -59,7 +102,7 @@ class ChordScorer:
         self._tmp = tempfile.TemporaryDirectory(prefix="fgg-chords-") if workdir is None else None
         self.workdir = Path(workdir or self._tmp.name)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._reference: dict[str, tuple[list[str], np.ndarray, str]] = {}
+        self._reference: dict[str, tuple[list[str], torch.Tensor, int, str]] = {}
         self._model = None
 
     def _write(self, roll: np.ndarray, name: str) -> str:
@@ -75,41 +118,52 @@ class ChordScorer:
             self._model = _get_cached_model(weights, "cpu")  # loaded once per process
         return self._model
 
-    def _analyse(self, path: str) -> tuple[list[str], np.ndarray]:
-        from smg_metrics import extract_chord_vectors, midi_to_chords_dp
+    def _analyse(self, path: str, n_steps: int) -> tuple[list[str], torch.Tensor, int]:
+        """(per-beat labels, (n_windows, z) embeddings of every 2-bar window of the segment,
+        how many of those windows smg's own ``compute_cs`` would use)."""
+        from smg_metrics import midi_to_chords_dp
 
-        labels = midi_to_chords_dp(path)
-        try:
-            vectors = extract_chord_vectors(path)
-        except (ValueError, IndexError):
-            vectors = np.zeros((0, 8, 36))
-        return labels, vectors
+        has_notes = bool(self._notes_in(path))
+        labels = midi_to_chords_dp(path) if has_notes else []
+        n_beats = n_steps // STEPS_PER_BEAT
+        vectors = beat_chord_vectors(path, n_beats)
+        windows = vectors[:n_beats // WINDOW_BEATS * WINDOW_BEATS].reshape(-1, WINDOW_BEATS, 36)
+        return labels, self._encode(windows), smg_window_count(path) if has_notes else 0
+
+    @staticmethod
+    def _notes_in(path: str) -> int:
+        import pretty_midi
+
+        return sum(len(i.notes) for i in pretty_midi.PrettyMIDI(path).instruments)
 
     @torch.no_grad()
-    def _encode(self, vectors: np.ndarray) -> torch.Tensor:
-        if len(vectors) == 0:
+    def _encode(self, windows: np.ndarray) -> torch.Tensor:
+        if len(windows) == 0:
             return torch.zeros(0, 1)
         model = self._encoder()
-        return torch.cat([model.encode(torch.from_numpy(v).float().unsqueeze(0).to(model.device)) for v in vectors])
+        return model.encode(torch.from_numpy(windows).float().to(model.device)).cpu()  # (n_windows, z)
 
     def reference(self, key: str, roll: np.ndarray):
+        """(labels, window embeddings, smg window count, MIDI path) of a reference roll, cached."""
         if key not in self._reference:
             path = self._write(roll, f"ref-{key}")
-            labels, vectors = self._analyse(path)
-            self._reference[key] = (labels, self._encode(vectors), path)
+            self._reference[key] = (*self._analyse(path, roll.shape[1]), path)
         return self._reference[key]
 
     def score(self, roll: np.ndarray, reference_key: str, reference_roll: np.ndarray,
               condition_labels: list[str] | None = None) -> dict[str, float]:
         """chord_accuracy (vs the reference's recognised chords), chord_accuracy_labels (vs
-        the conditioning labels), chord_similarity (PolyDis chord-encoder cosine, NaN if
-        either side is too short to encode)."""
-        ref_labels, ref_z, _ = self.reference(reference_key, reference_roll)
-        labels, vectors = self._analyse(self._write(roll, "pred"))
-        z = self._encode(vectors)
-        n = min(len(z), len(ref_z))
-        similarity = float(torch.nn.functional.cosine_similarity(z[:n], ref_z[:n]).mean()) if n else float("nan")
-        out = {"chord_accuracy": chord_accuracy(labels, ref_labels), "chord_similarity": similarity}
+        the conditioning labels), chord_similarity (smg's ``compute_cs``: PolyDis chord-encoder
+        cosine over the windows smg forms, NaN if either side has none) and
+        chord_similarity_full (the same cosine averaged over every 2-bar window of the segment;
+        NaN only for segments shorter than 2 bars)."""
+        ref_labels, ref_z, ref_windows, _ = self.reference(reference_key, reference_roll)
+        labels, z, windows = self._analyse(self._write(roll, "pred"), roll.shape[1])
+        cosine = torch.nn.functional.cosine_similarity(z, ref_z) if len(z) else torch.zeros(0)  # (n_windows,)
+        n = min(windows, ref_windows)
+        out = {"chord_accuracy": chord_accuracy(labels, ref_labels),
+               "chord_similarity": float(cosine[:n].mean()) if n else float("nan"),
+               "chord_similarity_full": float(cosine.mean()) if len(cosine) else float("nan")}
         if condition_labels is not None:
             out["chord_accuracy_labels"] = label_chord_accuracy(labels, list(condition_labels))
         return out

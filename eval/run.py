@@ -34,15 +34,19 @@ from tqdm import tqdm
 from eval import metrics as M
 from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import ChordScorer
-from fgg.checkpoint import DEFAULT_CHECKPOINT, load_model
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
+from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes
 from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, SEGMENT_STEPS, rolls_to_midi
 
 KEY_COLUMNS = ["system", "segment", "seed"]
-METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_note_rate", "key_out_of_key_rate", "smg_out_of_key_fraction",
-                  "chord_accuracy", "chord_accuracy_labels", "chord_similarity", "note_density", "polyphony",
-                  "pitch_range", "groove_similarity", "oa_pitch", "oa_duration", "oa_ioi", "notes_edited", "key_fixes"]
+METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_rate_paper_table", "out_of_key_note_rate", "key_out_of_key_rate",
+                  "smg_out_of_key_fraction", "chord_accuracy", "chord_accuracy_labels", "chord_similarity",
+                  "chord_similarity_full", "note_density", "polyphony", "pitch_range", "groove_similarity",
+                  "oa_pitch", "oa_duration", "oa_ioi", "notes_edited", "key_fixes", "key_fixes_per_note"]
+# What a stored run was made with; resuming into a folder made otherwise is refused.
+RUN_SETTINGS_FILE = "run.json"
 EXAMPLE_SEGMENTS = 3
 
 
@@ -65,15 +69,26 @@ def root_relative_out_of_key(roll: np.ndarray, allowed: np.ndarray, root: np.nda
     return np.bincount(rel, minlength=12)
 
 
-def score_row(roll: np.ndarray, seg: int, segments: dict, allowed: np.ndarray, scorer: ChordScorer,
+def table_allowed(segments: dict, seg: int, table: str) -> np.ndarray:
+    """(T, 12) allowed pitch classes of segment ``seg`` under chord -> scale ``table``."""
+    return chord_allowed_pitch_classes(torch.from_numpy(segments["root"][seg].astype(np.int64)),
+                                       torch.from_numpy(segments["chroma"][seg]), table).numpy()
+
+
+def score_row(roll: np.ndarray, seg: int, segments: dict, guide_allowed: np.ndarray, scorer: ChordScorer,
               uncorrected: np.ndarray | None) -> dict[str, float]:
+    """Every metric of one sample. The out-of-key rates use fixed tables whatever guided the
+    system (ours, and the paper's); ``key_fixes`` counts against ``guide_allowed``, the set
+    the system's correction enforced."""
     from smg_metrics import out_of_key_fraction
 
     gt = segments["accompaniment"][seg]
     key_allowed = M.key_allowed(segments["key_tonic"][seg], segments["key_minor"][seg])
+    ours, paper = table_allowed(segments, seg, "ours"), table_allowed(segments, seg, "paper")
     row = {
-        "out_of_key_rate": M.out_of_key_rate(roll, allowed),
-        "out_of_key_note_rate": M.out_of_key_note_rate(roll, allowed),
+        "out_of_key_rate": M.out_of_key_rate(roll, ours),
+        "out_of_key_rate_paper_table": M.out_of_key_rate(roll, paper),
+        "out_of_key_note_rate": M.out_of_key_note_rate(roll, ours),
         "key_out_of_key_rate": M.out_of_key_rate(roll, key_allowed),
         "note_density": M.note_density(roll),
         "polyphony": M.polyphony(roll),
@@ -84,8 +99,11 @@ def score_row(roll: np.ndarray, seg: int, segments: dict, allowed: np.ndarray, s
     row.update(scorer.score(roll, str(seg), gt, segments["chord_labels"][seg]))
     pred_path = scorer.workdir / "pred.mid"  # written by score()
     row["smg_out_of_key_fraction"] = out_of_key_fraction(str(pred_path)) if roll[0].any() else 0.0
-    row["notes_edited"] = M.notes_changed(roll, uncorrected) if uncorrected is not None else float("nan")
-    row["key_fixes"] = M.out_of_key_notes(uncorrected, allowed) if uncorrected is not None else float("nan")
+    nan = float("nan")
+    row["notes_edited"] = M.notes_changed(roll, uncorrected) if uncorrected is not None else nan
+    row["key_fixes"] = M.out_of_key_notes(uncorrected, guide_allowed) if uncorrected is not None else nan
+    row["key_fixes_per_note"] = (M.out_of_key_note_rate(uncorrected, guide_allowed)
+                                 if uncorrected is not None else nan)
     return row
 
 
@@ -151,17 +169,49 @@ def summarize(per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: in
     return pd.DataFrame(rows)
 
 
+def load_stored_rolls(path: Path, chosen: np.ndarray) -> np.ndarray | None:
+    """Rolls stored by an earlier run, or None when absent or made for other segments (a
+    run in the same folder with another ``--segments``): those are resampled, never reused."""
+    if not path.is_file():
+        return None
+    stored = np.load(path)
+    if "segments" not in stored or not np.array_equal(stored["segments"], chosen):
+        return None
+    return _unpack(stored["rolls"])
+
+
+def check_run_settings(out: Path, settings: dict) -> None:
+    """Write ``run.json`` on a fresh run; refuse to resume a run made with other settings
+    (another checkpoint, scale table, CFG, steps), whose stored rows would be mixed in."""
+    path = out / RUN_SETTINGS_FILE
+    if path.is_file():
+        before = json.loads(path.read_text(encoding="utf-8"))
+        changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
+        if changed:
+            detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
+            raise ValueError(f"{out} holds a run made with other settings ({detail}); use another --out")
+    else:
+        path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+
+
 def run(segments_file: str | Path, systems: list[str], n_segments: int | None, seeds: int, out: Path,
-        checkpoint: str | Path = DEFAULT_CHECKPOINT, batch_size: int = 16, options: SamplingOptions = SamplingOptions(),
-        progress=None, workers: int = 1, model: torch.nn.Module | None = None) -> pd.DataFrame:
-    """Evaluate ``systems``; ``model`` (already loaded) takes precedence over ``checkpoint``."""
+        checkpoint: str | Path = DEFAULT_MODEL, batch_size: int = 16, options: SamplingOptions = SamplingOptions(),
+        progress=None, workers: int = 1, model: torch.nn.Module | None = None, scale_table: str = "ours",
+        device: str | torch.device = "cpu") -> pd.DataFrame:
+    """Evaluate ``systems``; ``model`` (already loaded, on any device) takes precedence over
+    ``checkpoint`` (a shipped model's name or a path, loaded onto ``device``)."""
+    if scale_table not in SCALE_TABLES:
+        raise ValueError(f"unknown scale table {scale_table!r}; choose one of {', '.join(SCALE_TABLES)}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "rolls").mkdir(exist_ok=True)
     segments = load_valid_segments(segments_file)
     chosen = select_segments(len(segments["song_id"]), n_segments)
     needs_model = any(s in STOCHASTIC for s in systems)
     if model is None:
-        model = load_model(checkpoint)[0] if needs_model else torch.nn.Identity()
+        model = load_model(resolve_checkpoint(checkpoint), device)[0] if needs_model else torch.nn.Identity()
+    model_name = str(checkpoint) if str(checkpoint) in SHIPPED_MODELS else str(Path(checkpoint).resolve())
+    check_run_settings(out, {"model": model_name, "scale_table": scale_table, "cfg_scale": options.cfg_scale,
+                             "steps": options.steps, "strength": options.strength})
     ctx = EvalContext(model, options=options)
     per_sample_path = out / "per_sample.csv"
     done = set()
@@ -181,15 +231,14 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
         for system in order:
             for seed in range(seeds):
                 roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
-                stored = _unpack(np.load(roll_file)["rolls"]) if roll_file.is_file() else None
+                stored = load_stored_rolls(roll_file, chosen)
                 rolls = np.zeros((len(chosen), 2, SEGMENT_STEPS, N_PITCHES), dtype=bool) if stored is None else stored
-                unguided_file = out / "rolls" / f"no_fgg_seed{seed}.npz"
-                unguided_all = (_unpack(np.load(unguided_file)["rolls"])
-                                if system != "no_fgg" and unguided_file.is_file() else None)
+                unguided_all = (load_stored_rolls(out / "rolls" / f"no_fgg_seed{seed}.npz", chosen)
+                                if system != "no_fgg" else None)
                 for lo in range(0, len(chosen), batch_size):
                     idx = chosen[lo:lo + batch_size]
                     pending = [(j, int(s)) for j, s in enumerate(idx) if (system, int(s), seed) not in done]
-                    batch = SegmentBatch.from_segments(segments, idx)
+                    batch = SegmentBatch.from_segments(segments, idx, scale_table)
                     unguided = None if unguided_all is None else unguided_all[lo:lo + len(idx)]
                     uncorrected = None
                     if pending or stored is None:
@@ -239,7 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default="all", help=f"comma list from {','.join(SYSTEMS)} or 'all'")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS), help="shipped model")
+    parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
+    parser.add_argument("--scale-table", choices=SCALE_TABLES, default="ours",
+                        help="chord -> scale table that guides FGG and the corrections (both are scored)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--cfg", type=float, default=7.5)
@@ -253,10 +306,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     n = None if args.segments == "all" else int(args.segments)
     began = time.perf_counter()
-    summary = run(args.segments_file, systems, n, args.seeds, Path(args.out), args.checkpoint, args.batch_size,
-                  SamplingOptions(cfg_scale=args.cfg, steps=args.steps), workers=args.workers)
-    cols = ["system", "n", "out_of_key_rate", "chord_accuracy", "chord_accuracy_labels", "chord_similarity",
-            "note_density", "groove_similarity", "oa_pitch"]
+    try:
+        summary = run(args.segments_file, systems, n, args.seeds, Path(args.out), args.checkpoint or args.model,
+                      args.batch_size, SamplingOptions(cfg_scale=args.cfg, steps=args.steps), workers=args.workers,
+                      scale_table=args.scale_table, device=resolve_device(args.device))
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    cols = ["system", "n", "out_of_key_rate", "out_of_key_rate_paper_table", "chord_accuracy",
+            "chord_similarity", "chord_similarity_full", "note_density", "groove_similarity"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
         print(summary[[c for c in cols if c in summary]].to_string(index=False))
     print(json.dumps({"out": args.out, "seconds": round(time.perf_counter() - began, 1)}))

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-from fgg.checkpoint import DEFAULT_CHECKPOINT
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, resolve_device
 from fgg.diffusion import Schedule
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, count_parameters, forward_gflops
@@ -48,38 +48,45 @@ def _interleaved_medians(fns, repeats: int, warmup: int = 2) -> list[float]:
     return [statistics.median(t) for t in times]
 
 
-def training_samples_per_second(model: UNet, batch: int = 32, repeats: int = 5) -> float:
-    model = model.train()
+def training_samples_per_second(model: UNet, batch: int = 32, repeats: int = 5,
+                                device: torch.device = torch.device("cpu")) -> float:
+    model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     schedule = Schedule.paper()
-    x0 = (torch.rand(batch, 2, SEGMENT_STEPS, N_PITCHES) > 0.97).float()
-    cond = torch.randn(batch, 4, SEGMENT_STEPS, N_PITCHES)
+    x0 = (torch.rand(batch, 2, SEGMENT_STEPS, N_PITCHES, device=device) > 0.97).float()
+    cond = torch.randn(batch, 4, SEGMENT_STEPS, N_PITCHES, device=device)
 
     def step():
-        t = torch.randint(0, 1000, (batch,))
+        t = torch.randint(0, 1000, (batch,), device=device)
         noise = torch.randn_like(x0)
         loss = torch.nn.functional.mse_loss(model(torch.cat([schedule.add_noise(x0, noise, t), cond], 1), t), noise)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     return batch / _median_seconds(step, repeats, warmup=1)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fgg.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
+    parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="benchmark this preset with random weights instead")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     if args.preset:
         torch.manual_seed(0)
-        gen, source = Generator(UNet(PRESETS[args.preset]), "cpu"), f"preset {args.preset} (random weights)"
+        gen, source = Generator(UNet(PRESETS[args.preset]), device), f"preset {args.preset} (random weights)"
     else:
-        gen, source = Generator.from_checkpoint(args.checkpoint, "cpu"), args.checkpoint
+        source = args.checkpoint or args.model
+        gen = Generator.from_checkpoint(source, device)
     melody = np.zeros((2, SEGMENT_STEPS, N_PITCHES), dtype=bool)
     melody[0, ::8, 40] = True
     common = dict(melody=melody, rhythm="eighth_arpeggio", cfg_scale=7.5, steps=10, seed=0)
@@ -90,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                                  max(3, args.repeats // 2), warmup=1)
     result = {
         "model": source,
+        "device": str(device),
         "torch_threads": torch.get_num_threads(),
         "parameters": count_parameters(gen.model),
         "gflop_per_forward": round(forward_gflops(gen.model), 3),
@@ -97,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         "sample_4bar_no_fgg_s": round(without_fgg, 4),
         "fgg_overhead_pct": round(100 * (with_fgg / without_fgg - 1), 2),
         "sample_32bar_fgg_s": round(long_piece, 3),
-        "train_samples_per_s": round(training_samples_per_second(UNet(gen.model.config)), 1),
+        "train_samples_per_s": round(training_samples_per_second(UNet(gen.model.config), device=device), 1),
     }
     print(json.dumps(result))
     return 0

@@ -12,7 +12,14 @@ from safetensors.torch import load_file, save_file
 from fgg.model import UNet, UNetConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CHECKPOINT = REPO_ROOT / "assets" / "checkpoints" / "fgg-small.safetensors"
+SHIPPED_MODELS = {name: REPO_ROOT / "assets" / "checkpoints" / f"fgg-{name}.safetensors" for name in ("paper", "small")}
+DEFAULT_MODEL = "paper"
+DEFAULT_CHECKPOINT = SHIPPED_MODELS[DEFAULT_MODEL]
+
+
+def resolve_checkpoint(model: str | os.PathLike) -> Path:
+    """A shipped model's name ("paper", "small") -> its checkpoint; anything else is a path."""
+    return SHIPPED_MODELS.get(str(model), Path(model))
 
 
 def _paths(path: str | os.PathLike) -> tuple[Path, Path]:

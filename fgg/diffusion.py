@@ -43,7 +43,9 @@ class Schedule:
         """ᾱ_t for integer timesteps; t = -1 means "clean" (ᾱ = 1)."""
         t = torch.as_tensor(t, dtype=torch.long)
         padded = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])
-        return padded[t + 1]
+        # The table stays on the CPU (float64 is slow or missing on accelerators); the result
+        # goes back to the timesteps' device.
+        return padded[t.cpu() + 1].to(t.device)
 
     def _abar_like(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """ᾱ_t shaped (B, 1, 1, ...) to broadcast against ``x``, in its dtype and device."""
@@ -79,7 +81,10 @@ def _randn(shape: Sequence[int], generator, device) -> torch.Tensor:
     item's noise depends on its own generator only, whatever the batch)."""
     if isinstance(generator, (list, tuple)):
         return torch.stack([torch.randn(*shape[1:], generator=g) for g in generator]).to(device)
-    return torch.randn(*shape, generator=generator, device=device)
+    if generator is None:
+        return torch.randn(*shape, device=device)
+    # Drawn on the generator's own device (the CPU), so a seed gives the same noise anywhere.
+    return torch.randn(*shape, generator=generator, device=generator.device).to(device)
 
 
 @torch.no_grad()

@@ -15,19 +15,19 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pretty_midi
 import torch
 
-from fgg.checkpoint import DEFAULT_CHECKPOINT, load_model, resolve_device
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
 from fgg.condition import chord_condition, melody_condition, null_melody_condition, null_rhythm_condition
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
-from fgg.guidance import cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, \
-    pitch_mask, scale_pitch_classes
+from fgg.guidance import SCALE_TABLES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, pitch_mask, \
+    scale_pitch_classes, strength_weights
 from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
                            fold_pitches, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes, rolls_to_midi)
 
@@ -54,6 +54,7 @@ class GenerationResult:
     tempo: float
     seed: int
     seconds: float
+    warnings: list[str] = field(default_factory=list)  # what the caller should know (e.g. a cut progression)
 
     @property
     def n_bars(self) -> int:
@@ -119,13 +120,29 @@ def fit_progression(progression: Progression, bars: int) -> Progression:
     return progression_from_labels([progression.labels[i % len(progression.labels)] for i in range(beats)])
 
 
-def allowed_pitch_classes(progression: Progression, scale=None) -> np.ndarray:
-    """(T, 12) bool: from the chords (``scale=None``) or a user scale, given as a name
-    ("dorian", tonic = root of the first chord), "TONIC NAME" ("D dorian"), or pitch classes."""
+SCALE_MODES = ("with_chords", "strict")
+
+
+def allowed_pitch_classes(progression: Progression, scale=None, scale_table: str = "ours",
+                          scale_mode: str = "with_chords") -> np.ndarray:
+    """(T, 12) bool: from the chords (``scale=None``, through ``scale_table`` "ours" or
+    "paper") or a user scale, given as a name ("dorian", tonic = root of the first chord),
+    "TONIC NAME" ("D dorian"), or pitch classes. A user scale constrains the notes *around*
+    the chords, so by default (``scale_mode="with_chords"``) each step also allows its chord's
+    own tones — F♯ dorian over a D chord keeps D; ``scale_mode="strict"`` is the scale alone."""
+    if scale_mode not in SCALE_MODES:
+        raise ValueError(f"unknown scale mode {scale_mode!r}; choose one of {', '.join(SCALE_MODES)}")
     if scale is None or (isinstance(scale, str) and scale.strip().lower() in ("", "chords", "from chords")):
         allowed = chord_allowed_pitch_classes(torch.from_numpy(progression.root.astype(np.int64)),
-                                              torch.from_numpy(progression.chroma))
+                                              torch.from_numpy(progression.chroma), scale_table)
         return allowed.numpy()
+    user = user_scale_pitch_classes(progression, scale)
+    allowed = np.broadcast_to(user, (progression.n_steps, 12))
+    return (allowed | progression.chroma.astype(bool)) if scale_mode == "with_chords" else allowed.copy()
+
+
+def user_scale_pitch_classes(progression: Progression, scale) -> np.ndarray:
+    """(12,) bool pitch classes of a user scale (see ``allowed_pitch_classes``)."""
     if isinstance(scale, str):
         parts = scale.split()
         if len(parts) == 2:
@@ -138,10 +155,8 @@ def allowed_pitch_classes(progression: Progression, scale=None) -> np.ndarray:
             name = scale
             roots = progression.root[progression.root >= 0]
             tonic = int(roots[0]) if len(roots) else 0
-        pcs = scale_pitch_classes(name, tonic)  # resolves aliases, names an unknown scale
-    else:
-        pcs = scale_pitch_classes(scale)
-    return np.broadcast_to(pcs.numpy(), (progression.n_steps, 12)).copy()
+        return scale_pitch_classes(name, tonic).numpy()  # resolves aliases, names an unknown scale
+    return scale_pitch_classes(scale).numpy()
 
 
 def build_conditions(chroma: np.ndarray, counts: np.ndarray | None, melody: np.ndarray | None):
@@ -165,7 +180,6 @@ class SamplingOptions:
     force_rhythm: bool = True  # with FGG and a rhythm: enforce the onset counts exactly
     steps: int = 10
     eta: float = 0.0
-    fgg_t_range: tuple[int, int] = (0, 999)
 
 
 @torch.inference_mode()
@@ -183,11 +197,12 @@ def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor,
     device = next(iter(model.parameters()), torch.zeros(0)).device
     denoiser = cfg_denoiser(model, schedule, cond.to(device), null.to(device) if options.cfg_scale != 1.0 else None,
                             options.cfg_scale, options.cfg_rescale)
+    timesteps = sampling_timesteps(options.steps)
     if options.fgg:
         force = counts.to(device) if (counts is not None and options.force_rhythm) else None
-        denoiser = fgg_denoiser(denoiser, allowed.to(device), force, options.strength, options.fgg_t_range)
-    out = sample_ddim(denoiser, schedule, tuple(x_init.shape), sampling_timesteps(options.steps), eta=options.eta,
-                      generator=generator if device.type == "cpu" else None, callback=callback,
+        denoiser = fgg_denoiser(denoiser, allowed.to(device), force, strength_weights(options.strength, timesteps))
+    out = sample_ddim(denoiser, schedule, tuple(x_init.shape), timesteps, eta=options.eta,
+                      generator=generator, callback=callback,
                       known=None if known is None else known.to(device),
                       known_mask=None if known_mask is None else known_mask.to(device),
                       x_init=x_init.to(device), device=device)
@@ -204,25 +219,32 @@ class Generator:
         self.meta = meta or {}
 
     @classmethod
-    def from_checkpoint(cls, path=DEFAULT_CHECKPOINT, device: str = "auto") -> "Generator":
+    def from_checkpoint(cls, path=DEFAULT_MODEL, device: str = "auto") -> "Generator":
+        """``path``: a shipped model's name ("paper", "small") or a checkpoint path."""
         dev = resolve_device(device)
-        model, meta = load_model(path, dev)
+        model, meta = load_model(resolve_checkpoint(path), dev)
         return cls(model, dev, meta)
 
     @torch.inference_mode()
-    def generate(self, chords, melody=None, rhythm=None, bars: int | None = 4, cfg_scale: float = 7.5,
+    def generate(self, chords, melody=None, rhythm=None, bars: int | None = None, cfg_scale: float = 7.5,
                  fgg: bool = True, strength: float = 1.0, scale=None, steps: int = 10, seed: int = 0,
                  tempo: float = 90.0, cfg_rescale: float = 0.7, eta: float = 0.0, force_rhythm: bool = True,
-                 overlap_bars: int = 1, fgg_t_range: Sequence[int] = (0, 999),
+                 overlap_bars: int = 1, scale_table: str = "ours", scale_mode: str = "with_chords",
                  callback: StepCallback | None = None,
                  progress: Callable[[int, int], None] | None = None) -> GenerationResult:
         """Chords (text or ``Progression``) -> ``GenerationResult``; see the module docstring and
-        README for every option. Raises ``ValueError`` with a user-facing message on bad input."""
+        README for every option. ``bars=None`` takes the progression's length (at least 4); a
+        shorter ``bars`` cuts the progression and says so in ``result.warnings``. Raises
+        ``ValueError`` with a user-facing message on bad input."""
         began = time.perf_counter()
         progression = chords if isinstance(chords, Progression) else parse_progression(chords)
         bars = max(progression.n_bars, SEGMENT_BARS) if bars is None else int(bars)
         if not SEGMENT_BARS <= bars <= MAX_BARS:
             raise ValueError(f"bars must be {SEGMENT_BARS}-{MAX_BARS}, got {bars}")
+        warnings = []
+        if bars < progression.n_bars:
+            warnings.append(f"the progression has {progression.n_bars} bars but bars={bars}: "
+                            f"only its first {bars} bars were generated")
         if not 1 <= overlap_bars <= SEGMENT_BARS - 1:
             raise ValueError(f"overlap_bars must be 1-{SEGMENT_BARS - 1}, got {overlap_bars}")
         if not 1.0 <= cfg_scale <= 20.0:
@@ -231,13 +253,15 @@ class Generator:
         n_steps = bars * STEPS_PER_BAR
         counts = rhythm_counts(rhythm, n_steps)
         melody_roll = np.zeros((2, n_steps, N_PITCHES), dtype=bool) if melody is None else load_melody(melody, n_steps)
-        allowed_pcs = allowed_pitch_classes(progression, scale)
+        allowed_pcs = allowed_pitch_classes(progression, scale, scale_table, scale_mode)
 
         cond, null = build_conditions(progression.chroma[None], None if counts is None else counts[None],
                                       None if melody is None else melody_roll[None])  # (1, 4, T_total, P) each
         allowed = pitch_mask(torch.from_numpy(allowed_pcs))[None]  # (1, T_total, P)
         counts_t = None if counts is None else torch.from_numpy(counts)[None]  # (1, T_total)
-        options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta, tuple(fgg_t_range))
+        if not 0.0 <= strength <= 1.0:
+            raise ValueError(f"FGG strength must be in [0, 1], got {strength}")
+        options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta)
 
         hop = (SEGMENT_BARS - overlap_bars) * STEPS_PER_BAR
         starts = list(range(0, n_steps - SEGMENT_STEPS + 1, hop))
@@ -277,26 +301,28 @@ class Generator:
                              programs={"melody": MELODY_PROGRAM, "accompaniment": ACCOMPANIMENT_PROGRAM},
                              velocities={"melody": 100, "accompaniment": 72})
         return GenerationResult(acc, melody_roll, progression, allowed_pcs, midi, float(tempo), int(seed),
-                                time.perf_counter() - began)
+                                time.perf_counter() - began, warnings)
 
 
 _DEFAULT: dict[str, Generator] = {}
 
 
-def default_generator(checkpoint=DEFAULT_CHECKPOINT, device: str = "auto") -> Generator:
-    key = f"{checkpoint}|{device}"
+def default_generator(model=DEFAULT_MODEL, device: str = "auto") -> Generator:
+    """A shipped model by name ("paper", "small") or a checkpoint path, loaded once per process."""
+    key = f"{resolve_checkpoint(model)}|{device}"
     if key not in _DEFAULT:
-        _DEFAULT[key] = Generator.from_checkpoint(checkpoint, device)
+        _DEFAULT[key] = Generator.from_checkpoint(model, device)
     return _DEFAULT[key]
 
 
-def generate(chords, melody=None, rhythm=None, bars: int | None = 4, cfg_scale: float = 7.5, fgg: bool = True,
+def generate(chords, melody=None, rhythm=None, bars: int | None = None, cfg_scale: float = 7.5, fgg: bool = True,
              strength: float = 1.0, scale=None, steps: int = 10, seed: int = 0, tempo: float = 90.0,
-             **kwargs) -> GenerationResult:
-    """Generate with the shipped checkpoint (loaded once); see ``Generator.generate``."""
-    return default_generator().generate(chords, melody=melody, rhythm=rhythm, bars=bars, cfg_scale=cfg_scale,
-                                        fgg=fgg, strength=strength, scale=scale, steps=steps, seed=seed,
-                                        tempo=tempo, **kwargs)
+             model=DEFAULT_MODEL, device: str = "auto", **kwargs) -> GenerationResult:
+    """Generate with a shipped model (``model`` = "paper", the default, or "small") or a
+    checkpoint path, loaded once; see ``Generator.generate``."""
+    return default_generator(model, device).generate(chords, melody=melody, rhythm=rhythm, bars=bars,
+                                                     cfg_scale=cfg_scale, fgg=fgg, strength=strength, scale=scale,
+                                                     steps=steps, seed=seed, tempo=tempo, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,8 +340,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps (10 = the paper's schedule)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", help='e.g. "dorian" or "D dorian" (default: derived from the chords)')
+    parser.add_argument("--scale-mode", choices=SCALE_MODES, default="with_chords",
+                        help="with --scale: also allow each chord's own tones (default) or the scale alone")
+    parser.add_argument("--scale-table", choices=SCALE_TABLES, default="ours",
+                        help="chord -> scale table when no --scale is given (see eval/METRICS.md)")
     parser.add_argument("--tempo", type=float, default=90.0)
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS),
+                        help="shipped model: paper (26.6 M parameters, best quality) or small (2.7 M, fastest)")
+    parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", required=True, help="MIDI file to write")
     args = parser.parse_args(argv)
@@ -332,17 +364,18 @@ def main(argv: list[str] | None = None) -> int:
             rhythm = rhythm or seg["onset_counts"][args.segment]
         if chords is None:
             raise ValueError("give --chords (or --segment)")
-        gen = Generator.from_checkpoint(args.checkpoint, args.device)
+        gen = Generator.from_checkpoint(args.checkpoint or args.model, args.device)
         result = gen.generate(chords, melody=melody, rhythm=rhythm, bars=args.bars,
                               cfg_scale=args.cfg, fgg=not args.no_fgg, strength=args.strength, scale=args.scale,
-                              steps=args.steps, seed=args.seed, tempo=tempo)
+                              steps=args.steps, seed=args.seed, tempo=tempo, scale_table=args.scale_table,
+                              scale_mode=args.scale_mode)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result.midi.write(args.out)
     print(json.dumps({"wrote": args.out, "bars": result.n_bars, "accompaniment_notes": len(result.notes),
                       "out_of_key_notes": result.out_of_key_notes, "fgg": not args.no_fgg,
-                      "seconds": round(result.seconds, 3)}))
+                      "seconds": round(result.seconds, 3), "warnings": result.warnings}))
     return 0
 
 

@@ -172,8 +172,9 @@ def forward_gflops(model: UNet, batch: int = 1, steps: int = 64, pitches: int = 
     """Multiply-adds x 2 of one forward pass, counted by torch's flop counter."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros(batch, model.config.in_channels, steps, pitches)
-    t = torch.zeros(batch, dtype=torch.long)
+    device = next(model.parameters()).device
+    x = torch.zeros(batch, model.config.in_channels, steps, pitches, device=device)
+    t = torch.zeros(batch, dtype=torch.long, device=device)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x, t)
     return counter.get_total_flops() / 1e9

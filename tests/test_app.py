@@ -22,7 +22,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def controller():
     torch.manual_seed(0)
-    return Controller(Generator(UNet(PRESETS["tiny"])))
+    paper, small = UNet(PRESETS["tiny"]), UNet(PRESETS["tiny"])  # two different random models
+    return Controller({"paper": Generator(paper), "small": Generator(small)})
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +53,26 @@ def test_api_generate_returns_audio_midi_figure_metrics(server):
     assert metrics["out_of_key_notes"] == 0 and metrics["out_of_key_rate"] == 0.0 and metrics["notes"] > 0
 
 
+def test_api_model_and_scale_table_choices(server, controller):
+    client = Client(server, verbose=False)
+    params = {p["parameter_name"] for p in
+              client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]}
+    assert {"model", "scale_table", "scale_mode"} <= params
+    _, midi_paper, _, m_paper = client.predict(chords="Cm7 | F7", seed=2, model="paper", scale_table="paper",
+                                               api_name="/generate")
+    _, midi_small, _, m_small = client.predict(chords="Cm7 | F7", seed=2, model="small", api_name="/generate")
+    assert m_paper["out_of_key_notes"] == 0 and m_small["out_of_key_notes"] == 0
+    assert open(midi_paper, "rb").read() != open(midi_small, "rb").read()  # another model, another sample
+    with pytest.raises(Exception, match="huge"):
+        client.predict(chords="C", model="huge", api_name="/generate")
+    with pytest.raises(Exception, match="jazz"):
+        client.predict(chords="C", scale_table="jazz", api_name="/generate")
+    _, _, _, metrics = client.predict(chords="C | F | G | C | Am | F | G | C", bars=4, api_name="/generate")
+    assert "8 bars" in metrics["warnings"][0]  # a cut progression is reported, not silent
+    labels = dict((v, k) for k, v in controller.model_choices())
+    assert labels["paper"].startswith("paper — ") and "best quality" in labels["paper"]
+
+
 def test_api_bad_chord_is_a_clear_error(server):
     client = Client(server, verbose=False)
     with pytest.raises(Exception, match="bar 2: unrecognised chord symbol 'Hm'"):
@@ -61,7 +82,7 @@ def test_api_bad_chord_is_a_clear_error(server):
 def test_api_compare(server):
     client = Client(server, verbose=False)
     wav_a, wav_b, plot_a, plot_b, diff, table = client.predict(chords="Am F | C G", system_a="fgg",
-                                                                system_b="no_fgg", api_name="/compare")
+                                                                system_b="no_fgg", model="small", api_name="/compare")
     assert wav_a.endswith("A_fgg.wav") and wav_b.endswith("B_no_fgg.wav")
     rows = {r[0]: r for r in table["data"]}
     assert rows["out_of_key_rate"][1] == 0.0
@@ -91,6 +112,10 @@ def test_controller_rechecks_values(controller, tmp_path):
     assert req.progression.n_bars == 32 and req.tempo == 40
     with pytest.raises(ValueError, match="rhythm 'from segment' needs a POP909 segment"):
         controller.resolve("C", rhythm="from segment")
+    with pytest.raises(ValueError, match="unknown model .huge."):
+        controller.generate("C", model="huge")
+    with pytest.raises(ValueError, match="unknown scale mode"):
+        controller.resolve("C", scale="dorian", scale_mode="loose")
     with pytest.raises(ValueError, match="custom scale"):
         controller.resolve("C", scale="custom", custom_scale=" ")
     with pytest.raises(ValueError, match="not a note name"):

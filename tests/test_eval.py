@@ -2,6 +2,7 @@ import csv
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -87,11 +88,28 @@ def test_chord_scorer_matches_smg():
     pred, ref = seg["accompaniment"][40], seg["accompaniment"][41]
     scores = scorer.score(pred, "41", ref, seg["chord_labels"][41])
     pred_path = str(scorer.workdir / "pred.mid")
-    ref_path = scorer.reference("41", ref)[2]
+    ref_path = scorer.reference("41", ref)[3]
     assert scores["chord_accuracy"] == pytest.approx(compute_ca(pred_path, ref_path, method="dp"))
-    assert scores["chord_similarity"] == pytest.approx(compute_cs(pred_path, ref_path), abs=1e-6)
+    assert scores["chord_similarity"] == pytest.approx(compute_cs(pred_path, ref_path), abs=1e-5)
     same = scorer.score(ref, "41", ref, seg["chord_labels"][41])
     assert same["chord_accuracy"] == 1.0 and same["chord_similarity"] == pytest.approx(1.0, abs=1e-5)
+    assert same["chord_similarity_full"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_full_chord_similarity_covers_bars_3_and_4():
+    """smg's compute_cs scores only bars 1-2 of a 4-bar segment; the full version sees a change
+    in bars 3-4 (over bars 1-2 it is smg's number: test_chord_scorer_matches_smg)."""
+    from smg_metrics import compute_cs
+
+    seg = load_valid_segments()
+    scorer = ChordScorer()
+    ref = seg["accompaniment"][41]
+    changed = ref.copy()
+    changed[:, 32:] = seg["accompaniment"][900][:, 32:]  # bars 3-4 from another song
+    scores = scorer.score(changed, "41", ref)
+    assert scores["chord_similarity"] == pytest.approx(1.0, abs=1e-5)  # smg: blind to bars 3-4
+    assert scores["chord_similarity_full"] < 0.99
+    assert compute_cs(str(scorer.workdir / "pred.mid"), scorer.reference("41", ref)[3]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_last_step_edits():
@@ -102,6 +120,18 @@ def test_last_step_edits():
     assert M.out_of_key_rate(rounded, C_MAJOR) == 0
     from fgg.pianoroll import roll_to_notes
     assert roll_to_notes(rounded).tolist() == [[0, 8, 60], [0, 8, 64], [8, 16, 65]]  # ties go down
+
+
+def test_rounding_never_merges_with_a_sounding_note():
+    """A held C4 must not be cut by a C#4 moved onto C4 in the middle of it: the moved note
+    avoids every pitch that sounds during its span, not only onsets."""
+    from fgg.pianoroll import roll_to_notes
+
+    roll = roll_of([0, 16, 60], [4, 8, 61])
+    rounded = round_out_of_key(roll, C_MAJOR)
+    assert roll_to_notes(rounded).tolist() == [[0, 16, 60], [4, 8, 62]]  # C4 whole; C# went up to D
+    crowded = roll_of([0, 16, 60], [0, 16, 62], [4, 8, 61])  # both neighbours sound
+    assert roll_to_notes(round_out_of_key(crowded, C_MAJOR)).tolist() == [[0, 16, 60], [0, 16, 62], [4, 8, 59]]
 
 
 def test_rule_based():
@@ -172,3 +202,33 @@ def test_runner_end_to_end(tiny_checkpoint, tmp_path):
     with open(tmp_path / "per_sample.csv") as f:
         assert len(list(csv.DictReader(f))) == len(rows)
     assert main(["--systems", "nope", "--out", str(tmp_path)]) == 2
+    # another checkpoint or scale table in the same folder is refused, not mixed in
+    assert main(args + ["--scale-table", "paper"]) == 2
+
+
+def test_runner_resume_with_other_segments_rescores_the_right_samples(tiny_checkpoint, tmp_path):
+    """A second run in the same folder with another --segments must not reuse the stored
+    no_fgg rolls (made for other segments) for the last-step baselines."""
+    from eval.run import main
+
+    common = ["--systems", "no_fgg,last_step_remove", "--seeds", "1", "--checkpoint", str(tiny_checkpoint)]
+    assert main(common + ["--segments", "3", "--out", str(tmp_path / "reused")]) == 0
+    assert main(common + ["--segments", "5", "--out", str(tmp_path / "reused")]) == 0
+    assert main(common + ["--segments", "5", "--out", str(tmp_path / "fresh")]) == 0
+    reused = pd.read_csv(tmp_path / "reused" / "summary.csv").set_index("system")
+    fresh = pd.read_csv(tmp_path / "fresh" / "summary.csv").set_index("system")
+    for column in ("out_of_key_rate_paper_table", "note_density", "key_fixes", "chord_similarity_full"):
+        assert reused.loc["last_step_remove", column] == pytest.approx(fresh.loc["last_step_remove", column]), column
+
+
+def test_summary_has_both_tables_full_similarity_and_per_note_fixes(tiny_checkpoint, tmp_path):
+    from eval.run import main
+
+    assert main(["--segments", "4", "--systems", "fgg,no_fgg", "--seeds", "1", "--out", str(tmp_path),
+                 "--checkpoint", str(tiny_checkpoint), "--scale-table", "paper"]) == 0
+    summary = pd.read_csv(tmp_path / "summary.csv").set_index("system")
+    for column in ("out_of_key_rate", "out_of_key_rate_paper_table", "chord_similarity_full", "key_fixes_per_note"):
+        assert column in summary and f"{column}_ci95" in summary, column
+    assert summary.loc["fgg", "out_of_key_rate_paper_table"] == 0  # guided by the paper's table
+    assert summary.loc["fgg", "out_of_key_rate"] == 0  # the paper's allowed sets lie inside ours
+    assert 0 <= summary.loc["fgg", "key_fixes_per_note"] <= 1

@@ -60,8 +60,37 @@ def test_fgg_off_and_user_scale(tiny_generator):
     assert dorian.out_of_key_notes == 0
     pcs = {p % 12 for _, _, p in dorian.notes}
     assert pcs <= {2, 4, 5, 7, 9, 11, 0}
-    penta = tiny_generator.generate("C", scale="A pentatonic", seed=2)
+    penta = tiny_generator.generate("C", scale="A pentatonic", scale_mode="strict", seed=2)
     assert {p % 12 for _, _, p in penta.notes} <= {9, 11, 1, 4, 6}
+    with_chord = tiny_generator.generate("C", scale="A pentatonic", seed=2)
+    assert {p % 12 for _, _, p in with_chord.notes} <= {9, 11, 1, 4, 6, 0, 7}  # + the C chord's own tones
+
+
+def test_bars_default_to_the_progression_and_cuts_are_reported(tiny_generator):
+    eight = "Am | F | C | G | Am | F | E7 | Am"
+    r = tiny_generator.generate(eight)
+    assert r.n_bars == 8 and r.progression.n_bars == 8 and r.warnings == []
+    assert tiny_generator.generate("C G | Am F").n_bars == 4  # short progressions still fill 4 bars
+    cut = tiny_generator.generate(eight, bars=4)
+    assert cut.n_bars == 4 and len(cut.warnings) == 1 and "8 bars" in cut.warnings[0]
+
+
+def test_scale_table_choice(tiny_generator):
+    paper = tiny_generator.generate("Cm7 | F7", scale_table="paper", seed=3)
+    assert paper.out_of_key_notes == 0
+    assert not paper.allowed[0, 11] and tiny_generator.generate("Cm7 | F7", seed=3).allowed[0, 11]  # B: LT only in ours
+    with pytest.raises(ValueError, match="unknown scale table"):
+        tiny_generator.generate("C", scale_table="nope")
+
+
+def test_user_scale_keeps_the_chords_unless_strict(tiny_generator):
+    default = tiny_generator.generate("D | D | D | D", scale="F# dorian", seed=1)
+    assert default.allowed[:, 2].all()  # D, the chord's root, is not in F# dorian but stays allowed
+    strict = tiny_generator.generate("D | D | D | D", scale="F# dorian", scale_mode="strict", seed=1)
+    assert not strict.allowed[:, 2].any()
+    assert strict.out_of_key_notes == 0 and {p % 12 for _, _, p in strict.notes} <= {6, 8, 9, 11, 1, 3, 4}
+    with pytest.raises(ValueError, match="unknown scale mode"):
+        tiny_generator.generate("D", scale="dorian", scale_mode="loose")
 
 
 def test_long_piece_first_window_is_preserved(tiny_generator):
@@ -105,6 +134,8 @@ def test_bad_inputs(tiny_generator, tmp_path):
         tiny_generator.generate("C", rhythm="polka")
     with pytest.raises(ValueError, match="unknown scale 'lydianish'"):
         tiny_generator.generate("C", scale="lydianish")
+    with pytest.raises(ValueError, match="strength must be in"):
+        tiny_generator.generate("C", strength=1.2)
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"not a midi file")
     with pytest.raises(ValueError, match="cannot read melody MIDI"):

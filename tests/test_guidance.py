@@ -4,8 +4,9 @@ import torch
 
 from fgg.chords import parse_progression
 from fgg.diffusion import Schedule, sample_ddim, sampling_timesteps
-from fgg.guidance import (CHORD_SCALES, QUALITIES, SCALES, cfg_combine, chord_allowed_pitch_classes, chord_quality,
-                          fgg_denoiser, pitch_mask, project_pitch, project_rhythm, scale_pitch_classes)
+from fgg.guidance import (CHORD_SCALES, PAPER_QUALITIES, QUALITIES, SCALES, cfg_combine, chord_allowed_pitch_classes,
+                          chord_quality, fgg_denoiser, paper_chord_quality, pitch_mask, project_pitch, project_rhythm,
+                          scale_pitch_classes, strength_weights)
 
 SYMBOLS = {"maj": "C", "min": "Cm", "dom7": "C7", "hdim7": "Cm7b5", "dim": "Cdim", "aug": "Caug", "sus": "Csus4",
            "unknown": "C5"}
@@ -117,29 +118,83 @@ def test_rhythm_projection_exact_counts():
     assert torch.equal(out[:, 0][chosen_before], project_pitch(x0, allowed)[:, 0][chosen_before])
 
 
-def test_strength_zero_is_unguided_bit_for_bit_and_partial_is_between():
+def test_strength_weights():
+    steps = sampling_timesteps(10)  # descending: 999 first
+    assert set(strength_weights(0.0, steps).values()) == {0.0}
+    assert set(strength_weights(1.0, steps).values()) == {1.0}
+    w = strength_weights(0.25, steps)
+    assert [w[t] for t in steps] == [1.0, 1.0, 0.5] + [0.0] * 7  # the noisiest steps first
+    for s_lo, s_hi in ((0.1, 0.2), (0.5, 0.55), (0.9, 0.99)):  # continuous and monotone in s
+        lo, hi = strength_weights(s_lo, steps), strength_weights(s_hi, steps)
+        assert all(lo[t] <= hi[t] for t in steps) and sum(hi.values()) - sum(lo.values()) == pytest.approx((s_hi - s_lo) * 10)
+    assert strength_weights(0.99, steps)[steps[-1]] < 1.0  # only s = 1 guides the final step
+    with pytest.raises(ValueError, match="strength must be in"):
+        strength_weights(1.5, steps)
+
+
+def test_strength_zero_is_unguided_bit_for_bit_and_one_is_the_guarantee():
     schedule = Schedule.paper()
     allowed = pitch_mask(scale_pitch_classes("major", 0).expand(64, 12))[None]
-    kwargs = dict(schedule=schedule, shape=(1, 2, 64, 64), timesteps=sampling_timesteps(10), eta=0.5)
+    steps = sampling_timesteps(10)
+    kwargs = dict(schedule=schedule, shape=(1, 2, 64, 64), timesteps=steps, eta=0.5)
     plain = sample_ddim(random_denoiser(1), generator=torch.Generator().manual_seed(9), **kwargs)
-    off = sample_ddim(fgg_denoiser(random_denoiser(1), allowed, strength=0.0),
+    off = sample_ddim(fgg_denoiser(random_denoiser(1), allowed, step_weights=strength_weights(0.0, steps)),
                       generator=torch.Generator().manual_seed(9), **kwargs)
     assert torch.equal(plain, off)
+    full = sample_ddim(fgg_denoiser(random_denoiser(1), allowed, step_weights=strength_weights(1.0, steps)),
+                       generator=torch.Generator().manual_seed(9), **kwargs)
+    assert not ((full > 0.5) & ~allowed[:, None]).any()
     x0 = torch.full((1, 2, 64, 64), 0.9)
-    half = project_pitch(x0, allowed, strength=0.5)
+    half = project_pitch(x0, allowed, weight=0.5)
     assert torch.allclose(half[:, :, ~allowed[0]], torch.tensor(0.7))
     assert torch.equal(half[:, :, allowed[0]], x0[:, :, allowed[0]])
-    with pytest.raises(ValueError):
-        fgg_denoiser(random_denoiser(1), allowed, strength=1.5)
 
 
-def test_window_outside_final_step_gives_no_guarantee_but_inside_does():
+def test_guidance_on_the_final_step_is_what_gives_the_guarantee():
     schedule = Schedule.paper()
     allowed = pitch_mask(scale_pitch_classes("major", 0).expand(64, 12))[None]
-    kwargs = dict(schedule=schedule, shape=(1, 2, 64, 64), timesteps=sampling_timesteps(10))
-    early_only = sample_ddim(fgg_denoiser(random_denoiser(2), allowed, t_range=(500, 999)),
+    steps = sampling_timesteps(10)
+    kwargs = dict(schedule=schedule, shape=(1, 2, 64, 64), timesteps=steps)
+    early_only = sample_ddim(fgg_denoiser(random_denoiser(2), allowed, step_weights={t: 1.0 for t in steps[:5]}),
                              generator=torch.Generator().manual_seed(0), **kwargs)
     assert ((early_only > 0.5) & ~allowed[:, None]).any()
-    late = sample_ddim(fgg_denoiser(random_denoiser(2), allowed, t_range=(0, 200)),
+    late = sample_ddim(fgg_denoiser(random_denoiser(2), allowed, step_weights={steps[-1]: 1.0}),
                        generator=torch.Generator().manual_seed(0), **kwargs)
     assert not ((late > 0.5) & ~allowed[:, None]).any()
+
+
+PAPER_CASES = {  # symbol on C -> (paper family, allowed intervals above the root)
+    "C": ("major", {0, 2, 4, 5, 7, 9, 11}), "Cmaj7": ("major", {0, 2, 4, 5, 7, 9, 11}),
+    "C6": ("major", {0, 2, 4, 5, 7, 9, 11}), "Csus4": ("major", {0, 2, 4, 5, 7, 9, 11}),
+    "Csus2": ("major", {0, 2, 4, 5, 7, 9, 11}),
+    "Cm": ("minor", {0, 2, 3, 5, 7, 8, 10, 11}), "CmM7": ("minor", {0, 2, 3, 5, 7, 8, 10, 11}),
+    "Cm7": ("minor7", {0, 2, 3, 5, 7, 8, 10}), "Cm9": ("minor7", {0, 2, 3, 5, 7, 8, 10}),
+    "C7": ("dominant", {0, 2, 4, 5, 7, 9, 10}), "C9": ("dominant", {0, 2, 4, 5, 7, 9, 10}),
+    "C7sus4": ("dominant", {0, 2, 4, 5, 7, 9, 10}),
+    "Caug": ("chord_tones", {0, 4, 8}), "Cdim": ("chord_tones", {0, 3, 6}), "Cdim7": ("chord_tones", {0, 3, 6, 9}),
+    "Cm7b5": ("chord_tones", {0, 3, 6, 10}), "Cm6": ("chord_tones", {0, 3, 7, 9}),
+    "N.C.": ("unknown", set(range(12))),
+}
+
+
+@pytest.mark.parametrize("symbol", PAPER_CASES)
+@pytest.mark.parametrize("root", [0, 3, 6, 9])
+def test_paper_scale_table(symbol, root):
+    family, intervals = PAPER_CASES[symbol]
+    names = ["C", "Eb", "F#", "A"]
+    prog = parse_progression(symbol if symbol == "N.C." else names[root // 3] + symbol[1:])
+    r, chroma = torch.tensor(prog.root[:1].astype(np.int64)), torch.tensor(prog.chroma[:1])
+    assert PAPER_QUALITIES[paper_chord_quality(r, chroma)[0]] == family
+    allowed = chord_allowed_pitch_classes(r, chroma, "paper")[0]
+    expected = intervals if symbol == "N.C." else {(root + i) % 12 for i in intervals}
+    assert set(torch.nonzero(allowed).flatten().tolist()) == expected
+
+
+def test_paper_table_is_never_looser_than_ours_and_unknown_table_fails():
+    for symbol in PAPER_CASES:
+        prog = parse_progression(symbol)
+        r, chroma = torch.tensor(prog.root.astype(np.int64)), torch.tensor(prog.chroma)
+        ours, paper = chord_allowed_pitch_classes(r, chroma), chord_allowed_pitch_classes(r, chroma, "paper")
+        assert (paper <= ours).all(), symbol
+    with pytest.raises(ValueError, match="unknown scale table 'jazz'"):
+        chord_allowed_pitch_classes(r, chroma, "jazz")

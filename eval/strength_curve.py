@@ -1,0 +1,121 @@
+"""FGG strength trade-off curve (``python -m eval.strength_curve``).
+
+    python -m eval.strength_curve --segments 50 --out DIR [--model paper] [--strengths 0,0.25,0.5,0.75,1]
+
+Samples the ``fgg`` system (chords + ground-truth rhythm + melody, CFG, 10 DDIM steps) at each
+strength on the same validation segments and seeds, and writes ``DIR/strength_curve.csv``
+(``strength, out_of_key_rate, chord_accuracy, chord_similarity_full``, means over the
+segments, plus ``n`` and 95 % CI half-widths) and ``DIR/strength_curve.html`` (plotly).
+Strength 0 is the unguided sampler bit for bit (``no_fgg``), 1 is full FGG (0 out of key);
+see ``fgg.guidance.strength_weights`` for how the steps in between are guided.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+
+from eval import metrics as M
+from eval.baselines import EvalContext, SegmentBatch, sample_system
+from eval.chord_metrics import ChordScorer
+from eval.run import item_seed, select_segments
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
+from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
+from fgg.generate import SamplingOptions
+
+CURVE_COLUMNS = ["strength", "out_of_key_rate", "chord_accuracy", "chord_similarity_full"]
+DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def strength_curve(model: torch.nn.Module, segments: dict, chosen: np.ndarray, strengths=DEFAULT_STRENGTHS,
+                   options: SamplingOptions = SamplingOptions(), batch_size: int = 16, seed: int = 0,
+                   progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(curve: one row per strength with means and ``_ci95``, per_sample: one row per
+    strength x segment). The out-of-key rate uses the table that guides (ours)."""
+    ctx = EvalContext(model, options=options)
+    scorer = ChordScorer()
+    rows = []
+    for strength in strengths:
+        ctx.options = replace(options, strength=float(strength))
+        for lo in range(0, len(chosen), batch_size):
+            idx = chosen[lo:lo + batch_size]
+            batch = SegmentBatch.from_segments(segments, idx)
+            rolls = sample_system(batch, [item_seed(seed, int(s)) for s in idx], ctx, fgg=True).rolls
+            for j, s in enumerate(idx):
+                chords = scorer.score(rolls[j], str(int(s)), segments["accompaniment"][s])
+                rows.append({"strength": float(strength), "segment": int(s),
+                             "out_of_key_rate": M.out_of_key_rate(rolls[j], batch.allowed[j]),
+                             "chord_accuracy": chords["chord_accuracy"],
+                             "chord_similarity_full": chords["chord_similarity_full"]})
+            if progress is not None:
+                progress(len(rows), len(strengths) * len(chosen))
+    per_sample = pd.DataFrame(rows)
+    grouped = per_sample.groupby("strength", sort=True)
+    curve = grouped[CURVE_COLUMNS[1:]].mean().reset_index()
+    curve["n"] = grouped.size().values
+    for col in CURVE_COLUMNS[1:]:
+        curve[f"{col}_ci95"] = (1.96 * grouped[col].std(ddof=1) / np.sqrt(grouped.size())).values
+    return curve, per_sample
+
+
+def curve_figure(curve: pd.DataFrame) -> go.Figure:
+    """Out-of-key rate (left axis) and chord metrics (right axis) against strength, with CIs."""
+    fig = go.Figure()
+    fig.add_scatter(x=curve["strength"], y=curve["out_of_key_rate"], name="out-of-key rate", mode="lines+markers",
+                    error_y=dict(type="data", array=curve.get("out_of_key_rate_ci95")), line=dict(color="#d62728"))
+    for col, color in (("chord_accuracy", "#1f77b4"), ("chord_similarity_full", "#2ca02c")):
+        fig.add_scatter(x=curve["strength"], y=curve[col], name=col.replace("_", " "), mode="lines+markers",
+                        yaxis="y2", error_y=dict(type="data", array=curve.get(f"{col}_ci95")), line=dict(color=color))
+    fig.update_layout(title="FGG strength: out-of-key rate vs chord metrics", height=380, margin=dict(t=40, b=40),
+                      xaxis=dict(title="FGG strength"), yaxis=dict(title="out-of-key rate (16th steps)"),
+                      yaxis2=dict(title="chord metric", overlaying="y", side="right"),
+                      legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eval.strength_curve", description=__doc__.split("\n")[0])
+    parser.add_argument("--segments", type=int, default=50, help="number of validation segments (evenly spread)")
+    parser.add_argument("--strengths", default=",".join(str(s) for s in DEFAULT_STRENGTHS))
+    parser.add_argument("--out", required=True, help="folder for strength_curve.csv / .html")
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
+    parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+    try:
+        strengths = sorted({float(s) for s in args.strengths.split(",") if s.strip()})
+        if not strengths or not all(0.0 <= s <= 1.0 for s in strengths):
+            raise ValueError(f"--strengths must be numbers in [0, 1], got {args.strengths!r}")
+        if args.segments < 2:
+            raise ValueError(f"--segments must be at least 2, got {args.segments}")
+        model = load_model(resolve_checkpoint(args.checkpoint or args.model), resolve_device(args.device))[0]
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    began = time.perf_counter()
+    segments = load_valid_segments(args.segments_file)
+    chosen = select_segments(len(segments["song_id"]), args.segments)
+    curve, _ = strength_curve(model, segments, chosen, strengths, batch_size=args.batch_size)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    curve.to_csv(out / "strength_curve.csv", index=False)
+    curve_figure(curve).write_html(out / "strength_curve.html", include_plotlyjs=True)
+    with pd.option_context("display.width", 160, "display.precision", 4):
+        print(curve[["n"] + CURVE_COLUMNS].to_string(index=False))
+    print(json.dumps({"out": str(out), "model": args.checkpoint or args.model,
+                      "seconds": round(time.perf_counter() - began, 1)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

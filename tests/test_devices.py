@@ -1,0 +1,65 @@
+"""The whole tensor path on every device present: CPU always, CUDA where there is one
+(training + resume, generation with FGG and rhythm over 12 bars, every evaluation system,
+the app's generate and compare handlers)."""
+import numpy as np
+import pytest
+import torch
+
+from eval import metrics as M
+from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
+from fgg.data import load_valid_segments
+from fgg.generate import Generator, rhythm_counts
+from fgg.model import PRESETS, UNet
+from fgg.train import TrainConfig, train
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+GUARANTEED = ("fgg", "last_step_remove", "last_step_round", "inpaint", "null_rhythm", "rule_based")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    torch.manual_seed(0)
+    return UNet(PRESETS["tiny"]).eval()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_train_two_steps_and_resume(device, pop909_dir, tmp_path):
+    cfg = dict(preset="tiny", batch_size=2, log_every=1, valid_every=2, checkpoint_every=2, valid_segments=4)
+    first = train(TrainConfig(steps=2, **cfg), tmp_path, device_name=device, pop909=pop909_dir)
+    resumed = train(TrainConfig(steps=3, **cfg), tmp_path, resume=True, device_name=device, pop909=pop909_dir)
+    assert first["step"] == 2 and resumed["step"] == 3 and np.isfinite(resumed["valid_loss"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_generate_fgg_rhythm_long_piece(device, tiny_model):
+    gen = Generator(tiny_model, device)
+    r = gen.generate("C G | Am F | Dm7 G7 | C", bars=12, rhythm="eighth_arpeggio", seed=4)
+    assert r.n_bars == 12 and r.out_of_key_notes == 0
+    np.testing.assert_array_equal(r.accompaniment[0].sum(-1), rhythm_counts("eighth_arpeggio", 12 * 16))
+    again = gen.generate("C G | Am F | Dm7 G7 | C", bars=12, rhythm="eighth_arpeggio", seed=4)
+    np.testing.assert_array_equal(again.accompaniment, r.accompaniment)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_eval_system(device, tiny_model):
+    seg = load_valid_segments()
+    batch = SegmentBatch.from_segments(seg, [5, 700])
+    ctx = EvalContext(tiny_model.to(device))
+    for name in SYSTEMS:
+        output = run_system(name, batch, [1, 2], ctx)
+        assert output.rolls.shape == (2, 2, 64, 64) and output.rolls.dtype == bool, name
+        if name in GUARANTEED:
+            assert all(M.out_of_key_rate(r, a) == 0 for r, a in zip(output.rolls, batch.allowed)), name
+    tiny_model.to("cpu")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_app_handlers(device, tiny_model, tmp_path):
+    from demo.controller import Controller
+
+    controller = Controller({"paper": Generator(tiny_model, device)})
+    wav, midi, _, metrics = controller.generate("Am F | C G", rhythm="ballad", seed=2)
+    assert metrics["out_of_key_notes"] == 0 and open(wav, "rb").read(4) == b"RIFF"
+    *_, table = controller.compare("Am F | C G", system_a="inpaint", system_b="null_rhythm", seed=2)
+    assert table.iloc[0, 1] == 0.0 and table.iloc[0, 2] == 0.0  # out_of_key_rate of A and B
+    tiny_model.to("cpu")
