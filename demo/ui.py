@@ -72,7 +72,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
                     model = gr.Dropdown(model_choices, value=controller.default_model, label="Model", elem_id="model")
                     fgg = gr.Checkbox(value=True, label="Fine-grained guidance (FGG)", elem_id="fgg-toggle")
                     strength = gr.Slider(0, 1, value=1.0, step=0.05,
-                                         label="FGG strength (share of sampling steps guided; 1 = hard guarantee)")
+                                         label="FGG strength (share of the out-of-key notes forbidden, harshest first; 1 = all)")
                     cfg = gr.Slider(*C.CFG_RANGE, value=7.5, step=0.5, label="CFG scale")
                     rhythm = gr.Dropdown(C.RHYTHM_CHOICES, value="none", label="Rhythm")
                     with gr.Row():

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from fgg.diffusion import Schedule
-from fgg.generate import SamplingOptions, build_conditions, sample_batch
+from fgg.generate import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
 from fgg.guidance import cfg_denoiser, chord_allowed_pitch_classes, pitch_mask
 from fgg.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, notes_to_roll, roll_to_notes
 
@@ -79,7 +79,8 @@ def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: 
     n_steps = batch.chroma.shape[1]
     counts = batch.onset_counts if rhythm else None  # None (no rhythm given) -> null rhythm
     cond, null = build_conditions(batch.chroma, counts, batch.melody)
-    allowed = pitch_mask(torch.from_numpy(batch.allowed))  # (B, T, P)
+    allowed = pitch_mask(torch.from_numpy(batch.allowed))  # (B, T, P) the full set: inpainting, corrections
+    guided = fgg_pixel_mask(batch.allowed, batch.chroma, batch.root, ctx.options.strength) if fgg else allowed
     known = known_mask = None
     if inpaint_out_of_key:  # disallowed pixels are a known, empty region
         known = torch.zeros(len(batch), 2, n_steps, N_PITCHES)
@@ -88,7 +89,7 @@ def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: 
     x_init = torch.stack([torch.randn(2, n_steps, N_PITCHES, generator=g) for g in generators])  # (B, 2, T, P)
     final = {}
     options = replace(ctx.options, fgg=fgg)
-    out = sample_batch(ctx.model, ctx.schedule, cond, null, allowed,
+    out = sample_batch(ctx.model, ctx.schedule, cond, null, guided,
                        None if counts is None else torch.from_numpy(counts.astype(np.int64)),
                        x_init, options, generator=generators, known=known, known_mask=known_mask,
                        callback=lambda i, t, x_t, x0: final.update(x_t=x_t, t=t))

@@ -7,8 +7,8 @@ strength on the same validation segments and seeds, and writes ``DIR/strength_cu
 (``strength, out_of_key_rate, chord_accuracy, chord_similarity_full``, means over the
 segments, plus ``n`` and 95 % CI half-widths) and ``DIR/strength_curve.html`` (plotly).
 Strength 0 is the unguided sampler bit for bit (``no_fgg``), 1 is full FGG (0 out of key);
-see ``fgg.guidance.strength_weights`` for how the steps in between are guided.
-"""
+in between, FGG forbids the harshest share of the out-of-key pitch classes
+(``fgg.guidance.graded_allowed``)."""
 from __future__ import annotations
 
 import argparse

@@ -27,7 +27,7 @@ from fgg.chords import Progression, parse_progression, pitch_class, progression_
 from fgg.condition import chord_condition, melody_condition, null_melody_condition, null_rhythm_condition
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
 from fgg.guidance import SCALE_TABLES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, pitch_mask, \
-    scale_pitch_classes, strength_weights
+    graded_allowed, scale_pitch_classes
 from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
                            fold_pitches, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes, rolls_to_midi)
 
@@ -171,6 +171,14 @@ def build_conditions(chroma: np.ndarray, counts: np.ndarray | None, melody: np.n
     return cond, null
 
 
+def fgg_pixel_mask(allowed_pcs, chroma, root, strength: float = 1.0) -> torch.Tensor:
+    """(B, T, 12) allowed pitch classes, (B, T, 12) chord chroma, (B, T) roots -> (B, T, P)
+    bool pixels that FGG enforces at ``strength`` (``fgg.guidance.graded_allowed``)."""
+    graded = graded_allowed(torch.as_tensor(np.asarray(allowed_pcs)), torch.as_tensor(np.asarray(chroma)),
+                            torch.as_tensor(np.asarray(root).astype(np.int64)), strength)
+    return pitch_mask(graded)
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
     cfg_scale: float = 7.5
@@ -193,15 +201,16 @@ def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor,
     cond/null (B, 4, T, P) condition channels, allowed (B, T, P) bool pixels, counts (B, T)
     rhythm to enforce (or None), x_init (B, 2, T, P) starting noise (drawn by the caller so
     that each item's seed decides its sample whatever the batch). ``known``/``known_mask``
-    inpaint a region (see ``sample_ddim``)."""
+    inpaint a region (see ``sample_ddim``). FGG runs when ``options.fgg`` and
+    ``options.strength`` > 0 (strength 0 is the unguided sampler, bit for bit); ``allowed`` is
+    then the mask for that strength (``fgg_pixel_mask``)."""
     device = next(iter(model.parameters()), torch.zeros(0)).device
     denoiser = cfg_denoiser(model, schedule, cond.to(device), null.to(device) if options.cfg_scale != 1.0 else None,
                             options.cfg_scale, options.cfg_rescale)
-    timesteps = sampling_timesteps(options.steps)
-    if options.fgg:
+    if options.fgg and options.strength > 0:
         force = counts.to(device) if (counts is not None and options.force_rhythm) else None
-        denoiser = fgg_denoiser(denoiser, allowed.to(device), force, strength_weights(options.strength, timesteps))
-    out = sample_ddim(denoiser, schedule, tuple(x_init.shape), timesteps, eta=options.eta,
+        denoiser = fgg_denoiser(denoiser, allowed.to(device), force)
+    out = sample_ddim(denoiser, schedule, tuple(x_init.shape), sampling_timesteps(options.steps), eta=options.eta,
                       generator=generator, callback=callback,
                       known=None if known is None else known.to(device),
                       known_mask=None if known_mask is None else known_mask.to(device),
@@ -257,7 +266,8 @@ class Generator:
 
         cond, null = build_conditions(progression.chroma[None], None if counts is None else counts[None],
                                       None if melody is None else melody_roll[None])  # (1, 4, T_total, P) each
-        allowed = pitch_mask(torch.from_numpy(allowed_pcs))[None]  # (1, T_total, P)
+        allowed = fgg_pixel_mask(allowed_pcs[None], progression.chroma[None], progression.root[None],
+                                 strength)  # (1, T_total, P)
         counts_t = None if counts is None else torch.from_numpy(counts)[None]  # (1, T_total)
         if not 0.0 <= strength <= 1.0:
             raise ValueError(f"FGG strength must be in [0, 1], got {strength}")

@@ -75,6 +75,15 @@ def test_bars_default_to_the_progression_and_cuts_are_reported(tiny_generator):
     assert cut.n_bars == 4 and len(cut.warnings) == 1 and "8 bars" in cut.warnings[0]
 
 
+def test_strength_zero_is_unguided_and_strength_grades(tiny_generator):
+    unguided = tiny_generator.generate("C G | Am F", fgg=False, seed=7, rhythm="eighth_arpeggio")
+    zero = tiny_generator.generate("C G | Am F", strength=0.0, seed=7, rhythm="eighth_arpeggio")
+    np.testing.assert_array_equal(zero.accompaniment, unguided.accompaniment)
+    wrong = [tiny_generator.generate("C G | Am F", strength=s, seed=7, rhythm="eighth_arpeggio").out_of_key_notes
+             for s in (0.0, 0.5, 1.0)]
+    assert wrong[0] > 0 and wrong[2] == 0  # an untrained model plays anything; full strength fixes all
+
+
 def test_scale_table_choice(tiny_generator):
     paper = tiny_generator.generate("Cm7 | F7", scale_table="paper", seed=3)
     assert paper.out_of_key_notes == 0

@@ -5,8 +5,8 @@ import torch
 from fgg.chords import parse_progression
 from fgg.diffusion import Schedule, sample_ddim, sampling_timesteps
 from fgg.guidance import (CHORD_SCALES, PAPER_QUALITIES, QUALITIES, SCALES, cfg_combine, chord_allowed_pitch_classes,
-                          chord_quality, fgg_denoiser, paper_chord_quality, pitch_mask, project_pitch, project_rhythm,
-                          scale_pitch_classes, strength_weights)
+                          chord_quality, fgg_denoiser, graded_allowed, paper_chord_quality, pitch_mask, project_pitch,
+                          project_rhythm, scale_pitch_classes)
 
 SYMBOLS = {"maj": "C", "min": "Cm", "dom7": "C7", "hdim7": "Cm7b5", "dim": "Cdim", "aug": "Caug", "sus": "Csus4",
            "unknown": "C5"}
@@ -118,49 +118,32 @@ def test_rhythm_projection_exact_counts():
     assert torch.equal(out[:, 0][chosen_before], project_pitch(x0, allowed)[:, 0][chosen_before])
 
 
-def test_strength_weights():
-    steps = sampling_timesteps(10)  # descending: 999 first
-    assert set(strength_weights(0.0, steps).values()) == {0.0}
-    assert set(strength_weights(1.0, steps).values()) == {1.0}
-    w = strength_weights(0.25, steps)
-    assert [w[t] for t in steps] == [1.0, 1.0, 0.5] + [0.0] * 7  # the noisiest steps first
-    for s_lo, s_hi in ((0.1, 0.2), (0.5, 0.55), (0.9, 0.99)):  # continuous and monotone in s
-        lo, hi = strength_weights(s_lo, steps), strength_weights(s_hi, steps)
-        assert all(lo[t] <= hi[t] for t in steps) and sum(hi.values()) - sum(lo.values()) == pytest.approx((s_hi - s_lo) * 10)
-    assert strength_weights(0.99, steps)[steps[-1]] < 1.0  # only s = 1 guides the final step
+def test_graded_allowed_forbids_the_harshest_first_and_nests():
+    prog = parse_progression("C")
+    root, chroma = torch.tensor(prog.root[:1].astype(np.int64)), torch.tensor(prog.chroma[:1])
+    allowed = chord_allowed_pitch_classes(root, chroma)  # C major scale: C# D# F# G# A# forbidden
+    forbidden_at = {s: set(torch.nonzero(~graded_allowed(allowed, chroma, root, s)[0]).flatten().tolist())
+                    for s in (0.0, 0.2, 0.25, 0.5, 0.75, 1.0)}
+    assert forbidden_at[0.0] == set() and forbidden_at[1.0] == {1, 3, 6, 8, 10}
+    assert forbidden_at[0.2] == {1}  # ⌈0.2·5⌉ = 1: C#, a semitone above the root
+    assert forbidden_at[0.25] == {1, 3}  # then D#, a semitone under E
+    assert forbidden_at[0.5] == {1, 3, 8}  # G# (semitone from G, a major 3rd from the root)
+    assert forbidden_at[0.75] == {1, 3, 6, 8}  # A#, a whole tone from C, goes last
+    levels = list(forbidden_at.values())
+    assert all(a <= b for a, b in zip(levels, levels[1:]))  # nested: more strength forbids more
+    nc = parse_progression("N.C.")
+    r, c = torch.tensor(nc.root.astype(np.int64)), torch.tensor(nc.chroma)
+    assert graded_allowed(chord_allowed_pitch_classes(r, c), c, r, 0.5).all()
     with pytest.raises(ValueError, match="strength must be in"):
-        strength_weights(1.5, steps)
+        graded_allowed(allowed, chroma, root, 1.5)
 
 
-def test_strength_zero_is_unguided_bit_for_bit_and_one_is_the_guarantee():
-    schedule = Schedule.paper()
+def test_project_pitch_clamps_exactly_to_the_threshold():
     allowed = pitch_mask(scale_pitch_classes("major", 0).expand(64, 12))[None]
-    steps = sampling_timesteps(10)
-    kwargs = dict(schedule=schedule, shape=(1, 2, 64, 64), timesteps=steps, eta=0.5)
-    plain = sample_ddim(random_denoiser(1), generator=torch.Generator().manual_seed(9), **kwargs)
-    off = sample_ddim(fgg_denoiser(random_denoiser(1), allowed, step_weights=strength_weights(0.0, steps)),
-                      generator=torch.Generator().manual_seed(9), **kwargs)
-    assert torch.equal(plain, off)
-    full = sample_ddim(fgg_denoiser(random_denoiser(1), allowed, step_weights=strength_weights(1.0, steps)),
-                       generator=torch.Generator().manual_seed(9), **kwargs)
-    assert not ((full > 0.5) & ~allowed[:, None]).any()
-    x0 = torch.full((1, 2, 64, 64), 0.9)
-    half = project_pitch(x0, allowed, weight=0.5)
-    assert torch.allclose(half[:, :, ~allowed[0]], torch.tensor(0.7))
-    assert torch.equal(half[:, :, allowed[0]], x0[:, :, allowed[0]])
-
-
-def test_guidance_on_the_final_step_is_what_gives_the_guarantee():
-    schedule = Schedule.paper()
-    allowed = pitch_mask(scale_pitch_classes("major", 0).expand(64, 12))[None]
-    steps = sampling_timesteps(10)
-    kwargs = dict(schedule=schedule, shape=(1, 2, 64, 64), timesteps=steps)
-    early_only = sample_ddim(fgg_denoiser(random_denoiser(2), allowed, step_weights={t: 1.0 for t in steps[:5]}),
-                             generator=torch.Generator().manual_seed(0), **kwargs)
-    assert ((early_only > 0.5) & ~allowed[:, None]).any()
-    late = sample_ddim(fgg_denoiser(random_denoiser(2), allowed, step_weights={steps[-1]: 1.0}),
-                       generator=torch.Generator().manual_seed(0), **kwargs)
-    assert not ((late > 0.5) & ~allowed[:, None]).any()
+    x0 = torch.linspace(-2, 3, 2 * 64 * 64).reshape(1, 2, 64, 64)
+    out = project_pitch(x0, allowed)
+    assert out[:, :, ~allowed[0]].max() == 0.5
+    assert torch.equal(out[:, :, allowed[0]], x0[:, :, allowed[0]])
 
 
 PAPER_CASES = {  # symbol on C -> (paper family, allowed intervals above the root)
