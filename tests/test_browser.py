@@ -67,4 +67,9 @@ def test_generate_toggle_and_compare_in_browser(browser, server):  # noqa: F811
     page.locator("#generate").click()
     page.get_by_text("unrecognised chord symbol 'Hm'").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "4_error.png"), full_page=True)
+
+    page.get_by_role("tab", name="Evaluate").click()  # the committed runs, one per model
+    page.get_by_text("FGG strength trade-off").first.wait_for()
+    page.locator("#eval-model").get_by_text("small").click()
+    page.screenshot(path=str(ARTIFACTS / "5_evaluate.png"), full_page=True)
     page.close()

@@ -50,3 +50,37 @@ def test_shipped_checkpoint_generates_in_key():
     np.testing.assert_array_equal(again.accompaniment, result.accompaniment)
     small = generate("Dm7 G7 | Cmaj7 | Am7 D7 | G", bars=8, model="small", seed=1)
     assert small.out_of_key_notes == 0 and small.n_bars == 8
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
+def test_committed_evaluation_covers_400_segments_and_every_system(name):
+    from eval.baselines import SYSTEMS
+
+    folder = EVAL_DIR / name
+    per_sample = pd.read_csv(folder / "per_sample.csv")
+    summary = pd.read_csv(folder / "summary.csv").set_index("system")
+    assert json.loads((folder / "run.json").read_text())["model"] == name
+    assert set(per_sample.system) == set(SYSTEMS) == set(summary.index)
+    segments = {system: set(part.segment) for system, part in per_sample.groupby("system")}
+    assert len(segments["fgg"]) >= 400 and all(s == segments["fgg"] for s in segments.values())
+    for system in ("fgg", "null_rhythm", "last_step_remove", "last_step_round", "inpaint"):  # the guarantee
+        assert (per_sample[per_sample.system == system].out_of_key_rate == 0).all(), system
+    assert summary.loc["no_fgg", "out_of_key_rate"] > 0
+    for column in ("out_of_key_rate_paper_table", "chord_similarity_full", "key_fixes_per_note"):
+        assert f"{column}_ci95" in summary, column
+    assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
+    for file in ("report.html", "out_of_key_pitch_classes.csv"):
+        assert (folder / file).is_file(), file
+
+
+def test_both_models_are_evaluated_on_the_same_segments():
+    runs = [pd.read_csv(EVAL_DIR / name / "per_sample.csv") for name in sorted(SHIPPED_MODELS)]
+    assert all(set(r.segment) == set(runs[0].segment) for r in runs)
+
+
+def test_committed_strength_curve_is_graded_and_ends_at_zero():
+    curve = pd.read_csv(EVAL_DIR / "strength_curve.csv")
+    assert list(curve.columns[:4]) == ["strength", "out_of_key_rate", "chord_accuracy", "chord_similarity_full"]
+    assert curve.strength.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and (curve.n >= 50).all()
+    rates = curve.out_of_key_rate.tolist()
+    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] == 0.0
