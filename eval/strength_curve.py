@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curve.to_csv(out / "strength_curve.csv", index=False)
-    curve_figure(curve).write_html(out / "strength_curve.html", include_plotlyjs=True)
+    curve_figure(curve).write_html(out / "strength_curve.html", include_plotlyjs="cdn")  # small; the app draws it too
     with pd.option_context("display.width", 160, "display.precision", 4):
         print(curve[["n"] + CURVE_COLUMNS].to_string(index=False))
     print(json.dumps({"out": str(out), "model": args.checkpoint or args.model,
