@@ -2,6 +2,7 @@
 
     python -m eval.table assets/eval/paper assets/eval/small            # headline: models side by side
     python -m eval.table assets/eval/paper --full                       # every system, one run
+    python -m eval.table assets/eval/paper --paired fgg                 # fgg minus each system, per segment
 
 Cells are ``mean ± 95 % CI half-width`` from each run's ``summary.csv``; rates in percent.
 """
@@ -11,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 HEADLINE = [("out_of_key_rate", "out-of-key (our table)"), ("out_of_key_rate_paper_table", "out-of-key (paper's table)"),
@@ -59,12 +61,40 @@ def full_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+PAIRED = [("chord_accuracy", "chord accuracy"), ("chord_similarity", "chord similarity (smg)"),
+          ("chord_similarity_full", "chord similarity (full)"), ("out_of_key_rate_paper_table", "out-of-key (paper's table)")]
+
+
+def paired_table(per_sample: pd.DataFrame, system: str) -> str:
+    """Mean per-segment difference ``system − other`` with its 95 % CI (1.96 · s / √n over the
+    segments both have), for each other system: the comparison the README states."""
+    wide = {m: per_sample.pivot_table(index=["segment", "seed"], columns="system", values=m) for m, _ in PAIRED}
+    others = [s for s in per_sample.system.unique() if s != system]
+    lines = [f"| `{system}` minus | " + " | ".join(label for _, label in PAIRED) + " |", "|---|" + "---|" * len(PAIRED)]
+    for other in others:
+        cells = []
+        for metric, _ in PAIRED:
+            diff = (wide[metric][system] - wide[metric][other]).dropna()
+            ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
+            cells.append(f"{diff.mean():+.4f} ± {ci:.4f}")
+        lines.append(f"| `{other}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.table", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="evaluation folders (each with summary.csv)")
     parser.add_argument("--full", action="store_true", help="every system and metric of each run")
+    parser.add_argument("--paired", metavar="SYSTEM", help="per-segment differences SYSTEM minus every other system")
     args = parser.parse_args(argv)
     try:
+        if args.paired:
+            for folder in args.runs:
+                path = Path(folder) / "per_sample.csv"
+                if not path.is_file():
+                    raise FileNotFoundError(f"no per_sample.csv in {folder}")
+                print(f"### {Path(folder).name}\n\n{paired_table(pd.read_csv(path), args.paired)}\n")
+            return 0
         runs = {Path(folder).name: load(folder) for folder in args.runs}
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)

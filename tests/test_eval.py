@@ -234,4 +234,5 @@ def test_summary_has_both_tables_full_similarity_and_per_note_fixes(tiny_checkpo
     assert 0 <= summary.loc["fgg", "key_fixes_per_note"] <= 1
     from eval.table import main as table_main  # the README tables come from these files
     assert table_main([str(tmp_path)]) == 0 and table_main([str(tmp_path), "--full"]) == 0
+    assert table_main([str(tmp_path), "--paired", "fgg"]) == 0
     assert table_main([str(tmp_path / "missing")]) == 2
