@@ -70,6 +70,6 @@ def test_generate_toggle_and_compare_in_browser(browser, server):  # noqa: F811
 
     page.get_by_role("tab", name="Evaluate").click()  # the committed runs, one per model
     page.get_by_text("FGG strength trade-off").first.wait_for()
-    page.locator("#eval-model").get_by_text("paper").click()
+    page.locator("#eval-model").get_by_text("small").click()
     page.screenshot(path=str(ARTIFACTS / "5_evaluate.png"), full_page=True)
     page.close()

@@ -15,7 +15,7 @@ from fgg.generate import Generator
 EVAL_DIR = REPO_ROOT / "assets" / "eval"
 PAPER_SHA256 = "be9d49aca25323e9b9b6fdfc835b639124573ce34a7b25a83b938c04d0c82c4b"  # ../shared/checkpoints/README.md
 PRESETS = {"paper": ("paper", 26_624_514), "small": ("small", 2_688_466)}
-EVALUATED_MODELS = ("paper",)  # committed 400-segment runs under assets/eval/<model>/
+EVALUATED_MODELS = ("paper", "small")  # committed 400-segment runs under assets/eval/<model>/
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
@@ -72,6 +72,11 @@ def test_committed_evaluation_covers_400_segments_and_every_system(name):
     assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
     for file in ("report.html", "out_of_key_pitch_classes.csv"):
         assert (folder / file).is_file(), file
+
+
+def test_both_models_are_evaluated_on_the_same_segments():
+    runs = [pd.read_csv(EVAL_DIR / name / "per_sample.csv") for name in EVALUATED_MODELS]
+    assert all(set(r.segment) == set(runs[0].segment) for r in runs)
 
 
 def test_committed_strength_curve_is_graded_and_ends_at_zero():
