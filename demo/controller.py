@@ -21,7 +21,7 @@ from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg.chords import PITCH_NAMES, Progression, parse_progression
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import RHYTHM_PATTERNS, SCALE_MODES, GenerationResult, Generator, allowed_pitch_classes, \
-    fit_progression, load_melody, rhythm_counts
+    cut_progression_warnings, fit_progression, load_melody, rhythm_counts
 from fgg.guidance import SCALE_TABLES
 from fgg.model import count_parameters
 from fgg.pianoroll import BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR, roll_to_notes, rolls_to_midi
@@ -155,10 +155,7 @@ class Controller:
         bars = int(clamp(bars, *BAR_RANGE, "bars"))
         scale_table = choice(scale_table or "ours", SCALE_TABLES, "scale table")
         scale_mode = choice(scale_mode or "with_chords", SCALE_MODES, "scale mode")
-        warnings = ()
-        if progression.n_bars > bars:
-            warnings = (f"the progression has {progression.n_bars} bars but Bars = {bars}: only its first "
-                        f"{bars} bars were generated",)
+        warnings = tuple(cut_progression_warnings(progression, bars))
         tempo = clamp(tempo, *TEMPO_RANGE, "tempo")
         n_steps = bars * STEPS_PER_BAR
         seg = self._segment(segment)

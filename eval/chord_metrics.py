@@ -29,17 +29,17 @@ STEPS_PER_BEAT = 4
 WINDOW_BEATS = 8  # PolyDis encodes 2 bars of 4/4
 
 
-def beat_chord_vectors(midi_path: str, n_beats: int) -> np.ndarray:
+def beat_chord_vectors(midi_path: str, midi, n_beats: int) -> np.ndarray:
     """(n_beats, 36) smg chord vectors [root one-hot | beat chroma | bass relative to root]
     on a fixed grid of ``n_beats`` beats of ``BEAT_SECONDS`` from t = 0, built exactly as
     ``smg_metrics.extract_chord_vectors`` builds each beat (label at the beat's midpoint from
     smg's recogniser; chroma = duration-weighted pitch classes of the notes that start in the
-    beat, else of those sounding in it, normalised). A file without notes gives ``N`` beats."""
-    import pretty_midi
+    beat, else of those sounding in it, normalised). ``midi``: that file, already parsed
+    (``pretty_midi.PrettyMIDI``). A file without notes gives ``N`` beats."""
     from smg_metrics.chord_recognition import recognize_chords_beat
     from smg_metrics.chord_similarity import _build_chord_vector
 
-    notes = [n for inst in pretty_midi.PrettyMIDI(midi_path).instruments if not inst.is_drum for n in inst.notes]
+    notes = [n for inst in midi.instruments if not inst.is_drum for n in inst.notes]
     intervals = recognize_chords_beat(midi_path) if notes else []
     vectors = np.zeros((n_beats, 36))
     for b in range(n_beats):
@@ -56,12 +56,10 @@ def beat_chord_vectors(midi_path: str, n_beats: int) -> np.ndarray:
     return vectors
 
 
-def smg_window_count(midi_path: str) -> int:
-    """How many 2-bar windows ``smg_metrics.extract_chord_vectors`` forms for this file:
-    starts 0, 8, … < len(beats) − 8, with pretty_midi's beats up to the file's end."""
-    import pretty_midi
-
-    return len(range(0, len(pretty_midi.PrettyMIDI(midi_path).get_beats()) - WINDOW_BEATS, WINDOW_BEATS))
+def smg_window_count(midi) -> int:
+    """How many 2-bar windows ``smg_metrics.extract_chord_vectors`` forms for a parsed MIDI
+    file: starts 0, 8, … < len(beats) − 8, with pretty_midi's beats up to the file's end."""
+    return len(range(0, len(midi.get_beats()) - WINDOW_BEATS, WINDOW_BEATS))
 
 
 def normalize_label(label: str) -> tuple[int, str] | None:
@@ -121,20 +119,16 @@ class ChordScorer:
     def _analyse(self, path: str, n_steps: int) -> tuple[list[str], torch.Tensor, int]:
         """(per-beat labels, (n_windows, z) embeddings of every 2-bar window of the segment,
         how many of those windows smg's own ``compute_cs`` would use)."""
+        import pretty_midi
         from smg_metrics import midi_to_chords_dp
 
-        has_notes = bool(self._notes_in(path))
+        midi = pretty_midi.PrettyMIDI(path)
+        has_notes = any(inst.notes for inst in midi.instruments)
         labels = midi_to_chords_dp(path) if has_notes else []
         n_beats = n_steps // STEPS_PER_BEAT
-        vectors = beat_chord_vectors(path, n_beats)
+        vectors = beat_chord_vectors(path, midi, n_beats)
         windows = vectors[:n_beats // WINDOW_BEATS * WINDOW_BEATS].reshape(-1, WINDOW_BEATS, 36)
-        return labels, self._encode(windows), smg_window_count(path) if has_notes else 0
-
-    @staticmethod
-    def _notes_in(path: str) -> int:
-        import pretty_midi
-
-        return sum(len(i.notes) for i in pretty_midi.PrettyMIDI(path).instruments)
+        return labels, self._encode(windows), smg_window_count(midi) if has_notes else 0
 
     @torch.no_grad()
     def _encode(self, windows: np.ndarray) -> torch.Tensor:

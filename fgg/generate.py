@@ -114,6 +114,14 @@ def load_melody(melody, n_steps: int) -> np.ndarray:
     return notes_to_roll(notes, n_steps)
 
 
+def cut_progression_warnings(progression: Progression, bars: int) -> list[str]:
+    """What to tell the caller when ``bars`` is shorter than the progression (it gets cut)."""
+    if bars >= progression.n_bars:
+        return []
+    return [f"the progression has {progression.n_bars} bars but bars = {bars}: only its first {bars} bars "
+            "were generated"]
+
+
 def fit_progression(progression: Progression, bars: int) -> Progression:
     """Repeat (or cut) a progression to exactly ``bars`` bars."""
     beats = bars * BEATS_PER_BAR
@@ -250,10 +258,7 @@ class Generator:
         bars = max(progression.n_bars, SEGMENT_BARS) if bars is None else int(bars)
         if not SEGMENT_BARS <= bars <= MAX_BARS:
             raise ValueError(f"bars must be {SEGMENT_BARS}-{MAX_BARS}, got {bars}")
-        warnings = []
-        if bars < progression.n_bars:
-            warnings.append(f"the progression has {progression.n_bars} bars but bars={bars}: "
-                            f"only its first {bars} bars were generated")
+        warnings = cut_progression_warnings(progression, bars)
         if not 1 <= overlap_bars <= SEGMENT_BARS - 1:
             raise ValueError(f"overlap_bars must be 1-{SEGMENT_BARS - 1}, got {overlap_bars}")
         if not 1.0 <= cfg_scale <= 20.0:
@@ -269,8 +274,6 @@ class Generator:
         allowed = fgg_pixel_mask(allowed_pcs[None], progression.chroma[None], progression.root[None],
                                  strength)  # (1, T_total, P)
         counts_t = None if counts is None else torch.from_numpy(counts)[None]  # (1, T_total)
-        if not 0.0 <= strength <= 1.0:
-            raise ValueError(f"FGG strength must be in [0, 1], got {strength}")
         options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta)
 
         hop = (SEGMENT_BARS - overlap_bars) * STEPS_PER_BAR

@@ -63,9 +63,17 @@ CHORD_SCALES: dict[str, tuple[int, ...]] = {
     "unknown": tuple(range(12)),
 }
 QUALITIES = tuple(CHORD_SCALES)
-_SCALE_TABLE = torch.zeros(len(QUALITIES), 12, dtype=torch.bool)
-for _q, _intervals in enumerate(CHORD_SCALES.values()):
-    _SCALE_TABLE[_q, list(_intervals)] = True
+
+
+def _scale_table(scales: dict[str, tuple[int, ...]]) -> torch.Tensor:
+    """(n_qualities, 12) bool: row q = the intervals above the root allowed for quality q."""
+    table = torch.zeros(len(scales), 12, dtype=torch.bool)
+    for q, intervals in enumerate(scales.values()):
+        table[q, list(intervals)] = True
+    return table
+
+
+_SCALE_TABLE = _scale_table(CHORD_SCALES)
 
 # The paper's table (Zhu et al. 2025, Sec. 4 / App.), written from its description: chord
 # family -> scale over the root. Stricter than ours: no colour tones under min7/sus/dim
@@ -81,9 +89,7 @@ PAPER_CHORD_SCALES: dict[str, tuple[int, ...]] = {
     "unknown": tuple(range(12)),  # N, single notes, anything unmatched
 }
 PAPER_QUALITIES = tuple(PAPER_CHORD_SCALES)
-_PAPER_SCALE_TABLE = torch.zeros(len(PAPER_QUALITIES), 12, dtype=torch.bool)
-for _q, _intervals in enumerate(PAPER_CHORD_SCALES.values()):
-    _PAPER_SCALE_TABLE[_q, list(_intervals)] = True
+_PAPER_SCALE_TABLE = _scale_table(PAPER_CHORD_SCALES)
 SCALE_TABLES = ("ours", "paper")
 
 
@@ -91,6 +97,10 @@ def _relative_chroma(root: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     """(..., 12) chroma rotated so that index i is the interval i semitones above the root."""
     idx = (torch.arange(12, device=chroma.device) + root.clamp(min=0)[..., None]) % 12
     return torch.gather(chroma, -1, idx)
+
+
+def _quality_index(qualities: tuple[str, ...], name: str, device) -> torch.Tensor:
+    return torch.tensor(qualities.index(name), device=device)
 
 
 def chord_quality(root: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
@@ -107,7 +117,7 @@ def chord_quality(root: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
     sus = ~m3 & ~M3 & (rel[..., 2] | rel[..., 5])
 
     def idx(name):
-        return torch.tensor(QUALITIES.index(name), device=root.device)
+        return _quality_index(QUALITIES, name, root.device)
     q = torch.full(root.shape, QUALITIES.index("unknown"), dtype=torch.long, device=root.device)
     # Assign in reverse priority so the earliest rule wins.
     q = torch.where(sus, idx("sus"), q)
@@ -134,7 +144,7 @@ def paper_chord_quality(root: torch.Tensor, chroma: torch.Tensor) -> torch.Tenso
     minor = m3 & ~M3
 
     def idx(name):
-        return torch.tensor(PAPER_QUALITIES.index(name), device=root.device)
+        return _quality_index(PAPER_QUALITIES, name, root.device)
     q = torch.full(root.shape, PAPER_QUALITIES.index("unknown"), dtype=torch.long, device=root.device)
     q = torch.where(~m3 & ~M3 & P5, torch.where(b7, idx("dominant"), idx("major")), q)
     q = torch.where(minor, torch.where(b7, idx("minor7"), idx("minor")), q)
@@ -144,18 +154,19 @@ def paper_chord_quality(root: torch.Tensor, chroma: torch.Tensor) -> torch.Tenso
     return torch.where(root < 0, idx("unknown"), q)
 
 
+_CHORD_TABLES = {"ours": (chord_quality, _SCALE_TABLE), "paper": (paper_chord_quality, _PAPER_SCALE_TABLE)}
+
+
 def chord_allowed_pitch_classes(root: torch.Tensor, chroma: torch.Tensor, table: str = "ours") -> torch.Tensor:
     """(..., T) roots and (..., T, 12) chroma -> (..., T, 12) bool allowed pitch classes:
     the chord-quality scale on the root (``table`` = "ours", ``CHORD_SCALES``, or "paper",
     ``PAPER_CHORD_SCALES``), plus the chord's own tones; all for ``N``."""
     root = torch.as_tensor(root, dtype=torch.long)
     chroma = torch.as_tensor(chroma).bool()
-    if table == "ours":
-        scale = _SCALE_TABLE.to(root.device)[chord_quality(root, chroma)]  # (..., T, 12) relative to the root
-    elif table == "paper":
-        scale = _PAPER_SCALE_TABLE.to(root.device)[paper_chord_quality(root, chroma)]
-    else:
+    if table not in _CHORD_TABLES:
         raise ValueError(f"unknown scale table {table!r}; choose one of {', '.join(SCALE_TABLES)}")
+    quality_of, scales = _CHORD_TABLES[table]
+    scale = scales.to(root.device)[quality_of(root, chroma)]  # (..., T, 12) relative to the root
     absolute_idx = (torch.arange(12, device=root.device) - root.clamp(min=0)[..., None]) % 12  # pc -> interval
     allowed = torch.gather(scale, -1, absolute_idx)
     return allowed | chroma | (root < 0)[..., None]
