@@ -17,7 +17,7 @@ import torch
 
 from fgg.diffusion import Schedule
 from fgg.generate import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
-from fgg.guidance import cfg_denoiser, chord_allowed_pitch_classes, pitch_mask
+from fgg.guidance import chord_allowed_pitch_classes, pitch_mask
 from fgg.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, notes_to_roll, roll_to_notes
 
 
@@ -74,8 +74,8 @@ def item_generators(seeds: list[int]) -> list[torch.Generator]:
 
 def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: bool, rhythm: bool = True,
                   inpaint_out_of_key: bool = False) -> SystemOutput:
-    """Sample with the model; for corrected sampling (FGG or inpainting) also re-predict x̂₀
-    from the final x_t without the correction, so the size of the last edit can be measured."""
+    """Sample with the model; for corrected sampling (FGG or inpainting) also return the last
+    step's prediction before the correction, so the size of the last edit can be measured."""
     n_steps = batch.chroma.shape[1]
     counts = batch.onset_counts if rhythm else None  # None (no rhythm given) -> null rhythm
     cond, null = build_conditions(batch.chroma, counts, batch.melody)
@@ -87,21 +87,17 @@ def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: 
         known_mask = (~allowed).unsqueeze(1)  # (B, 1, T, P)
     generators = item_generators(seeds)
     x_init = torch.stack([torch.randn(2, n_steps, N_PITCHES, generator=g) for g in generators])  # (B, 2, T, P)
-    final = {}
-    options = replace(ctx.options, fgg=fgg)
+    raw = {}
+    # The last step's prediction before FGG's projection / the inpainting overwrite is what
+    # the unguided denoiser makes of the final x_t: the size of the last correction, for free.
     out = sample_batch(ctx.model, ctx.schedule, cond, null, guided,
                        None if counts is None else torch.from_numpy(counts.astype(np.int64)),
-                       x_init, options, generator=generators, known=known, known_mask=known_mask,
-                       callback=lambda i, t, x_t, x0: final.update(x_t=x_t, t=t))
+                       x_init, replace(ctx.options, fgg=fgg), generator=generators, known=known,
+                       known_mask=known_mask, before_fgg=lambda x_t, x0: raw.update(x0=x0))
     rolls = np.stack([canonical(r) for r in out.numpy()])
     if not (fgg or inpaint_out_of_key):
         return SystemOutput(rolls)
-    device = final["x_t"].device
-    plain = cfg_denoiser(ctx.model, ctx.schedule, cond.to(device),
-                         null.to(device) if options.cfg_scale != 1.0 else None, options.cfg_scale, options.cfg_rescale)
-    with torch.inference_mode():
-        x0 = plain(final["x_t"], torch.full((len(batch),), final["t"], dtype=torch.long, device=device))  # (B, 2, T, P)
-    return SystemOutput(rolls, np.stack([canonical(r) for r in x0.float().cpu().numpy()]))
+    return SystemOutput(rolls, np.stack([canonical(r) for r in raw["x0"].float().cpu().numpy()]))
 
 
 def remove_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:

@@ -29,18 +29,40 @@ STEPS_PER_BEAT = 4
 WINDOW_BEATS = 8  # PolyDis encodes 2 bars of 4/4
 
 
-def beat_chord_vectors(midi_path: str, midi, n_beats: int) -> np.ndarray:
+def recognize(midi_path: str) -> list[tuple[float, float, str]]:
+    """smg's DP chord recognition, ``(start, end, label)`` intervals: exactly what
+    ``recognize_chords_beat`` and ``midi_to_chords_dp`` compute (both call ``recognize_chords``
+    with these defaults), run once instead of twice, and without the unused extra parse."""
+    from smg_metrics.chord_recognition import ChordRecognitionDP
+
+    return [(iv.start, iv.end, iv.label) for iv in ChordRecognitionDP(extra_division=2, use_transition=True)
+            .recognize(midi_path)]
+
+
+def labels_per_beat(intervals: list[tuple[float, float, str]], beats: np.ndarray) -> list[str]:
+    """One label per beat from recognised intervals, as ``smg_metrics.midi_to_chords_dp``
+    expands them: the interval containing the beat time, else ``N``; with fewer than 2
+    beats or no intervals, the interval labels themselves."""
+    if len(beats) < 2 or not intervals:
+        return [lab for _, _, lab in intervals]
+    labels, i = [], 0
+    for bt in beats:
+        while i < len(intervals) - 1 and intervals[i][1] <= bt:
+            i += 1
+        labels.append(intervals[i][2] if intervals[i][0] <= bt < intervals[i][1] else "N")
+    return labels
+
+
+def beat_chord_vectors(intervals: list[tuple[float, float, str]], midi, n_beats: int) -> np.ndarray:
     """(n_beats, 36) smg chord vectors [root one-hot | beat chroma | bass relative to root]
     on a fixed grid of ``n_beats`` beats of ``BEAT_SECONDS`` from t = 0, built exactly as
     ``smg_metrics.extract_chord_vectors`` builds each beat (label at the beat's midpoint from
-    smg's recogniser; chroma = duration-weighted pitch classes of the notes that start in the
-    beat, else of those sounding in it, normalised). ``midi``: that file, already parsed
-    (``pretty_midi.PrettyMIDI``). A file without notes gives ``N`` beats."""
-    from smg_metrics.chord_recognition import recognize_chords_beat
+    smg's recogniser, ``intervals`` = ``recognize(path)``; chroma = duration-weighted pitch
+    classes of the notes that start in the beat, else of those sounding in it, normalised).
+    ``midi``: the file, parsed (``pretty_midi.PrettyMIDI``). No intervals give ``N`` beats."""
     from smg_metrics.chord_similarity import _build_chord_vector
 
     notes = [n for inst in midi.instruments if not inst.is_drum for n in inst.notes]
-    intervals = recognize_chords_beat(midi_path) if notes else []
     vectors = np.zeros((n_beats, 36))
     for b in range(n_beats):
         start, end = b * BEAT_SECONDS, (b + 1) * BEAT_SECONDS
@@ -94,7 +116,8 @@ def label_chord_accuracy(predicted: list[str], condition_labels: list[str]) -> f
 
 class ChordScorer:
     """Scores generated accompaniment rolls against a reference roll (accompaniment only,
-    melody excluded, 4/4 at a constant tempo)."""
+    melody excluded, 4/4 at a constant tempo). ``score_many`` runs the chord encoder once for
+    a whole batch of rolls (same weights, same numbers as one call per roll)."""
 
     def __init__(self, workdir: str | os.PathLike | None = None):
         self._tmp = tempfile.TemporaryDirectory(prefix="fgg-chords-") if workdir is None else None
@@ -108,6 +131,10 @@ class ChordScorer:
         rolls_to_midi({"accompaniment": roll}, MIDI_TEMPO).write(path)
         return path
 
+    def pred_path(self, i: int = 0) -> str:
+        """The MIDI file ``score_many`` wrote for its ``i``-th roll (``score``: i = 0)."""
+        return str(self.workdir / f"pred{i}.mid")
+
     def _encoder(self):
         if self._model is None:
             from smg_metrics.chord_similarity import _get_cached_model
@@ -116,48 +143,62 @@ class ChordScorer:
             self._model = _get_cached_model(weights, "cpu")  # loaded once per process
         return self._model
 
-    def _analyse(self, path: str, n_steps: int) -> tuple[list[str], torch.Tensor, int]:
-        """(per-beat labels, (n_windows, z) embeddings of every 2-bar window of the segment,
-        how many of those windows smg's own ``compute_cs`` would use)."""
+    def _analyse(self, path: str, n_steps: int) -> tuple[list[str], np.ndarray, int]:
+        """(per-beat labels, (n_windows, 8, 36) chord vectors of every 2-bar window of the
+        segment, how many of those windows smg's own ``compute_cs`` would use)."""
         import pretty_midi
-        from smg_metrics import midi_to_chords_dp
 
         midi = pretty_midi.PrettyMIDI(path)
         has_notes = any(inst.notes for inst in midi.instruments)
-        labels = midi_to_chords_dp(path) if has_notes else []
+        intervals = recognize(path) if has_notes else []
+        labels = labels_per_beat(intervals, midi.get_beats()) if has_notes else []
         n_beats = n_steps // STEPS_PER_BEAT
-        vectors = beat_chord_vectors(path, midi, n_beats)
+        vectors = beat_chord_vectors(intervals, midi, n_beats)
         windows = vectors[:n_beats // WINDOW_BEATS * WINDOW_BEATS].reshape(-1, WINDOW_BEATS, 36)
-        return labels, self._encode(windows), smg_window_count(midi) if has_notes else 0
+        return labels, windows, smg_window_count(midi) if has_notes else 0
 
     @torch.no_grad()
-    def _encode(self, windows: np.ndarray) -> torch.Tensor:
-        if len(windows) == 0:
-            return torch.zeros(0, 1)
+    def _encode(self, windows: list[np.ndarray]) -> list[torch.Tensor]:
+        """Chord-encoder embeddings (n_windows_i, z) of each roll's windows, in one forward."""
+        sizes = [len(w) for w in windows]
+        if sum(sizes) == 0:
+            return [torch.zeros(0, 1) for _ in windows]
         model = self._encoder()
-        return model.encode(torch.from_numpy(windows).float().to(model.device)).cpu()  # (n_windows, z)
+        z = model.encode(torch.from_numpy(np.concatenate(windows)).float().to(model.device)).cpu()  # (N, z)
+        return list(z.split(sizes))
 
     def reference(self, key: str, roll: np.ndarray):
         """(labels, window embeddings, smg window count, MIDI path) of a reference roll, cached."""
         if key not in self._reference:
             path = self._write(roll, f"ref-{key}")
-            self._reference[key] = (*self._analyse(path, roll.shape[1]), path)
+            labels, windows, count = self._analyse(path, roll.shape[1])
+            self._reference[key] = (labels, self._encode([windows])[0], count, path)
         return self._reference[key]
 
     def score(self, roll: np.ndarray, reference_key: str, reference_roll: np.ndarray,
               condition_labels: list[str] | None = None) -> dict[str, float]:
-        """chord_accuracy (vs the reference's recognised chords), chord_accuracy_labels (vs
-        the conditioning labels), chord_similarity (smg's ``compute_cs``: PolyDis chord-encoder
-        cosine over the windows smg forms, NaN if either side has none) and
-        chord_similarity_full (the same cosine averaged over every 2-bar window of the segment;
-        NaN only for segments shorter than 2 bars)."""
-        ref_labels, ref_z, ref_windows, _ = self.reference(reference_key, reference_roll)
-        labels, z, windows = self._analyse(self._write(roll, "pred"), roll.shape[1])
-        cosine = torch.nn.functional.cosine_similarity(z, ref_z) if len(z) else torch.zeros(0)  # (n_windows,)
-        n = min(windows, ref_windows)
-        out = {"chord_accuracy": chord_accuracy(labels, ref_labels),
-               "chord_similarity": float(cosine[:n].mean()) if n else float("nan"),
-               "chord_similarity_full": float(cosine.mean()) if len(cosine) else float("nan")}
-        if condition_labels is not None:
-            out["chord_accuracy_labels"] = label_chord_accuracy(labels, list(condition_labels))
-        return out
+        """``score_many`` for one roll (its MIDI file is ``pred_path(0)``)."""
+        return self.score_many([roll], [reference_key], [reference_roll],
+                               None if condition_labels is None else [condition_labels])[0]
+
+    def score_many(self, rolls, reference_keys, reference_rolls, condition_labels=None) -> list[dict[str, float]]:
+        """Per roll: chord_accuracy (vs the reference's recognised chords), chord_accuracy_labels
+        (vs the conditioning labels, when given), chord_similarity (smg's ``compute_cs``:
+        PolyDis chord-encoder cosine over the windows smg forms, NaN if either side has none)
+        and chord_similarity_full (the same cosine averaged over every 2-bar window of the
+        segment; NaN only for segments shorter than 2 bars). Roll i is written to
+        ``pred_path(i)``."""
+        analyses = [self._analyse(self._write(roll, f"pred{i}"), roll.shape[1]) for i, roll in enumerate(rolls)]
+        embeddings = self._encode([windows for _, windows, _ in analyses])
+        results = []
+        for i, ((labels, _, windows), z) in enumerate(zip(analyses, embeddings)):
+            ref_labels, ref_z, ref_windows, _ = self.reference(reference_keys[i], reference_rolls[i])
+            cosine = torch.nn.functional.cosine_similarity(z, ref_z) if len(z) else torch.zeros(0)  # (n_windows,)
+            n = min(windows, ref_windows)
+            out = {"chord_accuracy": chord_accuracy(labels, ref_labels),
+                   "chord_similarity": float(cosine[:n].mean()) if n else float("nan"),
+                   "chord_similarity_full": float(cosine.mean()) if len(cosine) else float("nan")}
+            if condition_labels is not None:
+                out["chord_accuracy_labels"] = label_chord_accuracy(labels, list(condition_labels[i]))
+            results.append(out)
+        return results

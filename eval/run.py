@@ -23,7 +23,8 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from eval.chord_metrics import ChordScorer
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
+from fgg.precision import PRECISIONS, device_description, resolve_precision
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes
 from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, SEGMENT_STEPS, rolls_to_midi
 
@@ -75,40 +77,48 @@ def table_allowed(segments: dict, seg: int, table: str) -> np.ndarray:
                                        torch.from_numpy(segments["chroma"][seg]), table).numpy()
 
 
-def score_row(roll: np.ndarray, seg: int, segments: dict, guide_allowed: np.ndarray, scorer: ChordScorer,
-              uncorrected: np.ndarray | None) -> dict[str, float]:
-    """Every metric of one sample. The out-of-key rates use fixed tables whatever guided the
-    system (ours, and the paper's); ``key_fixes`` counts against ``guide_allowed``, the set
-    the system's correction enforced."""
+def score_rows(jobs: list, segments: dict, scorer: ChordScorer) -> list[list]:
+    """Every metric of a batch of samples: ``jobs`` = (system, segment, seed, roll,
+    guide_allowed, uncorrected) -> CSV rows. The out-of-key rates use fixed tables whatever
+    guided the system (ours, and the paper's); ``key_fixes`` counts against
+    ``guide_allowed``, the set the system's correction enforced. The chord metrics of the
+    whole batch share one chord-encoder forward."""
     from smg_metrics import out_of_key_fraction
 
-    gt = segments["accompaniment"][seg]
-    key_allowed = M.key_allowed(segments["key_tonic"][seg], segments["key_minor"][seg])
-    ours, paper = table_allowed(segments, seg, "ours"), table_allowed(segments, seg, "paper")
-    row = {
-        "out_of_key_rate": M.out_of_key_rate(roll, ours),
-        "out_of_key_rate_paper_table": M.out_of_key_rate(roll, paper),
-        "out_of_key_note_rate": M.out_of_key_note_rate(roll, ours),
-        "key_out_of_key_rate": M.out_of_key_rate(roll, key_allowed),
-        "note_density": M.note_density(roll),
-        "polyphony": M.polyphony(roll),
-        "pitch_range": M.pitch_range(roll),
-        "groove_similarity": M.groove_similarity(roll, gt),
-    }
-    row.update(M.overlap_metrics(roll, gt))
-    row.update(scorer.score(roll, str(seg), gt, segments["chord_labels"][seg]))
-    pred_path = scorer.workdir / "pred.mid"  # written by score()
-    row["smg_out_of_key_fraction"] = out_of_key_fraction(str(pred_path)) if roll[0].any() else 0.0
+    segs = [int(job[1]) for job in jobs]
+    chords = scorer.score_many([job[3] for job in jobs], [str(seg) for seg in segs],
+                               [segments["accompaniment"][seg] for seg in segs],
+                               [segments["chord_labels"][seg] for seg in segs])
     nan = float("nan")
-    row["notes_edited"] = M.notes_changed(roll, uncorrected) if uncorrected is not None else nan
-    row["key_fixes"] = M.out_of_key_notes(uncorrected, guide_allowed) if uncorrected is not None else nan
-    row["key_fixes_per_note"] = (M.out_of_key_note_rate(uncorrected, guide_allowed)
-                                 if uncorrected is not None else nan)
-    return row
+    lines = []
+    for i, ((system, seg, seed, roll, guide_allowed, uncorrected), chord) in enumerate(zip(jobs, chords)):
+        gt = segments["accompaniment"][seg]
+        key_allowed = M.key_allowed(segments["key_tonic"][seg], segments["key_minor"][seg])
+        ours, paper = table_allowed(segments, seg, "ours"), table_allowed(segments, seg, "paper")
+        row = {
+            "out_of_key_rate": M.out_of_key_rate(roll, ours),
+            "out_of_key_rate_paper_table": M.out_of_key_rate(roll, paper),
+            "out_of_key_note_rate": M.out_of_key_note_rate(roll, ours),
+            "key_out_of_key_rate": M.out_of_key_rate(roll, key_allowed),
+            "note_density": M.note_density(roll),
+            "polyphony": M.polyphony(roll),
+            "pitch_range": M.pitch_range(roll),
+            "groove_similarity": M.groove_similarity(roll, gt),
+            "smg_out_of_key_fraction": out_of_key_fraction(scorer.pred_path(i)) if roll[0].any() else 0.0,
+            "notes_edited": M.notes_changed(roll, uncorrected) if uncorrected is not None else nan,
+            "key_fixes": M.out_of_key_notes(uncorrected, guide_allowed) if uncorrected is not None else nan,
+            "key_fixes_per_note": (M.out_of_key_note_rate(uncorrected, guide_allowed)
+                                   if uncorrected is not None else nan),
+        }
+        row.update(M.overlap_metrics(roll, gt))
+        row.update(chord)
+        lines.append([system, seg, seed] + [row[c] for c in METRIC_COLUMNS])
+    return lines
 
 
-# Scoring runs in worker processes (chord recognition dominates the cost); each worker keeps
-# its own segments and ChordScorer (with its cache of reference analyses).
+# Scoring runs in worker processes (chord recognition dominates the cost), overlapped with
+# sampling; each worker keeps its own segments and ChordScorer (with its cache of reference
+# analyses).
 _WORKER: dict = {}
 
 
@@ -119,14 +129,12 @@ def _init_worker(segments_file: str, workdir: str, single_thread: bool) -> None:
     _WORKER["scorer"] = ChordScorer(Path(workdir) / f"w{os.getpid()}")
 
 
-def _score_job(job) -> list:
-    system, seg, seed, roll, allowed, uncorrected = job
-    row = score_row(roll, seg, _WORKER["segments"], allowed, _WORKER["scorer"], uncorrected)
-    return [system, seg, seed] + [row[c] for c in METRIC_COLUMNS]
+def _score_jobs(jobs: list) -> list[list]:
+    return score_rows(jobs, _WORKER["segments"], _WORKER["scorer"])
 
 
 class _InlineExecutor:
-    """The ``ProcessPoolExecutor`` interface, run in this process (workers = 1)."""
+    """The ``ProcessPoolExecutor`` interface, run in this process (workers = 0)."""
 
     def __init__(self, workers, initializer, initargs):
         initializer(*initargs)
@@ -137,8 +145,10 @@ class _InlineExecutor:
     def __exit__(self, *exc):
         return False
 
-    def map(self, fn, items):
-        return map(fn, items)
+    def submit(self, fn, *args) -> Future:
+        done: Future = Future()
+        done.set_result(fn(*args))
+        return done
 
 
 def _pack(rolls: np.ndarray) -> np.ndarray:
@@ -182,7 +192,8 @@ def load_stored_rolls(path: Path, chosen: np.ndarray) -> np.ndarray | None:
 
 def check_run_settings(out: Path, settings: dict) -> None:
     """Write ``run.json`` on a fresh run; refuse to resume a run made with other settings
-    (another checkpoint, scale table, CFG, steps), whose stored rows would be mixed in."""
+    (another checkpoint, scale table, CFG, steps, precision), whose stored rows would be
+    mixed in."""
     path = out / RUN_SETTINGS_FILE
     if path.is_file():
         before = json.loads(path.read_text(encoding="utf-8"))
@@ -194,12 +205,37 @@ def check_run_settings(out: Path, settings: dict) -> None:
         path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
 
 
+def record_run(out: Path, **facts) -> dict:
+    """Add what a finished invocation did to ``run.json``: ``facts`` overwrite, except
+    ``seconds``, which adds up over resumed invocations (``invocations`` counts them)."""
+    path = out / RUN_SETTINGS_FILE
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    seconds = facts.pop("seconds", 0.0)
+    doc.update(facts)
+    doc["seconds"] = round(doc.get("seconds", 0.0) + seconds, 1)
+    doc["invocations"] = doc.get("invocations", 0) + 1
+    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    return doc
+
+
+def default_workers(device: torch.device) -> int:
+    """Scoring processes beside sampling: none on a CPU with few cores (sampling already
+    uses every core; a worker would only take turns with it), all but one core while a GPU
+    samples."""
+    cores = os.cpu_count() or 1
+    if device.type == "cuda":
+        return max(1, min(cores - 1, 8))
+    return (cores - 2) // 2 if cores >= 4 else 0
+
+
 def run(segments_file: str | Path, systems: list[str], n_segments: int | None, seeds: int, out: Path,
         checkpoint: str | Path = DEFAULT_MODEL, batch_size: int = 16, options: SamplingOptions = SamplingOptions(),
-        progress=None, workers: int = 1, model: torch.nn.Module | None = None, scale_table: str = "ours",
-        device: str | torch.device = "cpu") -> pd.DataFrame:
+        progress=None, workers: int | None = None, model: torch.nn.Module | None = None,
+        scale_table: str = "ours", device: str | torch.device = "cpu", precision: str = "auto") -> pd.DataFrame:
     """Evaluate ``systems``; ``model`` (already loaded, on any device) takes precedence over
-    ``checkpoint`` (a shipped model's name or a path, loaded onto ``device``)."""
+    ``checkpoint`` (a shipped model's name or a path, loaded onto ``device``). ``precision``
+    (``fgg.precision``) replaces ``options.precision``. ``workers`` scoring processes run
+    beside sampling (0: score inline; None: ``default_workers``)."""
     if scale_table not in SCALE_TABLES:
         raise ValueError(f"unknown scale table {scale_table!r}; choose one of {', '.join(SCALE_TABLES)}")
     out.mkdir(parents=True, exist_ok=True)
@@ -209,9 +245,11 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
     needs_model = any(s in STOCHASTIC for s in systems)
     if model is None:
         model = load_model(resolve_checkpoint(checkpoint), device)[0] if needs_model else torch.nn.Identity()
+    model_device = next(iter(model.parameters()), torch.zeros(0)).device
+    options = replace(options, precision=resolve_precision(precision, model_device))
     model_name = str(checkpoint) if str(checkpoint) in SHIPPED_MODELS else str(Path(checkpoint).resolve())
     check_run_settings(out, {"model": model_name, "scale_table": scale_table, "cfg_scale": options.cfg_scale,
-                             "steps": options.steps, "strength": options.strength})
+                             "steps": options.steps, "strength": options.strength, "precision": options.precision})
     ctx = EvalContext(model, options=options)
     per_sample_path = out / "per_sample.csv"
     done = set()
@@ -225,9 +263,19 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
     order = sorted(systems, key=lambda s: s != "no_fgg")  # the unguided reference first
     total, finished = len(order) * seeds * len(chosen), 0
     bar = tqdm(total=total, desc="eval", mininterval=2)
-    workers = max(1, min(workers, os.cpu_count() or 1))
-    pool_cls = ProcessPoolExecutor if workers > 1 else _InlineExecutor
-    with pool_cls(workers, initializer=_init_worker, initargs=(str(segments_file), str(out / ".work"), workers > 1)) as pool:
+    workers = default_workers(model_device) if workers is None else max(0, min(workers, os.cpu_count() or 1))
+    pool_cls = ProcessPoolExecutor if workers > 0 else _InlineExecutor
+    scoring: list[Future] = []
+
+    def write_scored(wait: bool) -> None:
+        """Append the rows of finished scoring jobs (all of them if ``wait``)."""
+        ready = list(scoring) if wait else [f for f in scoring if f.done()]
+        for future in ready:
+            with open(per_sample_path, "a", newline="") as f:
+                csv.writer(f).writerows(future.result())
+            scoring.remove(future)
+
+    with pool_cls(workers, initializer=_init_worker, initargs=(str(segments_file), str(out / ".work"), workers > 0)) as pool:
         for system in order:
             for seed in range(seeds):
                 roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
@@ -246,11 +294,11 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
                                             unguided=unguided)
                         rolls[lo:lo + len(idx)] = output.rolls
                         uncorrected = output.uncorrected
-                    jobs = [(system, s, seed, rolls[lo + j], batch.allowed[j],
-                             None if uncorrected is None else uncorrected[j]) for j, s in pending]
-                    lines = list(pool.map(_score_job, jobs))
-                    with open(per_sample_path, "a", newline="") as f:
-                        csv.writer(f).writerows(lines)
+                    if pending:
+                        scoring.append(pool.submit(_score_jobs, [
+                            (system, s, seed, rolls[lo + j], batch.allowed[j],
+                             None if uncorrected is None else uncorrected[j]) for j, s in pending]))
+                        write_scored(wait=False)
                     for j in range(len(idx)):
                         heat[system] += root_relative_out_of_key(rolls[lo + j], batch.allowed[j], batch.root[j])
                     finished += len(idx)
@@ -260,6 +308,7 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
                 np.savez_compressed(roll_file, rolls=_pack(rolls), segments=chosen)
                 if seed == 0:
                     write_examples(out, system, chosen, rolls, segments)
+        write_scored(wait=True)
     bar.close()
     per_sample = pd.read_csv(per_sample_path)
     per_sample = per_sample[per_sample.segment.isin(chosen) & per_sample.seed.lt(seeds)]
@@ -297,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=1, help="processes for scoring (chord recognition)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="network precision: auto = bf16 where the CPU has native bf16 or on CUDA, else fp32")
+    parser.add_argument("--workers", type=int, help="scoring processes beside sampling (0 = score inline; "
+                        "default: none on a CPU with < 4 cores, all cores but one beside a GPU)")
     args = parser.parse_args(argv)
     systems = list(SYSTEMS) if args.systems == "all" else [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -307,12 +359,17 @@ def main(argv: list[str] | None = None) -> int:
     n = None if args.segments == "all" else int(args.segments)
     began = time.perf_counter()
     try:
+        device = resolve_device(args.device)
         summary = run(args.segments_file, systems, n, args.seeds, Path(args.out), args.checkpoint or args.model,
                       args.batch_size, SamplingOptions(cfg_scale=args.cfg, steps=args.steps), workers=args.workers,
-                      scale_table=args.scale_table, device=resolve_device(args.device))
+                      scale_table=args.scale_table, device=device, precision=args.precision)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    record_run(Path(args.out), command="python -m eval.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+               device=str(device), device_name=device_description(device), torch_threads=torch.get_num_threads(),
+               segments=int(summary["n"].max()) // args.seeds if len(summary) else 0,
+               seconds=time.perf_counter() - began)
     cols = ["system", "n", "out_of_key_rate", "out_of_key_rate_paper_table", "chord_accuracy",
             "chord_similarity", "chord_similarity_full", "note_density", "groove_similarity"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):

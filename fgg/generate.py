@@ -28,6 +28,7 @@ from fgg.condition import chord_condition, melody_condition, null_melody_conditi
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
 from fgg.guidance import SCALE_TABLES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, pitch_mask, \
     graded_allowed, scale_pitch_classes
+from fgg.precision import PRECISIONS, network, resolve_precision
 from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
                            fold_pitches, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes, rolls_to_midi)
 
@@ -196,6 +197,7 @@ class SamplingOptions:
     force_rhythm: bool = True  # with FGG and a rhythm: enforce the onset counts exactly
     steps: int = 10
     eta: float = 0.0
+    precision: str = "fp32"  # the network's, resolved ("fp32" | "bf16"; fgg.precision)
 
 
 @torch.inference_mode()
@@ -203,7 +205,8 @@ def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor,
                  allowed: torch.Tensor, counts: torch.Tensor | None, x_init: torch.Tensor,
                  options: SamplingOptions = SamplingOptions(), generator: torch.Generator | list | None = None,
                  callback: StepCallback | None = None, known: torch.Tensor | None = None,
-                 known_mask: torch.Tensor | None = None) -> torch.Tensor:
+                 known_mask: torch.Tensor | None = None,
+                 before_fgg: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
     """Sample a batch of 4-bar windows; returns the final x̂₀ (B, 2, T, P) on the CPU.
 
     cond/null (B, 4, T, P) condition channels, allowed (B, T, P) bool pixels, counts (B, T)
@@ -211,10 +214,14 @@ def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor,
     that each item's seed decides its sample whatever the batch). ``known``/``known_mask``
     inpaint a region (see ``sample_ddim``). FGG runs when ``options.fgg`` and
     ``options.strength`` > 0 (strength 0 is the unguided sampler, bit for bit); ``allowed`` is
-    then the mask for that strength (``fgg_pixel_mask``)."""
+    then the mask for that strength (``fgg_pixel_mask``). ``before_fgg(x_t, x̂₀)`` sees every
+    step's prediction before FGG edits it (the evaluation measures the edit with it)."""
     device = next(iter(model.parameters()), torch.zeros(0)).device
-    denoiser = cfg_denoiser(model, schedule, cond.to(device), null.to(device) if options.cfg_scale != 1.0 else None,
-                            options.cfg_scale, options.cfg_rescale)
+    null = null.to(device) if options.cfg_scale != 1.0 else None
+    denoiser = cfg_denoiser(network(model, options.precision), schedule, cond.to(device), null, options.cfg_scale,
+                            options.cfg_rescale)
+    if before_fgg is not None:
+        denoiser = _observed(denoiser, before_fgg)
     if options.fgg and options.strength > 0:
         force = counts.to(device) if (counts is not None and options.force_rhythm) else None
         denoiser = fgg_denoiser(denoiser, allowed.to(device), force)
@@ -226,28 +233,39 @@ def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor,
     return out.float().cpu()
 
 
-class Generator:
-    """A loaded model + schedule; ``generate`` is the whole pipeline."""
+def _observed(denoiser, observe):
+    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        x0 = denoiser(x_t, t)
+        observe(x_t, x0)
+        return x0
+    return denoise
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", meta: dict | None = None):
+
+class Generator:
+    """A loaded model + schedule; ``generate`` is the whole pipeline. ``precision`` ("auto",
+    "fp32", "bf16"; see ``fgg.precision``) is the default of every ``generate`` call."""
+
+    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", meta: dict | None = None,
+                 precision: str = "auto"):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, self.device)
         self.schedule = Schedule.paper()
         self.meta = meta or {}
 
     @classmethod
-    def from_checkpoint(cls, path=DEFAULT_MODEL, device: str = "auto") -> "Generator":
+    def from_checkpoint(cls, path=DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> "Generator":
         """``path``: a shipped model's name ("paper", "small") or a checkpoint path."""
         dev = resolve_device(device)
         model, meta = load_model(resolve_checkpoint(path), dev)
-        return cls(model, dev, meta)
+        return cls(model, dev, meta, precision)
 
     @torch.inference_mode()
     def generate(self, chords, melody=None, rhythm=None, bars: int | None = None, cfg_scale: float = 7.5,
                  fgg: bool = True, strength: float = 1.0, scale=None, steps: int = 10, seed: int = 0,
                  tempo: float = 90.0, cfg_rescale: float = 0.7, eta: float = 0.0, force_rhythm: bool = True,
                  overlap_bars: int = 1, scale_table: str = "ours", scale_mode: str = "with_chords",
-                 callback: StepCallback | None = None,
+                 precision: str | None = None, callback: StepCallback | None = None,
                  progress: Callable[[int, int], None] | None = None) -> GenerationResult:
         """Chords (text or ``Progression``) -> ``GenerationResult``; see the module docstring and
         README for every option. ``bars=None`` takes the progression's length (at least 4); a
@@ -274,7 +292,8 @@ class Generator:
         allowed = fgg_pixel_mask(allowed_pcs[None], progression.chroma[None], progression.root[None],
                                  strength)  # (1, T_total, P)
         counts_t = None if counts is None else torch.from_numpy(counts)[None]  # (1, T_total)
-        options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta)
+        precision = self.precision if precision is None else resolve_precision(precision, self.device)
+        options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta, precision)
 
         hop = (SEGMENT_BARS - overlap_bars) * STEPS_PER_BAR
         starts = list(range(0, n_steps - SEGMENT_STEPS + 1, hop))
@@ -320,20 +339,20 @@ class Generator:
 _DEFAULT: dict[str, Generator] = {}
 
 
-def default_generator(model=DEFAULT_MODEL, device: str = "auto") -> Generator:
+def default_generator(model=DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> Generator:
     """A shipped model by name ("paper", "small") or a checkpoint path, loaded once per process."""
-    key = f"{resolve_checkpoint(model)}|{device}"
+    key = f"{resolve_checkpoint(model)}|{device}|{precision}"
     if key not in _DEFAULT:
-        _DEFAULT[key] = Generator.from_checkpoint(model, device)
+        _DEFAULT[key] = Generator.from_checkpoint(model, device, precision)
     return _DEFAULT[key]
 
 
 def generate(chords, melody=None, rhythm=None, bars: int | None = None, cfg_scale: float = 7.5, fgg: bool = True,
              strength: float = 1.0, scale=None, steps: int = 10, seed: int = 0, tempo: float = 90.0,
-             model=DEFAULT_MODEL, device: str = "auto", **kwargs) -> GenerationResult:
+             model=DEFAULT_MODEL, device: str = "auto", precision: str = "auto", **kwargs) -> GenerationResult:
     """Generate with a shipped model (``model`` = "paper", the default, or "small") or a
     checkpoint path, loaded once; see ``Generator.generate``."""
-    return default_generator(model, device).generate(chords, melody=melody, rhythm=rhythm, bars=bars,
+    return default_generator(model, device, precision).generate(chords, melody=melody, rhythm=rhythm, bars=bars,
                                                      cfg_scale=cfg_scale, fgg=fgg, strength=strength, scale=scale,
                                                      steps=steps, seed=seed, tempo=tempo, **kwargs)
 
@@ -362,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="shipped model: paper (26.6 M parameters, best quality) or small (2.7 M, fastest)")
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="network precision: auto = bf16 where the CPU has native bf16 or on CUDA, else fp32")
     parser.add_argument("--out", required=True, help="MIDI file to write")
     args = parser.parse_args(argv)
     try:
@@ -377,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
             rhythm = rhythm or seg["onset_counts"][args.segment]
         if chords is None:
             raise ValueError("give --chords (or --segment)")
-        gen = Generator.from_checkpoint(args.checkpoint or args.model, args.device)
+        gen = Generator.from_checkpoint(args.checkpoint or args.model, args.device, args.precision)
         result = gen.generate(chords, melody=melody, rhythm=rhythm, bars=args.bars,
                               cfg_scale=args.cfg, fgg=not args.no_fgg, strength=args.strength, scale=args.scale,
                               steps=args.steps, seed=args.seed, tempo=tempo, scale_table=args.scale_table,
@@ -388,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
     result.midi.write(args.out)
     print(json.dumps({"wrote": args.out, "bars": result.n_bars, "accompaniment_notes": len(result.notes),
                       "out_of_key_notes": result.out_of_key_notes, "fgg": not args.no_fgg,
-                      "seconds": round(result.seconds, 3), "warnings": result.warnings}))
+                      "precision": gen.precision, "seconds": round(result.seconds, 3), "warnings": result.warnings}))
     return 0
 
 

@@ -14,7 +14,7 @@ own tones, bass included) or from a user scale (``SCALES``).
 """
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
@@ -277,10 +277,15 @@ def cfg_combine(eps_cond: torch.Tensor, eps_null: torch.Tensor, scale: float, re
     return eps
 
 
-def cfg_denoiser(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor, null_cond: torch.Tensor | None,
+def cfg_denoiser(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule: Schedule, cond: torch.Tensor, null_cond: torch.Tensor | None,
                  scale: float = 7.5, rescale: float = 0.7) -> Denoiser:
     """Denoiser from the ε-UNet with classifier-free guidance; cond/null_cond (B, 4, T, P) are
-    the condition channels. Conditional and null predictions share one batched forward."""
+    the condition channels. Conditional and null predictions share one batched forward. When
+    every item's condition *is* the null condition (chords only: no melody, no rhythm), both
+    predictions are the same and CFG is the identity (ε_u + w·0 = ε_c), so one forward runs."""
+    if null_cond is not None and torch.equal(cond, null_cond):
+        null_cond = None
+
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if null_cond is None or scale == 1.0:
             eps = model(torch.cat([x_t, cond], dim=1), t)

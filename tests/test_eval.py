@@ -87,7 +87,7 @@ def test_chord_scorer_matches_smg():
     scorer = ChordScorer()
     pred, ref = seg["accompaniment"][40], seg["accompaniment"][41]
     scores = scorer.score(pred, "41", ref, seg["chord_labels"][41])
-    pred_path = str(scorer.workdir / "pred.mid")
+    pred_path = scorer.pred_path()
     ref_path = scorer.reference("41", ref)[3]
     assert scores["chord_accuracy"] == pytest.approx(compute_ca(pred_path, ref_path, method="dp"))
     assert scores["chord_similarity"] == pytest.approx(compute_cs(pred_path, ref_path), abs=1e-5)
@@ -109,7 +109,7 @@ def test_full_chord_similarity_covers_bars_3_and_4():
     scores = scorer.score(changed, "41", ref)
     assert scores["chord_similarity"] == pytest.approx(1.0, abs=1e-5)  # smg: blind to bars 3-4
     assert scores["chord_similarity_full"] < 0.99
-    assert compute_cs(str(scorer.workdir / "pred.mid"), scorer.reference("41", ref)[3]) == pytest.approx(1.0, abs=1e-5)
+    assert compute_cs(scorer.pred_path(), scorer.reference("41", ref)[3]) == pytest.approx(1.0, abs=1e-5)
 
 
 def test_last_step_edits():
