@@ -8,6 +8,7 @@ from demo.controller import Controller  # noqa: E402
 from demo.ui import build_app  # noqa: E402
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS  # noqa: E402
 from fgg.generate import Generator  # noqa: E402
+from fgg.precision import PRECISIONS  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="FGG Music Gradio app")
@@ -15,11 +16,13 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--checkpoint", help="serve this checkpoint alone instead of the shipped models")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
+                        help="network precision: auto = bf16 where the CPU has native bf16 or on CUDA, else fp32")
     args = parser.parse_args()
     names = {"custom": args.checkpoint} if args.checkpoint else \
         {name: name for name in [DEFAULT_MODEL] + sorted(set(SHIPPED_MODELS) - {DEFAULT_MODEL})}
     try:
-        generators = {name: Generator.from_checkpoint(source, args.device) for name, source in names.items()}
+        generators = {name: Generator.from_checkpoint(source, args.device, args.precision) for name, source in names.items()}
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"{err} (train one with: python -m fgg.train --out runs/NAME)")
     app = build_app(Controller(generators))

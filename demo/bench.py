@@ -21,12 +21,14 @@ from demo.listening import ListeningStore
 from demo.ui import build_app
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS
 from fgg.generate import Generator
+from fgg.precision import PRECISIONS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--chords", default="C G | Am F")
     args = parser.parse_args(argv)
@@ -37,7 +39,9 @@ def main(argv: list[str] | None = None) -> int:
         port = s.getsockname()[1]
     tmp = Path(tempfile.mkdtemp(prefix="fgg-bench-"))
     source = args.checkpoint or args.model
-    app = build_app(Controller({args.model: Generator.from_checkpoint(source, "cpu")}),
+    generator = Generator.from_checkpoint(source, "cpu", args.precision)
+    app_precision = generator.precision
+    app = build_app(Controller({args.model: generator}),
                     ListeningStore(f"sqlite:///{tmp / 'bench.db'}", tmp))
     app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
@@ -52,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         app.close()
     print(json.dumps({"click_to_audio_4bar_median_s": round(statistics.median(runs), 3),
-                      "runs_s": [round(r, 3) for r in runs], "model": source}))
+                      "runs_s": [round(r, 3) for r in runs], "model": source,
+                      "precision": app_precision}))
     return 0
 
 

@@ -303,6 +303,7 @@ def run_eval_now(controller: Controller, n_segments, systems, seeds, progress=No
     k = int(clamp(seeds, 1, 5, "seeds"))
     out = Path(tempfile.mkdtemp(prefix="fgg-eval-"))
     name = model or controller.default_model
+    generator = controller.generator(name)
     summary = run(VALID_SEGMENTS_FILE, systems, n, k, out, checkpoint=name, batch_size=8, progress=progress,
-                  model=controller.generator(name).model)
+                  model=generator.model, precision=generator.precision)
     return summary, str(out / "per_sample.csv"), str(out / "summary.csv")

@@ -50,6 +50,7 @@ METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_rate_paper_table", "out_of_key_
 # What a stored run was made with; resuming into a folder made otherwise is refused.
 RUN_SETTINGS_FILE = "run.json"
 EXAMPLE_SEGMENTS = 3
+CHECKPOINT_SECONDS = 120  # how often a long run stores its sampled rolls and elapsed time
 
 
 def select_segments(n_total: int, n: int | None) -> np.ndarray:
@@ -179,15 +180,24 @@ def summarize(per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: in
     return pd.DataFrame(rows)
 
 
-def load_stored_rolls(path: Path, chosen: np.ndarray) -> np.ndarray | None:
-    """Rolls stored by an earlier run, or None when absent or made for other segments (a
-    run in the same folder with another ``--segments``): those are resampled, never reused."""
+def load_stored_rolls(path: Path, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(rolls, filled (N,) bool) stored by an earlier run — a finished system has every
+    segment filled, an interrupted one those sampled before it stopped — or None when absent
+    or made for other segments (a run in the same folder with another ``--segments``):
+    those are resampled, never reused."""
     if not path.is_file():
         return None
     stored = np.load(path)
     if "segments" not in stored or not np.array_equal(stored["segments"], chosen):
         return None
-    return _unpack(stored["rolls"])
+    filled = stored["filled"] if "filled" in stored else np.ones(len(chosen), dtype=bool)
+    return _unpack(stored["rolls"]), filled
+
+
+def save_rolls(path: Path, rolls: np.ndarray, chosen: np.ndarray, filled: np.ndarray) -> None:
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, rolls=_pack(rolls), segments=chosen, filled=filled)
+    os.replace(tmp, path)
 
 
 def check_run_settings(out: Path, settings: dict) -> None:
@@ -205,16 +215,16 @@ def check_run_settings(out: Path, settings: dict) -> None:
         path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
 
 
-def record_run(out: Path, **facts) -> dict:
-    """Add what a finished invocation did to ``run.json``: ``facts`` overwrite, except
-    ``seconds``, which adds up over resumed invocations (``invocations`` counts them)."""
+def record_run(out: Path, seconds: float = 0.0, **facts) -> dict:
+    """Add to ``run.json``: ``facts`` overwrite, ``seconds`` adds up (over checkpoints and
+    over resumed invocations, so an interrupted run's time is counted too)."""
     path = out / RUN_SETTINGS_FILE
     doc = json.loads(path.read_text(encoding="utf-8"))
-    seconds = facts.pop("seconds", 0.0)
     doc.update(facts)
     doc["seconds"] = round(doc.get("seconds", 0.0) + seconds, 1)
-    doc["invocations"] = doc.get("invocations", 0) + 1
-    path.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
     return doc
 
 
@@ -236,6 +246,7 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
     ``checkpoint`` (a shipped model's name or a path, loaded onto ``device``). ``precision``
     (``fgg.precision``) replaces ``options.precision``. ``workers`` scoring processes run
     beside sampling (0: score inline; None: ``default_workers``)."""
+    clock = time.perf_counter()
     if scale_table not in SCALE_TABLES:
         raise ValueError(f"unknown scale table {scale_table!r}; choose one of {', '.join(SCALE_TABLES)}")
     out.mkdir(parents=True, exist_ok=True)
@@ -275,24 +286,37 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
                 csv.writer(f).writerows(future.result())
             scoring.remove(future)
 
+
+    def checkpoint(roll_file, rolls, filled) -> None:
+        """Store the rolls sampled so far and the time spent, so an interrupted run resumes
+        where it stopped and its ``seconds`` stay true."""
+        nonlocal clock
+        save_rolls(roll_file, rolls, chosen, filled)
+        now = time.perf_counter()
+        record_run(out, seconds=now - clock)
+        clock = now
+
     with pool_cls(workers, initializer=_init_worker, initargs=(str(segments_file), str(out / ".work"), workers > 0)) as pool:
         for system in order:
             for seed in range(seeds):
                 roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
                 stored = load_stored_rolls(roll_file, chosen)
-                rolls = np.zeros((len(chosen), 2, SEGMENT_STEPS, N_PITCHES), dtype=bool) if stored is None else stored
+                rolls, filled = stored or (np.zeros((len(chosen), 2, SEGMENT_STEPS, N_PITCHES), dtype=bool),
+                                           np.zeros(len(chosen), dtype=bool))
                 unguided_all = (load_stored_rolls(out / "rolls" / f"no_fgg_seed{seed}.npz", chosen)
                                 if system != "no_fgg" else None)
+                last_save = time.perf_counter()
                 for lo in range(0, len(chosen), batch_size):
                     idx = chosen[lo:lo + batch_size]
+                    part = slice(lo, lo + len(idx))
                     pending = [(j, int(s)) for j, s in enumerate(idx) if (system, int(s), seed) not in done]
                     batch = SegmentBatch.from_segments(segments, idx, scale_table)
-                    unguided = None if unguided_all is None else unguided_all[lo:lo + len(idx)]
+                    unguided = None if unguided_all is None or not unguided_all[1][part].all() else unguided_all[0][part]
                     uncorrected = None
-                    if pending or stored is None:
+                    if pending or not filled[part].all():
                         output = run_system(system, batch, [item_seed(seed, int(s)) for s in idx], ctx,
                                             unguided=unguided)
-                        rolls[lo:lo + len(idx)] = output.rolls
+                        rolls[part], filled[part] = output.rolls, True
                         uncorrected = output.uncorrected
                     if pending:
                         scoring.append(pool.submit(_score_jobs, [
@@ -305,10 +329,14 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
                     bar.update(len(idx))
                     if progress is not None:
                         progress(finished, total)
-                np.savez_compressed(roll_file, rolls=_pack(rolls), segments=chosen)
+                    if time.perf_counter() - last_save > CHECKPOINT_SECONDS:
+                        write_scored(wait=True)  # rows first: stored rolls without their rows are resampled
+                        checkpoint(roll_file, rolls, filled)
+                        last_save = time.perf_counter()
+                write_scored(wait=True)
+                checkpoint(roll_file, rolls, filled)
                 if seed == 0:
                     write_examples(out, system, chosen, rolls, segments)
-        write_scored(wait=True)
     bar.close()
     per_sample = pd.read_csv(per_sample_path)
     per_sample = per_sample[per_sample.segment.isin(chosen) & per_sample.seed.lt(seeds)]
@@ -320,6 +348,7 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
     from eval.plots import write_report
 
     write_report(out, summary, per_sample, heat_table)
+    record_run(out, seconds=time.perf_counter() - clock)
     return summary
 
 
@@ -368,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     record_run(Path(args.out), command="python -m eval.run " + " ".join(argv if argv is not None else sys.argv[1:]),
                device=str(device), device_name=device_description(device), torch_threads=torch.get_num_threads(),
-               segments=int(summary["n"].max()) // args.seeds if len(summary) else 0,
-               seconds=time.perf_counter() - began)
+               segments=int(summary["n"].max()) // args.seeds if len(summary) else 0)
     cols = ["system", "n", "out_of_key_rate", "out_of_key_rate_paper_table", "chord_accuracy",
             "chord_similarity", "chord_similarity_full", "note_density", "groove_similarity"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):

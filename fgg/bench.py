@@ -1,10 +1,14 @@
 """Speed benchmark (``python -m fgg.bench``): prints one JSON object of medians.
 
 Measures, for the shipped checkpoint (or ``--preset`` with random weights): parameters,
-GFLOP per forward (batch 1), seconds for a 4-bar sample with and without FGG (batch 1,
-10 DDIM steps, CFG on with melody + rhythm so both predictions run), seconds for a 32-bar
-piece, and training throughput (samples/s at batch 32 on random data).
-Targets on the 2-core CPU: 4 bars with FGG ≤ 0.5 s, FGG overhead ≤ 5 %, 32 bars ≤ 4 s.
+GFLOP per forward (batch 1); a 4-bar sample with FGG (batch 1, 10 DDIM steps, CFG on with
+melody + rhythm so both predictions run) in fp32 and in bf16, interleaved in one run so
+machine noise hits both alike, with the out-of-key notes of each; the same without FGG; a
+chords-only sample (the condition is the null condition, so CFG needs one forward, not
+two); a 32-bar piece; the network's forward in each variant of the fast path (fp32, bf16
+autocast, bf16 + channels-last, optionally ``torch.compile``); this machine's bf16 matmul
+peak and the floor it puts under the 4-bar time; training throughput (``fgg.train``'s own
+step: samples/s). ``--train`` measures training only.
 """
 from __future__ import annotations
 
@@ -17,11 +21,11 @@ import time
 import numpy as np
 import torch
 
-from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, resolve_device
-from fgg.diffusion import Schedule
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, count_parameters, forward_gflops
 from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS
+from fgg.precision import device_description, network
 
 CHORDS = "C G | Am F | Dm7 G7 | C"
 
@@ -48,25 +52,123 @@ def _interleaved_medians(fns, repeats: int, warmup: int = 2) -> list[float]:
     return [statistics.median(t) for t in times]
 
 
-def training_samples_per_second(model: UNet, batch: int = 32, repeats: int = 5,
-                                device: torch.device = torch.device("cpu")) -> float:
-    model = model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    schedule = Schedule.paper()
-    x0 = (torch.rand(batch, 2, SEGMENT_STEPS, N_PITCHES, device=device) > 0.97).float()
-    cond = torch.randn(batch, 4, SEGMENT_STEPS, N_PITCHES, device=device)
+def matmul_peak_gflops(device: torch.device, dtype: torch.dtype = torch.bfloat16, n: int = 2048) -> float:
+    """Measured dense matmul rate (GFLOP/s): what this machine can do at best in ``dtype``."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
 
-    def step():
-        t = torch.randint(0, 1000, (batch,), device=device)
-        noise = torch.randn_like(x0)
-        loss = torch.nn.functional.mse_loss(model(torch.cat([schedule.add_noise(x0, noise, t), cond], 1), t), noise)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def mm():
+        a @ b
         if device.type == "cuda":
             torch.cuda.synchronize()
+    return 2 * n ** 3 / _median_seconds(mm, 7) / 1e9
 
-    return batch / _median_seconds(step, repeats, warmup=1)
+
+def forward_variants(model: UNet, device: torch.device, batch: int = 2, repeats: int = 9,
+                     compile_model: bool = False) -> dict[str, float]:
+    """Seconds per network forward (batch 2 = one CFG step) along the fast path, interleaved."""
+    x = torch.randn(batch, model.config.in_channels, SEGMENT_STEPS, N_PITCHES, device=device)
+    t = torch.full((batch,), 500, device=device)
+    variants = {"fp32": network(model, "fp32"), "bf16_autocast_nchw": _autocast_nchw(model),
+                "bf16_channels_last": network(model, "bf16")}
+    if compile_model:
+        variants["bf16_channels_last_compiled"] = network(torch.compile(model), "bf16")
+
+    def timed(fn):
+        def run():
+            fn(x, t)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+        return run
+    with torch.inference_mode():
+        times = _interleaved_medians([timed(fn) for fn in variants.values()], repeats)
+    return {f"forward_{name}_s": round(s, 4) for name, s in zip(variants, times)}
+
+
+def _autocast_nchw(model: UNet):
+    def run(x, t):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            return model(x, t).float()
+    return run
+
+
+def legacy_step(trainer):
+    """The training step as it was before issue 10, as a baseline on the same model and
+    batches: NCHW activations, AdamW and gradient clipping with torch's defaults (no fused
+    kernel), a Python loop of per-parameter EMA updates and a loss read-back (device sync)
+    every step."""
+    from fgg.train import diffusion_loss, lr_at
+
+    trainer.model.to(memory_format=torch.contiguous_format)
+    cfg = trainer.cfg
+    opt = torch.optim.AdamW(trainer.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def step(batch, i):
+        for group in opt.param_groups:
+            group["lr"] = lr_at(i, cfg)
+        loss = diffusion_loss(trainer.model, trainer.schedule, batch, trainer.device, channels_last=False)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            decay = min(cfg.ema_decay, (1 + i) / (10 + i))
+            for p_ema, p in zip(trainer.ema.parameters(), trainer.model.parameters()):
+                p_ema.lerp_(p, 1 - decay)
+        return loss.item()
+    return step
+
+
+def _train_rate(step, batches, sync) -> float:
+    step(batches[0], 0)  # warm-up (allocations, cuDNN autotuning, compilation)
+    sync()
+    began = time.perf_counter()
+    for i, b in enumerate(batches[1:], start=1):
+        step(b, i)
+    sync()
+    return (len(batches) - 1) * len(batches[0]["t"]) / (time.perf_counter() - began)
+
+
+def _host_profile(step, batches) -> dict[str, float]:
+    """Per step, from the PyTorch profiler: operators the host dispatches from Python
+    (``aten::`` events inside no other ``aten::`` op: on a GPU, each is at least one kernel
+    launch) and, among them, reads of a tensor back to Python (``aten::item``: on a GPU, each
+    waits for the device)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i, b in enumerate(batches):
+            step(b, i)
+
+    def inside_an_op(event) -> bool:
+        parent = event.cpu_parent
+        while parent is not None and not parent.name.startswith("aten::"):
+            parent = parent.cpu_parent
+        return parent is not None
+    top = [e for e in prof.events() if e.name.startswith("aten::") and not inside_an_op(e)]
+    n = len(batches)
+    return {"host_ops_per_step": round(len(top) / n, 1),
+            "reads_back_per_step": round(sum(e.name == "aten::item" for e in top) / n, 2)}
+
+
+def bench_training(preset: str, device: torch.device, batch: int, steps: int = 6, compile_model: bool = False,
+                   baseline: bool = False) -> dict:
+    """``fgg.train``'s training step on synthetic POP909-shaped batches: samples/s; with
+    ``baseline``, also the pre-issue-10 step (``legacy_step``) and, for both, the host-side
+    operator and sync counts per step (the profiler's view of launch/sync overhead)."""
+    from fgg.train import TrainConfig, Trainer
+
+    cfg = TrainConfig(preset=preset, batch_size=batch)
+    trainer = Trainer(cfg, device, compile_model=compile_model)
+    batches = [trainer.synthetic_batch(seed) for seed in range(steps + 1)]
+    result = {"train_preset": preset, "train_batch": batch,
+              "train_samples_per_s": round(_train_rate(trainer.step, batches, trainer.sync), 1)}
+    if baseline:
+        result.update({f"train_{k}": v for k, v in _host_profile(trainer.step, batches[:3]).items()})
+        old = legacy_step(Trainer(cfg, device))
+        result["train_samples_per_s_before"] = round(_train_rate(old, batches, trainer.sync), 1)
+        result.update({f"train_{k}_before": v for k, v in _host_profile(old, batches[:3]).items()})
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,35 +179,70 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", choices=sorted(PRESETS), help="benchmark this preset with random weights instead")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd network (slow to build)")
+    parser.add_argument("--train", action="store_true", help="measure training throughput only")
+    parser.add_argument("--train-batch", type=int, default=0, help="training batch (default 128 on CUDA, 32 on CPU)")
+    parser.add_argument("--baseline", action="store_true",
+                        help="with --train: also the pre-issue-10 training step, and host-side op/sync counts")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    common_facts = {"device": str(device), "device_name": device_description(device),
+                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    train_batch = args.train_batch or (128 if device.type == "cuda" else 32)
+    if args.train:
+        preset = args.preset or (args.model if args.model in PRESETS else "paper")
+        print(json.dumps({**common_facts, **bench_training(preset, device, train_batch, compile_model=args.compile,
+                                                           baseline=args.baseline)}))
+        return 0
     if args.preset:
         torch.manual_seed(0)
-        gen, source = Generator(UNet(PRESETS[args.preset]), device), f"preset {args.preset} (random weights)"
+        model, source = UNet(PRESETS[args.preset]), f"preset {args.preset} (random weights)"
+        preset = args.preset
     else:
         source = args.checkpoint or args.model
-        gen = Generator.from_checkpoint(source, device)
+        model = load_model(resolve_checkpoint(source), device)[0]
+        preset = next((name for name, cfg in PRESETS.items() if cfg == model.config), "paper")
+    gens = {p: Generator(model, device, precision=p) for p in ("fp32", "bf16")}
     melody = np.zeros((2, SEGMENT_STEPS, N_PITCHES), dtype=bool)
     melody[0, ::8, 40] = True
     common = dict(melody=melody, rhythm="eighth_arpeggio", cfg_scale=7.5, steps=10, seed=0)
-    # Interleaved, so that machine noise and drift hit both variants alike.
-    with_fgg, without_fgg = _interleaved_medians([lambda: gen.generate(CHORDS, fgg=True, **common),
-                                                  lambda: gen.generate(CHORDS, fgg=False, **common)], args.repeats)
-    long_piece = _median_seconds(lambda: gen.generate(CHORDS, bars=32, fgg=True, rhythm="eighth_arpeggio"),
-                                 max(3, args.repeats // 2), warmup=1)
+    out_of_key = {}
+
+    def four_bars(precision: str, fgg: bool = True, **extra):
+        def run():
+            kwargs = {**common, **extra}
+            out_of_key[precision] = gens[precision].generate(CHORDS, fgg=fgg, **kwargs).out_of_key_notes
+        return run
+    fp32, bf16, bf16_no_fgg, bf16_chords_only = _interleaved_medians(
+        [four_bars("fp32"), four_bars("bf16"), four_bars("bf16", fgg=False),
+         four_bars("bf16", melody=None, rhythm=None)], args.repeats)
+    four_bars("fp32")(), four_bars("bf16")()  # the out-of-key counts of the FGG samples
+    auto = Generator(model, device)
+    long_piece = _median_seconds(lambda: auto.generate(CHORDS, bars=32, fgg=True, rhythm="eighth_arpeggio"),
+                                 max(3, args.repeats // 4), warmup=1)
+    peak = matmul_peak_gflops(device)
+    flops_4bar = 10 * 2 * forward_gflops(model)  # 10 steps x (conditional + null) forwards
     result = {
         "model": source,
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-        "parameters": count_parameters(gen.model),
-        "gflop_per_forward": round(forward_gflops(gen.model), 3),
-        "sample_4bar_fgg_s": round(with_fgg, 4),
-        "sample_4bar_no_fgg_s": round(without_fgg, 4),
-        "fgg_overhead_pct": round(100 * (with_fgg / without_fgg - 1), 2),
-        "sample_32bar_fgg_s": round(long_piece, 3),
-        "train_samples_per_s": round(training_samples_per_second(UNet(gen.model.config), device=device), 1),
+        **common_facts,
+        "auto_precision": auto.precision,
+        "parameters": count_parameters(model),
+        "gflop_per_forward": round(forward_gflops(model), 3),
+        "sample_4bar_fgg_fp32_s": round(fp32, 4),
+        "sample_4bar_fgg_bf16_s": round(bf16, 4),
+        "bf16_speedup": round(fp32 / bf16, 2),
+        "out_of_key_notes_fp32": out_of_key["fp32"],
+        "out_of_key_notes_bf16": out_of_key["bf16"],
+        "sample_4bar_no_fgg_bf16_s": round(bf16_no_fgg, 4),
+        "fgg_overhead_pct": round(100 * (bf16 / bf16_no_fgg - 1), 2),
+        "sample_4bar_chords_only_bf16_s": round(bf16_chords_only, 4),
+        "sample_32bar_fgg_auto_s": round(long_piece, 3),
+        "bf16_matmul_peak_gflops": round(peak, 1),
+        "sample_4bar_bf16_floor_s": round(flops_4bar / peak, 3),
+        **forward_variants(model, device, compile_model=args.compile),
+        **bench_training(preset, device, train_batch),
     }
     print(json.dumps(result))
     return 0

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from eval import metrics as M
-from eval.baselines import (SYSTEMS, EvalContext, SegmentBatch, remove_out_of_key, round_out_of_key,
+from eval.baselines import (SYSTEMS, EvalContext, SegmentBatch, canonical, remove_out_of_key, round_out_of_key,
                             rule_based_accompaniment, run_system)
 from eval.chord_metrics import ChordScorer, chord_accuracy, label_chord_accuracy, normalize_label
-from fgg.checkpoint import save_model
+from fgg.checkpoint import load_model, save_model
 from fgg.data import load_valid_segments
 from fgg.model import PRESETS, UNet
 from fgg.pianoroll import notes_to_roll
@@ -236,3 +236,93 @@ def test_summary_has_both_tables_full_similarity_and_per_note_fixes(tiny_checkpo
     assert table_main([str(tmp_path)]) == 0 and table_main([str(tmp_path), "--full"]) == 0
     assert table_main([str(tmp_path), "--paired", "fgg"]) == 0
     assert table_main([str(tmp_path / "missing")]) == 2
+
+
+def test_uncorrected_is_the_unguided_prediction_at_the_final_step(tiny_checkpoint):
+    """The evaluation reads the last pre-correction x̂₀ off the sampler instead of re-running
+    the network: it must equal a fresh unguided prediction from the final x_t."""
+    from eval.baselines import item_generators
+    from fgg.generate import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
+    from fgg.guidance import cfg_denoiser
+
+    seg = load_valid_segments()
+    batch = SegmentBatch.from_segments(seg, [10, 400])
+    model = load_model(tiny_checkpoint)[0]
+    ctx = EvalContext(model, options=SamplingOptions(precision="fp32"))
+    output = run_system("fgg", batch, [5, 6], ctx)
+    cond, null = build_conditions(batch.chroma, batch.onset_counts, batch.melody)
+    final = {}
+    gens = item_generators([5, 6])
+    x_init = torch.stack([torch.randn(2, 64, 64, generator=g) for g in gens])
+    sample_batch(model, ctx.schedule, cond, null, fgg_pixel_mask(batch.allowed, batch.chroma, batch.root),
+                 torch.from_numpy(batch.onset_counts.astype(np.int64)), x_init, ctx.options, generator=gens,
+                 callback=lambda i, t, x_t, x0: final.update(x_t=x_t, t=t))
+    with torch.inference_mode():
+        x0 = cfg_denoiser(model, ctx.schedule, cond, null, 7.5, 0.7)(final["x_t"], torch.full((2,), final["t"]))
+    np.testing.assert_array_equal(output.uncorrected, np.stack([canonical(r) for r in x0.numpy()]))
+
+
+def test_batched_chord_scoring_equals_one_at_a_time_and_smg():
+    import pretty_midi
+    from smg_metrics import midi_to_chords_dp
+    from smg_metrics.chord_recognition import recognize_chords_beat
+
+    from eval.chord_metrics import labels_per_beat, recognize
+
+    seg = load_valid_segments()
+    picks = [3, 40, 41, 700, 1200]
+    rolls = [seg["accompaniment"][i] for i in picks]
+    rolls.append(np.zeros_like(rolls[0]))  # an empty roll in the batch
+    refs = [str(i + 1) for i in picks] + ["3"]
+    ref_rolls = [seg["accompaniment"][i + 1] for i in picks] + [seg["accompaniment"][3]]
+    labels = [seg["chord_labels"][int(r)] for r in refs]
+    batched = ChordScorer().score_many(rolls, refs, ref_rolls, labels)
+    single = ChordScorer()
+    for i, roll in enumerate(rolls):
+        one = single.score(roll, refs[i], ref_rolls[i], labels[i])
+        for key, value in one.items():
+            assert value == pytest.approx(batched[i][key], abs=1e-6, nan_ok=True), (i, key)
+        if roll.any():
+            path = single.pred_path()
+            intervals = recognize(path)
+            assert intervals == recognize_chords_beat(path)
+            assert labels_per_beat(intervals, pretty_midi.PrettyMIDI(path).get_beats()) == midi_to_chords_dp(path)
+
+
+def test_interrupted_run_resumes_where_it_stopped(tiny_checkpoint, tmp_path, monkeypatch):
+    """A run stopped mid-system (its rolls checkpointed with a filled mask, rows written so
+    far) resumes without resampling what it stored and ends with the rows of an
+    uninterrupted run; run.json's seconds add up over both invocations."""
+    import json
+
+    from eval import run as R
+
+    common = ["--segments", "6", "--systems", "no_fgg,fgg", "--seeds", "1", "--checkpoint", str(tiny_checkpoint),
+              "--batch-size", "2", "--precision", "fp32"]
+    assert R.main(common + ["--out", str(tmp_path / "straight")]) == 0
+    monkeypatch.setattr(R, "CHECKPOINT_SECONDS", 0.0)
+    out = tmp_path / "interrupted"
+    assert R.main(common + ["--out", str(out)]) == 0
+    # Simulate a stop after the first batch of fgg: later rows gone, rolls marked unfilled.
+    rows = pd.read_csv(out / "per_sample.csv")
+    chosen = R.select_segments(1709, 6)
+    rows = rows[(rows.system == "no_fgg") | rows.segment.isin(chosen[:2])]
+    rows.to_csv(out / "per_sample.csv", index=False)
+    rolls, filled = R.load_stored_rolls(out / "rolls" / "fgg_seed0.npz", chosen)
+    filled[2:] = False
+    rolls[2:] = False
+    R.save_rolls(out / "rolls" / "fgg_seed0.npz", rolls, chosen, filled)
+    before = json.loads((out / "run.json").read_text())["seconds"]
+    sampled = []
+    real = R.run_system
+    monkeypatch.setattr(R, "run_system", lambda name, batch, *a, **k: sampled.append((name, len(batch))) or
+                        real(name, batch, *a, **k))
+    assert R.main(common + ["--out", str(out)]) == 0
+    assert sampled == [("fgg", 2), ("fgg", 2)]  # only the two unfinished batches
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["seconds"] > before and doc["precision"] == "fp32" and doc["segments"] == 6
+    assert doc["command"].startswith("python -m eval.run --segments 6")
+    key = ["system", "segment", "seed"]
+    a = pd.read_csv(tmp_path / "straight" / "per_sample.csv").sort_values(key).reset_index(drop=True)
+    b = pd.read_csv(out / "per_sample.csv").sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
