@@ -8,7 +8,7 @@ from demo.controller import Controller  # noqa: E402
 from demo.ui import build_app  # noqa: E402
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS  # noqa: E402
 from fgg.generate import Generator  # noqa: E402
-from fgg.precision import PRECISIONS  # noqa: E402
+from fgg.precision import PRECISION_HELP, PRECISIONS  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="FGG Music Gradio app")
@@ -17,7 +17,7 @@ if __name__ == "__main__":
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--checkpoint", help="serve this checkpoint alone instead of the shipped models")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help="network precision: auto = bf16 where the CPU has native bf16 or on CUDA, else fp32")
+                        help=PRECISION_HELP)
     args = parser.parse_args()
     names = {"custom": args.checkpoint} if args.checkpoint else \
         {name: name for name in [DEFAULT_MODEL] + sorted(set(SHIPPED_MODELS) - {DEFAULT_MODEL})}

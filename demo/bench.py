@@ -21,14 +21,14 @@ from demo.listening import ListeningStore
 from demo.ui import build_app
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS
 from fgg.generate import Generator
-from fgg.precision import PRECISIONS
+from fgg.precision import PRECISION_HELP, PRECISIONS
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--chords", default="C G | Am F")
     args = parser.parse_args(argv)

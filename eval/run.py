@@ -38,7 +38,7 @@ from eval.chord_metrics import ChordScorer
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
-from fgg.precision import PRECISIONS, device_description, resolve_precision
+from fgg.precision import PRECISION_HELP, PRECISIONS, device_description, resolve_precision
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes
 from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, SEGMENT_STEPS, rolls_to_midi
 
@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="network precision: auto = bf16 where the CPU has native bf16 or on CUDA, else fp32")
+                        help=PRECISION_HELP)
     parser.add_argument("--workers", type=int, help="scoring processes beside sampling (0 = score inline; "
                         "default: none on a CPU with < 4 cores, all cores but one beside a GPU)")
     args = parser.parse_args(argv)

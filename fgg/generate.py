@@ -28,7 +28,7 @@ from fgg.condition import chord_condition, melody_condition, null_melody_conditi
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
 from fgg.guidance import SCALE_TABLES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, pitch_mask, \
     graded_allowed, scale_pitch_classes
-from fgg.precision import PRECISIONS, network, resolve_precision
+from fgg.precision import PRECISION_HELP, PRECISIONS, network, resolve_precision
 from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
                            fold_pitches, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes, rolls_to_midi)
 
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help="network precision: auto = bf16 where the CPU has native bf16 or on CUDA, else fp32")
+                        help=PRECISION_HELP)
     parser.add_argument("--out", required=True, help="MIDI file to write")
     args = parser.parse_args(argv)
     try:

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
+PRECISION_HELP = "network precision: auto = bf16 where the CPU has native bf16 or on CUDA, else fp32"
 Network = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 

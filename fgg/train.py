@@ -152,8 +152,7 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         net = torch.nn.parallel.DistributedDataParallel(self.model) if distributed else self.model
         self.net = torch.compile(net) if compile_model else net
-        self._params = [p for p in self.model.parameters()]
-        self._ema_params = [p for p in self.ema.parameters()]
+        self._params, self._ema_params = list(self.model.parameters()), list(self.ema.parameters())
 
     def step(self, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         """One optimizer step (``step`` = its 0-based index: learning rate, EMA warm-up);
@@ -293,7 +292,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device_name: str = 
     batches = torch.utils.data.DataLoader(
         StepBatches(train_set, cfg, rank, world, trainer.schedule.num_timesteps), batch_size=None,
         sampler=range(step, cfg.steps), num_workers=workers, pin_memory=device.type == "cuda",
-        prefetch_factor=4 if workers else None, persistent_workers=False)
+        prefetch_factor=4 if workers else None)
     global_batch = cfg.batch_size * world
     window_loss, window_n, window_start = torch.zeros((), device=device), 0, time.perf_counter()
     valid = None

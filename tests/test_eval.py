@@ -13,7 +13,7 @@ from eval.chord_metrics import ChordScorer, chord_accuracy, label_chord_accuracy
 from fgg.checkpoint import load_model, save_model
 from fgg.data import load_valid_segments
 from fgg.model import PRESETS, UNet
-from fgg.pianoroll import notes_to_roll
+from fgg.pianoroll import notes_to_roll, roll_to_notes
 
 C_MAJOR = np.zeros((64, 12), bool)
 C_MAJOR[:, [0, 2, 4, 5, 7, 9, 11]] = True
@@ -326,3 +326,29 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_checkpoint, tmp_path, mon
     a = pd.read_csv(tmp_path / "straight" / "per_sample.csv").sort_values(key).reset_index(drop=True)
     b = pd.read_csv(out / "per_sample.csv").sort_values(key).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_precision_agreement_counts_pixels_notes_and_out_of_key(tmp_path):
+    from eval.precision_agreement import main
+    from eval.run import save_rolls
+
+    seg = load_valid_segments()
+    chosen = np.array([0, 5, 9])
+    rolls = seg["accompaniment"][chosen].copy()
+    (tmp_path / "a" / "rolls").mkdir(parents=True)
+    (tmp_path / "b" / "rolls").mkdir(parents=True)
+    save_rolls(tmp_path / "a" / "rolls" / "fgg_seed0.npz", rolls, chosen, np.ones(3, dtype=bool))
+    other = rolls.copy()
+    other[1] = False  # segment 5 silent in the second run
+    # the second run stopped before segment 9: only the common, filled segments count
+    save_rolls(tmp_path / "b" / "rolls" / "fgg_seed0.npz", other, chosen, np.array([True, True, False]))
+    out = tmp_path / "report.json"
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(out)]) == 0
+    import json
+    r = json.loads(out.read_text())["systems"]["fgg"]
+    notes0 = len(roll_to_notes(rolls[0]))
+    assert r["segments"] == 2 and r["segments_identical"] == 0.5
+    assert r["notes_second"] == notes0 and r["notes_first"] == notes0 + len(roll_to_notes(rolls[1]))
+    assert r["notes_second_also_in_first"] == 1.0
+    assert r["pixels_equal"] == pytest.approx(1 - rolls[1].sum() / rolls[:2].size)
+    assert main([str(tmp_path / "a"), str(tmp_path / "nothing")]) == 2
