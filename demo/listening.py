@@ -2,26 +2,37 @@
 
     python -m demo.listening build --pairs 12 [--out assets/listening] [--checkpoint ...]
     python -m demo.listening results                      # per-system means, CIs, preference test
-    FGG_ADMIN_PASSWORD=... python -m demo.listening export --password ... > answers.csv
+    FGG_ADMIN_PASSWORD=... python -m demo.listening export --password ... [--format csv|json] > answers.csv
 
 The pool is MIDI pairs (FGG vs a baseline on the same validation segment, same seed) plus a
 ``manifest.json``; audio is rendered from the MIDI on first use, so raters never wait for
 sampling. Answers live in SQLite through SQLAlchemy (``data/listening.db``, WAL mode) or
-whatever ``FGG_DB_URL`` names (e.g. ``postgresql+psycopg://...``). Each rater has a random id;
-answers are keyed by (rater, pair), so concurrent submissions never collide and a rater can
-only ever change their own answers. CSV export needs ``FGG_ADMIN_PASSWORD``.
+whatever ``FGG_DB_URL`` names (e.g. ``postgresql+psycopg://...``).
+
+Blind and tamper-resistant by construction: a rater is a random token the server issues
+(never a name the rater types, so nobody continues someone else's session by guessing);
+answers are keyed by (rater, pair) and the first one stands (a repeated or concurrent submit
+returns it, never an error); ratings are integers 1–5 checked here, whatever the client
+sends; the audio a rater hears is named by an opaque per-rater clip id (``clip_id``), never
+by system or segment. Results and export need ``FGG_ADMIN_PASSWORD`` (``AdminGate``: wrong
+guesses back off exponentially per client); the export is formula-safe CSV or JSON with
+ISO-8601 UTC timestamps, built in memory.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import hmac
 import io
 import json
+import math
 import os
 import random
+import secrets
 import sys
-import uuid
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -113,6 +124,7 @@ class ListeningStore:
                 cursor.execute("PRAGMA busy_timeout=30000")
                 cursor.close()
         Base.metadata.create_all(self.engine)
+        self._clip_secret = secrets.token_bytes(32)
         self.pool_dir = Path(pool_dir)
         self.sync_pool()
 
@@ -145,26 +157,22 @@ class ListeningStore:
     # -- raters
 
     def new_rater(self) -> str:
-        rater = str(uuid.uuid4())
+        """A fresh rater: a random token (the only way to continue is to hold it)."""
+        rater = secrets.token_urlsafe(18)  # 24 characters, 144 random bits
         with Session(self.engine) as session:
             session.add(Rater(id=rater, created_at=datetime.now(timezone.utc)))
             session.commit()
         return rater
 
-    def ensure_rater(self, rater_id: str) -> str:
-        rater_id = (rater_id or "").strip()
-        if not rater_id:
-            return self.new_rater()
-        if len(rater_id) > 36 or not all(c.isalnum() or c in "-_" for c in rater_id):
-            raise ValueError("a rater id is at most 36 letters, digits, '-' or '_'")
+    def resume_rater(self, token: str) -> str:
+        """The rater holding ``token`` (issued by ``new_rater``); anything else is refused."""
+        token = (token or "").strip()
+        if not token or len(token) > 36:
+            raise ValueError("unknown rater token: press Start to begin a new session")
         with Session(self.engine) as session:
-            if session.get(Rater, rater_id) is None:
-                session.add(Rater(id=rater_id, created_at=datetime.now(timezone.utc)))
-                try:
-                    session.commit()
-                except IntegrityError:
-                    session.rollback()
-        return rater_id
+            if session.get(Rater, token) is None:
+                raise ValueError("unknown rater token: press Start to begin a new session")
+        return token
 
     def plan(self, rater_id: str) -> list[Trial]:
         """This rater's blind sequence: pair order and A/B sides shuffled by a generator
@@ -179,6 +187,12 @@ class ListeningStore:
             trials.append(Trial(p.id, n, len(pairs), a[0], b[0], str(self.pool_dir / a[1]), str(self.pool_dir / b[1])))
         return trials
 
+    def clip_id(self, rater_id: str, pair_id: int, side: str) -> str:
+        """Opaque name of what ``rater_id`` hears as ``side`` of ``pair_id``: an HMAC under a
+        per-process secret, so it says nothing of the system, the segment or other raters."""
+        message = f"{rater_id}:{pair_id}:{side}".encode()
+        return hmac.new(self._clip_secret, message, hashlib.sha256).hexdigest()[:24]
+
     def answered(self, rater_id: str) -> set[int]:
         with Session(self.engine) as session:
             return set(session.scalars(select(Rating.pair_id).where(Rating.rater_id == rater_id)))
@@ -187,34 +201,34 @@ class ListeningStore:
         done = self.answered(rater_id)
         return next((t for t in self.plan(rater_id) if t.pair_id not in done), None)
 
-    def submit(self, rater_id: str, pair_id: int, ratings_a: dict[str, int], ratings_b: dict[str, int],
-               preference: str) -> None:
-        """Store one answer. Scores are integers 1-5 per criterion; the A/B sides are the
-        ones ``plan`` showed this rater. Answering the same pair again updates only this
-        rater's own row."""
-        for side in (ratings_a, ratings_b):
-            for c in CRITERIA:
-                value = side.get(c)
-                if not isinstance(value, (int, np.integer)) or not 1 <= int(value) <= 5:
-                    raise ValueError(f"rating '{c}' must be an integer 1-5, got {value!r}")
+    def submit(self, rater_id: str, pair_id: int, ratings_a: dict, ratings_b: dict, preference: str) -> dict:
+        """Store one answer and return it (as ``{"a": {...}, "b": {...}, "preference": ...}``).
+        Scores are integers 1-5 per criterion (``rating_value``); the A/B sides are the ones
+        ``plan`` showed this rater. The first answer to a pair stands: submitting it again —
+        a double click, a retry, two tabs at once — returns the stored answer, never an error."""
+        a = {c: rating_value(ratings_a.get(c), f"A · {c}") for c in CRITERIA}
+        b = {c: rating_value(ratings_b.get(c), f"B · {c}") for c in CRITERIA}
         if preference not in PREFERENCES:
-            raise ValueError(f"preference must be one of {PREFERENCES}, got {preference!r}")
+            raise ValueError(f"preference must be one of {', '.join(PREFERENCES)}, got {preference!r}")
         trial = next((t for t in self.plan(rater_id) if t.pair_id == pair_id), None)
         if trial is None:
             raise ValueError(f"unknown pair {pair_id}")
         values = dict(system_a=trial.system_a, system_b=trial.system_b, preference=preference,
                       submitted_at=datetime.now(timezone.utc),
-                      **{f"a_{c}": int(ratings_a[c]) for c in CRITERIA}, **{f"b_{c}": int(ratings_b[c]) for c in CRITERIA})
+                      **{f"a_{c}": a[c] for c in CRITERIA}, **{f"b_{c}": b[c] for c in CRITERIA})
         with Session(self.engine) as session:
             if session.get(Rater, rater_id) is None:
-                raise ValueError("unknown rater id: start the test first")
-            existing = session.scalar(select(Rating).where(Rating.rater_id == rater_id, Rating.pair_id == pair_id))
-            if existing is None:
+                raise ValueError("unknown rater token: press Start to begin a new session")
+            stored = session.scalar(select(Rating).where(Rating.rater_id == rater_id, Rating.pair_id == pair_id))
+            if stored is None:
                 session.add(Rating(rater_id=rater_id, pair_id=pair_id, **values))
-            else:
-                for k, v in values.items():
-                    setattr(existing, k, v)
-            session.commit()
+                try:
+                    session.commit()
+                except IntegrityError:  # the same answer raced in from another request
+                    session.rollback()
+                stored = session.scalar(select(Rating).where(Rating.rater_id == rater_id, Rating.pair_id == pair_id))
+            return {"a": {c: getattr(stored, f"a_{c}") for c in CRITERIA},
+                    "b": {c: getattr(stored, f"b_{c}") for c in CRITERIA}, "preference": stored.preference}
 
     # -- results
 
@@ -230,7 +244,7 @@ class ListeningStore:
                         "system_a": r.system_a, "system_b": r.system_b,
                         **{f"fgg_{c}": getattr(r, f"{'a' if fgg_is_a else 'b'}_{c}") for c in CRITERIA},
                         **{f"baseline_{c}": getattr(r, f"{'b' if fgg_is_a else 'a'}_{c}") for c in CRITERIA},
-                        "preferred": pref, "submitted_at": r.submitted_at.isoformat()})
+                        "preferred": pref, "submitted_at": _utc(r.submitted_at).isoformat()})
         return out
 
     def results(self) -> dict:
@@ -265,20 +279,70 @@ class ListeningStore:
             tests.append(test)
         return {"systems": table, "preference": tests}
 
-    def export_csv(self, password: str | None) -> str:
-        """All answers as CSV; only with the admin password (``FGG_ADMIN_PASSWORD``)."""
-        expected = os.environ.get("FGG_ADMIN_PASSWORD")
-        if not expected:
-            raise PermissionError("export is disabled: FGG_ADMIN_PASSWORD is not set on the server")
-        if not password or not hmac.compare_digest(password.encode(), expected.encode()):
-            raise PermissionError("wrong admin password")
+    def export_csv(self) -> str:
+        """All answers as CSV, every text cell formula-safe (``safe_cell``)."""
         answers = self.answers()
         buffer = io.StringIO()
         fields = list(answers[0]) if answers else ["rater", "pair"]
         writer = csv.DictWriter(buffer, fieldnames=fields)
         writer.writeheader()
-        writer.writerows(answers)
+        writer.writerows({k: safe_cell(v) for k, v in a.items()} for a in answers)
         return buffer.getvalue()
+
+    def export_json(self) -> str:
+        return json.dumps({"exported_at": datetime.now(timezone.utc).isoformat(), "answers": self.answers()},
+                          indent=1)
+
+
+def rating_value(value, name: str) -> int:
+    """A rating as sent by any client -> int 1-5; anything else (3.5, True, NaN, "4", None)
+    is refused with a message naming the rating."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"rating '{name}' must be a whole number 1-5, got {value!r}")
+    if not math.isfinite(value) or value != int(value) or not 1 <= value <= 5:
+        raise ValueError(f"rating '{name}' must be a whole number 1-5, got {value!r}")
+    return int(value)
+
+
+def safe_cell(value):
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ or a control
+    character gets a leading apostrophe (OWASP's CSV-injection advice); numbers pass."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every stored time is UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+class AdminGate:
+    """The admin password (``FGG_ADMIN_PASSWORD``), compared in constant time, with an
+    exponential back-off per client after wrong guesses: after n failures in a row the
+    client waits 2^(n-1) s (at most ``max_wait``) before the next guess counts."""
+
+    def __init__(self, password: str | None = None, max_wait: float = 300.0, clock=time.monotonic):
+        self._password = os.environ.get("FGG_ADMIN_PASSWORD") if password is None else password
+        self.max_wait, self._clock = max_wait, clock
+        self._failures: dict[str, tuple[int, float]] = {}  # client -> (failures in a row, locked until)
+        self._lock = threading.Lock()
+
+    def check(self, password: str | None, client: str) -> None:
+        """Return if ``password`` is right; else raise ``PermissionError`` saying why."""
+        if not self._password:
+            raise PermissionError("the admin view is disabled: FGG_ADMIN_PASSWORD is not set on the server")
+        with self._lock:
+            failures, until = self._failures.get(client, (0, 0.0))
+            now = self._clock()
+            if now < until:
+                raise PermissionError(f"too many wrong passwords: try again in {math.ceil(until - now)} s")
+            if password and hmac.compare_digest(str(password).encode(), self._password.encode()):
+                self._failures.pop(client, None)
+                return
+            failures += 1
+            self._failures[client] = (failures, now + min(2.0 ** (failures - 1), self.max_wait))
+        raise PermissionError("wrong admin password")
 
 
 def build_pool(n_pairs: int, out: Path = POOL_DIR, model="paper", baselines=DEFAULT_BASELINES, seed: int = 0) -> Path:
@@ -327,8 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     build.add_argument("--baselines", default=",".join(DEFAULT_BASELINES))
     sub.add_parser("results", help="print per-system means and preference tests as JSON")
-    export = sub.add_parser("export", help="print all answers as CSV (needs the admin password)")
+    export = sub.add_parser("export", help="print all answers as CSV or JSON (needs the admin password)")
     export.add_argument("--password", required=True)
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
     args = parser.parse_args(argv)
     if args.command == "build":
         manifest = build_pool(args.pairs, Path(args.out), args.checkpoint or args.model,
@@ -340,10 +405,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(store.results(), indent=2))
         return 0
     try:
-        sys.stdout.write(store.export_csv(args.password))
+        AdminGate().check(args.password, "cli")
     except PermissionError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    sys.stdout.write(store.export_csv() if args.format == "csv" else store.export_json())
     return 0
 
 

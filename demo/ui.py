@@ -1,18 +1,16 @@
-"""The Gradio Blocks: Generate, Compare, Evaluate, Listening test. Layout and wiring only;
-the work is in ``demo.controller`` (and ``demo.listening`` for the test)."""
+"""The Gradio Blocks: Generate, Compare, Evaluate, listening results (admin), and the
+listening test on a page of its own (``/listen``). Layout and wiring only; the work is in
+``demo.controller`` (and ``demo.listening``/``demo.listening_ui`` for the test)."""
 from __future__ import annotations
 
 import random
-import tempfile
 from functools import wraps
-from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
 from demo import controller as C
-from demo.audio import write_wav
-from demo.listening import CRITERIA, ListeningStore
+from demo.listening import ListeningStore
+from demo.listening_ui import build_admin_page, build_participant_page
 from eval.baselines import SYSTEMS
 from eval.plots import metric_bar, out_of_key_heatmap
 from eval.run import METRIC_COLUMNS
@@ -20,6 +18,7 @@ from eval.strength_curve import curve_figure
 from fgg.chords import PITCH_NAMES
 
 NO_SEGMENT = -1
+LISTENING_PATH = "/listen"
 
 
 def user_errors(fn):
@@ -142,31 +141,10 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
                 run_files = gr.File(label="CSV", file_count="multiple")
 
         with gr.Tab("Listening test"):
-            gr.Markdown("Blind A/B listening test. Each pair plays the same melody and chords with two "
-                        "accompaniments; rate each from 1 (poor) to 5 (excellent), then say which you prefer. "
-                        "Keep your rater id to continue later.")
-            with gr.Row():
-                rater = gr.Textbox(label="Rater id (leave empty to get one)", elem_id="rater")
-                start_btn = gr.Button("Start / continue", variant="primary")
-            rater_state = gr.State(None)
-            pair_state = gr.State(None)
-            status = gr.Markdown()
-            with gr.Row():
-                with gr.Column():
-                    listen_a = gr.Audio(label="A", type="filepath")
-                    sliders_a = [gr.Slider(1, 5, value=3, step=1, label=f"A · {c}") for c in CRITERIA]
-                with gr.Column():
-                    listen_b = gr.Audio(label="B", type="filepath")
-                    sliders_b = [gr.Slider(1, 5, value=3, step=1, label=f"B · {c}") for c in CRITERIA]
-            preference = gr.Radio(["A", "B", "same"], label="Which do you prefer overall?")
-            submit_btn = gr.Button("Submit and next")
-            with gr.Accordion("Results", open=False):
-                results_btn = gr.Button("Refresh results")
-                results_systems = gr.DataFrame(label="Ratings per system (mean, 95 % CI)", interactive=False)
-                results_tests = gr.DataFrame(label="FGG vs each baseline (sign test, Wilcoxon)", interactive=False)
-                password = gr.Textbox(label="Admin password", type="password")
-                export_btn = gr.Button("Export CSV")
-                export_file = gr.File(label="Answers")
+            gr.Markdown(f"The blind listening test has a page of its own, with nothing else on it: "
+                        f"[open the listening test]({LISTENING_PATH}).")
+        with gr.Tab("Listening results (admin)"):
+            build_admin_page(store)
 
         # ---------------------------------------------------------------- wiring
 
@@ -233,58 +211,9 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
         run_btn.click(do_run_eval, [n_segments, eval_systems, eval_seeds, model], [run_table, run_files],
                       api_name="evaluate", concurrency_limit=1)
 
-        audio_cache = Path(tempfile.mkdtemp(prefix="fgg-listening-"))
-
-        def pool_audio(midi_path: str) -> str:
-            wav = audio_cache / (Path(midi_path).stem + ".wav")
-            if not wav.is_file():
-                import pretty_midi
-                write_wav(pretty_midi.PrettyMIDI(midi_path), wav)
-            return str(wav)
-
-        def show_next(rater_id):
-            trial = store.next_trial(rater_id)
-            if trial is None:
-                done = len(store.answered(rater_id))
-                msg = (f"All {done} pairs rated — thank you! Rater id `{rater_id}`." if done
-                       else "The listening pool is empty: build it with `python -m demo.listening build`.")
-                return rater_id, None, msg, None, None
-            return (rater_id, trial.pair_id, f"**Pair {trial.number} of {trial.total}** · rater `{rater_id}`",
-                    pool_audio(trial.midi_a), pool_audio(trial.midi_b))
-
-        @user_errors
-        def start(rater_id):
-            rater_id = store.ensure_rater(rater_id)
-            return (rater_id,) + show_next(rater_id)
-
-        start_btn.click(start, rater, [rater, rater_state, pair_state, status, listen_a, listen_b],
-                        api_visibility="private")
-
-        @user_errors
-        def submit(rater_id, pair_id, pref, *scores):
-            if not rater_id or pair_id is None:
-                raise ValueError("press Start first")
-            if pref not in ("A", "B", "same"):
-                raise ValueError("choose which one you prefer (A, B or same)")
-            a = dict(zip(CRITERIA, (int(v) for v in scores[:3])))
-            b = dict(zip(CRITERIA, (int(v) for v in scores[3:])))
-            store.submit(rater_id, pair_id, a, b, pref)
-            return show_next(rater_id) + (None,)
-
-        submit_btn.click(submit, [rater_state, pair_state, preference] + sliders_a + sliders_b,
-                         [rater_state, pair_state, status, listen_a, listen_b, preference], api_visibility="private")
-
-        def refresh_results():
-            result = store.results()
-            return pd.DataFrame(result["systems"]).round(3), pd.DataFrame(result["preference"]).round(4)
-
-        results_btn.click(refresh_results, None, [results_systems, results_tests], api_visibility="private")
-
-        @user_errors
-        def export(pw):
-            path = Path(tempfile.mkdtemp(prefix="fgg-export-")) / "listening_answers.csv"
-            path.write_text(store.export_csv(pw), encoding="utf-8")
-            return str(path)
-
-        export_btn.click(export, password, export_file, api_visibility="private")
+    # The participant's page: its own route, so the browser receives only its components
+    # (Gradio sends each page just its own part of the config) — no system names from the
+    # Compare/Evaluate tabs, nothing about the pool.
+    with app.route("Listening test", LISTENING_PATH):
+        build_participant_page(store)
     return app

@@ -13,7 +13,10 @@ deterministically, evenly spread) and K seeds, and writes to ``--out``:
 - ``rolls/<system>_seed<k>.npz``: the generated rolls (bit-packed), for diversity and reuse;
 - ``midi/``: MIDI of the first few segments for every system (melody + accompaniment);
 - ``report.html``: interactive plotly report.
-Resumable: rows already in ``per_sample.csv`` are not recomputed.
+Resumable: rows already in ``per_sample.csv`` are not recomputed, and a run stopped
+mid-system continues from the rolls it checkpointed (every ``CHECKPOINT_SECONDS``);
+``run.json`` holds the settings (a resume with others is refused), the command, device,
+precision and the ``seconds`` spent, summed over invocations.
 """
 from __future__ import annotations
 
@@ -285,7 +288,6 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
             with open(per_sample_path, "a", newline="") as f:
                 csv.writer(f).writerows(future.result())
             scoring.remove(future)
-
 
     def checkpoint(roll_file, rolls, filled) -> None:
         """Store the rolls sampled so far and the time spent, so an interrupted run resumes

@@ -73,3 +73,132 @@ def test_generate_toggle_and_compare_in_browser(browser, server):  # noqa: F811
     page.locator("#eval-model").get_by_text("small").click()
     page.screenshot(path=str(ARTIFACTS / "5_evaluate.png"), full_page=True)
     page.close()
+
+
+@pytest.fixture(scope="module")
+def listening_server(controller, tmp_path_factory):  # noqa: F811
+    """The app with a real 3-pair pool whose files and keys are full of system names."""
+    import json
+
+    from demo.listening import ListeningStore
+    from demo.ui import build_app
+    from fgg.data import load_valid_segments
+    from fgg.pianoroll import rolls_to_midi
+
+    tmp = tmp_path_factory.mktemp("listening")
+    pool = tmp / "pool"
+    pool.mkdir()
+    seg = load_valid_segments()
+    pairs = []
+    for n, (s, baseline) in enumerate([(11, "no_fgg"), (222, "last_step_remove"), (1333, "inpaint")]):
+        names = {}
+        for system, other in (("fgg", s), (baseline, s + 1)):  # two different accompaniments
+            names[system] = f"seg{s:04d}_{system}.mid"
+            rolls_to_midi({"melody": seg["melody"][s], "accompaniment": seg["accompaniment"][other]},
+                          120.0).write(str(pool / names[system]))
+        pairs.append({"key": f"seg{s:04d}-fgg-vs-{baseline}", "segment": s, "system_x": "fgg",
+                      "system_y": baseline, "midi_x": names["fgg"], "midi_y": names[baseline]})
+    (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
+    store = ListeningStore(f"sqlite:///{tmp / 'answers.db'}", pool)
+    app = build_app(controller, store)
+    app.queue(max_size=8, default_concurrency_limit=2)
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", store
+    app.close()
+
+
+LEAKS = ("fgg", "no_fgg", "last_step", "inpaint", "seg0", "seg1", "-vs-", ".mid", '"segment"')
+STATIC = ("/assets/", "/static/", ".js", ".css", ".woff", ".svg", ".png", "favicon")  # Gradio's own bundle
+
+
+def test_listening_test_as_a_participant_is_blind(browser, listening_server):
+    """A whole session on the participant page: nothing the browser receives (the page, every
+    response, every event payload, every audio URL) names a system, a segment or a pool file;
+    the ratings are unset on every new pair and submit waits for all of them."""
+    url, store = listening_server
+    received = []
+    page = browser.new_page(viewport={"width": 1300, "height": 1400})
+    page.set_default_timeout(60_000)
+
+    def keep(response):
+        kind = response.headers.get("content-type", "")
+        body = ""
+        if not kind.startswith("audio/"):
+            try:
+                body = response.text()
+            except Exception:  # streamed (SSE) bodies may be gone already; their URLs still count
+                body = ""
+        received.append((response.url, body))
+    page.on("response", keep)
+    page.goto(url + "listen")
+    submit = page.locator("#listening-submit")
+    page.locator("#listening-start").click()  # no consent yet: a warning, nothing starts
+    page.locator("#listening-notice").get_by_text("tick the consent box").wait_for()
+    page.locator("#listening-consent input").check()
+    page.locator("#listening-start").click()
+    for number in (1, 2, 3):
+        page.get_by_text(f"Pair {number} of 3").first.wait_for()
+        for side in ("a", "b"):
+            audio = page.locator(f"#listening-{side} audio").first
+            audio.wait_for(state="attached")
+        radios = page.locator("[id^=listening-] input[type=radio]")
+        checked = [i for i in range(radios.count()) if radios.nth(i).is_checked()]
+        assert radios.count() == 6 * 5 + 3 and not checked, (number, checked)
+        assert submit.is_disabled()
+        for side in ("a", "b"):
+            for c in ("creativity", "harmony", "naturalness"):
+                page.locator(f"#listening-{side}-{c}").get_by_text(str(2 + number % 3), exact=True).click()
+        assert submit.is_disabled()  # still no preference
+        page.locator("#listening-preference").get_by_text("B", exact=True).click()
+        page.wait_for_function("!document.querySelector('#listening-submit').disabled")
+        page.screenshot(path=str(ARTIFACTS / f"6_listening_pair{number}.png"), full_page=True)
+        submit.click()
+    page.get_by_text("All 3 pairs rated").first.wait_for()
+    clips = {u for u, _ in received if ".wav" in u}
+    assert len(clips) == 6, sorted(u for u, _ in received)  # every clip its own opaque URL
+    received.append(("page", page.content()))
+    page.close()
+    assert len(store.answers()) == 3
+    assert any("Pair 2 of 3" in body for _, body in received)  # the event payloads are in the scan
+    for where, body in received:
+        if any(part in where for part in STATIC):
+            continue
+        for leak in LEAKS:
+            assert leak not in where and leak not in body, (leak, where, body[:300])
+
+
+def test_a_generation_flood_does_not_lock_raters_out(browser, listening_server):
+    """With the generation queue full (requests refused), a rater still starts and submits:
+    the listening events do not go through that queue."""
+    import time
+
+    from gradio_client import Client
+
+    url, store = listening_server
+    client = Client(url, verbose=False)
+    flood = [client.submit(chords="C G | Am F", bars=32, steps=50, seed=k, api_name="/generate") for k in range(24)]
+    time.sleep(1.0)
+    before = len(store.answers())
+    page = browser.new_page()
+    page.set_default_timeout(30_000)
+    began = time.perf_counter()
+    page.goto(url + "listen")
+    page.locator("#listening-consent input").check()
+    page.locator("#listening-start").click()
+    page.get_by_text("Pair 1 of 3").first.wait_for()
+    for side in ("a", "b"):
+        for c in ("creativity", "harmony", "naturalness"):
+            page.locator(f"#listening-{side}-{c}").get_by_text("4", exact=True).click()
+    page.locator("#listening-preference").get_by_text("same", exact=True).click()
+    page.wait_for_function("!document.querySelector('#listening-submit').disabled")
+    page.locator("#listening-submit").click()
+    page.get_by_text("Pair 2 of 3").first.wait_for()
+    seconds = time.perf_counter() - began
+    still_busy = sum(not job.done() for job in flood)
+    page.close()
+    for job in flood:
+        job.cancel()
+    assert len(store.answers()) == before + 1
+    assert still_busy > 0, "the flood ended before the rater finished: the test proved nothing"
+    assert seconds < 20

@@ -1,9 +1,14 @@
+import csv
+import io
 import json
 import threading
+from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
+from sqlalchemy.orm import Session
 
-from demo.listening import CRITERIA, ListeningStore
+from demo.listening import CRITERIA, AdminGate, ListeningStore, Rater
 
 
 @pytest.fixture()
@@ -34,19 +39,46 @@ def test_plan_is_blind_random_and_stable(store):
 def test_submit_progress_and_validation(store):
     rater = store.new_rater()
     first = store.next_trial(rater)
-    store.submit(rater, first.pair_id, scores(4), scores(2), "A")
+    stored = store.submit(rater, first.pair_id, scores(4), scores(2), "A")
+    assert stored == {"a": scores(4), "b": scores(2), "preference": "A"}
     assert store.answered(rater) == {first.pair_id}
     assert store.next_trial(rater).number == 2
-    with pytest.raises(ValueError, match="rating 'harmony' must be an integer 1-5"):
-        store.submit(rater, first.pair_id, {**scores(3), "harmony": 6}, scores(2), "A")
-    with pytest.raises(ValueError, match="preference"):
+    second = store.next_trial(rater).pair_id
+    for bad in (6, 0, 3.5, True, float("nan"), "4", None):
+        with pytest.raises(ValueError, match=r"rating 'A · harmony' must be a whole number 1-5"):
+            store.submit(rater, second, {**scores(3), "harmony": bad}, scores(2), "A")
+    store.submit(rater, second, scores(3.0), scores(np.int64(2)), "B")  # integral floats and numpy ints pass
+    with pytest.raises(ValueError, match="preference must be one of A, B, same"):
         store.submit(rater, first.pair_id, scores(3), scores(2), "C")
-    with pytest.raises(ValueError, match="unknown rater"):
+    with pytest.raises(ValueError, match="unknown rater token"):
         store.submit("not-registered", first.pair_id, scores(3), scores(2), "A")
-    # re-answering updates the rater's own answer, never adds a second one
-    store.submit(rater, first.pair_id, scores(1), scores(5), "B")
-    answers = store.answers()
-    assert len(answers) == 1 and answers[0]["preferred"] == first.system_b
+    # a second answer to the same pair returns the first, never adds or changes a row
+    again = store.submit(rater, first.pair_id, scores(1), scores(5), "B")
+    assert again == stored
+    assert len(store.answers()) == 2
+
+
+def test_same_pair_race_is_idempotent(store):
+    """One rater submitting the same pair from 8 threads at once: one row, every caller gets
+    the stored answer, nobody gets an error."""
+    rater = store.new_rater()
+    pair = store.next_trial(rater).pair_id
+    results, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def go(k):
+        try:
+            barrier.wait()
+            results.append(store.submit(rater, pair, scores(1 + k % 5), scores(2), "A"))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+    threads = [threading.Thread(target=go, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(store.answers()) == 1
+    assert all(r == results[0] for r in results)
 
 
 def test_concurrent_submissions_lose_nothing(store):
@@ -77,21 +109,55 @@ def test_concurrent_submissions_lose_nothing(store):
     assert no_fgg["fgg_preferred"] == 24 and no_fgg["sign_test_p"] < 1e-6
 
 
-def test_export_needs_the_password(store, monkeypatch):
+def test_export_is_formula_safe_utc_csv_and_json(store):
     rater = store.new_rater()
     store.submit(rater, store.next_trial(rater).pair_id, scores(3), scores(3), "same")
+    with Session(store.engine) as session:  # a hostile-looking id, as an older database may hold
+        session.add(Rater(id="=HYPERLINK(1)", created_at=datetime.now(timezone.utc)))
+        session.commit()
+    store.submit("=HYPERLINK(1)", store.next_trial("=HYPERLINK(1)").pair_id, scores(2), scores(4), "B")
+    rows = list(csv.DictReader(io.StringIO(store.export_csv())))
+    assert len(rows) == 2 and {r["rater"] for r in rows} == {rater, "'=HYPERLINK(1)"}
+    for r in rows:
+        moment = datetime.fromisoformat(r["submitted_at"])
+        assert moment.utcoffset() == timedelta(0)
+    doc = json.loads(store.export_json())
+    assert len(doc["answers"]) == 2 and doc["exported_at"].endswith("+00:00")
+
+
+def test_admin_gate_backs_off_exponentially(monkeypatch):
+    now = [0.0]
+    gate = AdminGate("s3cret", clock=lambda: now[0])
+    gate.check("s3cret", "1.2.3.4")
+    for expected_wait in (1, 2, 4):
+        with pytest.raises(PermissionError, match="wrong admin password"):
+            gate.check("guess", "1.2.3.4")
+        with pytest.raises(PermissionError, match=f"try again in {expected_wait} s"):
+            gate.check("s3cret", "1.2.3.4")  # even the right password waits out the lock
+        now[0] += expected_wait
+    with pytest.raises(PermissionError, match="wrong admin password"):
+        gate.check("x", "5.6.7.8")  # another client is not locked by the first one's failures
+    gate.check("s3cret", "1.2.3.4")  # after the wait the right password works and resets the count
+    with pytest.raises(PermissionError, match="wrong admin password"):
+        gate.check("guess", "1.2.3.4")
+    with pytest.raises(PermissionError, match="try again in 1 s"):
+        gate.check("s3cret", "1.2.3.4")
     monkeypatch.delenv("FGG_ADMIN_PASSWORD", raising=False)
     with pytest.raises(PermissionError, match="disabled"):
-        store.export_csv("anything")
-    monkeypatch.setenv("FGG_ADMIN_PASSWORD", "s3cret")
-    with pytest.raises(PermissionError, match="wrong admin password"):
-        store.export_csv("guess")
-    csv_text = store.export_csv("s3cret")
-    assert csv_text.splitlines()[0].startswith("rater,pair") and len(csv_text.splitlines()) == 2
+        AdminGate().check("anything", "x")
 
 
-def test_rater_ids(store):
-    assert store.ensure_rater("") != store.ensure_rater("")
-    assert store.ensure_rater("alice-1") == "alice-1"
-    with pytest.raises(ValueError):
-        store.ensure_rater("x'; DROP TABLE ratings; --")
+def test_rater_tokens_are_issued_never_chosen(store):
+    a, b = store.new_rater(), store.new_rater()
+    assert a != b and len(a) == 24 and store.resume_rater(a) == a
+    for guess in ("alice", "-A1", "ａｌｉｃｅ", "", a[:-1], "x'; DROP TABLE ratings; --", "x" * 1000):
+        with pytest.raises(ValueError, match="unknown rater token"):
+            store.resume_rater(guess)
+
+
+def test_clip_ids_are_opaque_and_per_rater(store):
+    a, b = store.new_rater(), store.new_rater()
+    trial = store.next_trial(a)
+    ids = {store.clip_id(r, trial.pair_id, side) for r in (a, b) for side in "AB"}
+    assert len(ids) == 4 and all(len(i) == 24 and set(i) <= set("0123456789abcdef") for i in ids)
+    assert store.clip_id(a, trial.pair_id, "A") == store.clip_id(a, trial.pair_id, "A")
