@@ -1,7 +1,7 @@
 """Listening test: a pool of pre-generated pairs and a concurrent-safe answer store.
 
     python -m demo.listening build --pairs 12 [--out assets/listening] [--checkpoint ...]
-    python -m demo.listening results                      # per-system means, CIs, preference test
+    python -m demo.listening results [--html plots.html]  # per-system means, CIs, preference test
     FGG_ADMIN_PASSWORD=... python -m demo.listening export --password ... [--format csv|json] > answers.csv
 
 The pool is MIDI pairs (FGG vs a baseline on the same validation segment, same seed) plus a
@@ -47,9 +47,14 @@ from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POOL_DIR = REPO_ROOT / "assets" / "listening"
 DEFAULT_DB = REPO_ROOT / "data" / "listening.db"
+PERSISTENT_DB = Path("/data") / "listening.db"  # a Space's persistent storage, where mounted
 CRITERIA = ("creativity", "harmony", "naturalness")
 PREFERENCES = ("A", "B", "same")
 DEFAULT_BASELINES = ("no_fgg", "last_step_remove", "inpaint")
+# The attention check: an FGG clip against itself with the accompaniment a semitone sharp
+# (every note clashes with the melody). A rater who prefers the degraded clip, or rates its
+# harmony above the original's, is flagged and left out of the results.
+ATTENTION_SYSTEM = "degraded"
 
 
 class Base(DeclarativeBase):
@@ -104,11 +109,28 @@ class Trial:
 
 
 def database_url() -> str:
+    """``FGG_DB_URL`` (a plain ``postgresql://`` or ``postgres://`` URL uses psycopg 3, the
+    driver in requirements.txt), else SQLite: ``/data/listening.db`` where a persistent
+    ``/data`` volume is mounted (a Space with persistent storage), else ``data/listening.db``
+    in the app folder."""
     url = os.environ.get("FGG_DB_URL")
     if url:
+        for scheme in ("postgresql://", "postgres://"):
+            if url.startswith(scheme):
+                return "postgresql+psycopg://" + url[len(scheme):]
         return url
-    DEFAULT_DB.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{DEFAULT_DB}"
+    path = PERSISTENT_DB if PERSISTENT_DB.parent.is_dir() and os.access(PERSISTENT_DB.parent, os.W_OK) else DEFAULT_DB
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def storage_warning(url: str) -> str | None:
+    """What an operator must know when answers would not survive a restart: on a Hugging
+    Face Space (``SPACE_ID`` set) an SQLite file outside ``/data`` lives on ephemeral disk."""
+    if os.environ.get("SPACE_ID") and url.startswith("sqlite") and not url.startswith(f"sqlite:///{PERSISTENT_DB.parent}/"):
+        return ("answers are stored in an SQLite file on this Space's ephemeral disk and are lost at every restart: "
+                "enable persistent storage (/data) or set FGG_DB_URL to a PostgreSQL database")
+    return None
 
 
 class ListeningStore:
@@ -124,6 +146,11 @@ class ListeningStore:
                 cursor.execute("PRAGMA busy_timeout=30000")
                 cursor.close()
         Base.metadata.create_all(self.engine)
+        self.warning = storage_warning(self.url)
+        if self.warning:
+            import logging
+
+            logging.getLogger("fgg.listening").warning(self.warning)
         self._clip_secret = secrets.token_bytes(32)
         self.pool_dir = Path(pool_dir)
         self.sync_pool()
@@ -241,6 +268,7 @@ class ListeningStore:
             fgg_is_a = r.system_a == p.system_x
             pref = {"same": "same", "A": r.system_a, "B": r.system_b}[r.preference]
             out.append({"rater": r.rater_id, "pair": p.key, "segment": p.segment, "baseline": p.system_y,
+                        "attention_check": p.system_y == ATTENTION_SYSTEM,
                         "system_a": r.system_a, "system_b": r.system_b,
                         **{f"fgg_{c}": getattr(r, f"{'a' if fgg_is_a else 'b'}_{c}") for c in CRITERIA},
                         **{f"baseline_{c}": getattr(r, f"{'b' if fgg_is_a else 'a'}_{c}") for c in CRITERIA},
@@ -250,10 +278,14 @@ class ListeningStore:
     def results(self) -> dict:
         """Per system: mean and 95 % CI of each criterion; per baseline: how often FGG was
         preferred, with a two-sided exact binomial (sign) test over non-tied answers and a
-        Wilcoxon signed-rank test on the paired ratings."""
+        Wilcoxon signed-rank test on the paired ratings. Attention-check answers and every
+        answer of a rater who failed one (``flagged_raters``) are left out; ``raters`` counts
+        them."""
         from scipy import stats
 
-        answers = self.answers()
+        every = self.answers()
+        flagged = flagged_raters(every)
+        answers = [a for a in every if not a["attention_check"] and a["rater"] not in flagged]
         table = []
         for system in sorted({a["baseline"] for a in answers} | ({"fgg"} if answers else set())):
             prefix = "fgg" if system == "fgg" else "baseline"
@@ -277,7 +309,9 @@ class ListeningStore:
                 test[f"{c}_wilcoxon_p"] = (float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) and len(diff) > 1
                                            else float("nan"))
             tests.append(test)
-        return {"systems": table, "preference": tests}
+        raters = {"raters": len({a["rater"] for a in every}), "flagged_raters": len(flagged),
+                  "answers_used": len(answers), "answers": len(every)}
+        return {"systems": table, "preference": tests, "raters": raters}
 
     def export_csv(self) -> str:
         """All answers as CSV, every text cell formula-safe (``safe_cell``)."""
@@ -292,6 +326,43 @@ class ListeningStore:
     def export_json(self) -> str:
         return json.dumps({"exported_at": datetime.now(timezone.utc).isoformat(), "answers": self.answers()},
                           indent=1)
+
+
+def flagged_raters(answers: list[dict]) -> set[str]:
+    """Raters who failed an attention check: preferred the degraded clip, or rated its
+    harmony above the original's."""
+    return {a["rater"] for a in answers if a["attention_check"] and
+            (a["preferred"] == ATTENTION_SYSTEM or a["baseline_harmony"] > a["fgg_harmony"])}
+
+
+def degrade(midi_path: Path, out: Path) -> None:
+    """The attention check's clip: the accompaniment a semitone sharp, the melody unchanged."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(str(midi_path))
+    for inst in midi.instruments:
+        if "melody" not in inst.name.lower():
+            for note in inst.notes:
+                note.pitch = min(note.pitch + 1, 127)
+    midi.write(str(out))
+
+
+def add_attention_pair(pool_dir: Path = POOL_DIR) -> dict:
+    """Add (or keep) the pool's attention-check pair, built from its first FGG clip."""
+    manifest_path = pool_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    existing = next((p for p in manifest["pairs"] if p["system_y"] == ATTENTION_SYSTEM), None)
+    if existing:
+        return existing
+    source = next(p for p in manifest["pairs"] if p["system_x"] == "fgg")
+    name = Path(source["midi_x"]).stem + f"_{ATTENTION_SYSTEM}.mid"
+    degrade(pool_dir / source["midi_x"], pool_dir / name)
+    pair = {"key": f"{Path(source['midi_x']).stem}-attention", "segment": source["segment"],
+            "song_id": source.get("song_id"), "system_x": "fgg", "system_y": ATTENTION_SYSTEM,
+            "midi_x": source["midi_x"], "midi_y": name}
+    manifest["pairs"].append(pair)
+    manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return pair
 
 
 def rating_value(value, name: str) -> int:
@@ -348,7 +419,7 @@ class AdminGate:
 def build_pool(n_pairs: int, out: Path = POOL_DIR, model="paper", baselines=DEFAULT_BASELINES, seed: int = 0) -> Path:
     """Generate ``n_pairs`` pairs (FGG vs a baseline, cycling through ``baselines``) on
     evenly spread validation segments with ``model`` (a shipped model's name or a checkpoint
-    path) and write their MIDI + manifest.json."""
+    path) and write their MIDI + manifest.json, plus the attention-check pair."""
     from eval.baselines import STOCHASTIC, EvalContext, SegmentBatch, run_system
     from eval.run import item_seed, select_segments
     from fgg.checkpoint import load_model, resolve_checkpoint
@@ -378,6 +449,7 @@ def build_pool(n_pairs: int, out: Path = POOL_DIR, model="paper", baselines=DEFA
     manifest = out / "manifest.json"
     manifest.write_text(json.dumps({"built_by": f"python -m demo.listening build --pairs {n_pairs} --model {model}",
                                     "model": str(model), "pairs": pairs}, indent=2), encoding="utf-8")
+    add_attention_pair(out)
     return manifest
 
 
@@ -390,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
     build.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     build.add_argument("--baselines", default=",".join(DEFAULT_BASELINES))
-    sub.add_parser("results", help="print per-system means and preference tests as JSON")
+    results = sub.add_parser("results", help="print per-system means and preference tests as JSON")
+    results.add_argument("--html", help="also write the admin view's plots to this HTML file")
     export = sub.add_parser("export", help="print all answers as CSV or JSON (needs the admin password)")
     export.add_argument("--password", required=True)
     export.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -403,6 +476,13 @@ def main(argv: list[str] | None = None) -> int:
     store = ListeningStore()
     if args.command == "results":
         print(json.dumps(store.results(), indent=2))
+        if args.html:
+            from demo.listening_ui import results_figures
+
+            text, figures = results_figures(store)
+            parts = [f"<p>{text}</p>"] + [f.to_html(full_html=False, include_plotlyjs=i == 0)
+                                          for i, f in enumerate(x for x in figures if x is not None)]
+            Path(args.html).write_text("<html><body>" + "\n".join(parts) + "</body></html>", encoding="utf-8")
         return 0
     try:
         AdminGate().check(args.password, "cli")

@@ -197,15 +197,43 @@ def preference_figure(tests: pd.DataFrame):
     return fig
 
 
+def answers_over_time_figure(answers: list[dict]):
+    """Cumulative answers over time (UTC)."""
+    import plotly.graph_objects as go
+
+    times = sorted(a["submitted_at"] for a in answers)
+    fig = go.Figure(go.Scatter(x=times, y=list(range(1, len(times) + 1)), mode="lines+markers", name="answers"))
+    fig.update_layout(title="Answers over time (UTC)", yaxis_title="answers so far", height=300,
+                      margin=dict(t=50, b=40))
+    return fig
+
+
+def results_figures(store: ListeningStore) -> tuple[str, list]:
+    """The admin's summary line and figures (ratings, preferences, answers over time)."""
+    result = store.results()
+    systems, tests = pd.DataFrame(result["systems"]), pd.DataFrame(result["preference"])
+    answers, counts = store.answers(), result["raters"]
+    first = min((a["submitted_at"] for a in answers), default="–")
+    last = max((a["submitted_at"] for a in answers), default="–")
+    text = (f"**{counts['answers']} answers from {counts['raters']} raters**, {first} → {last} (UTC); "
+            f"{counts['flagged_raters']} rater(s) failed the attention check and are left out, "
+            f"{counts['answers_used']} answers used.")
+    figures = [rating_figure(systems) if len(systems) else None, preference_figure(tests) if len(tests) else None,
+               answers_over_time_figure(answers) if answers else None]
+    return text, figures
+
+
 def build_admin_page(store: ListeningStore, gate: AdminGate | None = None) -> None:
     """Results, plots and export behind ``FGG_ADMIN_PASSWORD`` (``AdminGate``)."""
     gate = gate or AdminGate()
-    gr.Markdown("Results of the listening test (needs `FGG_ADMIN_PASSWORD` on the server).")
+    gr.Markdown("Results of the listening test (needs `FGG_ADMIN_PASSWORD` on the server)."
+                + (f"\n\n⚠️ **Storage:** {store.warning}." if store.warning else ""))
     password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
     show_btn = gr.Button("Show results", elem_id="admin-show")
     summary = gr.Markdown()
     ratings_plot = gr.Plot(label="Ratings")
     preference_plot = gr.Plot(label="Preferences")
+    time_plot = gr.Plot(label="Answers over time")
     systems_table = gr.DataFrame(label="Ratings per system (mean, 95 % CI)", interactive=False)
     tests_table = gr.DataFrame(label="FGG vs each baseline (sign test, Wilcoxon)", interactive=False)
     export_csv = gr.Code(label="Answers (CSV, formula-safe)", language=None, interactive=False)
@@ -214,18 +242,12 @@ def build_admin_page(store: ListeningStore, gate: AdminGate | None = None) -> No
     def show(pw: str, request: gr.Request):
         try:
             gate.check(pw, client_of(request))
-        except PermissionError as err:
-            raise gr.Error(str(err)) from None
+        except PermissionError as err:  # said on the page (these events skip the queue, which carries toasts)
+            return [f"⚠️ {err}"] + [None] * 7
+        text, figures = results_figures(store)
         result = store.results()
-        systems, tests = pd.DataFrame(result["systems"]), pd.DataFrame(result["preference"])
-        answers = store.answers()
-        raters = len({a["rater"] for a in answers})
-        first = min((a["submitted_at"] for a in answers), default="–")
-        last = max((a["submitted_at"] for a in answers), default="–")
-        text = f"**{len(answers)} answers from {raters} raters**, {first} → {last} (UTC)."
-        return (text, rating_figure(systems) if len(systems) else None,
-                preference_figure(tests) if len(tests) else None, systems.round(3), tests.round(4),
+        return (text, *figures, pd.DataFrame(result["systems"]).round(3), pd.DataFrame(result["preference"]).round(4),
                 store.export_csv(), store.export_json())
 
-    show_btn.click(show, password, [summary, ratings_plot, preference_plot, systems_table, tests_table, export_csv,
-                                    export_json], queue=False, api_visibility="private")
+    show_btn.click(show, password, [summary, ratings_plot, preference_plot, time_plot, systems_table, tests_table,
+                                    export_csv, export_json], queue=False, api_visibility="private")

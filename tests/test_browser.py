@@ -100,7 +100,9 @@ def listening_server(controller, tmp_path_factory):  # noqa: F811
                       "system_y": baseline, "midi_x": names["fgg"], "midi_y": names[baseline]})
     (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
     store = ListeningStore(f"sqlite:///{tmp / 'answers.db'}", pool)
+    os.environ["FGG_ADMIN_PASSWORD"] = "test-admin"  # read when the admin page is built
     app = build_app(controller, store)
+    del os.environ["FGG_ADMIN_PASSWORD"]
     app.queue(max_size=8, default_concurrency_limit=2)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -202,3 +204,24 @@ def test_a_generation_flood_does_not_lock_raters_out(browser, listening_server):
     assert len(store.answers()) == before + 1
     assert still_busy > 0, "the flood ended before the rater finished: the test proved nothing"
     assert seconds < 20
+
+
+def test_admin_view_needs_the_password_and_shows_the_plots(browser, listening_server):
+    import time
+
+    url, store = listening_server
+    page = browser.new_page(viewport={"width": 1300, "height": 2400})
+    page.set_default_timeout(60_000)
+    page.goto(url)
+    page.get_by_role("tab", name="Listening results (admin)").click()
+    page.locator("#admin-password input").fill("guess")
+    page.locator("#admin-show").click()
+    page.get_by_text("wrong admin password").first.wait_for()
+    time.sleep(1.2)  # one failure: a 1 s back-off
+    page.locator("#admin-password input").fill("test-admin")
+    page.locator("#admin-show").click()
+    page.get_by_text("raters").first.wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "7_listening_admin.png"), full_page=True)
+    assert page.locator(".js-plotly-plot").count() >= 2
+    page.close()

@@ -1,24 +1,44 @@
 import csv
 import io
 import json
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
-from demo.listening import CRITERIA, AdminGate, ListeningStore, Rater
+from demo.listening import CRITERIA, AdminGate, Base, ListeningStore, Rater
 
 
-@pytest.fixture()
-def store(tmp_path):
+POSTGRES_URL = os.environ.get("FGG_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://fgg:fgg@127.0.0.1/fgg_test
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The store on SQLite and on a live PostgreSQL server (``FGG_TEST_POSTGRES_URL``; with
+    ``FGG_REQUIRE_POSTGRES=1``, set by .ci/run, a missing server fails instead of skipping)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'answers.db'}"
+    elif POSTGRES_URL:
+        url = POSTGRES_URL
+        engine = create_engine(url)
+        Base.metadata.drop_all(engine)  # a fresh schema per test
+        engine.dispose()
+    elif os.environ.get("FGG_REQUIRE_POSTGRES") == "1":
+        pytest.fail("FGG_REQUIRE_POSTGRES=1 but FGG_TEST_POSTGRES_URL is not set")
+    else:
+        pytest.skip("no PostgreSQL server: set FGG_TEST_POSTGRES_URL")
     pool = tmp_path / "pool"
     pool.mkdir()
     pairs = [{"key": f"p{i}", "segment": i, "system_x": "fgg", "system_y": ["no_fgg", "inpaint"][i % 2],
               "midi_x": f"p{i}_fgg.mid", "midi_y": f"p{i}_base.mid"} for i in range(6)]
     (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
-    return ListeningStore(f"sqlite:///{tmp_path / 'answers.db'}", pool)
+    store = ListeningStore(url, pool)
+    yield store
+    store.engine.dispose()
 
 
 def scores(v):
@@ -26,7 +46,7 @@ def scores(v):
 
 
 def test_plan_is_blind_random_and_stable(store):
-    a, b = store.new_rater(), store.new_rater()
+    a, b = "rater-one", "rater-two"  # fixed ids: the shuffle is a function of the id, so this is deterministic
     plan_a = store.plan(a)
     assert [t.number for t in plan_a] == list(range(1, 7)) and all(t.total == 6 for t in plan_a)
     assert plan_a == store.plan(a)  # stable across reloads
@@ -161,3 +181,87 @@ def test_clip_ids_are_opaque_and_per_rater(store):
     ids = {store.clip_id(r, trial.pair_id, side) for r in (a, b) for side in "AB"}
     assert len(ids) == 4 and all(len(i) == 24 and set(i) <= set("0123456789abcdef") for i in ids)
     assert store.clip_id(a, trial.pair_id, "A") == store.clip_id(a, trial.pair_id, "A")
+
+
+def test_database_url_and_ephemeral_storage_warning(monkeypatch, tmp_path):
+    from demo import listening as L
+
+    monkeypatch.setenv("FGG_DB_URL", "postgresql://u:p@db.example/answers")
+    assert L.database_url() == "postgresql+psycopg://u:p@db.example/answers"
+    monkeypatch.setenv("FGG_DB_URL", "postgres://u:p@db.example/answers")
+    assert L.database_url() == "postgresql+psycopg://u:p@db.example/answers"
+    monkeypatch.delenv("FGG_DB_URL")
+    monkeypatch.setattr(L, "PERSISTENT_DB", tmp_path / "data" / "listening.db")
+    monkeypatch.setattr(L, "DEFAULT_DB", tmp_path / "app" / "listening.db")
+    assert L.database_url() == f"sqlite:///{tmp_path / 'app' / 'listening.db'}"  # no /data volume
+    (tmp_path / "data").mkdir()
+    assert L.database_url() == f"sqlite:///{tmp_path / 'data' / 'listening.db'}"
+    monkeypatch.setenv("SPACE_ID", "user/fgg-music")
+    assert L.storage_warning(f"sqlite:///{tmp_path / 'data' / 'listening.db'}") is None
+    assert "ephemeral disk" in L.storage_warning(f"sqlite:///{tmp_path / 'app' / 'listening.db'}")
+    assert L.storage_warning("postgresql+psycopg://u:p@db/answers") is None
+    monkeypatch.delenv("SPACE_ID")
+    assert L.storage_warning(f"sqlite:///{tmp_path / 'app' / 'listening.db'}") is None
+
+
+def test_attention_check_flags_and_excludes_careless_raters(tmp_path):
+    import pretty_midi
+
+    from demo.listening import ATTENTION_SYSTEM, add_attention_pair
+    from fgg.data import load_valid_segments
+    from fgg.pianoroll import rolls_to_midi
+
+    seg = load_valid_segments()
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    pairs = []
+    for i, baseline in enumerate(["no_fgg", "inpaint"]):
+        for system in ("fgg", baseline):
+            rolls_to_midi({"melody": seg["melody"][i], "accompaniment": seg["accompaniment"][i]},
+                          120.0).write(str(pool / f"p{i}_{system}.mid"))
+        pairs.append({"key": f"p{i}", "segment": i, "system_x": "fgg", "system_y": baseline,
+                      "midi_x": f"p{i}_fgg.mid", "midi_y": f"p{i}_{baseline}.mid"})
+    (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
+    pair = add_attention_pair(pool)
+    assert add_attention_pair(pool) == pair and len(json.loads((pool / "manifest.json").read_text())["pairs"]) == 3
+    original, degraded = (pretty_midi.PrettyMIDI(str(pool / pair[k])) for k in ("midi_x", "midi_y"))
+    for a, b in zip(original.instruments, degraded.instruments):
+        shift = 0 if "melody" in a.name.lower() else 1
+        assert [n.pitch + shift for n in a.notes] == [n.pitch for n in b.notes]
+
+    store = ListeningStore(f"sqlite:///{tmp_path / 'answers.db'}", pool)
+    careful, careless = store.new_rater(), store.new_rater()
+    for rater in (careful, careless):
+        for trial in store.plan(rater):
+            bad = ATTENTION_SYSTEM in (trial.system_a, trial.system_b)
+            fooled = bad and rater == careless
+            good_side = "A" if trial.system_a == "fgg" else "B"
+            pref = ({"A": "B", "B": "A"}[good_side] if fooled else good_side)
+            store.submit(rater, trial.pair_id, scores(4 if good_side == "A" else 2), scores(2 if good_side == "A" else 4),
+                         pref)
+    result = store.results()
+    assert result["raters"] == {"raters": 2, "flagged_raters": 1, "answers_used": 2, "answers": 6}
+    assert {s["system"] for s in result["systems"]} == {"fgg", "no_fgg", "inpaint"}
+    assert next(s for s in result["systems"] if s["system"] == "fgg")["answers"] == 2
+
+
+def test_cli_results_plots_and_password_export(tmp_path, monkeypatch, capsys):
+    from demo.listening import main
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("FGG_DB_URL", url)
+    store = ListeningStore(url)  # the shipped pool (assets/listening), attention pair included
+    assert any(p.system_y == "degraded" for p in store.pairs())
+    rater = store.new_rater()
+    for trial in store.plan(rater)[:4]:
+        store.submit(rater, trial.pair_id, scores(4), scores(3), "A")
+    html = tmp_path / "plots.html"
+    assert main(["results", "--html", str(html)]) == 0
+    assert '"systems"' in capsys.readouterr().out and "plotly" in html.read_text()
+    monkeypatch.setenv("FGG_ADMIN_PASSWORD", "s3cret")
+    assert main(["export", "--password", "nope"]) == 2
+    assert "wrong admin password" in capsys.readouterr().err
+    before = set(tmp_path.parent.iterdir())
+    assert main(["export", "--password", "s3cret", "--format", "json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["answers"]) == 4
+    assert set(tmp_path.parent.iterdir()) == before  # nothing written to disk
