@@ -2,7 +2,7 @@
 export). Layout and wiring only; the store is ``demo.listening``.
 
 Blind by construction: the browser receives audio files named by opaque per-rater clip ids
-(``ListeningStore.clip_id``) whose bytes differ per rater (a few samples of trailing silence
+(``ListeningStore.clip_id``) whose bytes differ per rater (up to 0.1 s of trailing silence
 drawn from the id), so neither a URL, a file name nor a content hash links a clip to a
 system, a segment or another rater's clip. Listening events bypass the generation queue
 (``queue=False``: they are short database calls), so a flood of generations cannot lock
@@ -75,14 +75,29 @@ class ClipServer:
                 write_wav(pretty_midi.PrettyMIDI(midi_path), wav)
         return wav
 
+    def prerender(self) -> threading.Thread:
+        """Render the whole pool in the background at start-up, so no rater waits for it."""
+        def run():
+            for pair in self.store.pairs():
+                for name in (pair.midi_x, pair.midi_y):
+                    try:
+                        self._rendered(str(self.store.pool_dir / name))
+                    except Exception as err:  # a broken pool file: the rater who reaches it gets the error
+                        import logging
+
+                        logging.getLogger("fgg.listening").warning("cannot render %s: %s", name, err)
+        thread = threading.Thread(target=run, name="listening-prerender", daemon=True)
+        thread.start()
+        return thread
+
     def clip(self, rater: str, pair_id: int, side: str, midi_path: str) -> str:
-        """The WAV ``rater`` hears as ``side``: named by the clip id, with 1–64 samples of
+        """The WAV ``rater`` hears as ``side``: named by the clip id, with 1–2,048 samples (≤ 0.1 s) of
         trailing silence (inaudible) so its bytes are this rater's own."""
         clip_id = self.store.clip_id(rater, pair_id, side)
         out = self.folder / "clips" / f"{clip_id}.wav"
         if not out.is_file():
             rate, audio = wavfile.read(self._rendered(midi_path))
-            pad = np.zeros(1 + int(clip_id[:4], 16) % 64, dtype=audio.dtype)
+            pad = np.zeros(1 + int(clip_id[:6], 16) % 2048, dtype=audio.dtype)
             out.parent.mkdir(parents=True, exist_ok=True)
             wavfile.write(out, rate, np.concatenate([audio, pad]))
         return str(out)
@@ -91,7 +106,9 @@ class ClipServer:
 def build_participant_page(store: ListeningStore, clips: ClipServer | None = None,
                            new_raters: ClientLimiter | None = None) -> None:
     """The participant's page, inside the current ``gr.Blocks``/``gr.Tab``."""
-    clips = clips or ClipServer(store)
+    if clips is None:
+        clips = ClipServer(store)
+        clips.prerender()
     new_raters = new_raters or ClientLimiter(NEW_RATERS_PER_CLIENT_PER_HOUR)
     gr.Markdown(INSTRUCTIONS)
     consent = gr.Checkbox(label=CONSENT, value=False, elem_id="listening-consent")

@@ -3,6 +3,7 @@ import io
 import json
 import os
 import threading
+from pathlib import Path
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -265,3 +266,33 @@ def test_cli_results_plots_and_password_export(tmp_path, monkeypatch, capsys):
     assert main(["export", "--password", "s3cret", "--format", "json"]) == 0
     assert len(json.loads(capsys.readouterr().out)["answers"]) == 4
     assert set(tmp_path.parent.iterdir()) == before  # nothing written to disk
+
+
+def test_clip_server_prerenders_and_serves_per_rater_bytes(tmp_path):
+    from scipy.io import wavfile
+
+    from demo.listening_ui import ClipServer
+    from fgg.data import load_valid_segments
+    from fgg.pianoroll import rolls_to_midi
+
+    seg = load_valid_segments()
+    pool = tmp_path / "pool"
+    pool.mkdir()
+    for system in ("fgg", "no_fgg"):
+        rolls_to_midi({"melody": seg["melody"][5], "accompaniment": seg["accompaniment"][5]},
+                      120.0).write(str(pool / f"s5_{system}.mid"))
+    (pool / "manifest.json").write_text(json.dumps({"pairs": [
+        {"key": "s5", "segment": 5, "system_x": "fgg", "system_y": "no_fgg", "midi_x": "s5_fgg.mid",
+         "midi_y": "s5_no_fgg.mid"}]}))
+    store = ListeningStore(f"sqlite:///{tmp_path / 'a.db'}", pool)
+    clips = ClipServer(store, tmp_path / "clips")
+    clips.prerender().join(timeout=120)
+    assert len(list((tmp_path / "clips" / "rendered").glob("*.wav"))) == 2
+    store._clip_secret = b"fixed secret for a deterministic test"
+    pair = store.pairs()[0].id
+    files = [clips.clip(r, pair, "A", str(pool / "s5_fgg.mid")) for r in ("rater-1", "rater-2")]
+    assert all("fgg" not in Path(f).name and "s5" not in Path(f).name for f in files)
+    (rate_a, audio_a), (rate_b, audio_b) = (wavfile.read(f) for f in files)
+    assert rate_a == rate_b and len(audio_a) != len(audio_b)
+    n = min(len(audio_a), len(audio_b))
+    np.testing.assert_array_equal(audio_a[:n], audio_b[:n])  # the same music, only the silence differs
