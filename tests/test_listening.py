@@ -296,3 +296,14 @@ def test_clip_server_prerenders_and_serves_per_rater_bytes(tmp_path):
     assert rate_a == rate_b and len(audio_a) != len(audio_b)
     n = min(len(audio_a), len(audio_b))
     np.testing.assert_array_equal(audio_a[:n], audio_b[:n])  # the same music, only the silence differs
+
+
+def test_new_sessions_are_limited_per_client():
+    from demo.listening_ui import ClientLimiter
+
+    now = [0.0]
+    limiter = ClientLimiter(3, window=3600, clock=lambda: now[0])
+    assert [limiter.allow("1.2.3.4") for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("5.6.7.8")  # per client
+    now[0] += 3601
+    assert limiter.allow("1.2.3.4")  # the window slides
