@@ -129,7 +129,6 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
                           elem_id="listening-preference")
     submit_btn = gr.Button("Submit and next", interactive=False, elem_id="listening-submit")
     answers = ratings_a + ratings_b + [preference]
-
     shown = [pair_state, status, notice, listen_a, listen_b] + answers + [submit_btn]
 
     def show_next(rater: str):
@@ -145,13 +144,14 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
                 clips.clip(rater, trial.pair_id, "A", trial.midi_a),
                 clips.clip(rater, trial.pair_id, "B", trial.midi_b)] + cleared
 
-    def keep_page(message: str, outputs: int):
-        """Say what is wrong and change nothing else (the pair and the answers stay)."""
-        return [gr.skip(), gr.skip(), f"⚠️ {message}"] + [gr.skip()] * (outputs - 3)
+    def keep_page(message: str):
+        """Values for ``shown`` that say what is wrong and change nothing else (the pair and
+        the answers stay)."""
+        return [gr.skip(), gr.skip(), f"⚠️ {message}"] + [gr.skip()] * (len(shown) - 3)
 
     def start(agreed: bool, stored_token: str | None, request: gr.Request):
         if not agreed:
-            return [gr.skip()] + keep_page("Please tick the consent box first.", len(shown))
+            return [gr.skip()] + keep_page("Please tick the consent box first.")
         try:
             rater = store.resume_rater(stored_token) if stored_token else None
         except ValueError:
@@ -159,7 +159,7 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
         if rater is None:
             if not new_raters.allow(client_of(request)):
                 return [gr.skip()] + keep_page("Too many new sessions from your network in the last hour; "
-                                               "please try again later.", len(shown))
+                                               "please try again later.")
             rater = store.new_rater()
         return [rater] + show_next(rater)
 
@@ -180,7 +180,7 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
             store.submit(rater, int(pair), dict(zip(CRITERIA, values[:3])), dict(zip(CRITERIA, values[3:6])),
                          values[6])
         except ValueError as err:
-            return keep_page(str(err), len(shown))
+            return keep_page(str(err))
         return show_next(rater)
 
     submit_btn.click(submit, [token, pair_state] + answers, shown, queue=False, api_visibility="private")
