@@ -7,7 +7,8 @@ precisions (``eval.run --precision``). For every model-sampled system stored in 
 ``rolls/`` (on the segments both hold, finished or checkpointed), it prints the share of
 roll pixels (onset + sustain) that are equal, the share of notes of each run that the other
 has too (same onset step, pitch and length), the share of segments whose roll is identical,
-and the out-of-key notes of each (chord-derived table; FGG's must be 0 in both).
+the out-of-key notes of each (chord-derived table; FGG's must be 0 in both) and, from each
+run's ``per_sample.csv``, the means of the headline metrics over those same segments.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+import pandas as pd
 
 from eval.baselines import STOCHASTIC
 from eval.run import RUN_SETTINGS_FILE, load_stored_rolls, table_allowed
@@ -38,6 +41,18 @@ def note_agreement(a: np.ndarray, b: np.ndarray) -> tuple[int, int, int]:
     """(notes in a, notes in b, notes in both) of two (2, T, P) rolls; a note is (start, end, pitch)."""
     na, nb = ({tuple(n) for n in roll_to_notes(r)} for r in (a, b))
     return len(na), len(nb), len(na & nb)
+
+
+METRICS = ("out_of_key_rate", "chord_accuracy", "chord_similarity_full")
+
+
+def _metric_means(folder: Path, system: str, segments: np.ndarray) -> dict[str, float]:
+    path = folder / "per_sample.csv"
+    if not path.is_file():
+        return {}
+    rows = pd.read_csv(path)
+    rows = rows[(rows.system == system) & rows.segment.isin(segments) & (rows.seed == 0)]
+    return {m: float(rows[m].mean()) for m in METRICS} if len(rows) == len(segments) else {}
 
 
 def compare(first: Path, second: Path, segments_data: dict) -> dict[str, dict]:
@@ -63,6 +78,8 @@ def compare(first: Path, second: Path, segments_data: dict) -> dict[str, dict]:
             "out_of_key_notes_first": int(sum(out_of_key_notes(x, al) for x, al in zip(a, allowed))),
             "out_of_key_notes_second": int(sum(out_of_key_notes(y, al) for y, al in zip(b, allowed))),
         }
+        for run, folder in (("first", first), ("second", second)):
+            report[system].update({f"{m}_{run}": v for m, v in _metric_means(folder, system, common).items()})
     return report
 
 
@@ -87,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2), encoding="utf-8")
     print(f"{'system':<12} {'segments':>8} {'pixels equal':>13} {'identical':>10} {'notes kept':>11} "
-          f"{'out-of-key':>11}")
+          f"{'out-of-key':>11}  metric means first / second")
     for system, r in report.items():
+        means = "  ".join(f"{m} {r[m + '_first']:.4f} / {r[m + '_second']:.4f}" for m in METRICS
+                          if m + "_first" in r and m + "_second" in r)
         print(f"{system:<12} {r['segments']:>8} {100 * r['pixels_equal']:>12.3f}% {100 * r['segments_identical']:>9.1f}% "
-              f"{100 * r['notes_first_also_in_second']:>10.2f}% {r['out_of_key_notes_first']:>5}/{r['out_of_key_notes_second']:<5}")
+              f"{100 * r['notes_first_also_in_second']:>10.2f}% {r['out_of_key_notes_first']:>5}/{r['out_of_key_notes_second']:<5} "
+              f"{means}")
     return 0
 
 
