@@ -275,15 +275,15 @@ class ListeningStore:
                         "preferred": pref, "submitted_at": _utc(r.submitted_at).isoformat()})
         return out
 
-    def results(self) -> dict:
+    def results(self, answers: list[dict] | None = None) -> dict:
         """Per system: mean and 95 % CI of each criterion; per baseline: how often FGG was
         preferred, with a two-sided exact binomial (sign) test over non-tied answers and a
         Wilcoxon signed-rank test on the paired ratings. Attention-check answers and every
         answer of a rater who failed one (``flagged_raters``) are left out; ``raters`` counts
-        them."""
+        them. ``answers``: ``self.answers()``, if the caller already has them."""
         from scipy import stats
 
-        every = self.answers()
+        every = self.answers() if answers is None else answers
         flagged = flagged_raters(every)
         answers = [a for a in every if not a["attention_check"] and a["rater"] not in flagged]
         table = []
@@ -475,11 +475,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     store = ListeningStore()
     if args.command == "results":
-        print(json.dumps(store.results(), indent=2))
+        answers = store.answers()
+        result = store.results(answers)
+        print(json.dumps(result, indent=2))
         if args.html:
             from demo.listening_ui import results_figures
 
-            text, figures = results_figures(store)
+            text, figures = results_figures(result, answers)
             parts = [f"<p>{text}</p>"] + [f.to_html(full_html=False, include_plotlyjs=i == 0)
                                           for i, f in enumerate(x for x in figures if x is not None)]
             Path(args.html).write_text("<html><body>" + "\n".join(parts) + "</body></html>", encoding="utf-8")

@@ -225,11 +225,11 @@ def answers_over_time_figure(answers: list[dict]):
     return fig
 
 
-def results_figures(store: ListeningStore) -> tuple[str, list]:
-    """The admin's summary line and figures (ratings, preferences, answers over time)."""
-    result = store.results()
+def results_figures(result: dict, answers: list[dict]) -> tuple[str, list]:
+    """The admin's summary line and figures (ratings, preferences, answers over time) from
+    ``ListeningStore.results`` and ``answers``."""
     systems, tests = pd.DataFrame(result["systems"]), pd.DataFrame(result["preference"])
-    answers, counts = store.answers(), result["raters"]
+    counts = result["raters"]
     first = min((a["submitted_at"] for a in answers), default="–")
     last = max((a["submitted_at"] for a in answers), default="–")
     text = (f"**{counts['answers']} answers from {counts['raters']} raters**, {first} → {last} (UTC); "
@@ -261,8 +261,9 @@ def build_admin_page(store: ListeningStore, gate: AdminGate | None = None) -> No
             gate.check(pw, client_of(request))
         except PermissionError as err:  # said on the page (these events skip the queue, which carries toasts)
             return [f"⚠️ {err}"] + [None] * 7
-        text, figures = results_figures(store)
-        result = store.results()
+        answers = store.answers()
+        result = store.results(answers)
+        text, figures = results_figures(result, answers)
         return (text, *figures, pd.DataFrame(result["systems"]).round(3), pd.DataFrame(result["preference"]).round(4),
                 store.export_csv(), store.export_json())
 
