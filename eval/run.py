@@ -215,7 +215,14 @@ def check_run_settings(out: Path, settings: dict) -> None:
             detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
             raise ValueError(f"{out} holds a run made with other settings ({detail}); use another --out")
     else:
-        path.write_text(json.dumps(settings, indent=2), encoding="utf-8")
+        _write_run_json(path, settings)
+
+
+def _write_run_json(path: Path, doc: dict) -> None:
+    """Atomically: a run stopped mid-write never leaves a broken ``run.json``."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def record_run(out: Path, seconds: float = 0.0, **facts) -> dict:
@@ -225,9 +232,7 @@ def record_run(out: Path, seconds: float = 0.0, **facts) -> dict:
     doc = json.loads(path.read_text(encoding="utf-8"))
     doc.update(facts)
     doc["seconds"] = round(doc.get("seconds", 0.0) + seconds, 1)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    os.replace(tmp, path)
+    _write_run_json(path, doc)
     return doc
 
 
