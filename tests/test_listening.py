@@ -205,24 +205,31 @@ def test_database_url_and_ephemeral_storage_warning(monkeypatch, tmp_path):
     assert L.storage_warning(f"sqlite:///{tmp_path / 'app' / 'listening.db'}") is None
 
 
-def test_attention_check_flags_and_excludes_careless_raters(tmp_path):
-    import pretty_midi
-
-    from demo.listening import ATTENTION_SYSTEM, add_attention_pair
+def midi_pool(folder: Path, baselines: dict[int, str]) -> Path:
+    """A pool of real MIDI pairs: for each segment, FGG vs its baseline, both files the
+    segment's own melody + accompaniment, named ``p<segment>_<system>.mid``."""
     from fgg.data import load_valid_segments
     from fgg.pianoroll import rolls_to_midi
 
     seg = load_valid_segments()
-    pool = tmp_path / "pool"
-    pool.mkdir()
+    folder.mkdir()
     pairs = []
-    for i, baseline in enumerate(["no_fgg", "inpaint"]):
+    for i, baseline in baselines.items():
         for system in ("fgg", baseline):
             rolls_to_midi({"melody": seg["melody"][i], "accompaniment": seg["accompaniment"][i]},
-                          120.0).write(str(pool / f"p{i}_{system}.mid"))
+                          120.0).write(str(folder / f"p{i}_{system}.mid"))
         pairs.append({"key": f"p{i}", "segment": i, "system_x": "fgg", "system_y": baseline,
                       "midi_x": f"p{i}_fgg.mid", "midi_y": f"p{i}_{baseline}.mid"})
-    (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
+    (folder / "manifest.json").write_text(json.dumps({"pairs": pairs}))
+    return folder
+
+
+def test_attention_check_flags_and_excludes_careless_raters(tmp_path):
+    import pretty_midi
+
+    from demo.listening import ATTENTION_SYSTEM, add_attention_pair
+
+    pool = midi_pool(tmp_path / "pool", {0: "no_fgg", 1: "inpaint"})
     pair = add_attention_pair(pool)
     assert add_attention_pair(pool) == pair and len(json.loads((pool / "manifest.json").read_text())["pairs"]) == 3
     original, degraded = (pretty_midi.PrettyMIDI(str(pool / pair[k])) for k in ("midi_x", "midi_y"))
@@ -272,26 +279,16 @@ def test_clip_server_prerenders_and_serves_per_rater_bytes(tmp_path):
     from scipy.io import wavfile
 
     from demo.listening_ui import ClipServer
-    from fgg.data import load_valid_segments
-    from fgg.pianoroll import rolls_to_midi
 
-    seg = load_valid_segments()
-    pool = tmp_path / "pool"
-    pool.mkdir()
-    for system in ("fgg", "no_fgg"):
-        rolls_to_midi({"melody": seg["melody"][5], "accompaniment": seg["accompaniment"][5]},
-                      120.0).write(str(pool / f"s5_{system}.mid"))
-    (pool / "manifest.json").write_text(json.dumps({"pairs": [
-        {"key": "s5", "segment": 5, "system_x": "fgg", "system_y": "no_fgg", "midi_x": "s5_fgg.mid",
-         "midi_y": "s5_no_fgg.mid"}]}))
+    pool = midi_pool(tmp_path / "pool", {5: "no_fgg"})
     store = ListeningStore(f"sqlite:///{tmp_path / 'a.db'}", pool)
     clips = ClipServer(store, tmp_path / "clips")
     clips.prerender().join(timeout=120)
     assert len(list((tmp_path / "clips" / "rendered").glob("*.wav"))) == 2
     store._clip_secret = b"fixed secret for a deterministic test"
     pair = store.pairs()[0].id
-    files = [clips.clip(r, pair, "A", str(pool / "s5_fgg.mid")) for r in ("rater-1", "rater-2")]
-    assert all("fgg" not in Path(f).name and "s5" not in Path(f).name for f in files)
+    files = [clips.clip(r, pair, "A", str(pool / "p5_fgg.mid")) for r in ("rater-1", "rater-2")]
+    assert all("fgg" not in Path(f).name and "p5" not in Path(f).name for f in files)
     (rate_a, audio_a), (rate_b, audio_b) = (wavfile.read(f) for f in files)
     assert rate_a == rate_b and len(audio_a) != len(audio_b)
     n = min(len(audio_a), len(audio_b))
