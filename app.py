@@ -1,11 +1,12 @@
 """FGG Music app: parse arguments, load the models once, build the UI, launch with a queue."""
 import argparse
+import logging
 import os
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from demo.controller import Controller  # noqa: E402
-from demo.ui import build_app  # noqa: E402
+from demo.ui import build_app, launch  # noqa: E402
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS  # noqa: E402
 from fgg.generate import Generator  # noqa: E402
 from fgg.precision import PRECISION_HELP, PRECISIONS  # noqa: E402
@@ -25,6 +26,5 @@ if __name__ == "__main__":
         generators = {name: Generator.from_checkpoint(source, args.device, args.precision) for name, source in names.items()}
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"{err} (train one with: python -m fgg.train --out runs/NAME)")
-    app = build_app(Controller(generators))
-    app.queue(max_size=32, default_concurrency_limit=2)
-    app.launch(server_name=args.host, server_port=args.port, footer_links=["api", "gradio"])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    launch(build_app(Controller(generators)), server_name=args.host, server_port=args.port)

@@ -1,13 +1,16 @@
 """What the app's buttons do, as plain Python (the Blocks in ``demo/ui.py`` only wire these up).
 
-Every entry point validates its inputs and raises ``ValueError`` with a message meant for
-the user; the UI turns those into ``gr.Error`` so no stack trace ever reaches the page.
+Every entry point first resolves its inputs into a ``Request`` (``Controller.resolve``), which
+checks each one against ``demo.limits`` and raises ``InputError`` naming the API parameter,
+the limit and the value; the UI runs the same check when a request joins the queue, so bad
+input is refused at once and no stack trace ever reaches the page.
 """
 from __future__ import annotations
 
 import os
-import tempfile
-from dataclasses import dataclass
+import shutil
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +18,21 @@ import pandas as pd
 
 from demo.audio import write_wav
 from demo.figures import diff_figure, piano_roll_figure
+from demo.limits import (MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_EVAL_SEGMENTS, SEED_RANGE,
+                         InputError, Workspace, choice, number, shown, text)
 from eval import metrics as M
 from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg.chords import PITCH_NAMES, Progression, parse_progression
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
-from fgg.generate import RHYTHM_PATTERNS, SCALE_MODES, GenerationResult, Generator, allowed_pitch_classes, \
-    cut_progression_warnings, fit_progression, load_melody, rhythm_counts
+from fgg.generate import (RHYTHM_PATTERNS, SCALE_MODES, GenerationResult, Generator, SamplingOptions,
+                          allowed_pitch_classes, cut_progression_warnings, fit_progression, load_melody, piece_midi,
+                          rhythm_counts)
 from fgg.guidance import SCALE_TABLES
 from fgg.model import count_parameters
 from fgg.pianoroll import BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR, roll_to_notes, rolls_to_midi
 
-MAX_MIDI_BYTES = 1_000_000
+NO_SEGMENT = -1
 BAR_RANGE = (4, 32)
 TEMPO_RANGE = (40, 220)
 STEP_RANGE = (2, 50)
@@ -40,44 +46,57 @@ EXAMPLES = {
     "Minor-key ballad": "Am | F | Dm | E7",
     "Dorian vamp": "Dm7 | G | Dm7 | G",
 }
+# The /generate API's parameters, in order (the /compare API's are these + system_a, system_b).
+GENERATE_PARAMETERS = ("chords", "segment", "melody_file", "bars", "tempo", "fgg", "strength", "cfg_scale", "rhythm",
+                       "scale", "tonic", "custom_scale", "steps", "seed", "model", "scale_table", "scale_mode")
+KEY_NAMES = PITCH_NAMES
+CFG_HELP = {True: "how strongly the melody and rhythm steer the music (1 = the model ignores them)",
+            False: "no effect with chords alone: chords are never dropped, so both of CFG's predictions are the "
+                   "same. Add a melody, a segment or a rhythm to use it."}
 
 
 @dataclass
 class Request:
-    """A resolved generation request (what the model will be conditioned on)."""
+    """A checked generation request: what the model is conditioned on and how it samples."""
     progression: Progression  # exactly ``bars`` bars
-    melody: np.ndarray | None  # (2, T, 64) bool
+    melody: np.ndarray | None  # (2, T, 64) bool, None = no melody given (null melody condition)
     counts: np.ndarray | None  # (T,) onset counts, None = null rhythm
-    scale: object  # None (from chords), "D dorian", or pitch classes
+    scale: object  # None (from chords), "D dorian", or note names
+    allowed: np.ndarray  # (T, 12) bool pitch classes allowed at each step
     tempo: float
     segment: int | None
+    fgg: bool = True
+    strength: float = 1.0
+    cfg_scale: float = 7.5
+    steps: int = 10
+    seed: int = 0
+    model: str = ""
     scale_table: str = "ours"
     scale_mode: str = "with_chords"
     warnings: tuple[str, ...] = ()
 
-
-def clamp(value, lo, hi, name: str):
-    """Re-check a widget value on the server: numbers only, clamped into range."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be finite")
-    return min(max(value, lo), hi)
+    @property
+    def cfg_has_effect(self) -> bool:
+        """CFG mixes the conditional and the null prediction; chords are never dropped, so with
+        neither a melody nor a rhythm the two are the same and the CFG scale changes nothing."""
+        return self.melody is not None or self.counts is not None
 
 
 def check_midi_upload(path) -> str | None:
     """None without an upload; else the path, after the size checks (corrupt files are
-    reported by ``load_melody``)."""
+    reported by ``load_melody``). Messages name the file as the visitor named it, never the
+    server's path."""
     if path in (None, ""):
         return None
     path = getattr(path, "name", path)
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise InputError("melody_file", f"melody_file: no uploaded file {shown(os.path.basename(str(path)))}")
     size = os.path.getsize(path)
+    name = shown(os.path.basename(path))
     if size == 0:
-        raise ValueError(f"the melody file {Path(path).name!r} is empty")
+        raise InputError("melody_file", f"the melody file {name} is empty")
     if size > MAX_MIDI_BYTES:
-        raise ValueError(f"the melody file {Path(path).name!r} is {size / 1e6:.1f} MB; the limit is 1 MB")
+        raise InputError("melody_file", f"the melody file {name} is {size / 1e6:.1f} MB; the limit is 1 MB")
     return str(path)
 
 
@@ -95,23 +114,24 @@ def chords_text_from_labels(labels) -> str:
     return " | ".join(bars)
 
 
-def choice(value, options, name: str):
-    """A dropdown value re-checked on the server."""
-    if value not in options:
-        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, options))}")
-    return value
+def _flag(value, name: str) -> bool:
+    if value not in (True, False):  # also 1/0, never "false" (truthy) or None
+        raise InputError(name, f"{name} must be true or false (got {shown(value)})")
+    return bool(value)
 
 
 class Controller:
     """``generators``: the served models by name, the first being the default (the app
-    loads each checkpoint once, here)."""
+    loads each checkpoint once, here). Files made for a response go to ``workspace``."""
 
-    def __init__(self, generators: dict[str, Generator], segments_file: str | os.PathLike = VALID_SEGMENTS_FILE):
+    def __init__(self, generators: dict[str, Generator], segments_file: str | os.PathLike = VALID_SEGMENTS_FILE,
+                 workspace: Workspace | None = None):
         if not generators:
             raise ValueError("the app needs at least one model")
         self.generators = dict(generators)
         self.default_model = next(iter(self.generators))
         self.segments = load_valid_segments(segments_file)
+        self.workspace = workspace or Workspace()
 
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, name) pairs for the Model dropdown, e.g. "paper — 26.6 M, best quality"."""
@@ -122,96 +142,148 @@ class Controller:
     def generator(self, model=None) -> Generator:
         return self.generators[choice(model or self.default_model, list(self.generators), "model")]
 
-    def eval_context(self, model=None) -> EvalContext:
-        gen = self.generator(model)
-        return EvalContext(gen.model, gen.schedule)
-
     # -- POP909 segments
 
-    def segment_choices(self) -> list[tuple[str, int]]:
+    def segment_key(self, index: int) -> str:
+        """The annotated key at the segment's first keyed step ("E♭ major"), or "key unknown"."""
+        tonic, minor = self.segments["key_tonic"][index], self.segments["key_minor"][index]
+        keyed = np.flatnonzero(tonic >= 0)
+        if not len(keyed):
+            return "key unknown"
+        t = keyed[0]
+        return f"{KEY_NAMES[int(tonic[t])]} {'minor' if minor[t] else 'major'}"
+
+    def has_melody(self, index: int) -> bool:
+        return bool(self.segments["melody"][index].any())
+
+    def segment_label(self, index: int) -> str:
+        """e.g. "song 012 · bars 5–8 · Eb major · no melody" (searchable in the picker)."""
         seg = self.segments
-        return [(f"song {int(s):03d} · bars {int(b) + 1}–{int(b) + SEGMENT_BARS}", i)
-                for i, (s, b) in enumerate(zip(seg["song_id"], seg["bar"]))]
+        bar = int(seg["bar"][index])
+        return (f"song {int(seg['song_id'][index]):03d} · bars {bar + 1}–{bar + SEGMENT_BARS} · "
+                f"{self.segment_key(index)}" + ("" if self.has_melody(index) else " · no melody"))
+
+    def song_choices(self) -> list[tuple[str, int]]:
+        """(label, song id) for every validation song: "song 012 · Eb major · 14 segments, 2 without melody"."""
+        songs = self.segments["song_id"]
+        out = []
+        for song in np.unique(songs):
+            idx = np.flatnonzero(songs == song)
+            silent = sum(not self.has_melody(i) for i in idx)
+            out.append((f"song {int(song):03d} · {self.segment_key(idx[0])} · {len(idx)} segments"
+                        + (f", {silent} without melody" if silent else ""), int(song)))
+        return out
+
+    def segment_choices(self, song=None) -> list[tuple[str, int]]:
+        """(label, index) of the segments of ``song`` (all segments without one)."""
+        songs = self.segments["song_id"]
+        idx = range(len(songs)) if song in (None, "") else np.flatnonzero(songs == int(song))
+        return [(self.segment_label(int(i)), int(i)) for i in idx]
 
     def _segment(self, index) -> int | None:
-        if index in (None, "", -1):
+        if index in (None, "", NO_SEGMENT):
             return None
-        index = int(clamp(index, -1, len(self.segments["song_id"]) - 1, "segment"))
-        return None if index < 0 else index
+        index = number(index, "segment", NO_SEGMENT, len(self.segments["song_id"]) - 1, integer=True)
+        return None if index == NO_SEGMENT else index
 
-    def segment_fields(self, index) -> tuple[str, float]:
-        """(chord text, tempo) of a validation segment, to fill the inputs."""
+    def segment_fields(self, index) -> tuple[str, float, str]:
+        """(chord text, tempo, melody description) of a validation segment, to fill the inputs."""
         i = self._segment(index)
         if i is None:
-            raise ValueError("choose a POP909 segment first")
-        return chords_text_from_labels(self.segments["chord_labels"][i]), round(float(self.segments["tempo"][i]))
+            raise InputError("segment", "choose a POP909 segment first")
+        return (chords_text_from_labels(self.segments["chord_labels"][i]), round(float(self.segments["tempo"][i])),
+                self.melody_description(i))
+
+    def melody_description(self, segment: int | None, upload: str | None = None) -> str:
+        if upload:
+            return f"Melody: the uploaded file {shown(os.path.basename(upload))} (it replaces any segment's melody)."
+        if segment is None:
+            return "Melody: none — the accompaniment follows the chords alone."
+        if not self.has_melody(segment):
+            return f"Melody: none — {self.segment_label(segment)} has no melody."
+        return f"Melody: from {self.segment_label(segment)}."
 
     # -- requests
 
-    def resolve(self, chords: str, segment=None, melody_file=None, bars=4, tempo=90, rhythm="none",
-                scale="from chords", tonic="C", custom_scale="", scale_table="ours",
-                scale_mode="with_chords") -> Request:
-        progression = parse_progression(chords)
-        bars = int(clamp(bars, *BAR_RANGE, "bars"))
-        scale_table = choice(scale_table or "ours", SCALE_TABLES, "scale table")
-        scale_mode = choice(scale_mode or "with_chords", SCALE_MODES, "scale mode")
-        warnings = tuple(cut_progression_warnings(progression, bars))
-        tempo = clamp(tempo, *TEMPO_RANGE, "tempo")
-        n_steps = bars * STEPS_PER_BAR
+    def resolve(self, chords: str, segment=NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
+                cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale="", steps=10, seed=0,
+                model=None, scale_table="ours", scale_mode="with_chords") -> Request:
+        """Check every input (``InputError`` names the first bad one) and resolve the request.
+        ``bars=None`` follows the progression (4–32 bars); empty chords with a segment take the
+        segment's chords."""
+        chords = text(chords, "chords", MAX_CHORD_CHARS)
         seg = self._segment(segment)
+        if not chords.strip() and seg is not None:
+            chords = chords_text_from_labels(self.segments["chord_labels"][seg])
+        try:
+            progression = parse_progression(chords)
+        except ValueError as err:
+            raise InputError("chords", str(err)) from None
+        if bars in (None, ""):
+            bars = min(max(progression.n_bars, BAR_RANGE[0]), BAR_RANGE[1])
+        bars = number(bars, "bars", *BAR_RANGE, integer=True)
+        warnings = tuple(cut_progression_warnings(progression, bars))
+        tempo = number(tempo, "tempo", *TEMPO_RANGE, unit="BPM")
+        fgg = _flag(fgg, "fgg")
+        strength = number(strength, "strength", 0, 1)
+        cfg_scale = number(cfg_scale, "cfg_scale", *CFG_RANGE)
+        steps = number(steps, "steps", *STEP_RANGE, integer=True)
+        seed = number(seed, "seed", *SEED_RANGE, integer=True)
+        model = choice(model or self.default_model, list(self.generators), "model")
+        scale_table = choice(scale_table or "ours", SCALE_TABLES, "scale_table")
+        scale_mode = choice(scale_mode or "with_chords", SCALE_MODES, "scale_mode")
+        rhythm = choice(rhythm or "none", RHYTHM_CHOICES, "rhythm")
+        scale = choice(scale or "from chords", SCALE_CHOICES, "scale")
+        custom_scale = text(custom_scale, "custom_scale", MAX_CUSTOM_SCALE_CHARS)
+        n_steps = bars * STEPS_PER_BAR
         melody = None
         path = check_midi_upload(melody_file)
-        if path is not None:
-            melody = load_melody(path, n_steps)
-        elif seg is not None:
-            melody = load_melody(np.tile(self.segments["melody"][seg], (1, -(-n_steps // SEGMENT_STEPS), 1)), n_steps)
-        rhythm = (rhythm or "none").strip()
+        try:
+            if path is not None:
+                melody = load_melody(path, n_steps)
+            elif seg is not None:
+                tiled = np.tile(self.segments["melody"][seg], (1, -(-n_steps // SEGMENT_STEPS), 1))
+                melody = load_melody(tiled, n_steps)
+        except ValueError as err:
+            raise InputError("melody_file", str(err)) from None
         if rhythm == "from segment":
             if seg is None:
-                raise ValueError("rhythm 'from segment' needs a POP909 segment: pick one or choose a pattern")
+                raise InputError("rhythm", "rhythm 'from segment' needs a POP909 segment: pick one or choose a pattern")
             counts = rhythm_counts(self.segments["onset_counts"][seg], n_steps)
-        elif rhythm in RHYTHM_CHOICES:
-            counts = rhythm_counts(None if rhythm == "none" else rhythm, n_steps)
         else:
-            raise ValueError(f"unknown rhythm {rhythm!r}; choose one of {', '.join(RHYTHM_CHOICES)}")
-        if scale in (None, "", "from chords"):
+            counts = rhythm_counts(None if rhythm == "none" else rhythm, n_steps)
+        if scale == "from chords":
             scale_spec = None
         elif scale == "custom":
-            tokens = [t for t in str(custom_scale or "").replace(",", " ").split() if t]
-            if not tokens:
-                raise ValueError("custom scale: list its notes, e.g. 'C D E G A'")
-            scale_spec = tokens
-        elif scale in SCALE_CHOICES:
-            if tonic not in PITCH_NAMES:
-                raise ValueError(f"unknown tonic {tonic!r}; choose one of {', '.join(PITCH_NAMES)}")
-            scale_spec = f"{tonic} {scale}"
+            scale_spec = [t for t in custom_scale.replace(",", " ").split() if t]
+            if not scale_spec:
+                raise InputError("custom_scale", "custom scale: list its notes, e.g. 'C D E G A'")
         else:
-            raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALE_CHOICES)}")
+            scale_spec = f"{choice(tonic, PITCH_NAMES, 'tonic')} {scale}"
         progression = fit_progression(progression, bars)
-        allowed_pitch_classes(progression, scale_spec)  # validates custom note names now
-        return Request(progression, melody, counts, scale_spec, tempo, seg, scale_table, scale_mode, warnings)
+        try:
+            allowed = allowed_pitch_classes(progression, scale_spec, scale_table, scale_mode)
+        except ValueError as err:
+            raise InputError("custom_scale" if scale == "custom" else "scale", str(err)) from None
+        return Request(progression, melody, counts, scale_spec, allowed, tempo, seg, fgg, strength, cfg_scale, steps,
+                       seed, model, scale_table, scale_mode, warnings)
 
     # -- tab 1: generate
 
-    def generate(self, chords: str, segment=None, melody_file=None, bars=4, tempo=90, fgg=True, strength=1.0,
-                 cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale="", steps=10, seed=0,
-                 progress=None, model=None, scale_table="ours", scale_mode="with_chords") -> tuple[str, str, object, dict]:
-        """Returns (WAV path, MIDI path, piano-roll figure, metrics)."""
-        generator = self.generator(model)
-        req = self.resolve(chords, segment, melody_file, bars, tempo, rhythm, scale, tonic, custom_scale,
-                           scale_table, scale_mode)
-        result = generator.generate(
+    def generate(self, *args, progress=None, **kwargs) -> tuple[str, str, object, dict]:
+        """``resolve``'s inputs -> (WAV path, MIDI path, piano-roll figure, metrics)."""
+        req = self.resolve(*args, **kwargs)
+        result = self.generator(req.model).generate(
             req.progression, melody=req.melody, rhythm=req.counts, bars=req.progression.n_bars,
-            cfg_scale=clamp(cfg_scale, *CFG_RANGE, "CFG scale"), fgg=bool(fgg), strength=clamp(strength, 0, 1, "strength"),
-            scale=req.scale, steps=int(clamp(steps, *STEP_RANGE, "steps")), seed=int(clamp(seed, 0, 2**31 - 1, "seed")),
-            tempo=req.tempo, progress=progress, scale_table=req.scale_table, scale_mode=req.scale_mode)
+            cfg_scale=req.cfg_scale, fgg=req.fgg, strength=req.strength, scale=req.scale, steps=req.steps,
+            seed=req.seed, tempo=req.tempo, progress=progress, scale_table=req.scale_table, scale_mode=req.scale_mode)
         result.warnings.extend(req.warnings)
-        out = Path(tempfile.mkdtemp(prefix="fgg-"))
+        out = self.workspace.new("generate-")
         midi_path = out / f"fgg_seed{result.seed}.mid"
         result.midi.write(str(midi_path))
         wav_path = write_wav(result.midi, out / f"fgg_seed{result.seed}.wav")
         figure = piano_roll_figure(result.accompaniment, result.melody, result.progression.labels, result.allowed,
-                                   title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if fgg else 'off'}")
+                                   title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if req.fgg else 'off'}")
         return str(wav_path), str(midi_path), figure, self.sample_metrics(result, out)
 
     def sample_metrics(self, result: GenerationResult, workdir: Path) -> dict:
@@ -231,34 +303,53 @@ class Controller:
 
     # -- tab 2: compare
 
-    def compare(self, chords: str, segment=None, melody_file=None, tempo=90, rhythm="none", system_a="fgg",
-                system_b="no_fgg", seed=0, model=None) -> tuple[str, str, object, object, object, pd.DataFrame]:
-        """Two systems on the same 4-bar condition and seed: (WAV A, WAV B, roll A, roll B,
-        changed-notes figure, metrics table)."""
-        for name in (system_a, system_b):
-            if name not in SYSTEMS:
-                raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
-        req = self.resolve(chords, segment, melody_file, SEGMENT_BARS, tempo, rhythm)
+    def compare_rolls(self, req: Request, systems) -> dict[str, np.ndarray]:
+        """(2, T, 64) rolls of ``systems`` on a 4-bar request. Sampled with the request's own
+        settings and seed, so ``fgg``/``no_fgg`` are exactly what Generate makes with 4 bars
+        and FGG on/off (tested)."""
         seg = req.segment
+        gen = self.generator(req.model)
         batch = SegmentBatch(
             melody=(req.melody if req.melody is not None else np.zeros((2, SEGMENT_STEPS, 64), bool))[None],
             accompaniment=None if seg is None else self.segments["accompaniment"][seg][None],
             chroma=req.progression.chroma[None], root=req.progression.root[None], bass=req.progression.bass[None],
-            onset_counts=None if req.counts is None else req.counts[None])
-        seeds = [int(clamp(seed, 0, 2**31 - 1, "seed"))]
-        ctx = self.eval_context(model)
-        rolls = {name: run_system(name, batch, seeds, ctx).rolls[0] for name in dict.fromkeys([system_a, system_b])}
-        allowed = batch.allowed[0]
-        out = Path(tempfile.mkdtemp(prefix="fgg-compare-"))
-        wavs, figures, rows = [], [], []
+            onset_counts=None if req.counts is None else req.counts[None], scale_table=req.scale_table,
+            null_melody=req.melody is None)
+        batch.allowed = req.allowed[None]  # a user scale replaces the chord-derived one
+        options = SamplingOptions(cfg_scale=req.cfg_scale, strength=req.strength, steps=req.steps,
+                                  precision=gen.precision)
+        ctx = EvalContext(gen.model, gen.schedule, options)
+        return {name: run_system(name, batch, [req.seed], ctx).rolls[0] for name in dict.fromkeys(systems)}
+
+    def compare_request(self, *args, system_a="fgg", system_b="no_fgg", **kwargs) -> tuple[Request, str, str]:
+        """``resolve``'s inputs cut to 4 bars, and the two systems, checked."""
+        systems = choice(system_a, list(SYSTEMS), "system_a"), choice(system_b, list(SYSTEMS), "system_b")
+        req = self.resolve(**(dict(zip(GENERATE_PARAMETERS, args)) | kwargs | {"bars": SEGMENT_BARS}))
+        for parameter, name in zip(("system_a", "system_b"), systems):
+            if name == "ground_truth" and req.segment is None:
+                raise InputError(parameter, f"{parameter}: ground_truth is a POP909 segment's human accompaniment; "
+                                 "pick a segment (typed chords have none)")
+        return req, *systems
+
+    def compare(self, *args, **kwargs):
+        """Two systems on the Generate tab's request, cut to its first 4 bars, same seed:
+        (WAV A, WAV B, MIDI A, MIDI B, roll A, roll B, changed-notes figure, metrics table, warnings)."""
+        req, system_a, system_b = self.compare_request(*args, **kwargs)
+        rolls = self.compare_rolls(req, [system_a, system_b])
+        melody = req.melody if req.melody is not None else np.zeros((2, SEGMENT_STEPS, 64), bool)
+        out = self.workspace.new("compare-")
+        wavs, midis, figures = [], [], []
         for side, name in (("A", system_a), ("B", system_b)):
-            midi = rolls_to_midi({"melody": batch.melody[0], "accompaniment": rolls[name]}, req.tempo)
-            wavs.append(str(write_wav(midi, out / f"{side}_{name}.wav")))
-            figures.append(piano_roll_figure(rolls[name], batch.melody[0], req.progression.labels, allowed,
+            midi = piece_midi(melody, rolls[name], req.tempo)
+            midis.append(str(out / f"{side}_{name}_seed{req.seed}.mid"))
+            midi.write(midis[-1])
+            wavs.append(str(write_wav(midi, out / f"{side}_{name}_seed{req.seed}.wav")))
+            figures.append(piano_roll_figure(rolls[name], melody, req.progression.labels, req.allowed,
                                              title=f"{side}: {name}"))
         a, b = rolls[system_a], rolls[system_b]
-        for metric, fn in (("out_of_key_rate", lambda r: M.out_of_key_rate(r, allowed)),
-                           ("out_of_key_note_rate", lambda r: M.out_of_key_note_rate(r, allowed)),
+        rows = []
+        for metric, fn in (("out_of_key_rate", lambda r: M.out_of_key_rate(r, req.allowed)),
+                           ("out_of_key_note_rate", lambda r: M.out_of_key_note_rate(r, req.allowed)),
                            ("notes", lambda r: len(roll_to_notes(r))),
                            ("note_density", M.note_density), ("polyphony", M.polyphony), ("pitch_range", M.pitch_range)):
             va, vb = float(fn(a)), float(fn(b))
@@ -267,13 +358,18 @@ class Controller:
         rows.append({"metric": "notes changed A→B", f"A ({system_a})": None, f"B ({system_b})": None,
                      "B − A": M.notes_changed(a, b)})
         diff = diff_figure(a, b, req.progression.labels, title=f"Notes changed from A ({system_a}) to B ({system_b})")
-        return wavs[0], wavs[1], figures[0], figures[1], diff, pd.DataFrame(rows)
+        return (wavs[0], wavs[1], midis[0], midis[1], figures[0], figures[1], diff, pd.DataFrame(rows),
+                list(req.warnings))
 
 
 # -- tab 3: evaluate
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "assets" / "eval"
 STRENGTH_CURVE_FILE = EVAL_DIR / "strength_curve.csv"
+
+
+class Cancelled(Exception):
+    """The caller left (or cancelled) while its evaluation ran."""
 
 
 def load_eval_results(folder: str | os.PathLike):
@@ -291,19 +387,38 @@ def load_strength_curve(path: str | os.PathLike = STRENGTH_CURVE_FILE) -> pd.Dat
     return pd.read_csv(path) if path.is_file() else None
 
 
-def run_eval_now(controller: Controller, n_segments, systems, seeds, progress=None, model=None):
-    """A fresh (small) evaluation run in a temporary folder; returns (summary, per_sample
-    CSV path, summary CSV path)."""
+def eval_request(controller: Controller, n_segments, systems, model=None) -> tuple[int, list[str], str]:
+    """Checked inputs of a "run now" evaluation: at most ``PUBLIC_EVAL_SEGMENTS`` segments, one
+    seed (bigger runs are ``python -m eval.run``'s job, not a public page's)."""
+    n = number(n_segments, "n_segments", 1, PUBLIC_EVAL_SEGMENTS, integer=True)
+    if not isinstance(systems, (list, tuple)) or len(systems) > len(SYSTEMS):
+        raise InputError("systems", f"systems must be a list of up to {len(SYSTEMS)} of {', '.join(SYSTEMS)}")
+    systems = list(dict.fromkeys(choice(s, list(SYSTEMS), "system") for s in systems))
+    if not systems:
+        raise InputError("systems", "choose at least one system to evaluate")
+    return n, systems, choice(model or controller.default_model, list(controller.generators), "model")
+
+
+def run_eval_now(controller: Controller, n_segments, systems, progress=None, model=None,
+                 cancel: threading.Event | None = None):
+    """A fresh small evaluation (one seed) in the workspace; returns (summary, per_sample CSV
+    path, summary CSV path). Setting ``cancel`` stops it after the batch in progress
+    (``Cancelled``)."""
     from eval.run import run
 
-    systems = [s for s in (systems or []) if s in SYSTEMS]
-    if not systems:
-        raise ValueError("choose at least one system to evaluate")
-    n = int(clamp(n_segments, 1, 200, "segments"))
-    k = int(clamp(seeds, 1, 5, "seeds"))
-    out = Path(tempfile.mkdtemp(prefix="fgg-eval-"))
-    name = model or controller.default_model
+    n, systems, name = eval_request(controller, n_segments, systems, model)
+
+    def report(done, total):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled("evaluation cancelled")
+        if progress is not None:
+            progress(done, total)
+
+    out = controller.workspace.new("evaluate-")
     generator = controller.generator(name)
-    summary = run(VALID_SEGMENTS_FILE, systems, n, k, out, checkpoint=name, batch_size=8, progress=progress,
+    summary = run(VALID_SEGMENTS_FILE, systems, n, 1, out, checkpoint=name, batch_size=4, progress=report,
                   model=generator.model, precision=generator.precision)
+    for folder in ("rolls", "midi", ".work"):  # only the two CSVs are returned
+        shutil.rmtree(out / folder, ignore_errors=True)
+    (out / "report.html").unlink(missing_ok=True)
     return summary, str(out / "per_sample.csv"), str(out / "summary.csv")

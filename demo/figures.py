@@ -75,3 +75,30 @@ def diff_figure(before: np.ndarray, after: np.ndarray, beat_labels=None, title: 
     traces = [_note_trace(arr(a & b), "kept", COLOURS["kept"]), _note_trace(arr(a - b), "removed", COLOURS["removed"]),
               _note_trace(arr(b - a), "added", COLOURS["added"])]
     return _frame(go.Figure(traces), after.shape[1], beat_labels, title)
+
+
+def before_after_figure(off: np.ndarray, on: np.ndarray, melody: np.ndarray | None = None, beat_labels=None,
+                        allowed: np.ndarray | None = None) -> go.Figure:
+    """The "How it works" figure: the same 4 bars without FGG (top) and with it (bottom),
+    notes on disallowed pitch classes in red."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                        subplot_titles=("FGG off: the model alone", "FGG on: same model, same noise"))
+    for row, roll in ((1, off), (2, on)):
+        part = piano_roll_figure(roll, melody, None, allowed)
+        for trace in part.data:
+            trace.showlegend = row == 1 or "out of key" not in trace.name
+            trace.legendgroup = trace.name.split(" (")[0]
+            fig.add_trace(trace, row=row, col=1)
+    steps = on.shape[1]
+    for row in (1, 2):
+        for bar in range(steps // STEPS_PER_BAR + 1):
+            fig.add_vline(x=bar * STEPS_PER_BAR / STEPS_PER_BEAT, line_width=1, line_color="#bbbbbb", row=row, col=1)
+        fig.update_yaxes(range=[LOWEST_PITCH - 1, HIGHEST_PITCH + 1], tickvals=list(range(36, 97, 12)),
+                         ticktext=[f"C{o}" for o in range(2, 8)], gridcolor="#f3f3f3", row=row, col=1)
+    fig.update_xaxes(range=[0, steps / STEPS_PER_BEAT], dtick=4, gridcolor="#eeeeee")
+    fig.update_xaxes(title="beat", row=2, col=1)
+    fig.update_layout(height=440, margin=dict(l=40, r=10, t=40, b=40), plot_bgcolor="white",
+                      legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
+    return fig

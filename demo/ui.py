@@ -1,116 +1,234 @@
 """The Gradio Blocks: Generate, Compare, Evaluate, listening results (admin), and the
 listening test on a page of its own (``/listen``). Layout and wiring only; the work is in
-``demo.controller`` (and ``demo.listening``/``demo.listening_ui`` for the test)."""
+``demo.controller`` (and ``demo.listening``/``demo.listening_ui`` for the test).
+
+A public Space is hostile ground, so every queued endpoint has a validator that runs the
+controller's checks when a request joins the queue (a bad value is refused at once, naming
+the parameter and the limit) and admits it against ``demo.limits.Admission`` (bounded work
+per endpoint and per visitor). Generation, evaluation and the listening test have separate
+concurrency groups (the listening test skips the queue), so none waits behind another.
+"""
 from __future__ import annotations
 
+import contextvars
+import inspect
+import logging
 import random
-from functools import wraps
+import threading
 
 import gradio as gr
 
 from demo import controller as C
+from demo.figures import before_after_figure
+from demo.how_it_works import load_example
+from demo.limits import MAX_CHORD_CHARS, MAX_UPLOAD, PUBLIC_EVAL_SEGMENTS, Admission, Busy, InputError, \
+    client_of, shown
 from demo.listening import ListeningStore
 from demo.listening_ui import build_admin_page, build_participant_page
 from eval.baselines import SYSTEMS
 from eval.plots import metric_bar, out_of_key_heatmap
-from eval.run import METRIC_COLUMNS
 from eval.strength_curve import curve_figure
-from fgg.chords import PITCH_NAMES
+from eval.table import METRIC_INFO, readable_summary
+from fgg.chords import PITCH_NAMES, parse_progression
 
-NO_SEGMENT = -1
+LOG = logging.getLogger("fgg.app")
 LISTENING_PATH = "/listen"
+QUEUE_SIZE = 32  # Gradio's own bound on waiting requests, above the sum of the admissions below
+DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads, outputs) older than 30 min
+SYSTEM_HELP = {
+    "fgg": "the full method: FGG at every sampling step",
+    "no_fgg": "the same model and noise, no guidance",
+    "last_step_remove": "unguided, then out-of-key notes deleted at the end",
+    "last_step_round": "unguided, then out-of-key notes moved to the nearest allowed pitch",
+    "inpaint": "out-of-key pixels held empty at every step (inpainting)",
+    "null_rhythm": "FGG without the rhythm condition",
+    "rule_based": "chord tones on the rhythm, no model (the floor)",
+    "ground_truth": "the human POP909 accompaniment (needs a segment)",
+}
+HOW_IT_WORKS = """**How it works.** A diffusion model turns noise into a 4-bar piano accompaniment for your chords
+(and melody), in 10 denoising steps. At every step, *fine-grained guidance* (FGG) edits the model's
+current guess so that no note outside the scale allowed by the chord survives — so the result has no
+out-of-key notes (red below), at no extra cost."""
 
 
-def user_errors(fn):
-    """Turn the controller's ValueErrors (bad chord token, bad file, out-of-range value) into
-    gr.Error so the page shows the message, never a stack trace."""
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
+def _lenient(base):
+    """``base`` whose API input is passed on as sent when Gradio's own preprocessing refuses it,
+    so the server's check (``demo.limits``) answers: Gradio's messages name neither the
+    parameter nor the limit, say nothing for a non-number, and echo a huge value in full."""
+    class Lenient(base):
+        is_template = True  # the browser draws it as ``base``
+
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except Exception:
+                return payload
+    Lenient.__name__ = Lenient.__qualname__ = f"Lenient{base.__name__}"
+    return Lenient
+
+
+Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox = map(
+    _lenient, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox))
+
+
+def user_error(endpoint: str, err: Exception) -> gr.Error:
+    """One log line (no traceback, the value already shortened in the message) and the error
+    the page and the API client show."""
+    LOG.info("refused %s: %s", endpoint, shown(str(err), 300))
+    return gr.Error(str(err), print_exception=False)
+
+
+def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission):
+    """A Gradio validator for an endpoint with API parameters ``names``: runs ``check`` on
+    the inputs (an ``InputError`` marks its parameter) and then admits the request."""
+    def validate(*args):
+        *values, request = args
+
+        def only(index: int, message: str):
+            LOG.info("refused %s: %s", endpoint, shown(message, 300))
+            return [gr.validate(i != index, message if i == index else "") for i in range(len(names))]
         try:
-            return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, PermissionError) as err:
-            raise gr.Error(str(err)) from None
-    return wrapper
+            check(*values)
+        except InputError as err:
+            return only(names.index(err.parameter) if err.parameter in names else 0, str(err))
+        except ValueError as err:
+            return only(0, str(err))
+        try:
+            admission.admit(client_of(request))
+        except Busy as err:
+            return only(0, str(err))
+        return [gr.validate(True, "")] * len(names)
+    # Gradio passes a gr.Request only to a parameter annotated so, found by signature.
+    validate.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
+        + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)])
+    validate.__annotations__ = {"request": gr.Request}
+    return validate
 
 
-def _progress_callback(progress: gr.Progress):
-    return lambda done, total: progress((done, total), desc="sampling", unit="steps")
+def launch(app: gr.Blocks, **kwargs):
+    """Queue and launch with the public-Space bounds (uploads ≤ 1 MB, refused before they are
+    stored); ``kwargs`` go to ``Blocks.launch``."""
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+    return app.launch(max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], **kwargs)
 
 
-def build_app(controller: C.Controller, store: ListeningStore | None = None) -> gr.Blocks:
+def build_app(controller: C.Controller, store: ListeningStore | None = None,
+              generation: Admission | None = None, evaluation: Admission | None = None) -> gr.Blocks:
+    """``generation``/``evaluation``: how many requests each endpoint holds, in all and per
+    visitor (defaults: 16 and 2 for generate + compare, 2 and 1 for evaluate)."""
     store = store or ListeningStore()
-    segment_choices = [("— none (use the chords above) —", NO_SEGMENT)] + controller.segment_choices()
+    generation = generation or Admission("generation", total=16, per_client=2)
+    evaluation = evaluation or Admission("evaluation", total=2, per_client=1)
     model_choices = controller.model_choices()
     # Committed evaluation runs, one folder per shipped model (assets/eval/<model>/).
     eval_runs = {name: C.load_eval_results(C.EVAL_DIR / name) for name in ("paper", "small")}
     eval_runs = {name: run for name, run in eval_runs.items() if run[0] is not None}
     shown_run = next(iter(eval_runs), None)
     strength_curve = C.load_strength_curve()
+    example = load_example()
+    metric_choices = [(f"{label} ({unit})", key) for key, (label, unit, _) in METRIC_INFO.items()]
 
-    with gr.Blocks(title="FGG Music") as app:
-        gr.Markdown("# FGG Music\nFine-grained guidance for diffusion-based piano accompaniment "
-                    "(Zhu et al., ICML 2025): chords (and a melody) in, an accompaniment that never leaves "
-                    "the allowed notes out. Bars are separated by `|`; chords are lead-sheet symbols "
-                    "(`Am7`, `G7/B`, `N.C.`) or Harte labels (`A:min7`).")
+    with gr.Blocks(title="FGG Music", delete_cache=DELETE_CACHE) as app:
+        gr.Markdown("# FGG Music\nPiano accompaniment for your chords (and melody) from a diffusion model with "
+                    "*fine-grained guidance* (Zhu et al., ICML 2025).")
+        with gr.Accordion("How it works", open=True):
+            with gr.Row():
+                gr.Markdown(HOW_IT_WORKS)
+                if example is not None:
+                    gr.Plot(before_after_figure(example["off"], example["on"], example["melody"], example["labels"],
+                                                example["allowed"]), show_label=False, elem_id="how-it-works")
+
         with gr.Tab("Generate"):
             with gr.Row():
-                with gr.Column(scale=3):
-                    chords = gr.Textbox(label="Chord progression", value=C.EXAMPLES["Pop I–V–vi–IV"], elem_id="chords")
+                with gr.Column(scale=3, min_width=300):
+                    chords = gr.Textbox(label="Chord progression", value=C.EXAMPLES["Pop I–V–vi–IV"], elem_id="chords",
+                                        max_length=MAX_CHORD_CHARS, lines=2,
+                                        info=f"Bars separated by |, e.g. 'C G | Am F'. Lead-sheet symbols (Am7, G7/B, "
+                                             f"N.C.) or Harte labels (A:min7); % repeats a bar. At most "
+                                             f"{MAX_CHORD_CHARS:,} characters.")
                     with gr.Row():
-                        example_buttons = [gr.Button(name, size="sm") for name in C.EXAMPLES]
+                        example_buttons = [gr.Button(name, size="sm", min_width=120) for name in C.EXAMPLES]
                     with gr.Row():
-                        segment_picker = gr.Dropdown(segment_choices, value=NO_SEGMENT, scale=3, elem_id="segment-picker",
-                                                     label="…or a POP909 validation segment (fills chords, melody, rhythm)")
-                        segment = gr.Number(value=NO_SEGMENT, precision=0, minimum=NO_SEGMENT, label="segment # (−1 = none)",
-                                            scale=1, elem_id="segment")
-                    melody_file = gr.File(label="Melody MIDI (optional, ≤ 1 MB)", file_types=[".mid", ".midi"])
+                        song_picker = Dropdown(controller.song_choices(), value=None, label="…or a POP909 song",
+                                               elem_id="song-picker", scale=2, min_width=200,
+                                               info="88 validation songs; type to search (number, key)")
+                        segment_picker = Dropdown([], value=None, label="Segment (4 bars)", elem_id="segment-picker",
+                                                  scale=2, min_width=200,
+                                                  info="fills and replaces the chords, melody, tempo and rhythm")
                     with gr.Row():
-                        bars = gr.Slider(*C.BAR_RANGE, value=4, step=1, label="Bars")
-                        tempo = gr.Slider(*C.TEMPO_RANGE, value=90, step=1, label="Tempo (BPM)")
-                with gr.Column(scale=2):
-                    model = gr.Dropdown(model_choices, value=controller.default_model, label="Model", elem_id="model")
-                    fgg = gr.Checkbox(value=True, label="Fine-grained guidance (FGG)", elem_id="fgg-toggle")
-                    strength = gr.Slider(0, 1, value=1.0, step=0.05,
-                                         label="FGG strength (share of the out-of-key notes forbidden, harshest first; 1 = all)")
-                    cfg = gr.Slider(*C.CFG_RANGE, value=7.5, step=0.5, label="CFG scale")
-                    rhythm = gr.Dropdown(C.RHYTHM_CHOICES, value="none", label="Rhythm")
+                        melody_status = gr.Markdown(controller.melody_description(None), elem_id="melody-status")
+                        clear_segment = gr.Button("✕ no segment", size="sm", min_width=100, elem_id="clear-segment")
+                    segment = Number(value=C.NO_SEGMENT, precision=0, visible=False, elem_id="segment")
+                    melody_file = gr.File(label="Melody MIDI (optional, ≤ 1 MB; replaces a segment's melody)",
+                                          file_types=[".mid", ".midi"], elem_id="melody-file")
                     with gr.Row():
-                        scale = gr.Dropdown(C.SCALE_CHOICES, value="from chords", label="Scale")
-                        tonic = gr.Dropdown(PITCH_NAMES, value="C", label="Tonic")
-                    custom_scale = gr.Textbox(label="Custom scale notes (with Scale = custom)", placeholder="C D E G A")
+                        bars = Slider(*C.BAR_RANGE, value=4, step=1, label="Bars", elem_id="bars",
+                                      info="follows the progression's length unless you move it")
+                        tempo = Slider(*C.TEMPO_RANGE, value=90, step=1, label="Tempo (BPM)",
+                                       info="playback speed; does not change the notes")
+                with gr.Column(scale=2, min_width=300):
+                    model = Dropdown(model_choices, value=controller.default_model, label="Model", elem_id="model",
+                                     info="paper: trained as in the paper; small: 10× fewer parameters")
+                    fgg = Checkbox(value=True, label="Fine-grained guidance (FGG)", elem_id="fgg-toggle",
+                                   info="off = the model alone (it may play out-of-key notes)")
+                    strength = Slider(0, 1, value=1.0, step=0.05, label="FGG strength",
+                                      info="share of the out-of-key pitch classes forbidden, harshest first (1 = all)")
+                    cfg = Slider(*C.CFG_RANGE, value=7.5, step=0.5, label="CFG scale", elem_id="cfg",
+                                 interactive=False, info=C.CFG_HELP[False])
+                    rhythm = Dropdown(C.RHYTHM_CHOICES, value="none", label="Rhythm", elem_id="rhythm",
+                                      info="onsets per 16th the accompaniment must play; none = the model decides")
                     with gr.Row():
-                        scale_table = gr.Dropdown([("ours (root-aware)", "ours"), ("paper's table", "paper")],
-                                                  value="ours", label="Chord → scale table (Scale = from chords)")
-                        scale_mode = gr.Dropdown([("scale + each chord's tones", "with_chords"),
-                                                  ("scale only (strict)", "strict")],
-                                                 value="with_chords", label="User scale")
-                    steps = gr.Slider(*C.STEP_RANGE, value=10, step=1, label="Sampling steps")
+                        scale = Dropdown(C.SCALE_CHOICES, value="from chords", label="Scale", min_width=140,
+                                         info="allowed notes: from each chord, or a scale")
+                        tonic = Dropdown(PITCH_NAMES, value="C", label="Tonic", min_width=100,
+                                         info="of a named scale")
+                    custom_scale = gr.Textbox(label="Custom scale notes", placeholder="C D E G A", max_length=100,
+                                              info="with Scale = custom: the allowed note names")
                     with gr.Row():
-                        seed = gr.Number(value=0, precision=0, label="Seed", minimum=0)
-                        dice = gr.Button("🎲 random", size="sm")
+                        scale_table = Dropdown([("ours (root-aware)", "ours"), ("paper's table", "paper")],
+                                               value="ours", label="Chord → scale table", min_width=140,
+                                               info="how a chord becomes allowed notes (Scale = from chords)")
+                        scale_mode = Dropdown([("scale + each chord's tones", "with_chords"),
+                                               ("scale only (strict)", "strict")], value="with_chords",
+                                              label="User scale", min_width=140,
+                                              info="a named/custom scale also allows the chord's own notes, or not")
+                    steps = Slider(*C.STEP_RANGE, value=10, step=1, label="Sampling steps",
+                                   info="10 = the paper; more is slower, rarely better")
+                    with gr.Row():
+                        seed = Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**31 - 1, min_width=120,
+                                      info="same seed + same settings = same music")
+                        dice = gr.Button("🎲 random", size="sm", min_width=80)
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
                 cancel_btn = gr.Button("Cancel", variant="stop")
+            gen_status = gr.Markdown(elem_id="generate-status")
             with gr.Row():
                 audio = gr.Audio(label="Audio", type="filepath", elem_id="audio-out")
-                midi_out = gr.File(label="MIDI")
+                midi_out = gr.File(label="MIDI", elem_id="midi-out")
             roll_plot = gr.Plot(label="Piano roll")
             metrics = gr.JSON(label="Metrics of this sample")
 
         with gr.Tab("Compare"):
-            gr.Markdown("Same condition (the Generate tab's chords, segment, melody, tempo, rhythm) and seed, "
-                        "first 4 bars, two systems side by side.")
+            gr.Markdown("Two systems on **the Generate tab's settings** (chords, segment, melody, rhythm, scale, CFG, "
+                        "steps, strength, seed, model), cut to the first 4 bars. A = `fgg` is exactly what Generate "
+                        "makes with Bars = 4 and FGG on; `no_fgg` the same with FGG off.")
             with gr.Row():
-                compare_model = gr.Dropdown(model_choices, value=controller.default_model, label="Model")
-                system_a = gr.Dropdown(list(SYSTEMS), value="fgg", label="System A")
-                system_b = gr.Dropdown(list(SYSTEMS), value="no_fgg", label="System B")
-                compare_btn = gr.Button("Compare", variant="primary", elem_id="compare")
+                system_a = Dropdown([(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS], value="fgg", label="System A",
+                                    info="what plays on the left", min_width=200)
+                system_b = Dropdown([(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS], value="no_fgg",
+                                    label="System B", info="what plays on the right", min_width=200)
+            compare_btn = gr.Button("Compare", variant="primary", elem_id="compare")
+            compare_status = gr.Markdown(elem_id="compare-status")
             with gr.Row():
-                audio_a = gr.Audio(label="A", type="filepath", elem_id="audio-a")
-                audio_b = gr.Audio(label="B", type="filepath", elem_id="audio-b")
-            with gr.Row():
-                plot_a = gr.Plot(label="A")
-                plot_b = gr.Plot(label="B")
+                with gr.Column(min_width=280):
+                    audio_a = gr.Audio(label="A", type="filepath", elem_id="audio-a")
+                    midi_a = gr.File(label="MIDI A", elem_id="midi-a")
+                    plot_a = gr.Plot(label="A")
+                with gr.Column(min_width=280):
+                    audio_b = gr.Audio(label="B", type="filepath", elem_id="audio-b")
+                    midi_b = gr.File(label="MIDI B", elem_id="midi-b")
+                    plot_b = gr.Plot(label="B")
             diff_plot = gr.Plot(label="Which notes changed")
             compare_table = gr.DataFrame(label="Metrics", interactive=False)
 
@@ -119,24 +237,26 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
                 gr.Markdown("No precomputed evaluation in `assets/eval/` yet: run one below or with "
                             "`python -m eval.run`.")
             else:
-                gr.Markdown("Precomputed runs in `assets/eval/<model>/` (see `assets/eval/README.md` for the "
-                            "commands). Pick the model whose run is shown.")
-            eval_model = gr.Radio(list(eval_runs), value=shown_run, label="Model of the run shown", elem_id="eval-model")
-            summary_table = gr.DataFrame(value=None if shown_run is None else eval_runs[shown_run][0].round(4),
-                                         label="Summary", interactive=False)
-            metric_choice = gr.Dropdown(METRIC_COLUMNS + ["diversity"], value="out_of_key_rate", label="Metric")
-            metric_plot = gr.Plot(value=None if shown_run is None else metric_bar(eval_runs[shown_run][0], "out_of_key_rate"))
+                gr.Markdown("Precomputed evaluations of each model on POP909 validation segments (mean ± 95 % CI; "
+                            "`assets/eval/README.md` has the commands). Definitions: `eval/METRICS.md`.")
+            eval_model = Radio(list(eval_runs), value=shown_run, label="Model of the run shown", elem_id="eval-model")
+            summary_table = gr.DataFrame(value=None if shown_run is None else readable_summary(eval_runs[shown_run][0]),
+                                         label="Summary", interactive=False, elem_id="eval-summary")
+            metric_choice = Dropdown(metric_choices, value="out_of_key_rate", label="Metric", elem_id="eval-metric")
+            metric_help = gr.Markdown(elem_id="eval-metric-help")
+            metric_plot = gr.Plot(show_label=False)
             heat_plot = gr.Plot(value=None if shown_run is None or eval_runs[shown_run][2] is None
-                                else out_of_key_heatmap(eval_runs[shown_run][2]))
+                                else out_of_key_heatmap(eval_runs[shown_run][2]), show_label=False)
             gr.Markdown("**FGG strength trade-off** (`assets/eval/strength_curve.csv`, "
                         "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG.")
-            gr.Plot(value=None if strength_curve is None else curve_figure(strength_curve))
-            with gr.Accordion("Run now", open=False):
-                with gr.Row():
-                    n_segments = gr.Slider(1, 200, value=5, step=1, label="Segments")
-                    eval_seeds = gr.Slider(1, 5, value=1, step=1, label="Seeds")
-                eval_systems = gr.CheckboxGroup(list(SYSTEMS), value=["fgg", "no_fgg", "ground_truth"], label="Systems")
+            gr.Plot(value=None if strength_curve is None else curve_figure(strength_curve), show_label=False)
+            with gr.Accordion("Run a small evaluation now", open=False):
+                gr.Markdown(f"At most {PUBLIC_EVAL_SEGMENTS} segments × 1 seed here, with the model chosen above; "
+                            "it stops if you leave the page. Full runs: `python -m eval.run`.")
+                n_segments = Slider(1, PUBLIC_EVAL_SEGMENTS, value=5, step=1, label="Segments")
+                eval_systems = CheckboxGroup(list(SYSTEMS), value=["fgg", "no_fgg", "ground_truth"], label="Systems")
                 run_btn = gr.Button("Run evaluation")
+                run_status = gr.Markdown(elem_id="run-status")
                 run_table = gr.DataFrame(label="New summary", interactive=False)
                 run_files = gr.File(label="CSV", file_count="multiple")
 
@@ -150,66 +270,176 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None) -> 
 
         gen_inputs = [chords, segment, melody_file, bars, tempo, fgg, strength, cfg, rhythm, scale, tonic,
                       custom_scale, steps, seed, model, scale_table, scale_mode]
+        private = dict(api_visibility="private", queue=False)
 
-        @user_errors
-        def do_generate(chords, segment=NO_SEGMENT, melody_file=None, bars=4, tempo=90, fgg=True, strength=1.0,
-                        cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10, seed=0,
-                        model=controller.default_model, scale_table="ours", scale_mode="with_chords",
-                        progress=gr.Progress()):
-            return controller.generate(chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm,
-                                       scale, tonic, custom_scale, steps, seed, _progress_callback(progress),
-                                       model, scale_table, scale_mode)
+        def done_message(warnings, what: str) -> str:
+            return "\n".join([f"✓ {what}"] + [f"⚠️ {w}" for w in warnings])
 
-        gen_event = generate_btn.click(do_generate, gen_inputs, [audio, midi_out, roll_plot, metrics],
-                                       api_name="generate", concurrency_limit=2)
+        def do_generate(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
+                        cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10,
+                        seed=0, model=controller.default_model, scale_table="ours", scale_mode="with_chords",
+                        request: gr.Request = None, progress=gr.Progress()):
+            try:
+                wav, midi, figure, sample = controller.generate(
+                    chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm, scale, tonic,
+                    custom_scale, steps, seed, model, scale_table, scale_mode,
+                    progress=lambda done, total: progress((done, total), desc="sampling", unit="steps"))
+            except ValueError as err:
+                raise user_error("/generate", err) from None
+            finally:
+                generation.release(client_of(request))
+            for warning in sample.get("warnings", []):
+                gr.Warning(warning)
+            return wav, midi, figure, sample, done_message(sample.get("warnings", []),
+                                                           f"{sample['notes']} notes in {sample['seconds']:.2f} s")
+
+        gen_event = generate_btn.click(
+            do_generate, gen_inputs, [audio, midi_out, roll_plot, metrics, gen_status], api_name="generate",
+            concurrency_id="sample", concurrency_limit=2, show_progress_on=[gen_status],
+            validator=validator("/generate", C.GENERATE_PARAMETERS, controller.resolve, generation))
         cancel_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")
-        dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_visibility="private")
+        dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, **private)
+
+        # Bars follow the progression until the visitor moves the slider.
+        bars_follow = gr.State(True)
+
+        def follow_chords(text, follow):
+            if not follow:
+                return gr.skip()
+            try:
+                n = parse_progression(text[:MAX_CHORD_CHARS]).n_bars
+            except (ValueError, TypeError):
+                return gr.skip()
+            return min(max(n, C.BAR_RANGE[0]), C.BAR_RANGE[1])
+
+        chords.change(follow_chords, [chords, bars_follow], bars, **private)
+        bars.input(lambda: False, None, bars_follow, **private)
+
+        def cfg_state(melody_file, segment, rhythm):
+            effect = bool(melody_file) or segment not in (None, C.NO_SEGMENT) or rhythm not in (None, "none")
+            return gr.update(interactive=effect, info=C.CFG_HELP[effect])
+
+        for control in (melody_file, segment, rhythm):
+            control.change(cfg_state, [melody_file, segment, rhythm], cfg, **private)
+
+        def melody_text(melody_file, segment):
+            seg = None if segment in (None, C.NO_SEGMENT) else int(segment)
+            return controller.melody_description(seg, getattr(melody_file, "name", melody_file))
+
+        melody_file.change(melody_text, [melody_file, segment], melody_status, **private)
+
+        def no_segment():
+            return C.NO_SEGMENT, None, None, "none", controller.melody_description(None)
+
         for button, text in zip(example_buttons, C.EXAMPLES.values()):
-            button.click(lambda t=text: (t, NO_SEGMENT, NO_SEGMENT, "none"), None, [chords, segment, segment_picker, rhythm],
-                         api_visibility="private")
+            button.click(lambda t=text: (t, True) + no_segment(), None,
+                         [chords, bars_follow, segment, song_picker, segment_picker, rhythm, melody_status], **private)
+        clear_segment.click(no_segment, None, [segment, song_picker, segment_picker, rhythm, melody_status], **private)
 
-        @user_errors
-        def fill_from_segment(index):
-            if index in (None, NO_SEGMENT):
-                return NO_SEGMENT, gr.update(), gr.update(), "none"
-            text, seg_tempo = controller.segment_fields(index)
-            return index, text, seg_tempo, "from segment"
+        def pick_song(song):
+            try:
+                return gr.update(choices=controller.segment_choices(song), value=None)
+            except (ValueError, TypeError):
+                return gr.update(choices=[], value=None)
 
-        segment_picker.input(fill_from_segment, segment_picker, [segment, chords, tempo, rhythm], api_visibility="private")
+        song_picker.input(pick_song, song_picker, segment_picker, **private)
 
-        @user_errors
-        def do_compare(chords, segment=NO_SEGMENT, melody_file=None, tempo=90, rhythm="none", system_a="fgg",
-                       system_b="no_fgg", seed=0, model=controller.default_model):
-            return controller.compare(chords, segment, melody_file, tempo, rhythm, system_a, system_b, seed, model)
+        def pick_segment(index, melody_file):
+            try:
+                text, seg_tempo, _ = controller.segment_fields(index)
+            except ValueError:
+                return (gr.skip(),) * 7
+            return (index, text, seg_tempo, "from segment", C.SEGMENT_BARS, False,
+                    controller.melody_description(int(index), getattr(melody_file, "name", melody_file)))
 
-        compare_btn.click(do_compare, [chords, segment, melody_file, tempo, rhythm, system_a, system_b, seed,
-                                       compare_model],
-                          [audio_a, audio_b, plot_a, plot_b, diff_plot, compare_table], api_name="compare",
-                          concurrency_limit=2)
+        segment_picker.input(pick_segment, [segment_picker, melody_file],
+                             [segment, chords, tempo, rhythm, bars, bars_follow, melody_status], **private)
 
-        def metric_figure(name, metric):
+        def do_compare(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
+                       cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10,
+                       seed=0, model=controller.default_model, scale_table="ours", scale_mode="with_chords",
+                       system_a="fgg", system_b="no_fgg", request: gr.Request = None):
+            try:
+                *outputs, warnings = controller.compare(
+                    chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm, scale, tonic,
+                    custom_scale, steps, seed, model, scale_table, scale_mode, system_a=system_a, system_b=system_b)
+            except ValueError as err:
+                raise user_error("/compare", err) from None
+            finally:
+                generation.release(client_of(request))
+            for warning in warnings:
+                gr.Warning(warning)
+            return *outputs, done_message(warnings, f"A = {system_a}, B = {system_b}, seed {int(seed)}")
+
+        def check_compare(*values):
+            *values, system_a, system_b = values
+            controller.compare_request(*values, system_a=system_a, system_b=system_b)
+
+        compare_btn.click(
+            do_compare, gen_inputs + [system_a, system_b],
+            [audio_a, audio_b, midi_a, midi_b, plot_a, plot_b, diff_plot, compare_table, compare_status],
+            api_name="compare", concurrency_id="sample", concurrency_limit=2, show_progress_on=[compare_status],
+            validator=validator("/compare", C.GENERATE_PARAMETERS + ("system_a", "system_b"), check_compare,
+                                generation))
+
+        def metric_view(name, metric):
             summary = eval_runs[name][0] if name in eval_runs else None
-            return None if summary is None or metric not in summary else metric_bar(summary, metric)
+            label, unit, definition = METRIC_INFO.get(metric, (str(metric), "", ""))
+            if summary is None or metric not in summary or summary[metric].isna().all():
+                return None, f"**{label}**: not computed in this run. {definition}"
+            figure = metric_bar(summary, metric)
+            figure.update_layout(title=label, yaxis_title=unit)
+            return figure, f"**{label}** ({unit}): {definition}"
 
         def show_run(name, metric):
             if name not in eval_runs:
-                return None, None, None
+                return None, None, None, ""
             summary, _, heat = eval_runs[name]
-            return summary.round(4), metric_figure(name, metric), None if heat is None else out_of_key_heatmap(heat)
+            return (readable_summary(summary), *metric_view(name, metric),
+                    None if heat is None else out_of_key_heatmap(heat))
 
-        metric_choice.change(metric_figure, [eval_model, metric_choice], metric_plot, api_visibility="private")
-        eval_model.change(show_run, [eval_model, metric_choice], [summary_table, metric_plot, heat_plot],
-                          api_visibility="private")
+        metric_choice.change(metric_view, [eval_model, metric_choice], [metric_plot, metric_help], **private)
+        eval_model.change(show_run, [eval_model, metric_choice], [summary_table, metric_plot, metric_help, heat_plot],
+                          **private)
+        app.load(metric_view, [eval_model, metric_choice], [metric_plot, metric_help], **private)
 
-        @user_errors
-        def do_run_eval(n, systems, k, model_name, progress=gr.Progress()):
-            result, per_sample_csv, summary_csv = C.run_eval_now(controller, n, systems, k,
-                                                                 lambda d, t: progress((d, t), desc="evaluating"),
-                                                                 model_name)
-            return result.round(4), [per_sample_csv, summary_csv]
+        def do_run_eval(n_segments, systems, model_name, request: gr.Request = None, progress=gr.Progress()):
+            """Runs in a thread of its own; Gradio closes this generator when the visitor leaves
+            (or the queue drops the job), and closing it cancels the run after its current batch."""
+            cancel, box = threading.Event(), {}
 
-        run_btn.click(do_run_eval, [n_segments, eval_systems, eval_seeds, model], [run_table, run_files],
-                      api_name="evaluate", concurrency_limit=1)
+            def work():
+                try:
+                    box["result"] = C.run_eval_now(controller, n_segments, systems, cancel=cancel, model=model_name,
+                                                   progress=lambda d, t: progress((d, t), desc="evaluating"))
+                except Exception as err:  # handed to the request's thread below
+                    box["error"] = err
+
+            worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
+            try:
+                worker.start()
+                while worker.is_alive():
+                    worker.join(0.5)
+                    if worker.is_alive():
+                        yield gr.skip(), gr.skip(), gr.skip()
+                if "error" in box:
+                    if isinstance(box["error"], ValueError):
+                        raise user_error("/evaluate", box["error"])
+                    raise box["error"]
+                summary, per_sample_csv, summary_csv = box["result"]
+                yield readable_summary(summary), [per_sample_csv, summary_csv], f"✓ {int(summary['n'].max())} segments"
+            finally:
+                cancel.set()
+                evaluation.release(client_of(request))
+
+        def check_eval(n_segments, systems, model_name):
+            C.eval_request(controller, n_segments, systems, model_name)
+
+        run_btn.click(do_run_eval, [n_segments, eval_systems, eval_model], [run_table, run_files, run_status],
+                      api_name="evaluate", concurrency_id="evaluate", concurrency_limit=1,
+                      show_progress_on=[run_status],
+                      validator=validator("/evaluate", ("n_segments", "systems", "model_name"), check_eval,
+                                          evaluation))
 
     # The participant's page: its own route, so the browser receives only its components
     # (Gradio sends each page just its own part of the config) — no system names from the

@@ -30,6 +30,9 @@ class SegmentBatch:
     bass: np.ndarray  # (B, T) int8
     onset_counts: np.ndarray | None  # (B, T) accompaniment onsets per step (None: null rhythm)
     scale_table: str = "ours"  # chord -> scale table that guides and corrects (fgg.guidance)
+    # True: no melody was given (the app's typed chords), so the model gets the null melody
+    # condition, as in ``Generator.generate``; a POP909 segment without melody is a silent one.
+    null_melody: bool = False
     allowed: np.ndarray = field(init=False)  # (B, T, 12) bool chord-derived allowed pitch classes
 
     def __post_init__(self):
@@ -78,7 +81,7 @@ def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: 
     step's prediction before the correction, so the size of the last edit can be measured."""
     n_steps = batch.chroma.shape[1]
     counts = batch.onset_counts if rhythm else None  # None (no rhythm given) -> null rhythm
-    cond, null = build_conditions(batch.chroma, counts, batch.melody)
+    cond, null = build_conditions(batch.chroma, counts, None if batch.null_melody else batch.melody)
     allowed = pitch_mask(torch.from_numpy(batch.allowed))  # (B, T, P) the full set: inpainting, corrections
     guided = fgg_pixel_mask(batch.allowed, batch.chroma, batch.root, ctx.options.strength) if fgg else allowed
     known = known_mask = None

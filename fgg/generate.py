@@ -100,8 +100,9 @@ def load_melody(melody, n_steps: int) -> np.ndarray:
     if isinstance(melody, (str, os.PathLike)):
         try:
             melody = pretty_midi.PrettyMIDI(str(melody))
-        except Exception as err:  # mido/pretty_midi raise many types on corrupt files
-            raise ValueError(f"cannot read melody MIDI {os.fspath(melody)!r}: {err}") from None
+        except Exception:  # mido/pretty_midi raise many types on corrupt files; their text is internals
+            raise ValueError(f"cannot read melody MIDI {os.path.basename(melody)!r}: "
+                             "it is not a valid standard MIDI file") from None
     if isinstance(melody, pretty_midi.PrettyMIDI):
         insts = [i for i in melody.instruments if not i.is_drum and i.notes]
         if not insts:
@@ -329,11 +330,16 @@ class Generator:
         acc = roll[0].numpy() > NOTE_THRESHOLD  # (2, T_total, P)
         # Canonical roll: drop sustain pixels that no onset leads into.
         acc = notes_to_roll(roll_to_notes(acc), n_steps)
-        midi = rolls_to_midi({"melody": melody_roll, "accompaniment": acc}, tempo,
-                             programs={"melody": MELODY_PROGRAM, "accompaniment": ACCOMPANIMENT_PROGRAM},
-                             velocities={"melody": 100, "accompaniment": 72})
-        return GenerationResult(acc, melody_roll, progression, allowed_pcs, midi, float(tempo), int(seed),
+        return GenerationResult(acc, melody_roll, progression, allowed_pcs, piece_midi(melody_roll, acc, tempo),
+                                float(tempo), int(seed),
                                 time.perf_counter() - began, warnings)
+
+
+def piece_midi(melody: np.ndarray, accompaniment: np.ndarray, tempo: float) -> pretty_midi.PrettyMIDI:
+    """(2, T, 64) melody and accompaniment rolls -> the MIDI every generated piece is written as."""
+    return rolls_to_midi({"melody": melody, "accompaniment": accompaniment}, tempo,
+                         programs={"melody": MELODY_PROGRAM, "accompaniment": ACCOMPANIMENT_PROGRAM},
+                         velocities={"melody": 100, "accompaniment": 72})
 
 
 _DEFAULT: dict[str, Generator] = {}

@@ -1,5 +1,6 @@
 """The app: builds, serves the documented API, and reports bad input clearly."""
 import json
+import re
 import socket
 
 import pytest
@@ -8,7 +9,7 @@ from gradio_client import Client, handle_file
 
 from demo.controller import Controller
 from demo.listening import ListeningStore
-from demo.ui import build_app
+from demo.ui import build_app, launch
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet
 
@@ -33,9 +34,8 @@ def server(controller, tmp_path_factory):
     pool.mkdir()
     (pool / "manifest.json").write_text(json.dumps({"pairs": []}))
     app = build_app(controller, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}", pool))
-    app.queue(max_size=8, default_concurrency_limit=2)
     port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
     app.close()
 
@@ -46,11 +46,12 @@ def test_api_generate_returns_audio_midi_figure_metrics(server):
     params = api["/generate"]["parameters"]
     assert params[0]["parameter_name"] == "chords"
     assert all(p["parameter_has_default"] for p in params)  # only the chords are needed
-    wav, midi, figure, metrics = client.predict(chords="C G | Am F", seed=3, api_name="/generate")
+    wav, midi, figure, metrics, status = client.predict(chords="C G | Am F", seed=3, api_name="/generate")
     assert wav.endswith(".wav") and open(wav, "rb").read(4) == b"RIFF"
     assert midi.endswith(".mid") and open(midi, "rb").read(4) == b"MThd"
     assert figure is not None
     assert metrics["out_of_key_notes"] == 0 and metrics["out_of_key_rate"] == 0.0 and metrics["notes"] > 0
+    assert status.startswith(f"✓ {metrics['notes']} notes")
 
 
 def test_api_model_and_scale_table_choices(server, controller):
@@ -58,17 +59,17 @@ def test_api_model_and_scale_table_choices(server, controller):
     params = {p["parameter_name"] for p in
               client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]}
     assert {"model", "scale_table", "scale_mode"} <= params
-    _, midi_paper, _, m_paper = client.predict(chords="Cm7 | F7", seed=2, model="paper", scale_table="paper",
-                                               api_name="/generate")
-    _, midi_small, _, m_small = client.predict(chords="Cm7 | F7", seed=2, model="small", api_name="/generate")
+    _, midi_paper, _, m_paper, _ = client.predict(chords="Cm7 | F7", seed=2, model="paper", scale_table="paper",
+                                                  api_name="/generate")
+    _, midi_small, _, m_small, _ = client.predict(chords="Cm7 | F7", seed=2, model="small", api_name="/generate")
     assert m_paper["out_of_key_notes"] == 0 and m_small["out_of_key_notes"] == 0
     assert open(midi_paper, "rb").read() != open(midi_small, "rb").read()  # another model, another sample
     with pytest.raises(Exception, match="huge"):
         client.predict(chords="C", model="huge", api_name="/generate")
     with pytest.raises(Exception, match="jazz"):
         client.predict(chords="C", scale_table="jazz", api_name="/generate")
-    _, _, _, metrics = client.predict(chords="C | F | G | C | Am | F | G | C", bars=4, api_name="/generate")
-    assert "8 bars" in metrics["warnings"][0]  # a cut progression is reported, not silent
+    _, _, _, metrics, status = client.predict(chords="C | F | G | C | Am | F | G | C", bars=4, api_name="/generate")
+    assert "8 bars" in metrics["warnings"][0] and "8 bars" in status  # a cut progression is reported, not silent
     labels = dict((v, k) for k, v in controller.model_choices())
     assert labels["paper"].startswith("paper — ") and "best quality" in labels["paper"]
 
@@ -79,13 +80,25 @@ def test_api_bad_chord_is_a_clear_error(server):
         client.predict(chords="C | Hm", api_name="/generate")
 
 
-def test_api_compare(server):
+def test_api_compare_is_generate_with_two_systems(server):
+    """Compare A = fgg is the very piece Generate makes with 4 bars (same MIDI bytes), and
+    both sides come with audio and MIDI."""
     client = Client(server, verbose=False)
-    wav_a, wav_b, plot_a, plot_b, diff, table = client.predict(chords="Am F | C G", system_a="fgg",
-                                                                system_b="no_fgg", model="small", api_name="/compare")
-    assert wav_a.endswith("A_fgg.wav") and wav_b.endswith("B_no_fgg.wav")
+    settings = dict(chords="Am F | C G | Dm | E7 | Am", seed=5, model="small", rhythm="ballad", cfg_scale=3.0,
+                    steps=6)
+    wav_a, wav_b, midi_a, midi_b, *_, table, status = client.predict(**settings, system_a="fgg", system_b="no_fgg",
+                                                                     api_name="/compare")
+    assert wav_a.endswith("A_fgg_seed5.wav") and wav_b.endswith("B_no_fgg_seed5.wav")
+    assert open(midi_b, "rb").read(4) == b"MThd"
     rows = {r[0]: r for r in table["data"]}
     assert rows["out_of_key_rate"][1] == 0.0
+    assert "5 bars" in status  # cut to the first 4 bars, and said so
+    _, midi_on, *_ = client.predict(**settings, bars=4, api_name="/generate")
+    _, midi_off, *_ = client.predict(**settings, bars=4, fgg=False, api_name="/generate")
+    assert open(midi_a, "rb").read() == open(midi_on, "rb").read()
+    assert open(midi_b, "rb").read() == open(midi_off, "rb").read()
+    with pytest.raises(Exception, match="ground_truth is a POP909 segment"):
+        client.predict(chords="C", system_b="ground_truth", api_name="/compare")
 
 
 def test_api_midi_upload_checks(server, tmp_path):
@@ -96,50 +109,76 @@ def test_api_midi_upload_checks(server, tmp_path):
     corrupt.write_bytes(b"MThd this is not really midi")
     with pytest.raises(Exception, match="is empty"):
         client.predict(chords="C", melody_file=handle_file(str(empty)), api_name="/generate")
-    with pytest.raises(Exception, match="cannot read melody MIDI"):
+    with pytest.raises(Exception, match="cannot read melody MIDI 'corrupt.mid'") as err:
         client.predict(chords="C", melody_file=handle_file(str(corrupt)), api_name="/generate")
+    assert "/tmp" not in str(err.value) and "gradio" not in str(err.value)  # no server path
 
 
-def test_controller_rechecks_values(controller, tmp_path):
+def test_controller_refuses_out_of_range_values_naming_them(controller, tmp_path):
+    from demo.limits import InputError
+
     huge = tmp_path / "huge.mid"
     huge.write_bytes(b"\0" * 1_100_000)
     with pytest.raises(ValueError, match="1.1 MB; the limit is 1 MB"):
         controller.generate("C", melody_file=str(huge))
-    # out-of-range widget values are clamped on the server
-    _, _, _, metrics = controller.generate("C G", tempo=-5, steps=999, cfg_scale=99, strength=7)
-    assert metrics["notes"] >= 0 and metrics["out_of_key_notes"] == 0
-    req = controller.resolve("C G", bars=1000, tempo=-5)
-    assert req.progression.n_bars == 32 and req.tempo == 40
-    with pytest.raises(ValueError, match="rhythm 'from segment' needs a POP909 segment"):
-        controller.resolve("C", rhythm="from segment")
-    with pytest.raises(ValueError, match="unknown model .huge."):
-        controller.generate("C", model="huge")
-    with pytest.raises(ValueError, match="unknown scale mode"):
-        controller.resolve("C", scale="dorian", scale_mode="loose")
-    with pytest.raises(ValueError, match="custom scale"):
-        controller.resolve("C", scale="custom", custom_scale=" ")
-    with pytest.raises(ValueError, match="not a note name"):
-        controller.resolve("C", scale="custom", custom_scale="C H")
+    for kwargs, parameter, message in [
+            (dict(tempo=-5), "tempo", "tempo must be a number from 40 to 220 BPM (got -5)"),
+            (dict(steps=999), "steps", "steps must be a whole number from 2 to 50 (got 999)"),
+            (dict(steps=2.5), "steps", "whole number"),
+            (dict(cfg_scale="abc"), "cfg_scale", "cfg_scale must be a number from 1 to 12 (got 'abc')"),
+            (dict(strength=float("nan")), "strength", "strength must be a number"),
+            (dict(seed=10**30), "seed", "seed must be a whole number from 0 to 2147483647 (got 1e+30)"),
+            (dict(segment=10**9), "segment", "from -1 to 1708"),
+            (dict(bars=1000), "bars", "bars must be a whole number from 4 to 32"),
+            (dict(fgg="false"), "fgg", "fgg must be true or false"),
+            (dict(rhythm="from segment"), "rhythm", "rhythm 'from segment' needs a POP909 segment"),
+            (dict(model="huge"), "model", "unknown model 'huge'"),
+            (dict(scale="dorian", scale_mode="loose"), "scale_mode", "unknown scale_mode"),
+            (dict(scale="custom", custom_scale=" "), "custom_scale", "custom scale"),
+            (dict(scale="custom", custom_scale="C H"), "custom_scale", "not a note name")]:
+        with pytest.raises(InputError, match=re.escape(message)) as err:
+            controller.resolve("C G", **kwargs)
+        assert err.value.parameter == parameter, kwargs
+    with pytest.raises(InputError, match="1,000,000 characters long; the limit is 2,000"):
+        controller.resolve("C " * 500_000)
+    req = controller.resolve("C G | " * 40)  # bars follow the progression, up to 32, and say so
+    assert req.progression.n_bars == 32 and "40 bars" in req.warnings[0]
+    assert controller.resolve("C G").progression.n_bars == 4 and not controller.resolve("C G").cfg_has_effect
+    assert controller.resolve("C G", rhythm="ballad").cfg_has_effect
 
 
 def test_segment_fills_inputs(controller):
-    text, tempo = controller.segment_fields(0)
+    text, tempo, melody = controller.segment_fields(0)
     from fgg.chords import parse_progression
     assert parse_progression(text).labels == tuple(str(x) for x in controller.segments["chord_labels"][0])
-    assert 40 <= tempo <= 220
+    assert 40 <= tempo <= 220 and melody.startswith("Melody: ")
     req = controller.resolve(text, segment=0, rhythm="from segment")
     assert req.melody is not None and req.counts is not None
+    assert controller.resolve("", segment=0).progression.labels == parse_progression(text).labels
+    silent = next(i for i in range(len(controller.segments["song_id"])) if not controller.has_melody(i))
+    assert controller.segment_label(silent).endswith("no melody") and "no melody" in controller.segment_fields(silent)[2]
+    songs = controller.song_choices()
+    assert len(songs) == len(set(controller.segments["song_id"])) == 88
+    label, song = songs[0]
+    assert label.startswith(f"song {song:03d} · ") and any(k in label for k in (" major", " minor", "key unknown"))
+    assert all(controller.segments["song_id"][i] == song for _, i in controller.segment_choices(song))
 
 
 def test_evaluate_run_now(controller):
-    from demo.controller import load_eval_results, run_eval_now
+    from demo.controller import Cancelled, load_eval_results, run_eval_now
 
     progress = []
-    summary, per_sample_csv, summary_csv = run_eval_now(controller, 2, ["fgg", "rule_based"], 1,
+    summary, per_sample_csv, summary_csv = run_eval_now(controller, 2, ["fgg", "rule_based"],
                                                         lambda d, t: progress.append((d, t)))
     assert list(summary["system"]) == ["fgg", "rule_based"] and (summary["out_of_key_rate"] == 0).all()
     assert progress[-1] == (4, 4)
     loaded = load_eval_results(__import__("pathlib").Path(summary_csv).parent)
     assert len(loaded[1]) == 4
     with pytest.raises(ValueError, match="at least one system"):
-        run_eval_now(controller, 2, [], 1)
+        run_eval_now(controller, 2, [])
+    with pytest.raises(ValueError, match="n_segments must be a whole number from 1 to 20 .got 200."):
+        run_eval_now(controller, 200, ["fgg"])
+    cancel = __import__("threading").Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        run_eval_now(controller, 8, ["fgg"], cancel=cancel)

@@ -81,7 +81,7 @@ def listening_server(controller, tmp_path_factory):  # noqa: F811
     import json
 
     from demo.listening import ListeningStore
-    from demo.ui import build_app
+    from demo.ui import build_app, launch
     from fgg.data import load_valid_segments
     from fgg.pianoroll import rolls_to_midi
 
@@ -103,9 +103,8 @@ def listening_server(controller, tmp_path_factory):  # noqa: F811
     os.environ["FGG_ADMIN_PASSWORD"] = "test-admin"  # read when the admin page is built
     app = build_app(controller, store)
     del os.environ["FGG_ADMIN_PASSWORD"]
-    app.queue(max_size=8, default_concurrency_limit=2)
     port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", store
     app.close()
 
