@@ -393,7 +393,10 @@ def eval_request(controller: Controller, n_segments, systems, model=None) -> tup
     n = number(n_segments, "n_segments", 1, PUBLIC_EVAL_SEGMENTS, integer=True)
     if not isinstance(systems, (list, tuple)) or len(systems) > len(SYSTEMS):
         raise InputError("systems", f"systems must be a list of up to {len(SYSTEMS)} of {', '.join(SYSTEMS)}")
-    systems = list(dict.fromkeys(choice(s, list(SYSTEMS), "system") for s in systems))
+    unknown = [s for s in systems if not isinstance(s, str) or s not in SYSTEMS]
+    if unknown:
+        raise InputError("systems", f"unknown system {shown(unknown[0])}; choose from {', '.join(SYSTEMS)}")
+    systems = list(dict.fromkeys(systems))
     if not systems:
         raise InputError("systems", "choose at least one system to evaluate")
     return n, systems, choice(model or controller.default_model, list(controller.generators), "model")

@@ -14,6 +14,7 @@ import hashlib
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import gradio as gr
@@ -22,6 +23,7 @@ import pandas as pd
 from scipy.io import wavfile
 
 from demo.audio import write_wav
+from demo.limits import client_of
 from demo.listening import CRITERIA, PREFERENCES, AdminGate, ListeningStore
 
 SCORES = [1, 2, 3, 4, 5]
@@ -54,16 +56,17 @@ class ClientLimiter:
             return allowed
 
 
-def client_of(request: gr.Request | None) -> str:
-    return getattr(getattr(request, "client", None), "host", None) or "unknown"
-
-
 class ClipServer:
-    """Renders each pool MIDI once, then writes what one rater hears under an opaque name."""
+    """Renders each pool MIDI once, then writes what one rater hears under an opaque name.
+    Gradio copies each served clip into its own cache, so only the last ``keep`` clips are
+    kept here (a clip asked for again is simply written again): temp space stays bounded
+    however many raters come."""
 
-    def __init__(self, store: ListeningStore, folder: Path | None = None):
+    def __init__(self, store: ListeningStore, folder: Path | None = None, keep: int = 64):
         self.store = store
         self.folder = folder or Path(tempfile.mkdtemp(prefix="clips-"))
+        self.keep = keep
+        self._written: deque[Path] = deque()
         self._lock = threading.Lock()
 
     def _rendered(self, midi_path: str) -> Path:
@@ -100,6 +103,11 @@ class ClipServer:
             pad = np.zeros(1 + int(clip_id[:6], 16) % 2048, dtype=audio.dtype)
             out.parent.mkdir(parents=True, exist_ok=True)
             wavfile.write(out, rate, np.concatenate([audio, pad]))
+            with self._lock:
+                self._written.append(out)
+                stale = [self._written.popleft() for _ in range(max(0, len(self._written) - self.keep))]
+            for old in stale:
+                old.unlink(missing_ok=True)
         return str(out)
 
 

@@ -1,0 +1,182 @@
+"""The app as a stranger on a public Space would use it: out-of-range, non-numeric, huge and
+malformed values through the API client and raw HTTP, a 100 MB upload, an anonymous
+evaluation of 200 segments, a visitor who leaves mid-evaluation, temp files piling up.
+Every refusal must come at once (< 2 s), name the parameter and the limit, never show a
+path or a traceback, and leave one line in the log."""
+import json
+import logging
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from gradio_client import Client, handle_file
+
+from demo.controller import Controller
+from demo.limits import Admission, Workspace
+from demo.listening import ListeningStore
+from demo.ui import build_app, launch
+from tests.test_app import controller, free_port  # noqa: F401  (fixture)
+
+FAST = 2.0  # seconds: every refusal arrives within this
+
+
+@pytest.fixture(scope="module")
+def hostile_server(controller, tmp_path_factory):  # noqa: F811
+    tmp = tmp_path_factory.mktemp("hostile")
+    (tmp / "pool").mkdir()
+    (tmp / "pool" / "manifest.json").write_text(json.dumps({"pairs": []}))
+    generation = Admission("generation", total=16, per_client=2)
+    evaluation = Admission("evaluation", total=2, per_client=1)
+    app = build_app(controller, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}", tmp / "pool"), generation, evaluation)
+    port = free_port()
+    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/", generation, evaluation
+    app.close()
+
+
+HOSTILE = [  # (endpoint, arguments, parameter named, words the message must contain)
+    ("/generate", dict(chords="C " * 50_000), "chords", "100,000 characters long; the limit is 2,000"),
+    ("/generate", dict(chords="C", tempo="fast"), "tempo", "tempo must be a number from 40 to 220 BPM (got 'fast')"),
+    ("/generate", dict(chords="C", tempo=1e9), "tempo", "from 40 to 220 BPM (got 1e+09)"),
+    ("/generate", dict(chords="C", seed=1e30), "seed", "seed must be a whole number from 0 to 2147483647"),
+    ("/generate", dict(chords="C", seed=-1), "seed", "seed must be a whole number from 0"),
+    ("/generate", dict(chords="C", segment=10**9), "segment", "segment must be a whole number from -1 to 1708"),
+    ("/generate", dict(chords="C", steps=10_000), "steps", "steps must be a whole number from 2 to 50"),
+    ("/generate", dict(chords="C", bars=10_000), "bars", "bars must be a whole number from 4 to 32"),
+    ("/generate", dict(chords="C", cfg_scale=None), "cfg_scale", "cfg_scale must be a number from 1 to 12 (got None)"),
+    ("/generate", dict(chords="C", fgg="no"), "fgg", "fgg must be true or false"),
+    ("/generate", dict(chords="C", model="x" * 1_000_000), "model", "(1,000,000 characters); choose one of paper"),
+    ("/generate", dict(chords="C", rhythm="<script>"), "rhythm", "unknown rhythm '<script>'; choose one of none"),
+    ("/generate", dict(chords="C", scale="custom", custom_scale="C " * 100), "custom_scale", "the limit is 100"),
+    ("/generate", dict(chords="C | Hm"), "chords", "bar 2: unrecognised chord symbol 'Hm'"),
+    ("/generate", dict(chords=""), "chords", "empty chord progression"),
+    ("/compare", dict(chords="C", system_b="oracle"), "system_b", "unknown system_b 'oracle'"),
+    ("/compare", dict(chords="C", system_a="ground_truth"), "system_a", "pick a segment"),
+    ("/evaluate", dict(n_segments=200, systems=["fgg"], model_name="paper"), "n_segments",
+     "n_segments must be a whole number from 1 to 20 (got 200)"),
+    ("/evaluate", dict(n_segments=5, systems=5 * ["fgg", "no_fgg"], model_name="paper"), "systems", "up to 8"),
+    ("/evaluate", dict(n_segments=5, systems=["fgg; rm -rf /"], model_name="paper"), "systems", "unknown system"),
+]
+
+
+@pytest.mark.parametrize("endpoint,arguments,parameter,message", HOSTILE,
+                         ids=[f"{e}-{p}-{i}" for i, (e, _, p, _) in enumerate(HOSTILE)])
+def test_hostile_input_is_refused_at_once_naming_the_parameter(hostile_server, endpoint, arguments, parameter,
+                                                                message, caplog, capfd):
+    url, generation, evaluation = hostile_server
+    client = Client(url, verbose=False)
+    caplog.set_level(logging.INFO, logger="fgg.app")
+    began = time.perf_counter()
+    with pytest.raises(Exception) as err:
+        client.predict(**arguments, api_name=endpoint)
+    seconds = time.perf_counter() - began
+    text = str(err.value)
+    assert seconds < FAST, (seconds, text)
+    assert f"- {parameter}: " in text and message in text, text
+    assert len(text) < 400 and "/tmp" not in text and "Traceback" not in text
+    lines = [r.getMessage() for r in caplog.records if r.name == "fgg.app"]
+    assert len(lines) == 1 and "\n" not in lines[0] and len(lines[0]) < 400, lines
+    assert "Traceback" not in capfd.readouterr().err
+    assert generation.held() == 0 and evaluation.held() == 0  # nothing refused is holding a place
+
+
+def test_corrupt_midi_names_the_file_not_the_server_path(hostile_server, tmp_path):
+    url, *_ = hostile_server
+    corrupt = tmp_path / "my tune.mid"
+    corrupt.write_bytes(b"MThd\x00\x00\x00\x06" + b"\xff" * 64)
+    with pytest.raises(Exception) as err:
+        Client(url, verbose=False).predict(chords="C", melody_file=handle_file(str(corrupt)), api_name="/generate")
+    text = str(err.value)
+    assert "cannot read melody MIDI 'my tune.mid': it is not a valid standard MIDI file" in text
+    assert "/" not in text.split("'my tune.mid'")[0] and tempfile.gettempdir() not in text
+
+
+def test_raw_http_upload_over_1_mb_is_refused_before_it_is_stored(hostile_server):
+    url, *_ = hostile_server
+    cache = Path(tempfile.gettempdir()) / "gradio"
+    before = {p for p in cache.rglob("*")} if cache.exists() else set()
+    began = time.perf_counter()
+    response = httpx.post(url + "gradio_api/upload", files={"files": ("big.mid", b"\0" * 100_000_000)}, timeout=60)
+    assert time.perf_counter() - began < 10  # the 100 MB still has to cross the loopback
+    assert response.status_code == 413 and "maximum allowed size of 1048576 bytes" in response.text
+    after = {p for p in cache.rglob("*")} if cache.exists() else set()
+    assert not [p for p in after - before if p.name == "big.mid"]
+
+
+def test_raw_http_join_with_a_bad_value_gets_a_422_naming_it(hostile_server):
+    url, *_ = hostile_server
+    config = httpx.get(url + "config").json()
+    fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "generate")
+    data = ["C" * 1_000_000] + [None] * 16
+    began = time.perf_counter()
+    response = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn, "session_hash": "raw1",
+                                                              "event_data": None, "trigger_id": None}, timeout=30)
+    assert time.perf_counter() - began < FAST
+    assert response.status_code == 422
+    detail = json.dumps(response.json())
+    assert "chords is 1,000,000 characters long; the limit is 2,000" in detail and len(detail) < 2_000
+
+
+def test_one_visitor_cannot_fill_the_generation_queue(hostile_server):
+    """Of 10 generations sent at once by one visitor, 2 are admitted; the other 8 are told why
+    at once; the places come back when the two finish."""
+    url, generation, _ = hostile_server
+    client = Client(url, verbose=False)
+    jobs = [client.submit(chords="C G | Am F", bars=8, steps=20, seed=k, api_name="/generate") for k in range(10)]
+    refused = []
+    for job in jobs:
+        try:
+            job.result(timeout=120)
+        except Exception as err:
+            refused.append(str(err))
+    assert len(refused) == 8, refused
+    assert all("you already have 2 generation request(s) waiting or running (limit 2 per visitor)" in text
+               for text in refused)
+    assert generation.held() == 0
+
+
+def test_a_visitor_who_leaves_stops_the_evaluation_and_generation_is_not_blocked(hostile_server, controller):  # noqa: F811
+    """An evaluation runs in its own concurrency group (a generation started meanwhile finishes
+    first), and closing the browser's event stream cancels it after its current batch."""
+    url, _, evaluation = hostile_server
+    config = httpx.get(url + "config").json()
+    fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "evaluate")
+    session = "leaver"
+    body = {"data": [20, ["fgg", "no_fgg", "inpaint", "null_rhythm"], "paper"], "fn_index": fn,
+            "session_hash": session, "event_data": None, "trigger_id": None}
+    assert httpx.post(url + "gradio_api/queue/join", json=body, timeout=30).status_code == 200
+    started = threading.Event()
+
+    def listen():  # the visitor's page: reads the event stream until the run reports progress, then leaves
+        with httpx.stream("GET", url + f"gradio_api/queue/data?session_hash={session}", timeout=60) as stream:
+            for line in stream.iter_lines():
+                if '"progress"' in line:
+                    started.set()
+                    return
+    reader = threading.Thread(target=listen)
+    reader.start()
+    assert started.wait(60), "the evaluation never reported progress"
+    began = time.perf_counter()
+    _, _, _, metrics, _ = Client(url, verbose=False).predict(chords="C G | Am F", seed=1, api_name="/generate")
+    assert metrics["notes"] >= 0 and time.perf_counter() - began < 30
+    reader.join()
+    deadline = time.perf_counter() + 30
+    while evaluation.held() and time.perf_counter() < deadline:
+        time.sleep(0.2)
+    assert evaluation.held() == 0, "the evaluation kept its place after its visitor left"
+    runs = sorted(controller.workspace.root.glob("evaluate-*"), key=lambda p: p.stat().st_mtime)
+    rows = len((runs[-1] / "per_sample.csv").read_text().splitlines()) - 1
+    time.sleep(2.0)
+    assert len((runs[-1] / "per_sample.csv").read_text().splitlines()) - 1 == rows < 80  # stopped, unfinished
+
+
+def test_temp_space_is_bounded(controller, tmp_path):  # noqa: F811
+    bounded = Controller(controller.generators, workspace=Workspace(tmp_path / "work", keep=3))
+    for seed in range(6):
+        bounded.generate("C G | Am F", seed=seed, steps=2)
+    folders = list((tmp_path / "work").iterdir())
+    assert len(folders) == 3 and all(f.name.startswith("generate-") for f in folders)
+    assert bounded.workspace.size_bytes() < 3 * 2_000_000
