@@ -88,8 +88,9 @@ def before_after_figure(off: np.ndarray, on: np.ndarray, melody: np.ndarray | No
     for row, roll in ((1, off), (2, on)):
         part = piano_roll_figure(roll, melody, None, allowed)
         for trace in part.data:
-            trace.showlegend = row == 1 or "out of key" not in trace.name
-            trace.legendgroup = trace.name.split(" (")[0]
+            trace.name = trace.name.split(" (")[0]  # counts differ per row; the legend names kinds
+            trace.showlegend = row == 1
+            trace.legendgroup = trace.name
             fig.add_trace(trace, row=row, col=1)
     steps = on.shape[1]
     for row in (1, 2):

@@ -134,10 +134,13 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                     "*fine-grained guidance* (Zhu et al., ICML 2025).")
         with gr.Accordion("How it works", open=True):
             with gr.Row():
-                gr.Markdown(HOW_IT_WORKS)
+                with gr.Column(min_width=300):
+                    gr.Markdown(HOW_IT_WORKS)
                 if example is not None:
-                    gr.Plot(before_after_figure(example["off"], example["on"], example["melody"], example["labels"],
-                                                example["allowed"]), show_label=False, elem_id="how-it-works")
+                    with gr.Column(scale=2, min_width=320):
+                        gr.Plot(before_after_figure(example["off"], example["on"], example["melody"],
+                                                    example["labels"], example["allowed"]),
+                                show_label=False, elem_id="how-it-works")
 
         with gr.Tab("Generate"):
             with gr.Row():
@@ -159,7 +162,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                     with gr.Row():
                         melody_status = gr.Markdown(controller.melody_description(None), elem_id="melody-status")
                         clear_segment = gr.Button("✕ no segment", size="sm", min_width=100, elem_id="clear-segment")
-                    segment = Number(value=C.NO_SEGMENT, precision=0, visible=False, elem_id="segment")
+                    segment = Number(value=C.NO_SEGMENT, precision=0, visible="hidden", elem_id="segment")
                     melody_file = gr.File(label="Melody MIDI (optional, ≤ 1 MB; replaces a segment's melody)",
                                           file_types=[".mid", ".midi"], elem_id="melody-file")
                     with gr.Row():
@@ -328,13 +331,13 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
 
         melody_file.change(melody_text, [melody_file, segment], melody_status, **private)
 
-        def no_segment():
-            return C.NO_SEGMENT, None, None, "none", controller.melody_description(None)
+        def no_segment():  # and bars follow the chords again
+            return True, C.NO_SEGMENT, None, None, "none", controller.melody_description(None)
 
+        segment_outputs = [bars_follow, segment, song_picker, segment_picker, rhythm, melody_status]
         for button, text in zip(example_buttons, C.EXAMPLES.values()):
-            button.click(lambda t=text: (t, True) + no_segment(), None,
-                         [chords, bars_follow, segment, song_picker, segment_picker, rhythm, melody_status], **private)
-        clear_segment.click(no_segment, None, [segment, song_picker, segment_picker, rhythm, melody_status], **private)
+            button.click(lambda t=text: (t,) + no_segment(), None, [chords] + segment_outputs, **private)
+        clear_segment.click(no_segment, None, segment_outputs, **private)
 
         def pick_song(song):
             try:
@@ -349,7 +352,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                 text, seg_tempo, _ = controller.segment_fields(index)
             except ValueError:
                 return (gr.skip(),) * 7
-            return (index, text, seg_tempo, "from segment", C.SEGMENT_BARS, False,
+            return (index, text, seg_tempo, "from segment", C.SEGMENT_BARS, True,
                     controller.melody_description(int(index), getattr(melody_file, "name", melody_file)))
 
         segment_picker.input(pick_segment, [segment_picker, melody_file],

@@ -2,7 +2,9 @@
 
 Skipped when chromium or playwright is missing, unless FGG_REQUIRE_BROWSER=1 (set by .ci/run,
 which installs both). Screenshots go to tests/artifacts/ (git-ignored)."""
+import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -40,10 +42,12 @@ def test_generate_toggle_and_compare_in_browser(browser, server):  # noqa: F811
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.set_default_timeout(90_000)
     page.goto(server)
+    page.locator("#how-it-works .js-plotly-plot").wait_for()  # the first thing a visitor sees
     chords = page.locator("#chords textarea")
     chords.fill("Am F | C G")
     page.locator("#generate").click()
     page.locator("#audio-out audio").first.wait_for(state="attached")
+    page.get_by_text("notes in").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "1_generated.png"), full_page=True)
     assert "out_of_key_notes" in page.content()
 
@@ -59,19 +63,95 @@ def test_generate_toggle_and_compare_in_browser(browser, server):  # noqa: F811
     page.locator("#compare").click()
     page.locator("#audio-a audio").first.wait_for(state="attached")
     page.locator("#audio-b audio").first.wait_for(state="attached")
+    page.locator("#midi-a a").first.wait_for(state="attached")  # both sides can be downloaded
+    page.locator("#midi-b a").first.wait_for(state="attached")
     page.screenshot(path=str(ARTIFACTS / "3_compare.png"), full_page=True)
     assert page.get_by_text("notes changed A→B").count() >= 1
 
     page.get_by_role("tab", name="Generate").click()
-    page.locator("#chords textarea").fill("C | Hm")  # a bad chord shows the message, not a trace
+    page.locator("#chords textarea").fill("C | Hm")  # a bad chord says so, and the last result stays
     page.locator("#generate").click()
     page.get_by_text("unrecognised chord symbol 'Hm'").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "4_error.png"), full_page=True)
+    assert page.locator("#audio-out audio").count() >= 1 and page.locator("#midi-out a").count() >= 1
+    assert "Error" not in page.locator("#audio-out").inner_text()
 
-    page.get_by_role("tab", name="Evaluate").click()  # the committed runs, one per model
+    page.get_by_role("tab", name="Evaluate").click()  # the committed runs, one per model, in words
     page.get_by_text("FGG strength trade-off").first.wait_for()
     page.locator("#eval-model").get_by_text("small").click()
+    page.locator("#eval-summary").get_by_text("chord accuracy (0–1)").first.wait_for()
+    assert "out_of_key_rate_ci95" not in page.locator("#eval-summary").inner_text()
+    page.locator("#eval-metric input").click()
+    page.locator("#eval-metric input").fill("diversity")
+    page.get_by_role("option", name=re.compile("diversity")).first.click()
+    page.locator("#eval-metric-help").get_by_text("not computed in this run").wait_for()
     page.screenshot(path=str(ARTIFACTS / "5_evaluate.png"), full_page=True)
+    page.close()
+
+
+def test_first_visit_segment_picker_bars_and_cfg(browser, server, controller):  # noqa: F811
+    """A segment is found by song and key, and replaces chords, melody, tempo and rhythm
+    together, visibly; bars follow the chords; CFG is off (and says why) with chords alone."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    cfg = page.locator("#cfg input[type=number]")
+    assert cfg.is_disabled() and page.get_by_text("no effect with chords alone").count() >= 1
+    song_label, song = controller.song_choices()[1]
+    page.locator("#song-picker input").click()
+    page.locator("#song-picker input").fill(f"song {song:03d}")
+    page.get_by_role("option", name=song_label).click()
+    first_label, first = controller.segment_choices(song)[0]
+    page.locator("#segment-picker input").click()
+    page.get_by_role("option", name=first_label).click()
+    text, _, melody = controller.segment_fields(first)
+    page.wait_for_function(f"document.querySelector('#chords textarea').value === {json.dumps(text)}")
+    page.locator("#melody-status").get_by_text(melody.removeprefix("Melody: ").rstrip(".")).wait_for()
+    assert page.locator("#rhythm input").input_value() == "from segment"
+    page.wait_for_function("!document.querySelector('#cfg input[type=number]').disabled")
+    page.locator("#clear-segment").click()
+    page.locator("#melody-status").get_by_text("none").wait_for()
+    page.wait_for_function("document.querySelector('#cfg input[type=number]').disabled")
+    page.locator("#chords textarea").fill(" | ".join(["C G"] * 40))
+    page.wait_for_function("document.querySelector('#bars input[type=number]').value === '32'")
+    page.locator("#chords textarea").fill("C | F | G | C | Am | F")
+    page.wait_for_function("document.querySelector('#bars input[type=number]').value === '6'")
+    page.close()
+
+
+def open_tab(page, name: str) -> None:
+    """Click a tab, through the "More tabs" menu where a narrow screen folds it away."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if tab.count():
+        tab.click()
+    else:
+        page.get_by_label("More tabs").click()
+        page.locator(".overflow-dropdown").get_by_role("button", name=name, exact=True).click()
+
+
+SCREENS = {"Generate": "generate", "Compare": "compare", "Evaluate": "evaluate", "Listening test": "listening_link",
+           "Listening results (admin)": "admin"}
+
+
+@pytest.mark.parametrize("width", [1400, 390])
+def test_every_tab_fits_desktop_and_phone_widths(browser, server, width):  # noqa: F811
+    """Screenshots of every tab (tests/artifacts/screen_<width>_<tab>.png) and of the
+    participant page; at phone width nothing is wider than the screen."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": width, "height": 900})
+    page.set_default_timeout(60_000)
+    page.goto(server)
+    page.locator("#how-it-works .js-plotly-plot").wait_for()
+    for tab, name in SCREENS.items():
+        open_tab(page, tab)
+        page.wait_for_timeout(500)
+        page.screenshot(path=str(ARTIFACTS / f"screen_{width}_{name}.png"), full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= width + 1, (tab, overflow)
+    page.goto(server + "listen")
+    page.locator("#listening-start").wait_for()
+    page.screenshot(path=str(ARTIFACTS / f"screen_{width}_listening.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
     page.close()
 
 
@@ -170,16 +250,22 @@ def test_listening_test_as_a_participant_is_blind(browser, listening_server):
 
 
 def test_a_generation_flood_does_not_lock_raters_out(browser, listening_server):
-    """With the generation queue full (requests refused), a rater still starts and submits:
-    the listening events do not go through that queue."""
+    """40 generations at once: the 38 beyond this visitor's share are refused within 2 s,
+    saying why, and a rater still starts and submits meanwhile (the listening events do not
+    go through the generation queue)."""
     import time
 
     from gradio_client import Client
 
     url, store = listening_server
     client = Client(url, verbose=False)
-    flood = [client.submit(chords="C G | Am F", bars=32, steps=50, seed=k, api_name="/generate") for k in range(24)]
-    time.sleep(1.0)
+    sent = time.perf_counter()
+    flood = [client.submit(chords="C G | Am F", bars=32, steps=50, seed=k, api_name="/generate") for k in range(40)]
+    while sum(job.done() for job in flood) < 38 and time.perf_counter() - sent < 2.0:
+        time.sleep(0.05)
+    refused = [job for job in flood if job.done() and job.exception() is not None]
+    assert len(refused) == 38, len(refused)
+    assert all("limit 2 per visitor" in str(job.exception()) for job in refused)
     before = len(store.answers())
     page = browser.new_page()
     page.set_default_timeout(30_000)
