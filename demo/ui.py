@@ -242,10 +242,12 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             else:
                 gr.Markdown("Precomputed evaluations of each model on POP909 validation segments (mean ± 95 % CI; "
                             "`assets/eval/README.md` has the commands). Definitions: `eval/METRICS.md`.")
-            eval_model = Radio(list(eval_runs), value=shown_run, label="Model of the run shown", elem_id="eval-model")
+            eval_model = Radio(list(eval_runs), value=shown_run, label="Model of the run shown", elem_id="eval-model",
+                               info="each shipped model has its own committed run")
             summary_table = gr.DataFrame(value=None if shown_run is None else readable_summary(eval_runs[shown_run][0]),
                                          label="Summary", interactive=False, elem_id="eval-summary")
-            metric_choice = Dropdown(metric_choices, value="out_of_key_rate", label="Metric", elem_id="eval-metric")
+            metric_choice = Dropdown(metric_choices, value="out_of_key_rate", label="Metric", elem_id="eval-metric",
+                                     info="mean per system with its 95 % confidence interval")
             metric_help = gr.Markdown(elem_id="eval-metric-help")
             metric_plot = gr.Plot(show_label=False)
             heat_plot = gr.Plot(value=None if shown_run is None or eval_runs[shown_run][2] is None
@@ -256,8 +258,11 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             with gr.Accordion("Run a small evaluation now", open=False):
                 gr.Markdown(f"At most {PUBLIC_EVAL_SEGMENTS} segments × 1 seed here, with the model chosen above; "
                             "it stops if you leave the page. Full runs: `python -m eval.run`.")
-                n_segments = Slider(1, PUBLIC_EVAL_SEGMENTS, value=5, step=1, label="Segments")
-                eval_systems = CheckboxGroup(list(SYSTEMS), value=["fgg", "no_fgg", "ground_truth"], label="Systems")
+                n_segments = Slider(1, PUBLIC_EVAL_SEGMENTS, value=5, step=1, label="Segments",
+                                    info="validation segments, evenly spread over the 1,709")
+                eval_systems = CheckboxGroup([(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
+                                             value=["fgg", "no_fgg", "ground_truth"], label="Systems",
+                                             info="each is scored against the human accompaniment")
                 run_btn = gr.Button("Run evaluation")
                 run_status = gr.Markdown(elem_id="run-status")
                 run_table = gr.DataFrame(label="New summary", interactive=False)
@@ -417,6 +422,8 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                                                    progress=lambda d, t: progress((d, t), desc="evaluating"))
                 except Exception as err:  # handed to the request's thread below
                     box["error"] = err
+                finally:  # the place is given back once the work has really stopped
+                    evaluation.release(client_of(request))
 
             worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
             try:
@@ -431,9 +438,8 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                     raise box["error"]
                 summary, per_sample_csv, summary_csv = box["result"]
                 yield readable_summary(summary), [per_sample_csv, summary_csv], f"✓ {int(summary['n'].max())} segments"
-            finally:
+            finally:  # closing may run on the server's event loop: signal the worker, never wait for it here
                 cancel.set()
-                evaluation.release(client_of(request))
 
         def check_eval(n_segments, systems, model_name):
             C.eval_request(controller, n_segments, systems, model_name)

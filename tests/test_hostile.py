@@ -180,3 +180,19 @@ def test_temp_space_is_bounded(controller, tmp_path):  # noqa: F811
     folders = list((tmp_path / "work").iterdir())
     assert len(folders) == 3 and all(f.name.startswith("generate-") for f in folders)
     assert bounded.workspace.size_bytes() < 3 * 2_000_000
+
+
+def test_uploads_are_deleted_when_the_server_stops(controller, tmp_path):  # noqa: F811
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "manifest.json").write_text(json.dumps({"pairs": []}))
+    app = build_app(controller, ListeningStore(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "pool"))
+    port = free_port()
+    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        response = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload",
+                              files={"files": ("tune.mid", b"MThd" + b"\0" * 100)}, timeout=30)
+        stored = Path(response.json()[0])
+        assert stored.is_file()
+    finally:
+        app.close()
+    assert not stored.exists()
