@@ -28,6 +28,7 @@ from fgg.condition import chord_condition, melody_condition, null_melody_conditi
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
 from fgg.guidance import SCALE_TABLES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, pitch_mask, \
     graded_allowed, scale_pitch_classes
+from fgg.model import MODES, mode_of
 from fgg.precision import PRECISION_HELP, PRECISIONS, network, resolve_precision
 from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
                            fold_pitches, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes, rolls_to_midi)
@@ -56,6 +57,7 @@ class GenerationResult:
     seed: int
     seconds: float
     warnings: list[str] = field(default_factory=list)  # what the caller should know (e.g. a cut progression)
+    melody_generated: bool = False  # melody+accompaniment mode: the melody is the model's too
 
     @property
     def n_bars(self) -> int:
@@ -67,7 +69,9 @@ class GenerationResult:
 
     @property
     def out_of_key_notes(self) -> int:
-        return out_of_key_notes(self.accompaniment, self.allowed)
+        """Generated notes on a disallowed pitch class (the melody's too when it was generated)."""
+        melody = out_of_key_notes(self.melody, self.allowed) if self.melody_generated else 0
+        return out_of_key_notes(self.accompaniment, self.allowed) + melody
 
 
 def rhythm_counts(rhythm, n_steps: int) -> np.ndarray | None:
@@ -169,12 +173,16 @@ def user_scale_pitch_classes(progression: Progression, scale) -> np.ndarray:
     return scale_pitch_classes(scale).numpy()
 
 
-def build_conditions(chroma: np.ndarray, counts: np.ndarray | None, melody: np.ndarray | None):
+def build_conditions(chroma: np.ndarray, counts: np.ndarray | None, melody: np.ndarray | None,
+                     mode: str = "accompaniment"):
     """(B, T, 12) chroma, (B, T) onset counts or None (null rhythm), (B, 2, T, P) melody roll or
-    None (null melody) -> (cond, null) float tensors (B, 4, T, P) of condition channels."""
+    None (null melody) -> (cond, null) float tensors (B, 4, T, P) of condition channels; in
+    ``melody+accompaniment`` mode the chord channels alone, (B, 2, T, P)."""
     chroma = np.asarray(chroma, dtype=np.float32)
     b, n_steps = chroma.shape[:2]
     chord = null_rhythm_condition(chroma) if counts is None else chord_condition(chroma, counts)
+    if mode == "melody+accompaniment":
+        return torch.from_numpy(chord), torch.from_numpy(null_rhythm_condition(chroma))
     mel = null_melody_condition(n_steps, (b,)) if melody is None else melody_condition(melody)
     cond = torch.from_numpy(np.concatenate([chord, mel], axis=1))
     null = torch.from_numpy(np.concatenate([null_rhythm_condition(chroma), null_melody_condition(n_steps, (b,))], 1))
@@ -210,9 +218,10 @@ def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor,
                  before_fgg: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
     """Sample a batch of 4-bar windows; returns the final x̂₀ (B, 2, T, P) on the CPU.
 
-    cond/null (B, 4, T, P) condition channels, allowed (B, T, P) bool pixels, counts (B, T)
-    rhythm to enforce (or None), x_init (B, 2, T, P) starting noise (drawn by the caller so
-    that each item's seed decides its sample whatever the batch). ``known``/``known_mask``
+    cond/null (B, 4, T, P) condition channels (B, 2, … in melody+accompaniment mode), allowed
+    (B, T, P) bool pixels, counts (B, T) rhythm to enforce on the accompaniment (or None),
+    x_init (B, C, T, P) starting noise, C = 2 per generated track with the accompaniment last
+    (drawn by the caller so that each item's seed decides its sample whatever the batch). ``known``/``known_mask``
     inpaint a region (see ``sample_ddim``). FGG runs when ``options.fgg`` and
     ``options.strength`` > 0 (strength 0 is the unguided sampler, bit for bit); ``allowed`` is
     then the mask for that strength (``fgg_pixel_mask``). ``before_fgg(x_t, x̂₀)`` sees every
@@ -225,7 +234,7 @@ def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor,
         denoiser = _observed(denoiser, before_fgg)
     if options.fgg and options.strength > 0:
         force = counts.to(device) if (counts is not None and options.force_rhythm) else None
-        denoiser = fgg_denoiser(denoiser, allowed.to(device), force)
+        denoiser = fgg_denoiser(denoiser, allowed.to(device), force, onset_channel=x_init.shape[1] - 2)
     out = sample_ddim(denoiser, schedule, tuple(x_init.shape), sampling_timesteps(options.steps), eta=options.eta,
                       generator=generator, callback=callback,
                       known=None if known is None else known.to(device),
@@ -249,6 +258,7 @@ class Generator:
     def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", meta: dict | None = None,
                  precision: str = "auto"):
         self.model = model.to(device).eval()
+        self.mode = mode_of(model.config) if hasattr(model, "config") else "accompaniment"
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.schedule = Schedule.paper()
@@ -273,6 +283,10 @@ class Generator:
         shorter ``bars`` cuts the progression and says so in ``result.warnings``. Raises
         ``ValueError`` with a user-facing message on bad input."""
         began = time.perf_counter()
+        combined = self.mode == "melody+accompaniment"
+        if combined and melody is not None:
+            raise ValueError("this is a melody+accompaniment model: it writes the melody itself; give chords (and "
+                             "optionally a rhythm) only")
         progression = chords if isinstance(chords, Progression) else parse_progression(chords)
         bars = max(progression.n_bars, SEGMENT_BARS) if bars is None else int(bars)
         if not SEGMENT_BARS <= bars <= MAX_BARS:
@@ -289,7 +303,7 @@ class Generator:
         allowed_pcs = allowed_pitch_classes(progression, scale, scale_table, scale_mode)
 
         cond, null = build_conditions(progression.chroma[None], None if counts is None else counts[None],
-                                      None if melody is None else melody_roll[None])  # (1, 4, T_total, P) each
+                                      None if melody is None else melody_roll[None], self.mode)  # (1, 4|2, T_total, P)
         allowed = fgg_pixel_mask(allowed_pcs[None], progression.chroma[None], progression.root[None],
                                  strength)  # (1, T_total, P)
         counts_t = None if counts is None else torch.from_numpy(counts)[None]  # (1, T_total)
@@ -303,7 +317,8 @@ class Generator:
         n_sampler_steps = len(sampling_timesteps(steps))
         total = len(starts) * n_sampler_steps
         generator = torch.Generator().manual_seed(int(seed))
-        roll = torch.zeros(1, 2, n_steps, N_PITCHES)  # (1, 2, T_total, P)
+        channels = 2 * len(MODES[self.mode])
+        roll = torch.zeros(1, channels, n_steps, N_PITCHES)  # (1, C, T_total, P)
         done_until = 0
         for w, start in enumerate(starts):
             window = slice(start, start + SEGMENT_STEPS)
@@ -318,7 +333,7 @@ class Generator:
                     progress(_w * n_sampler_steps + i + 1, total)
 
             # Noise is drawn on the CPU generator so a seed gives the same piece on any device.
-            x_init = torch.randn(1, 2, SEGMENT_STEPS, N_PITCHES, generator=generator)
+            x_init = torch.randn(1, channels, SEGMENT_STEPS, N_PITCHES, generator=generator)
             out = sample_batch(self.model, self.schedule, cond[:, :, window], null[:, :, window], allowed[:, window],
                                None if counts_t is None else counts_t[:, window], x_init, options,
                                generator=generator, callback=on_step,
@@ -327,12 +342,13 @@ class Generator:
             roll[:, :, window] = out
             done_until = start + SEGMENT_STEPS
 
-        acc = roll[0].numpy() > NOTE_THRESHOLD  # (2, T_total, P)
-        # Canonical roll: drop sustain pixels that no onset leads into.
-        acc = notes_to_roll(roll_to_notes(acc), n_steps)
+        tracks = roll[0].numpy() > NOTE_THRESHOLD  # (C, T_total, P), the accompaniment last
+        # Canonical rolls: drop sustain pixels that no onset leads into.
+        acc = notes_to_roll(roll_to_notes(tracks[-2:]), n_steps)
+        if combined:
+            melody_roll = notes_to_roll(roll_to_notes(tracks[:2]), n_steps)
         return GenerationResult(acc, melody_roll, progression, allowed_pcs, piece_midi(melody_roll, acc, tempo),
-                                float(tempo), int(seed),
-                                time.perf_counter() - began, warnings)
+                                float(tempo), int(seed), time.perf_counter() - began, warnings, combined)
 
 
 def piece_midi(melody: np.ndarray, accompaniment: np.ndarray, tempo: float) -> pretty_midi.PrettyMIDI:
@@ -369,7 +385,10 @@ def main(argv: list[str] | None = None) -> int:
                                          "(may be omitted with --segment)")
     parser.add_argument("--segment", type=int, help="a POP909 validation segment (index into "
                         "assets/pop909_valid_segments.npz): its chords, melody and rhythm, unless given explicitly")
-    parser.add_argument("--melody", help="melody MIDI file (optional)")
+    parser.add_argument("--melody", help="melody MIDI file (optional; accompaniment mode only)")
+    parser.add_argument("--mode", choices=list(MODES), default="accompaniment",
+                        help="accompaniment (for chords + melody) or melody+accompaniment (both from the chords; "
+                             "needs a checkpoint trained with python -m fgg.train --mode melody+accompaniment)")
     parser.add_argument("--bars", type=int, help="length in bars (default: the progression's, at least 4)")
     parser.add_argument("--rhythm", help=f"none | {' | '.join(RHYTHM_PATTERNS)}")
     parser.add_argument("--no-fgg", action="store_true", help="sample without fine-grained guidance")
@@ -400,11 +419,15 @@ def main(argv: list[str] | None = None) -> int:
             if not 0 <= args.segment < len(seg["song_id"]):
                 raise ValueError(f"--segment must be 0-{len(seg['song_id']) - 1}, got {args.segment}")
             chords = chords or progression_from_labels([str(x) for x in seg["chord_labels"][args.segment]])
-            melody = melody or seg["melody"][args.segment]
+            if args.mode == "accompaniment":
+                melody = melody or seg["melody"][args.segment]
             rhythm = rhythm or seg["onset_counts"][args.segment]
         if chords is None:
             raise ValueError("give --chords (or --segment)")
         gen = Generator.from_checkpoint(args.checkpoint or args.model, args.device, args.precision)
+        if gen.mode != args.mode:
+            raise ValueError(f"--mode {args.mode} needs a checkpoint trained for it; this one generates "
+                             f"{gen.mode} (train one with: python -m fgg.train --mode {args.mode} --out runs/NAME)")
         result = gen.generate(chords, melody=melody, rhythm=rhythm, bars=args.bars,
                               cfg_scale=args.cfg, fgg=not args.no_fgg, strength=args.strength, scale=args.scale,
                               steps=args.steps, seed=args.seed, tempo=tempo, scale_table=args.scale_table,
@@ -414,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     result.midi.write(args.out)
     print(json.dumps({"wrote": args.out, "bars": result.n_bars, "accompaniment_notes": len(result.notes),
-                      "out_of_key_notes": result.out_of_key_notes, "fgg": not args.no_fgg,
+                      "out_of_key_notes": result.out_of_key_notes, "fgg": not args.no_fgg, "mode": gen.mode,
+                      "melody_notes": len(roll_to_notes(result.melody)),
                       "precision": gen.precision, "seconds": round(result.seconds, 3), "warnings": result.warnings}))
     return 0
 

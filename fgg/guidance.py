@@ -199,29 +199,30 @@ def pitch_mask(allowed_pcs: torch.Tensor) -> torch.Tensor:
 
 
 def project_pitch(x0: torch.Tensor, allowed: torch.Tensor, threshold: float = NOTE_THRESHOLD) -> torch.Tensor:
-    """Clamp x̂₀ ``(B, 2, T, P)`` to ≤ threshold wherever ``allowed`` ``(B, T, P)`` is False,
-    on both channels (the paper's x̂₀ edit, Sec. 4)."""
-    excess = (x0 - threshold).clamp(min=0) * (~allowed).unsqueeze(1)  # (B, 2, T, P)
+    """Clamp x̂₀ ``(B, C, T, P)`` to ≤ threshold wherever ``allowed`` ``(B, T, P)`` is False,
+    on every channel — onset and sustain of each track (the paper's x̂₀ edit, Sec. 4)."""
+    excess = (x0 - threshold).clamp(min=0) * (~allowed).unsqueeze(1)  # (B, C, T, P)
     return x0 - excess
 
 
 def project_rhythm(x0: torch.Tensor, counts: torch.Tensor, allowed: torch.Tensor,
-                   threshold: float = NOTE_THRESHOLD, margin: float = 0.01) -> torch.Tensor:
+                   threshold: float = NOTE_THRESHOLD, margin: float = 0.01, onset_channel: int = ONSET) -> torch.Tensor:
     """Force n(t) onsets per step: among allowed pitches, the n(t) largest onset values are
     raised to ≥ threshold + margin and every other onset value is lowered to ≤ threshold.
 
-    x0 (B, 2, T, P); counts (B, T) onsets wanted (capped at the number of allowed pitches);
-    allowed (B, T, P) bool. Only the onset channel changes; values already on the right side
-    of the threshold are left as they are (the smallest edit that meets the constraint).
+    x0 (B, C, T, P); counts (B, T) onsets wanted (capped at the number of allowed pitches);
+    allowed (B, T, P) bool. Only channel ``onset_channel`` changes (the accompaniment's onsets:
+    0, or 2 when the melody track comes first); values already on the right side of the
+    threshold are left as they are (the smallest edit that meets the constraint).
     """
-    onset = x0[:, ONSET]  # (B, T, P)
+    onset = x0[:, onset_channel]  # (B, T, P)
     scores = onset.masked_fill(~allowed, float("-inf"))
     rank = scores.argsort(dim=-1, descending=True).argsort(dim=-1)  # (B, T, P) 0 = largest
     n = torch.minimum(counts.long(), allowed.sum(-1))  # (B, T)
     chosen = rank < n.unsqueeze(-1)
     out = x0.clone()
     target = torch.where(chosen, onset.clamp(min=threshold + margin), onset.clamp(max=threshold))
-    out[:, ONSET] = onset + (target - onset)  # written as an edit of x̂₀; bit-identical to earlier runs
+    out[:, onset_channel] = onset + (target - onset)  # written as an edit of x̂₀; bit-identical to earlier runs
     return out
 
 
@@ -297,11 +298,13 @@ def cfg_denoiser(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sc
     return denoise
 
 
-def fgg_denoiser(denoiser: Denoiser, allowed: torch.Tensor, counts: torch.Tensor | None = None) -> Denoiser:
-    """Wrap a denoiser with FGG at every sampling step: pitch projection onto ``allowed``
-    (B, T, P) and, if ``counts`` (B, T) is given, rhythm projection. Because the final step
-    is projected too, no note can end on a disallowed pitch (the hard guarantee)."""
+def fgg_denoiser(denoiser: Denoiser, allowed: torch.Tensor, counts: torch.Tensor | None = None,
+                 onset_channel: int = ONSET) -> Denoiser:
+    """Wrap a denoiser with FGG at every sampling step: pitch projection of every track onto
+    ``allowed`` (B, T, P) and, if ``counts`` (B, T) is given, rhythm projection of the
+    accompaniment's onsets (channel ``onset_channel``). Because the final step is projected
+    too, no note can end on a disallowed pitch (the hard guarantee)."""
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x0 = project_pitch(denoiser(x_t, t), allowed)
-        return x0 if counts is None else project_rhythm(x0, counts, allowed)
+        return x0 if counts is None else project_rhythm(x0, counts, allowed, onset_channel=onset_channel)
     return denoise

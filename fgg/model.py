@@ -10,7 +10,7 @@ concatenation, multi-head self-attention at the chosen (low) resolutions.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +50,28 @@ PRESETS: dict[str, UNetConfig] = {
     "tiny": UNetConfig(base_channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, attention_levels=(2,),
                        num_heads=2, norm_groups=4),
 }
+
+
+# What the network generates: the accompaniment (conditioned on chords + melody), or melody and
+# accompaniment as separate tracks from the chords alone (the paper's second mode). Either way
+# the input is 6 channels: x_t (2 per track) ++ conditions (chord 2 + melody 2, or chord 2).
+MODES: dict[str, tuple[str, ...]] = {"accompaniment": ("accompaniment",),
+                                     "melody+accompaniment": ("melody", "accompaniment")}
+
+
+def model_config(preset: str, mode: str = "accompaniment") -> UNetConfig:
+    """The ``preset``'s UNet for ``mode`` (its output: 2 channels, onset and sustain, per track)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    return replace(PRESETS[preset], out_channels=2 * len(MODES[mode]))
+
+
+def mode_of(config: UNetConfig) -> str:
+    """The mode a network was built for, from its output channels."""
+    for mode, tracks in MODES.items():
+        if config.out_channels == 2 * len(tracks):
+            return mode
+    raise ValueError(f"a UNet with {config.out_channels} output channels matches no mode")
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

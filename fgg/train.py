@@ -1,12 +1,16 @@
 """Train the ε-prediction UNet on POP909 (``python -m fgg.train``).
 
     python -m fgg.train --preset small --steps 12000 --out runs/small [--resume] [--device auto]
+        [--mode melody+accompaniment]
     torchrun --nproc_per_node=2 -m fgg.train ...      # DDP (gloo on CPU, nccl on CUDA)
 
 Per step: a batch of 4-bar training segments (random transposition -5..+6), a random
 timestep t ~ U{0..999}, x_t = √ᾱ_t x₀ + √(1-ᾱ_t) ε, loss = ‖ε - ε̂(x_t, t, cond)‖² (MSE).
 Condition dropout for classifier-free guidance: per sample, the rhythm is replaced by the
 null-rhythm chord condition with p = 0.5 and the melody by the null melody with p = 0.5.
+``--mode melody+accompaniment`` trains the paper's second mode: x₀ is the melody and the
+accompaniment as separate tracks (4 channels), conditioned on the chord condition alone
+(rhythm dropout as above; the rhythm is the accompaniment's).
 AdamW, linear warm-up, gradient clipping, EMA of the weights (the EMA is what samples).
 
 Everything random (batch order, transpositions, t, ε, dropout) is drawn from generators
@@ -46,13 +50,14 @@ from tqdm import tqdm
 from fgg.checkpoint import resolve_device, save_model
 from fgg.data import TRANSPOSE_RANGE, PianoRollDataset, build_songs
 from fgg.diffusion import Schedule
-from fgg.model import PRESETS, UNet, UNetConfig, count_parameters
+from fgg.model import MODES, PRESETS, UNet, UNetConfig, count_parameters, model_config
 from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS
 
 
 @dataclass
 class TrainConfig:
     preset: str = "small"
+    mode: str = "accompaniment"  # or "melody+accompaniment" (fgg.model.MODES)
     steps: int = 12000
     batch_size: int = 32  # per process
     lr: float = 4e-4
@@ -69,11 +74,20 @@ class TrainConfig:
     seed: int = 0
 
 
-def condition_batch(batch: dict[str, torch.Tensor], drop_rhythm: torch.Tensor, drop_melody: torch.Tensor) -> torch.Tensor:
-    """(B, 4, T, P) condition channels = chord(+rhythm or null rhythm) ++ melody (or null)."""
+def condition_batch(batch: dict[str, torch.Tensor], drop_rhythm: torch.Tensor, drop_melody: torch.Tensor,
+                    mode: str = "accompaniment") -> torch.Tensor:
+    """Condition channels: chord (+rhythm or null rhythm) ++ melody (or null melody), (B, 4, T, P);
+    in ``melody+accompaniment`` mode the melody is generated, so the chord channels alone, (B, 2, T, P)."""
     chord = torch.where(drop_rhythm[:, None, None, None], batch["chord_null"], batch["chord"])
+    if mode == "melody+accompaniment":
+        return chord
     melody = torch.where(drop_melody[:, None, None, None], torch.full_like(batch["melody"], -1.0), batch["melody"])
     return torch.cat([chord, melody], dim=1)
+
+
+def target_batch(batch: dict[str, torch.Tensor], mode: str = "accompaniment") -> torch.Tensor:
+    """x₀: the accompaniment (B, 2, T, P), or melody ++ accompaniment (B, 4, T, P)."""
+    return torch.cat([batch[track] for track in MODES[mode]], dim=1)
 
 
 def collate(dataset: PianoRollDataset, indices, transposes) -> dict[str, torch.Tensor]:
@@ -82,23 +96,26 @@ def collate(dataset: PianoRollDataset, indices, transposes) -> dict[str, torch.T
 
 
 def draw_noise(batch: dict[str, torch.Tensor], generator: torch.Generator, num_timesteps: int, p_rhythm: float,
-               p_melody: float) -> dict[str, torch.Tensor]:
-    """``batch`` plus its diffusion randomness: t ~ U{0..T-1}, ε, the two dropout masks."""
-    x0 = batch["accompaniment"]
-    b = x0.shape[0]
+               p_melody: float, mode: str = "accompaniment") -> dict[str, torch.Tensor]:
+    """``batch`` plus its diffusion randomness: t ~ U{0..T-1}, ε (shaped like ``mode``'s x₀),
+    the two dropout masks."""
+    b, _, steps, pitches = batch["accompaniment"].shape
     return {**batch, "t": torch.randint(0, num_timesteps, (b,), generator=generator),
-            "noise": torch.randn(x0.shape, generator=generator),
+            "noise": torch.randn((b, 2 * len(MODES[mode]), steps, pitches), generator=generator),
             "drop_rhythm": torch.rand(b, generator=generator) < p_rhythm,
             "drop_melody": torch.rand(b, generator=generator) < p_melody}
 
 
 def diffusion_loss(model, schedule: Schedule, batch: dict[str, torch.Tensor], device: torch.device,
                    channels_last: bool | None = None) -> torch.Tensor:
-    """MSE between ε and ε̂(x_t, t, cond) for a batch with its noise (``draw_noise``);
-    ``channels_last`` (default: on CUDA) is the activations' layout."""
+    """MSE between ε and ε̂(x_t, t, cond) for a batch with its noise (``draw_noise``, whose ε
+    says the mode: 2 channels accompaniment, 4 melody+accompaniment); ``channels_last``
+    (default: on CUDA) is the activations' layout."""
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-    x0, noise, t = batch["accompaniment"], batch["noise"], batch["t"]  # (B, 2, T, P), same, (B,)
-    cond = condition_batch(batch, batch["drop_rhythm"], batch["drop_melody"])  # (B, 4, T, P)
+    noise, t = batch["noise"], batch["t"]  # (B, C, T, P), (B,)
+    mode = next(m for m, tracks in MODES.items() if 2 * len(tracks) == noise.shape[1])
+    x0 = target_batch(batch, mode)  # (B, C, T, P)
+    cond = condition_batch(batch, batch["drop_rhythm"], batch["drop_melody"], mode)  # (B, 6 - C, T, P)
     x = torch.cat([schedule.add_noise(x0, noise, t), cond], dim=1)  # (B, 6, T, P)
     if device.type == "cuda" if channels_last is None else channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
@@ -129,7 +146,7 @@ class StepBatches(torch.utils.data.Dataset):
             TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1, len(indices))
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + self.rank)
         return draw_noise(collate(self.dataset, indices, transposes), generator, self.num_timesteps,
-                          cfg.p_drop_rhythm, cfg.p_drop_melody)
+                          cfg.p_drop_rhythm, cfg.p_drop_melody, cfg.mode)
 
 
 class Trainer:
@@ -143,7 +160,7 @@ class Trainer:
         self.schedule = Schedule.paper()
         if model is None:
             torch.manual_seed(cfg.seed)  # same initial weights on every process and every rerun
-            model = UNet(PRESETS[cfg.preset])
+            model = UNet(model_config(cfg.preset, cfg.mode))
         self.model = model.to(device)
         if self.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -180,7 +197,8 @@ class Trainer:
         batch = {"accompaniment": (torch.rand(shape, generator=g) > 0.97).float(),
                  "melody": (torch.rand(shape, generator=g) > 0.98).float(),
                  "chord": torch.rand(shape, generator=g), "chord_null": torch.rand(shape, generator=g)}
-        batch = draw_noise(batch, g, self.schedule.num_timesteps, self.cfg.p_drop_rhythm, self.cfg.p_drop_melody)
+        batch = draw_noise(batch, g, self.schedule.num_timesteps, self.cfg.p_drop_rhythm, self.cfg.p_drop_melody,
+                           self.cfg.mode)
         return {k: v.pin_memory() if self.device.type == "cuda" else v for k, v in batch.items()}
 
 
@@ -196,7 +214,7 @@ def validation_loss(model, schedule, dataset: PianoRollDataset, cfg: TrainConfig
     for start in range(0, n, 64):
         idx = order[start:start + 64]
         batch = draw_noise(collate(dataset, idx, np.zeros(len(idx), dtype=int)), gen, schedule.num_timesteps,
-                           cfg.p_drop_rhythm, cfg.p_drop_melody)
+                           cfg.p_drop_rhythm, cfg.p_drop_melody, cfg.mode)
         losses.append(diffusion_loss(model, schedule, batch, device).item() * len(idx))
     model.train()
     return float(sum(losses) / n)
@@ -238,7 +256,7 @@ def save_state(out: Path, model: UNet, ema: UNet, opt, step: int, cfg: TrainConf
     os.replace(out / "state.safetensors.tmp", out / "state.safetensors")
     os.replace(out / "state.json.tmp", out / "state.json")
     save_model(out / "model.safetensors", ema, {"train_steps": step, "valid_loss": valid, "preset": cfg.preset,
-                                               "trained_by": "python -m fgg.train"})
+                                               "mode": cfg.mode, "trained_by": "python -m fgg.train"})
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -285,7 +303,7 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device_name: str = 
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(["step", "train_loss", "valid_loss", "seconds", "samples_per_s"])
     if main_process:
-        print(json.dumps({"preset": cfg.preset, "parameters": count_parameters(trainer.model),
+        print(json.dumps({"preset": cfg.preset, "mode": cfg.mode, "parameters": count_parameters(trainer.model),
                           "train_segments": len(train_set), "valid_segments": len(valid_set), "device": str(device),
                           "world_size": world, "start_step": step, "workers": workers}), flush=True)
 
@@ -331,6 +349,9 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device_name: str = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fgg.train", description="Train the FGG diffusion UNet on POP909.")
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    parser.add_argument("--mode", default="accompaniment", choices=list(MODES),
+                        help="what the model generates: the accompaniment (from chords + melody) or melody and "
+                             "accompaniment (from chords alone)")
     parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="total optimizer steps")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
@@ -346,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA: faster steps)")
     parser.add_argument("--pop909", help="POP909 folder (default $FGG_POP909_DIR or ../shared/data/pop909)")
     args = parser.parse_args(argv)
-    cfg = TrainConfig(preset=args.preset, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
+    cfg = TrainConfig(preset=args.preset, mode=args.mode, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
                       log_every=args.log_every, valid_every=args.valid_every, checkpoint_every=args.checkpoint_every,
                       valid_segments=args.valid_segments, seed=args.seed)
     out = Path(args.out)

@@ -181,3 +181,16 @@ def test_paper_table_is_never_looser_than_ours_and_unknown_table_fails():
         assert (paper <= ours).all(), symbol
     with pytest.raises(ValueError, match="unknown scale table 'jazz'"):
         chord_allowed_pitch_classes(r, chroma, "jazz")
+
+
+def test_rhythm_projection_edits_only_the_chosen_onset_channel():
+    """With melody ++ accompaniment (4 channels) the rhythm is the accompaniment's: channel 2."""
+    from fgg.guidance import project_rhythm
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.rand(1, 4, 8, 64, generator=g)
+    counts = torch.full((1, 8), 2)
+    allowed = torch.ones(1, 8, 64, dtype=torch.bool)
+    out = project_rhythm(x0, counts, allowed, onset_channel=2)
+    assert torch.equal(out[:, [0, 1, 3]], x0[:, [0, 1, 3]])
+    assert ((out[0, 2] > 0.5).sum(-1) == 2).all()

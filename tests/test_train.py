@@ -73,3 +73,39 @@ def test_training_step_dispatches_less_and_never_reads_back():
     assert result["train_reads_back_per_step"] == 0 and result["train_reads_back_per_step_before"] >= 1
     assert result["train_host_ops_per_step"] < 0.5 * result["train_host_ops_per_step_before"]
     assert result["train_samples_per_s"] > 0
+
+
+def test_melody_and_accompaniment_mode_trains_and_generates_two_tracks(pop909_dir, tmp_path):
+    """The paper's second mode: x₀ = melody ++ accompaniment (4 channels) from the chords alone;
+    the checkpoint says its mode, FGG keeps both tracks in the scale, the CLI writes two
+    instruments and refuses a checkpoint of the other mode."""
+    from fgg.generate import main as generate_main
+    from fgg.pianoroll import out_of_key_notes, roll_to_notes
+
+    result = train(TrainConfig(steps=2, mode="melody+accompaniment", **TINY), tmp_path, pop909=pop909_dir)
+    assert np.isfinite(result["valid_loss"])
+    gen = Generator.from_checkpoint(tmp_path / "model.safetensors", "cpu")
+    assert gen.mode == "melody+accompaniment" and gen.meta["mode"] == "melody+accompaniment"
+    assert gen.model.config.out_channels == 4 and gen.model.config.in_channels == 6
+    r = gen.generate("Dm | G | Dm | G", scale="D dorian", bars=8, rhythm="ballad", seed=3)
+    assert r.melody_generated and r.melody.shape == r.accompaniment.shape == (2, 128, 64)
+    assert out_of_key_notes(r.melody, r.allowed) == 0 and out_of_key_notes(r.accompaniment, r.allowed) == 0
+    onsets = r.accompaniment[0].sum(-1)  # the rhythm is forced on the accompaniment track
+    assert (onsets == np.resize([2, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0], 128)).all()
+    out = tmp_path / "x.mid"
+    assert generate_main(["--mode", "melody+accompaniment", "--checkpoint", str(tmp_path / "model.safetensors"),
+                          "--chords", "Dm | G | Dm | G", "--scale", "D dorian", "--bars", "8", "--out", str(out)]) == 0
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(str(out))
+    assert sorted(i.name for i in midi.instruments if i.notes) == ["accompaniment", "melody"]
+    assert all(n.pitch % 12 in (2, 4, 5, 7, 9, 11, 0) for i in midi.instruments for n in i.notes)  # D dorian
+    assert generate_main(["--checkpoint", str(tmp_path / "model.safetensors"), "--chords", "C", "--out",
+                          str(tmp_path / "y.mid")]) == 2  # an accompaniment request on the wrong model
+    try:
+        gen.generate("C", melody=r.melody)
+    except ValueError as err:
+        assert "writes the melody itself" in str(err)
+    else:
+        raise AssertionError("a melody given to a melody+accompaniment model must be refused")
+    assert len(roll_to_notes(r.melody)) > 0
