@@ -1,0 +1,68 @@
+"""Melody statistics and the style check, for the melody+accompaniment mode (pure functions).
+
+Same conventions as ``eval.metrics``: a roll is ``(2, T, 64)`` read through its decoded
+notes; ``chroma`` is ``(T, 12)`` chord pitch classes per 16th step (all zero: no chord).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from eval.metrics import sounding
+from fgg.pianoroll import STEPS_PER_BAR, STEPS_PER_BEAT, roll_to_notes
+
+STRONG_BEATS = (0, 2)  # beats 1 and 3 of a 4/4 bar
+
+
+def pitch_class_entropy(roll: np.ndarray) -> float:
+    """Shannon entropy H = −Σ p(c) log₂ p(c) of the notes' pitch classes c (one count per
+    note, whatever its length), in bits: 0 for one pitch class, log₂ 12 ≈ 3.585 for all
+    twelve used equally; 0 for a roll without notes."""
+    notes = roll_to_notes(roll)
+    if not len(notes):
+        return 0.0
+    p = np.bincount(notes[:, 2] % 12, minlength=12) / len(notes)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum())
+
+
+def longest_run_without_rest(roll: np.ndarray) -> int:
+    """The longest run of consecutive 16th steps in which some note sounds, in steps
+    (a melody that never breathes scores T); 0 for a roll without notes."""
+    busy = sounding(roll).any(axis=1)  # (T,)
+    longest = run = 0
+    for step in busy:
+        run = run + 1 if step else 0
+        longest = max(longest, run)
+    return longest
+
+
+def strong_beat_chord_tone_share(roll: np.ndarray, chroma: np.ndarray) -> float:
+    """Of the notes that start on a strong beat (beats 1 and 3 of each bar) under a chord,
+    the share whose pitch class is a tone of that chord. Notes starting where there is no
+    chord (all-zero chroma) are left out; NaN when no note qualifies."""
+    notes = roll_to_notes(roll)
+    strong = [(s, p) for s, _, p in notes
+              if s % STEPS_PER_BAR in [b * STEPS_PER_BEAT for b in STRONG_BEATS] and chroma[s].any()]
+    if not strong:
+        return float("nan")
+    return float(np.mean([bool(chroma[s, p % 12]) for s, p in strong]))
+
+
+def pitch_class_share(roll: np.ndarray, pitch_classes) -> float:
+    """Share of the notes whose pitch class is in ``pitch_classes`` (e.g. B, the
+    characteristic degree of D Dorian: how modal a piece sounds, not merely in the scale);
+    NaN for a roll without notes."""
+    notes = roll_to_notes(roll)
+    if not len(notes):
+        return float("nan")
+    return float(np.isin(notes[:, 2] % 12, list(pitch_classes)).mean())
+
+
+def melody_statistics(roll: np.ndarray, chroma: np.ndarray) -> dict[str, float]:
+    """The melody columns of a melody+accompaniment evaluation row."""
+    notes = roll_to_notes(roll)
+    return {"melody_notes": len(notes),
+            "melody_range": int(notes[:, 2].max() - notes[:, 2].min()) if len(notes) else 0,
+            "melody_pitch_class_entropy": pitch_class_entropy(roll),
+            "melody_longest_run": longest_run_without_rest(roll),
+            "melody_strong_beat_chord_tones": strong_beat_chord_tone_share(roll, chroma)}

@@ -1,0 +1,47 @@
+"""Melody statistics on hand-made rolls whose answers are known."""
+import math
+
+import numpy as np
+
+from eval.melody_metrics import (longest_run_without_rest, melody_statistics, pitch_class_entropy,
+                                 pitch_class_share, strong_beat_chord_tone_share)
+from fgg.pianoroll import notes_to_roll
+
+C4, D4, E4, G4, B4 = 60, 62, 64, 67, 71
+
+
+def roll(*notes, steps=64):
+    return notes_to_roll(np.array(notes, dtype=np.int64).reshape(-1, 3), steps)
+
+
+def test_pitch_class_entropy():
+    assert pitch_class_entropy(roll()) == 0.0
+    assert pitch_class_entropy(roll((0, 4, C4), (4, 8, C4 + 12))) == 0.0  # octaves: one pitch class
+    assert math.isclose(pitch_class_entropy(roll((0, 4, C4), (4, 8, D4))), 1.0)
+    all_twelve = roll(*[(4 * i, 4 * i + 4, C4 + i) for i in range(12)])
+    assert math.isclose(pitch_class_entropy(all_twelve), math.log2(12))
+
+
+def test_longest_run_without_rest():
+    assert longest_run_without_rest(roll()) == 0
+    assert longest_run_without_rest(roll((0, 4, C4), (4, 10, D4), (12, 14, E4))) == 10  # 0-9, rest at 10-11
+    assert longest_run_without_rest(roll((0, 64, C4))) == 64
+
+
+def test_strong_beat_chord_tone_share():
+    chroma = np.zeros((64, 12), dtype=np.uint8)
+    chroma[:32, [0, 4, 7]] = 1  # C major for bars 1-2, no chord after
+    notes = roll((0, 2, C4), (8, 10, D4), (4, 6, D4), (16, 18, G4), (32, 34, B4))
+    # strong-beat onsets under a chord: step 0 (C, tone), 8 (D, not), 16 (G, tone); step 4 is
+    # a weak beat, step 32 has no chord
+    assert math.isclose(strong_beat_chord_tone_share(notes, chroma), 2 / 3)
+    assert math.isnan(strong_beat_chord_tone_share(roll((4, 6, C4)), chroma))
+
+
+def test_pitch_class_share_and_statistics():
+    notes = roll((0, 4, D4), (4, 8, B4), (8, 12, B4 - 12), (12, 16, E4))
+    assert pitch_class_share(notes, [11]) == 0.5  # B, D Dorian's characteristic degree
+    assert math.isnan(pitch_class_share(roll(), [11]))
+    stats = melody_statistics(notes, np.zeros((64, 12), dtype=np.uint8))
+    assert stats["melody_notes"] == 4 and stats["melody_range"] == B4 - (B4 - 12)
+    assert stats["melody_longest_run"] == 16 and math.isnan(stats["melody_strong_beat_chord_tones"])
