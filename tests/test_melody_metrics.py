@@ -45,3 +45,21 @@ def test_pitch_class_share_and_statistics():
     stats = melody_statistics(notes, np.zeros((64, 12), dtype=np.uint8))
     assert stats["melody_notes"] == 4 and stats["melody_range"] == B4 - (B4 - 12)
     assert stats["melody_longest_run"] == 16 and math.isnan(stats["melody_strong_beat_chord_tones"])
+
+
+def test_style_check_counts_scale_and_characteristic_notes(tmp_path):
+    """With a (random, tiny) melody+accompaniment model: FGG leaves no note outside each
+    style's strict scale; the table has a row per style × FGG."""
+    import torch
+
+    from eval.style_check import check, table
+    from fgg.generate import Generator
+    from fgg.model import UNet, model_config
+    from fgg.styles import STYLES
+
+    torch.manual_seed(0)
+    rows = check(Generator(UNet(model_config("tiny", "melody+accompaniment"))), pieces=2, bars=4)
+    assert len(rows) == len(STYLES) * 2 * 2 and (rows.notes > 0).all()
+    assert (rows[rows.fgg].outside_scale == 0).all() and (rows[~rows.fgg].outside_scale > 0).any()
+    text = table(rows)
+    assert text.count("\n") == 1 + len(STYLES) * 2 and "D Dorian (B) | on | 0.0 % ± 0.0" in text
