@@ -121,9 +121,9 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
     generation = generation or Admission("generation", total=16, per_client=2)
     evaluation = evaluation or Admission("evaluation", total=2, per_client=1)
     model_choices = controller.model_choices()
-    # Committed evaluation runs, one folder per shipped model (assets/eval/<model>/).
-    eval_runs = {name: C.load_eval_results(C.EVAL_DIR / name) for name in ("paper", "small")}
-    eval_runs = {name: run for name, run in eval_runs.items() if run[0] is not None}
+    # Committed evaluation runs, one folder each (assets/eval/<model>/), the default model's first.
+    folders = sorted((p.parent.name for p in C.EVAL_DIR.glob("*/summary.csv")), key=lambda n: (n != "paper", n))
+    eval_runs = {name: C.load_eval_results(C.EVAL_DIR / name) for name in folders}
     shown_run = next(iter(eval_runs), None)
     strength_curve = C.load_strength_curve()
     example = load_example()
@@ -256,8 +256,10 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                         "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG.")
             gr.Plot(value=None if strength_curve is None else curve_figure(strength_curve), show_label=False)
             with gr.Accordion("Run a small evaluation now", open=False):
-                gr.Markdown(f"At most {PUBLIC_EVAL_SEGMENTS} segments × 1 seed here, with the model chosen above; "
-                            "it stops if you leave the page. Full runs: `python -m eval.run`.")
+                gr.Markdown(f"At most {PUBLIC_EVAL_SEGMENTS} segments × 1 seed here; it stops if you leave the "
+                            "page. Full runs: `python -m eval.run`.")
+                run_model = Dropdown(model_choices, value=controller.default_model, label="Model",
+                                     info="the served model to evaluate")
                 n_segments = Slider(1, PUBLIC_EVAL_SEGMENTS, value=5, step=1, label="Segments",
                                     info="validation segments, evenly spread over the 1,709")
                 eval_systems = CheckboxGroup([(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
@@ -444,7 +446,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         def check_eval(n_segments, systems, model_name):
             C.eval_request(controller, n_segments, systems, model_name)
 
-        run_btn.click(do_run_eval, [n_segments, eval_systems, eval_model], [run_table, run_files, run_status],
+        run_btn.click(do_run_eval, [n_segments, eval_systems, run_model], [run_table, run_files, run_status],
                       api_name="evaluate", concurrency_id="evaluate", concurrency_limit=1,
                       show_progress_on=[run_status],
                       validator=validator("/evaluate", ("n_segments", "systems", "model_name"), check_eval,

@@ -163,14 +163,15 @@ def _unpack(packed: np.ndarray) -> np.ndarray:
     return np.unpackbits(packed, axis=-1).astype(bool)
 
 
-def summarize(per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: int) -> pd.DataFrame:
+def summarize(per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: int,
+              columns: list[str] = METRIC_COLUMNS) -> pd.DataFrame:
     rows = []
     for system in systems:
         part = per_sample[per_sample.system == system]
         if part.empty:
             continue
         row = {"system": system, "n": len(part)}
-        for col in METRIC_COLUMNS:
+        for col in columns:
             values = part[col].astype(float).dropna()
             row[col] = values.mean() if len(values) else float("nan")
             row[f"{col}_ci95"] = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
@@ -367,10 +368,30 @@ def write_examples(out: Path, system: str, chosen: np.ndarray, rolls: np.ndarray
         midi.write(str(out / "midi" / f"segment{int(seg):04d}_{system}.mid"))
 
 
+def _run_combined(args, n: int | None, device) -> int:
+    from eval.combined import run_combined
+    from fgg.model import mode_of
+
+    model = load_model(resolve_checkpoint(args.checkpoint or args.model), device)[0]
+    if mode_of(model.config) != "melody+accompaniment":
+        raise ValueError("--mode melody+accompaniment needs a checkpoint of that mode "
+                         "(python -m fgg.train --mode melody+accompaniment)")
+    options = SamplingOptions(cfg_scale=args.cfg, steps=args.steps, precision=resolve_precision(args.precision, device))
+    summary = run_combined(args.segments_file, n, Path(args.out), model, str(args.checkpoint or args.model), options,
+                           args.batch_size)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
+        print(summary[["system", "n", "out_of_key_rate", "out_of_key_rate_melody", "chord_accuracy_labels",
+                       "melody_pitch_class_entropy"]].to_string(index=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n")[0])
     parser.add_argument("--segments", default="all", help="number of validation segments, or 'all'")
     parser.add_argument("--systems", default="all", help=f"comma list from {','.join(SYSTEMS)} or 'all'")
+    parser.add_argument("--mode", choices=["accompaniment", "melody+accompaniment"], default="accompaniment",
+                        help="melody+accompaniment: a model of that mode from the chords alone, systems fgg, no_fgg "
+                             "and ground_truth (eval/combined.py); one seed")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS), help="shipped model")
@@ -396,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     try:
         device = resolve_device(args.device)
+        if args.mode == "melody+accompaniment":
+            return _run_combined(args, n, device)
         summary = run(args.segments_file, systems, n, args.seeds, Path(args.out), args.checkpoint or args.model,
                       args.batch_size, SamplingOptions(cfg_scale=args.cfg, steps=args.steps), workers=args.workers,
                       scale_table=args.scale_table, device=device, precision=args.precision)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 PERCENT = {"out_of_key_rate", "out_of_key_rate_paper_table", "out_of_key_note_rate", "key_out_of_key_rate",
-           "smg_out_of_key_fraction", "key_fixes_per_note"}
+           "smg_out_of_key_fraction", "key_fixes_per_note", "out_of_key_rate_melody", "out_of_key_rate_accompaniment"}
 # Every summary column a person may see: its name, its unit, and one line on what it is
 # (eval/METRICS.md has the formulas and the edge cases).
 METRIC_INFO: dict[str, tuple[str, str, str]] = {
@@ -48,6 +48,17 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "key_fixes": ("wrong notes fixed at the end", "notes", "Out-of-key notes the final correction had to fix."),
     "key_fixes_per_note": ("… per note", "% of notes", "The same, per note of the uncorrected prediction."),
     "diversity": ("diversity", "0–1", "How different the samples of one segment are across seeds (needs ≥ 2 seeds)."),
+    # melody+accompaniment runs (eval/combined.py)
+    "out_of_key_rate_melody": ("out-of-key melody", "% of steps", "The out-of-key rate of the melody track alone."),
+    "out_of_key_rate_accompaniment": ("out-of-key accompaniment", "% of steps",
+                                      "The out-of-key rate of the accompaniment track alone."),
+    "melody_notes": ("melody notes", "notes", "Notes in the melody (4 bars)."),
+    "melody_range": ("melody range", "semitones", "Highest minus lowest melody pitch."),
+    "melody_pitch_class_entropy": ("melody pitch-class entropy", "bits",
+                                   "How evenly the melody uses the 12 pitch classes (0 = one, 3.58 = all equally)."),
+    "melody_longest_run": ("melody's longest phrase", "16ths", "The longest stretch the melody plays without a rest."),
+    "melody_strong_beat_chord_tones": ("chord tones on strong beats", "0–1",
+                                       "Share of melody notes on beats 1 and 3 that are tones of the chord."),
 }
 
 
@@ -65,7 +76,8 @@ def cell(summary: pd.DataFrame, system: str, metric: str) -> str:
     mean, ci = summary.loc[system, metric], summary.loc[system].get(f"{metric}_ci95", float("nan"))
     if metric in PERCENT:
         return f"{100 * mean:.2f} % ± {100 * ci:.2f}"
-    digits = 1 if metric in ("note_density", "key_fixes", "polyphony", "pitch_range", "notes_edited") else 3
+    digits = 1 if metric in ("note_density", "key_fixes", "polyphony", "pitch_range", "notes_edited", "melody_notes",
+                             "melody_range", "melody_longest_run") else 3
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 

@@ -63,3 +63,28 @@ def test_style_check_counts_scale_and_characteristic_notes(tmp_path):
     assert (rows[rows.fgg].outside_scale == 0).all() and (rows[~rows.fgg].outside_scale > 0).any()
     text = table(rows)
     assert text.count("\n") == 1 + len(STYLES) * 2 and "D Dorian (B) | on | 0.0 % ± 0.0" in text
+
+
+def test_combined_mode_evaluation_end_to_end(tmp_path):
+    """eval.run --mode melody+accompaniment with a tiny model of that mode: every system
+    scored on every segment, FGG leaves no out-of-key step in either track."""
+    import pandas as pd
+    import torch
+
+    from eval.run import main
+    from fgg.checkpoint import save_model
+    from fgg.model import UNet, model_config
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "m.safetensors", UNet(model_config("tiny", "melody+accompaniment")))
+    assert main(["--mode", "melody+accompaniment", "--checkpoint", str(tmp_path / "m.safetensors"), "--segments", "3",
+                 "--out", str(tmp_path / "run"), "--batch-size", "2"]) == 0
+    per_sample = pd.read_csv(tmp_path / "run" / "per_sample.csv")
+    assert per_sample.groupby("system").size().to_dict() == {"fgg": 3, "ground_truth": 3, "no_fgg": 3}
+    fgg = per_sample[per_sample.system == "fgg"]
+    assert (fgg.out_of_key_rate == 0).all() and (fgg.out_of_key_rate_melody == 0).all()
+    summary = pd.read_csv(tmp_path / "run" / "summary.csv").set_index("system")
+    assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
+    assert 0 < summary.loc["ground_truth", "melody_pitch_class_entropy"] <= np.log2(12)
+    assert main(["--mode", "melody+accompaniment", "--model", "small", "--segments", "1",
+                 "--out", str(tmp_path / "wrong")]) == 2  # an accompaniment model is refused
