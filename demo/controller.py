@@ -136,8 +136,13 @@ class Controller:
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, name) pairs for the Model dropdown, e.g. "paper — 26.6 M, best quality"."""
         return [(f"{name} — {count_parameters(g.model) / 1e6:.1f} M" +
-                 (f", {MODEL_BLURBS[name]}" if name in MODEL_BLURBS else ""), name)
+                 (f", {MODEL_BLURBS[name]}" if name in MODEL_BLURBS else "") +
+                 (", writes the melody too" if g.mode == "melody+accompaniment" else ""), name)
                 for name, g in self.generators.items()]
+
+    def melody_writers(self) -> list[str]:
+        """The served models of the melody+accompaniment mode."""
+        return [name for name, g in self.generators.items() if g.mode == "melody+accompaniment"]
 
     def generator(self, model=None) -> Generator:
         return self.generators[choice(model or self.default_model, list(self.generators), "model")]
@@ -194,7 +199,9 @@ class Controller:
         return (chords_text_from_labels(self.segments["chord_labels"][i]), round(float(self.segments["tempo"][i])),
                 self.melody_description(i))
 
-    def melody_description(self, segment: int | None, upload: str | None = None) -> str:
+    def melody_description(self, segment: int | None, upload: str | None = None, model: str | None = None) -> str:
+        if model in self.generators and self.generators[model].mode == "melody+accompaniment":
+            return f"Melody: written by the {model} model, with the accompaniment (from the chords alone)."
         if upload:
             return f"Melody: the uploaded file {shown(os.path.basename(upload))} (it replaces any segment's melody)."
         if segment is None:
@@ -238,10 +245,14 @@ class Controller:
         n_steps = bars * STEPS_PER_BAR
         melody = None
         path = check_midi_upload(melody_file)
+        writes_melody = self.generators[model].mode == "melody+accompaniment"
+        if writes_melody and path is not None:
+            raise InputError("melody_file", f"the {model} model writes its own melody: remove the melody file or "
+                                            "choose an accompaniment model")
         try:
             if path is not None:
                 melody = load_melody(path, n_steps)
-            elif seg is not None:
+            elif seg is not None and not writes_melody:
                 tiled = np.tile(self.segments["melody"][seg], (1, -(-n_steps // SEGMENT_STEPS), 1))
                 melody = load_melody(tiled, n_steps)
         except ValueError as err:
@@ -299,7 +310,7 @@ class Controller:
             "chord_accuracy_vs_input": round(label_chord_accuracy(recognised, list(result.progression.labels)), 4),
             "note_density_per_bar": round(M.note_density(result.accompaniment), 2),
             "seconds": round(result.seconds, 3),
-        }
+        } | ({"melody_notes": int(len(roll_to_notes(result.melody)))} if result.melody_generated else {})
 
     # -- tab 2: compare
 
@@ -325,6 +336,9 @@ class Controller:
         """``resolve``'s inputs cut to 4 bars, and the two systems, checked."""
         systems = choice(system_a, list(SYSTEMS), "system_a"), choice(system_b, list(SYSTEMS), "system_b")
         req = self.resolve(**(dict(zip(GENERATE_PARAMETERS, args)) | kwargs | {"bars": SEGMENT_BARS}))
+        if req.model in self.melody_writers():
+            raise InputError("model", f"Compare runs the evaluation's accompaniment systems; the {req.model} model "
+                                      "writes the melody too: choose an accompaniment model")
         for parameter, name in zip(("system_a", "system_b"), systems):
             if name == "ground_truth" and req.segment is None:
                 raise InputError(parameter, f"{parameter}: ground_truth is a POP909 segment's human accompaniment; "

@@ -30,6 +30,7 @@ from eval.plots import metric_bar, out_of_key_heatmap
 from eval.strength_curve import curve_figure
 from eval.table import METRIC_INFO, readable_summary
 from fgg.chords import PITCH_NAMES, parse_progression
+from fgg.styles import STYLES
 
 LOG = logging.getLogger("fgg.app")
 LISTENING_PATH = "/listen"
@@ -152,6 +153,11 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                                              f"{MAX_CHORD_CHARS:,} characters.")
                     with gr.Row():
                         example_buttons = [gr.Button(name, size="sm", min_width=120) for name in C.EXAMPLES]
+                    writers = controller.melody_writers()
+                    with gr.Row(visible=bool(writers)):
+                        style_buttons = [gr.Button(f"🎼 {name}", size="sm", min_width=120,
+                                                   elem_id=f"style-{n}") for n, name in enumerate(STYLES)]
+                    style_note = gr.Markdown(elem_id="style-note")
                     with gr.Row():
                         song_picker = Dropdown(controller.song_choices(), value=None, label="…or a POP909 song",
                                                elem_id="song-picker", scale=2, min_width=200,
@@ -325,18 +331,32 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         chords.change(follow_chords, [chords, bars_follow], bars, **private)
         bars.input(lambda: False, None, bars_follow, **private)
 
-        def cfg_state(melody_file, segment, rhythm):
-            effect = bool(melody_file) or segment not in (None, C.NO_SEGMENT) or rhythm not in (None, "none")
+        def cfg_state(melody_file, segment, rhythm, model_name):
+            given = bool(melody_file) or segment not in (None, C.NO_SEGMENT)
+            effect = (given and model_name not in writers) or rhythm not in (None, "none")
             return gr.update(interactive=effect, info=C.CFG_HELP[effect])
 
-        for control in (melody_file, segment, rhythm):
-            control.change(cfg_state, [melody_file, segment, rhythm], cfg, **private)
+        for control in (melody_file, segment, rhythm, model):
+            control.change(cfg_state, [melody_file, segment, rhythm, model], cfg, **private)
 
-        def melody_text(melody_file, segment):
+        def melody_text(melody_file, segment, model_name):
             seg = None if segment in (None, C.NO_SEGMENT) else int(segment)
-            return controller.melody_description(seg, getattr(melody_file, "name", melody_file))
+            return controller.melody_description(seg, getattr(melody_file, "name", melody_file), model_name)
 
-        melody_file.change(melody_text, [melody_file, segment], melody_status, **private)
+        for control in (melody_file, model):
+            control.change(melody_text, [melody_file, segment, model], melody_status, **private)
+
+        def pick_style(name):
+            """A style preset: its chords and strict scale, 8 bars, on the first melody-writing model."""
+            style = STYLES[name]
+            tonic, scale_name = style.scale.split()
+            return (style.chords, 8, False, tonic, scale_name, "strict", writers[0], C.NO_SEGMENT, None, None, "none",
+                    f"**{style.name}**: {style.why} FGG keeps every note in the scale; compare with FGG off.")
+
+        for button, name in zip(style_buttons, STYLES):
+            button.click(lambda n=name: pick_style(n), None,
+                         [chords, bars, bars_follow, tonic, scale, scale_mode, model, segment, song_picker,
+                          segment_picker, rhythm, style_note], **private)
 
         def no_segment():  # and bars follow the chords again
             return True, C.NO_SEGMENT, None, None, "none", controller.melody_description(None)
@@ -354,15 +374,15 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
 
         song_picker.input(pick_song, song_picker, segment_picker, **private)
 
-        def pick_segment(index, melody_file):
+        def pick_segment(index, melody_file, model_name):
             try:
                 text, seg_tempo, _ = controller.segment_fields(index)
             except ValueError:
                 return (gr.skip(),) * 7
             return (index, text, seg_tempo, "from segment", C.SEGMENT_BARS, True,
-                    controller.melody_description(int(index), getattr(melody_file, "name", melody_file)))
+                    controller.melody_description(int(index), getattr(melody_file, "name", melody_file), model_name))
 
-        segment_picker.input(pick_segment, [segment_picker, melody_file],
+        segment_picker.input(pick_segment, [segment_picker, melody_file, model],
                              [segment, chords, tempo, rhythm, bars, bars_follow, melody_status], **private)
 
         def do_compare(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,

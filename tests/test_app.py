@@ -11,7 +11,7 @@ from demo.controller import Controller
 from demo.listening import ListeningStore
 from demo.ui import build_app, launch
 from fgg.generate import Generator
-from fgg.model import PRESETS, UNet
+from fgg.model import PRESETS, UNet, model_config
 
 
 def free_port() -> int:
@@ -24,7 +24,8 @@ def free_port() -> int:
 def controller():
     torch.manual_seed(0)
     paper, small = UNet(PRESETS["tiny"]), UNet(PRESETS["tiny"])  # two different random models
-    return Controller({"paper": Generator(paper), "small": Generator(small)})
+    combined = UNet(model_config("tiny", "melody+accompaniment"))
+    return Controller({"paper": Generator(paper), "small": Generator(small), "combined": Generator(combined)})
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +183,23 @@ def test_evaluate_run_now(controller):
     cancel.set()
     with pytest.raises(Cancelled):
         run_eval_now(controller, 8, ["fgg"], cancel=cancel)
+
+
+def test_api_melody_and_accompaniment_model(server, tmp_path):
+    """A melody+accompaniment model writes both tracks from the chords; it refuses a melody
+    file and Compare (whose systems are accompaniment systems)."""
+    import pretty_midi
+
+    client = Client(server, verbose=False)
+    _, midi, _, metrics, _ = client.predict(chords="Dm7 | G7 | Dm7 | G7", model="combined", scale="dorian", tonic="D",
+                                            scale_mode="strict", bars=8, seed=2, api_name="/generate")
+    assert metrics["melody_notes"] > 0 and metrics["out_of_key_notes"] == 0
+    tracks = {i.name: i.notes for i in pretty_midi.PrettyMIDI(midi).instruments}
+    assert tracks["melody"] and tracks["accompaniment"]
+    assert all(n.pitch % 12 in (2, 4, 5, 7, 9, 11, 0) for notes in tracks.values() for n in notes)
+    tune = tmp_path / "tune.mid"
+    tune.write_bytes(open(midi, "rb").read())
+    with pytest.raises(Exception, match="writes its own melody"):
+        client.predict(chords="C", model="combined", melody_file=handle_file(str(tune)), api_name="/generate")
+    with pytest.raises(Exception, match="writes the melody too"):
+        client.predict(chords="C", model="combined", api_name="/compare")

@@ -116,6 +116,10 @@ def test_first_visit_segment_picker_bars_and_cfg(browser, server, controller):  
     page.wait_for_function("document.querySelector('#bars input[type=number]').value === '32'")
     page.locator("#chords textarea").fill("C | F | G | C | Am | F")
     page.wait_for_function("document.querySelector('#bars input[type=number]').value === '6'")
+    page.locator("#style-0").click()  # a style preset: chords, strict scale, the melody-writing model
+    page.locator("#style-note").get_by_text("D Dorian").wait_for()
+    page.wait_for_function("document.querySelector('#chords textarea').value === 'Dm7 | G7 | Dm7 | G7'")
+    page.locator("#melody-status").get_by_text("written by the combined model").wait_for()
     page.close()
 
 
