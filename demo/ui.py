@@ -72,10 +72,14 @@ Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox = map(
     _lenient, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox))
 
 
+def log_refusal(endpoint: str, message: str) -> None:
+    """A refused request is one log line (no traceback; the value already cut in the message)."""
+    LOG.info("refused %s: %s", endpoint, shown(message, 300))
+
+
 def user_error(endpoint: str, err: Exception) -> gr.Error:
-    """One log line (no traceback, the value already shortened in the message) and the error
-    the page and the API client show."""
-    LOG.info("refused %s: %s", endpoint, shown(str(err), 300))
+    """The error the page and the API client show, logged as one line."""
+    log_refusal(endpoint, str(err))
     return gr.Error(str(err), print_exception=False)
 
 
@@ -86,7 +90,7 @@ def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission
         *values, request = args
 
         def only(index: int, message: str):
-            LOG.info("refused %s: %s", endpoint, shown(message, 300))
+            log_refusal(endpoint, message)
             return [gr.validate(i != index, message if i == index else "") for i in range(len(names))]
         try:
             check(*values)
