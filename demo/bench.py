@@ -18,7 +18,7 @@ from pathlib import Path
 
 from demo.controller import Controller
 from demo.listening import ListeningStore
-from demo.ui import build_app
+from demo.ui import build_app, launch
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS
 from fgg.generate import Generator
 from fgg.precision import PRECISION_HELP, PRECISIONS
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--chords", default="C G | Am F")
+    parser.add_argument("--rhythm", default="none", help="a rhythm pattern (CFG then runs two predictions per step)")
     args = parser.parse_args(argv)
     from gradio_client import Client
 
@@ -43,20 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     app_precision = generator.precision
     app = build_app(Controller({args.model: generator}),
                     ListeningStore(f"sqlite:///{tmp / 'bench.db'}", tmp))
-    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        client.predict(chords=args.chords, api_name="/generate")  # warm-up
+        client.predict(chords=args.chords, rhythm=args.rhythm, api_name="/generate")  # warm-up
         runs = []
         for seed in range(args.repeats):
             began = time.perf_counter()
-            wav, *_ = client.predict(chords=args.chords, seed=seed, api_name="/generate")
+            wav, *_ = client.predict(chords=args.chords, rhythm=args.rhythm, seed=seed, api_name="/generate")
             runs.append(time.perf_counter() - began)
             assert Path(wav).read_bytes()[:4] == b"RIFF"
     finally:
         app.close()
     print(json.dumps({"click_to_audio_4bar_median_s": round(statistics.median(runs), 3),
-                      "runs_s": [round(r, 3) for r in runs], "model": source,
+                      "runs_s": [round(r, 3) for r in runs], "model": source, "rhythm": args.rhythm,
                       "precision": app_precision}))
     return 0
 

@@ -15,7 +15,8 @@ from fgg.generate import Generator
 EVAL_DIR = REPO_ROOT / "assets" / "eval"
 PAPER_SHA256 = "be9d49aca25323e9b9b6fdfc835b639124573ce34a7b25a83b938c04d0c82c4b"  # ../shared/checkpoints/README.md
 PRESETS = {"paper": ("paper", 26_624_514), "small": ("small", 2_688_466)}
-EVALUATED_MODELS = ("paper", "small")  # committed 400-segment runs under assets/eval/<model>/
+EVALUATED_MODELS = ("paper", "small")  # committed runs under assets/eval/<model>/
+SEGMENTS = {"paper": 1709, "small": 400}  # paper: every validation segment; small: 400 of them
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED_MODELS))
@@ -54,7 +55,7 @@ def test_shipped_checkpoint_generates_in_key():
 
 
 @pytest.mark.parametrize("name", EVALUATED_MODELS)
-def test_committed_evaluation_covers_400_segments_and_every_system(name):
+def test_committed_evaluation_covers_its_segments_and_every_system(name):
     from eval.baselines import SYSTEMS
 
     folder = EVAL_DIR / name
@@ -63,7 +64,7 @@ def test_committed_evaluation_covers_400_segments_and_every_system(name):
     assert json.loads((folder / "run.json").read_text())["model"] == name
     assert set(per_sample.system) == set(SYSTEMS) == set(summary.index)
     segments = {system: set(part.segment) for system, part in per_sample.groupby("system")}
-    assert len(segments["fgg"]) >= 400 and all(s == segments["fgg"] for s in segments.values())
+    assert len(segments["fgg"]) == SEGMENTS[name] and all(s == segments["fgg"] for s in segments.values())
     for system in ("fgg", "null_rhythm", "last_step_remove", "last_step_round", "inpaint"):  # the guarantee
         assert (per_sample[per_sample.system == system].out_of_key_rate == 0).all(), system
     assert summary.loc["no_fgg", "out_of_key_rate"] > 0
@@ -75,8 +76,13 @@ def test_committed_evaluation_covers_400_segments_and_every_system(name):
 
 
 def test_both_models_are_evaluated_on_the_same_segments():
-    runs = [pd.read_csv(EVAL_DIR / name / "per_sample.csv") for name in EVALUATED_MODELS]
-    assert all(set(r.segment) == set(runs[0].segment) for r in runs)
+    """small's 400 segments are among paper's (all 1,709), and its numbers on them are the
+    same rows: the side-by-side table compares like with like."""
+    from eval.run import select_segments
+
+    paper, small = (pd.read_csv(EVAL_DIR / name / "per_sample.csv") for name in EVALUATED_MODELS)
+    assert set(small.segment) == set(select_segments(1709, 400)) <= set(paper.segment)
+    assert json.loads((EVAL_DIR / "paper" / "run.json").read_text())["segments"] == 1709
 
 
 def test_committed_strength_curve_is_graded_and_ends_at_zero():
