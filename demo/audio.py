@@ -1,43 +1,198 @@
-"""Audio rendering: MIDI -> WAV through FluidSynth (``pyfluidsynth`` + Debian's libfluidsynth3).
+"""Audio rendering: MIDI -> 44.1 kHz stereo through FluidSynth, loudness-normalised.
 
-The SoundFont is ``$FGG_SOUNDFONT`` if set, else the General MIDI SoundFont that pretty_midi
-ships (TimGM6mb.sf2).
+    python -m demo.audio --info      # the SoundFont in use, sample rate, channels, loudness target
+    python -m demo.audio --bench     # render time for 4 and 32 bars with each SoundFont found
+
+SoundFont: ``$FGG_SOUNDFONT`` if set, else Debian's ``fluid-soundfont-gm`` (FluidR3_GM, the
+standard GM bank; in ``packages.txt``), else the small TimGM6mb that pretty_midi ships (with a
+one-line notice). Rendering uses a fresh synthesizer per clip, with a room reverb and a light
+chorus, and a tail long enough for the last chord to decay, so the same MIDI always gives the
+same audio. Every clip is normalised to the same integrated loudness (ITU-R BS.1770-4,
+``pyloudnorm``) under a true-peak ceiling, so the two clips of an A/B pair differ in music,
+not in level (louder is rated better in listening tests).
 """
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import os
+import statistics
+import sys
+import threading
+import time
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
-from scipy.io import wavfile
 
-SAMPLE_RATE = 22050
-TAIL_SECONDS = 1.0  # let the last notes ring out
+SAMPLE_RATE = 44100
+CHANNELS = 2
+TARGET_LUFS = -16.0
+TRUE_PEAK_CEILING_DBTP = -1.0
+TAIL_SECONDS = 2.0  # the reverb and the last chord decay
+DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
+BUNDLED_SOUNDFONT = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+REVERB = dict(roomsize=0.5, damping=0.4, width=0.8, level=0.35)  # a mid-sized room
+CHORUS = dict(nr=3, level=0.6, speed=0.3, depth=8.0, type=0)
+FORMATS = {".wav": ("WAV", "PCM_16"), ".mp3": ("MP3", None), ".ogg": ("OGG", "VORBIS")}
+LOG = logging.getLogger("fgg.audio")
+_fluidsynth_lock = threading.Lock()  # FluidSynth's C objects are made and freed one at a time
 
 
+@lru_cache(maxsize=None)
 def soundfont_path() -> Path:
-    path = Path(os.environ.get("FGG_SOUNDFONT") or Path(pretty_midi.__file__).parent / "TimGM6mb.sf2")
-    if not path.is_file():
-        raise FileNotFoundError(f"SoundFont not found: {path} (set FGG_SOUNDFONT to a .sf2 file)")
-    return path
+    """The SoundFont clips are rendered with (see the module docstring)."""
+    if os.environ.get("FGG_SOUNDFONT"):
+        path = Path(os.environ["FGG_SOUNDFONT"])
+        if not path.is_file():
+            raise FileNotFoundError(f"FGG_SOUNDFONT names no file: {path}")
+        return path
+    if DEBIAN_SOUNDFONT.is_file():
+        return DEBIAN_SOUNDFONT
+    LOG.warning("FluidR3_GM not found (apt-get install fluid-soundfont-gm): rendering with the small TimGM6mb")
+    return BUNDLED_SOUNDFONT
+
+
+def synthesize(midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """(N, 2) float32 stereo of ``midi`` as FluidSynth plays it (not normalised)."""
+    try:
+        import fluidsynth
+    except ImportError as err:  # pyfluidsynth present but libfluidsynth missing, or the reverse
+        raise RuntimeError("FluidSynth is not available: install libfluidsynth3 (Debian) and pyfluidsynth") from err
+    events = []
+    channels = [i for i in range(16) if i != 9]  # channel 10 is GM percussion
+    instruments = [inst for inst in midi.instruments if not inst.is_drum][:len(channels)]
+    with _fluidsynth_lock:
+        synth = fluidsynth.Synth(samplerate=float(sample_rate), gain=0.5)
+        synth.setting("synth.reverb.active", 1)
+        synth.setting("synth.chorus.active", 1)
+        font = synth.sfload(str(soundfont or soundfont_path()))
+    try:
+        synth.set_reverb(**REVERB)
+        synth.set_chorus(**CHORUS)
+        for channel, inst in zip(channels, instruments):
+            synth.program_select(channel, font, 0, inst.program)
+            for n in inst.notes:
+                events += [(n.start, 1, channel, n.pitch, n.velocity), (n.end, 0, channel, n.pitch, 0)]
+            for cc in inst.control_changes:
+                events.append((cc.time, 2, channel, cc.number, cc.value))
+        events.sort(key=lambda e: (e[0], e[1]))  # at one instant: note-offs, then note-ons, then controls
+        chunks, now = [], 0
+        for when, kind, channel, a, b in events:
+            frames = int(round(when * sample_rate)) - now
+            if frames > 0:
+                chunks.append(synth.get_samples(frames))
+                now += frames
+            if kind == 1:
+                synth.noteon(channel, a, b)
+            elif kind == 0:
+                synth.noteoff(channel, a)
+            else:
+                synth.cc(channel, a, b)
+        chunks.append(synth.get_samples(int(TAIL_SECONDS * sample_rate)))
+    finally:
+        with _fluidsynth_lock:
+            synth.delete()
+    return (np.concatenate(chunks).reshape(-1, 2) / 32768.0).astype(np.float32)
+
+
+def true_peak_db(audio: np.ndarray) -> float:
+    """Peak of the 4× oversampled signal, in dBTP (BS.1770-4's true-peak estimate)."""
+    from scipy.signal import resample_poly
+
+    peak = float(np.abs(resample_poly(audio, 4, 1, axis=0)).max()) if len(audio) else 0.0
+    return 20 * np.log10(peak) if peak > 0 else float("-inf")
+
+
+def loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
+    """Integrated loudness in LUFS (ITU-R BS.1770-4); -inf for silence."""
+    import pyloudnorm
+
+    return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio))
+
+
+def normalize(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, target: float = TARGET_LUFS,
+              ceiling: float = TRUE_PEAK_CEILING_DBTP) -> np.ndarray:
+    """Gain to ``target`` LUFS; a peak that would pass ``ceiling`` dBTP is soft-limited (tanh
+    above the ceiling) and the gain re-applied, so the loudness stays on target. Silence,
+    and clips too short to measure (< 0.4 s), are returned as they are."""
+    ceiling_lin = 10 ** (ceiling / 20)
+    for _ in range(3):
+        level = loudness(audio, sample_rate)
+        if not np.isfinite(level):
+            return audio
+        audio = audio * np.float32(10 ** ((target - level) / 20))
+        if true_peak_db(audio) <= ceiling:
+            break
+        audio = (ceiling_lin * np.tanh(audio / ceiling_lin)).astype(np.float32)
+    return audio.astype(np.float32)
 
 
 def render_audio(midi: pretty_midi.PrettyMIDI, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Mono float32 audio in [-1, 1], peak-normalised to -1 dBFS (silence stays silence)."""
-    try:
-        audio = midi.fluidsynth(fs=sample_rate, synthesizer=str(soundfont_path()))
-    except ImportError as err:  # pyfluidsynth present but libfluidsynth missing, or the reverse
-        raise RuntimeError("FluidSynth is not available: install libfluidsynth3 (Debian) and pyfluidsynth") from err
-    audio = np.concatenate([np.asarray(audio, dtype=np.float32), np.zeros(int(TAIL_SECONDS * sample_rate), np.float32)])
-    peak = float(np.abs(audio).max()) if len(audio) else 0.0
-    return audio * (10 ** (-1 / 20) / peak) if peak > 0 else audio
+    """(N, 2) float32 stereo in [-1, 1], at the target loudness."""
+    return normalize(synthesize(midi, sample_rate=sample_rate), sample_rate)
+
+
+def write_audio(audio: np.ndarray, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Path:
+    """Write ``audio`` as WAV (16-bit), MP3 or OGG Vorbis, by the path's suffix."""
+    import soundfile
+
+    path = Path(path)
+    if path.suffix not in FORMATS:
+        raise ValueError(f"unknown audio format {path.suffix!r}; choose one of {', '.join(FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kind, subtype = FORMATS[path.suffix]
+    soundfile.write(str(path), audio, sample_rate, format=kind, subtype=subtype)
+    return path
 
 
 def write_wav(midi: pretty_midi.PrettyMIDI, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Path:
-    """Render and write 16-bit PCM WAV; returns the path."""
-    audio = render_audio(midi, sample_rate)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wavfile.write(path, sample_rate, (audio * 32767).astype(np.int16))
-    return path
+    """Render and write a 16-bit stereo WAV; returns the path."""
+    return write_audio(render_audio(midi, sample_rate), path, sample_rate)
+
+
+def info() -> dict:
+    path = soundfont_path()
+    return {"soundfont": str(path), "soundfont_name": path.stem, "soundfont_mb": round(path.stat().st_size / 1e6, 1),
+            "sample_rate": SAMPLE_RATE, "channels": CHANNELS, "target_lufs": TARGET_LUFS,
+            "true_peak_ceiling_dbtp": TRUE_PEAK_CEILING_DBTP, "tail_s": TAIL_SECONDS}
+
+
+def bench(repeats: int = 5) -> dict:
+    """Median render time (synthesis + loudness normalisation) of a POP909 segment's melody +
+    accompaniment, 4 and 32 bars, with each SoundFont present."""
+    from fgg.data import load_valid_segments
+    from fgg.generate import piece_midi
+
+    seg = load_valid_segments()
+    pieces = {4: (seg["melody"][0], seg["accompaniment"][0]),
+              32: tuple(np.concatenate(list(seg[k][:8]), axis=1) for k in ("melody", "accompaniment"))}
+    out = {}
+    for font in (DEBIAN_SOUNDFONT, BUNDLED_SOUNDFONT):
+        if not font.is_file():
+            continue
+        for bars, (melody, accompaniment) in pieces.items():
+            midi = piece_midi(melody, accompaniment, 90.0)
+            times = []
+            for _ in range(repeats):
+                began = time.perf_counter()
+                normalize(synthesize(midi, font))
+                times.append(time.perf_counter() - began)
+            out[f"{font.stem}_{bars}bars_s"] = round(statistics.median(times), 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m demo.audio", description=__doc__.split("\n")[0])
+    parser.add_argument("--info", action="store_true", help="print the rendering settings")
+    parser.add_argument("--bench", action="store_true", help="time 4- and 32-bar renders per SoundFont")
+    args = parser.parse_args(argv)
+    print(json.dumps(bench() if args.bench else info()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

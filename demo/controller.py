@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from demo.audio import write_wav
+from demo.audio import render_audio, write_audio
 from demo.figures import diff_figure, piano_roll_figure
 from demo.limits import (MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_EVAL_SEGMENTS, SEED_RANGE,
                          InputError, Workspace, choice, number, shown, text)
@@ -25,6 +27,7 @@ from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg.chords import PITCH_NAMES, Progression, parse_progression
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
+from fgg import dynamics
 from fgg.generate import (RHYTHM_PATTERNS, SCALE_MODES, GenerationResult, Generator, SamplingOptions,
                           allowed_pitch_classes, cut_progression_warnings, fit_progression, load_melody, piece_midi,
                           rhythm_counts)
@@ -48,7 +51,8 @@ EXAMPLES = {
 }
 # The /generate API's parameters, in order (the /compare API's are these + system_a, system_b).
 GENERATE_PARAMETERS = ("chords", "segment", "melody_file", "bars", "tempo", "fgg", "strength", "cfg_scale", "rhythm",
-                       "scale", "tonic", "custom_scale", "steps", "seed", "model", "scale_table", "scale_mode")
+                       "scale", "tonic", "custom_scale", "steps", "seed", "model", "scale_table", "scale_mode",
+                       "humanize")
 KEY_NAMES = PITCH_NAMES
 CFG_HELP = {True: "how strongly the melody and rhythm steer the music (1 = the model ignores them)",
             False: "no effect with chords alone: chords are never dropped, so both of CFG's predictions are the "
@@ -74,6 +78,7 @@ class Request:
     scale_table: str = "ours"
     scale_mode: str = "with_chords"
     warnings: tuple[str, ...] = ()
+    humanize: bool = False
 
     @property
     def cfg_has_effect(self) -> bool:
@@ -214,7 +219,7 @@ class Controller:
 
     def resolve(self, chords: str, segment=NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
                 cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale="", steps=10, seed=0,
-                model=None, scale_table="ours", scale_mode="with_chords") -> Request:
+                model=None, scale_table="ours", scale_mode="with_chords", humanize=False) -> Request:
         """Check every input (``InputError`` names the first bad one) and resolve the request.
         ``bars=None`` follows the progression (4–32 bars); empty chords with a segment take the
         segment's chords."""
@@ -277,25 +282,37 @@ class Controller:
         except ValueError as err:
             raise InputError("custom_scale" if scale == "custom" else "scale", str(err)) from None
         return Request(progression, melody, counts, scale_spec, allowed, tempo, seg, fgg, strength, cfg_scale, steps,
-                       seed, model, scale_table, scale_mode, warnings)
+                       seed, model, scale_table, scale_mode, warnings, _flag(humanize, "humanize"))
 
     # -- tab 1: generate
 
-    def generate(self, *args, progress=None, **kwargs) -> tuple[str, str, object, dict]:
-        """``resolve``'s inputs -> (WAV path, MIDI path, piano-roll figure, metrics)."""
+    def generate(self, *args, progress=None, **kwargs) -> tuple[str, str, object, dict, str]:
+        """``resolve``'s inputs -> (MP3 path for the player, MIDI path, piano-roll figure,
+        metrics, WAV path for download)."""
         req = self.resolve(*args, **kwargs)
         result = self.generator(req.model).generate(
             req.progression, melody=req.melody, rhythm=req.counts, bars=req.progression.n_bars,
             cfg_scale=req.cfg_scale, fgg=req.fgg, strength=req.strength, scale=req.scale, steps=req.steps,
             seed=req.seed, tempo=req.tempo, progress=progress, scale_table=req.scale_table, scale_mode=req.scale_mode)
         result.warnings.extend(req.warnings)
+        if req.humanize:  # the demo's option; the listening test's clips are never humanized
+            dynamics.humanize(result.midi, req.seed)
         out = self.workspace.new("generate-")
         midi_path = out / f"fgg_seed{result.seed}.mid"
         result.midi.write(str(midi_path))
-        wav_path = write_wav(result.midi, out / f"fgg_seed{result.seed}.wav")
-        figure = piano_roll_figure(result.accompaniment, result.melody, result.progression.labels, result.allowed,
-                                   title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if req.fgg else 'off'}")
-        return str(wav_path), str(midi_path), figure, self.sample_metrics(result, out)
+        began = time.perf_counter()
+        audio = render_audio(result.midi)
+        render_seconds = time.perf_counter() - began
+        # The MP3 encoder (~0.3 s for 4 bars) runs in C without the GIL: overlap it with the
+        # figure and the metrics instead of adding it to the wait.
+        with ThreadPoolExecutor(1) as encoder:
+            mp3_path = encoder.submit(write_audio, audio, out / f"fgg_seed{result.seed}.mp3")
+            wav_path = write_audio(audio, out / f"fgg_seed{result.seed}.wav")
+            figure = piano_roll_figure(result.accompaniment, result.melody, result.progression.labels, result.allowed,
+                                       title=f"{result.n_bars} bars · seed {result.seed} · "
+                                             f"FGG {'on' if req.fgg else 'off'}")
+            metrics = self.sample_metrics(result, out) | {"render_seconds": round(render_seconds, 3)}
+            return str(mp3_path.result()), str(midi_path), figure, metrics, str(wav_path)
 
     def sample_metrics(self, result: GenerationResult, workdir: Path) -> dict:
         from smg_metrics import midi_to_chords_dp
@@ -347,7 +364,7 @@ class Controller:
 
     def compare(self, *args, **kwargs):
         """Two systems on the Generate tab's request, cut to its first 4 bars, same seed:
-        (WAV A, WAV B, MIDI A, MIDI B, roll A, roll B, changed-notes figure, metrics table, warnings)."""
+        (MP3 A, MP3 B, MIDI A, MIDI B, roll A, roll B, changed-notes figure, metrics table, warnings)."""
         req, system_a, system_b = self.compare_request(*args, **kwargs)
         rolls = self.compare_rolls(req, [system_a, system_b])
         melody = req.melody if req.melody is not None else np.zeros((2, SEGMENT_STEPS, 64), bool)
@@ -357,7 +374,7 @@ class Controller:
             midi = piece_midi(melody, rolls[name], req.tempo)
             midis.append(str(out / f"{side}_{name}_seed{req.seed}.mid"))
             midi.write(midis[-1])
-            wavs.append(str(write_wav(midi, out / f"{side}_{name}_seed{req.seed}.wav")))
+            wavs.append(str(write_audio(render_audio(midi), out / f"{side}_{name}_seed{req.seed}.mp3")))
             figures.append(piano_roll_figure(rolls[name], melody, req.progression.labels, req.allowed,
                                              title=f"{side}: {name}"))
         a, b = rolls[system_a], rolls[system_b]

@@ -150,7 +150,7 @@ class Workspace:
     subfolder, the oldest beyond ``keep`` are deleted as new ones are made, and the whole
     folder goes when the process exits. Temp space is bounded by ``keep`` requests' files."""
 
-    def __init__(self, root: str | Path | None = None, keep: int = 32):
+    def __init__(self, root: str | Path | None = None, keep: int = 16):
         self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="fgg-app-"))
         self.root.mkdir(parents=True, exist_ok=True)
         self.keep = keep

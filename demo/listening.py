@@ -424,7 +424,7 @@ def build_pool(n_pairs: int, out: Path = POOL_DIR, model="paper", baselines=DEFA
     from eval.run import item_seed, select_segments
     from fgg.checkpoint import load_model, resolve_checkpoint
     from fgg.data import load_valid_segments
-    from fgg.pianoroll import rolls_to_midi
+    from fgg.generate import piece_midi
 
     segments = load_valid_segments()
     chosen = select_segments(len(segments["song_id"]), n_pairs)
@@ -441,8 +441,7 @@ def build_pool(n_pairs: int, out: Path = POOL_DIR, model="paper", baselines=DEFA
         names = {}
         for system, roll in rolls.items():
             names[system] = f"seg{int(seg):04d}_{system}.mid"
-            rolls_to_midi({"melody": segments["melody"][seg], "accompaniment": roll},
-                          float(segments["tempo"][seg])).write(str(out / names[system]))
+            piece_midi(segments["melody"][seg], roll, float(segments["tempo"][seg])).write(str(out / names[system]))
         pairs.append({"key": f"seg{int(seg):04d}-fgg-vs-{baseline}", "segment": int(seg),
                       "song_id": int(segments["song_id"][seg]), "system_x": "fgg", "system_y": baseline,
                       "midi_x": names["fgg"], "midi_y": names[baseline]})

@@ -100,7 +100,7 @@ class ClipServer:
         out = self.folder / "clips" / f"{clip_id}.wav"
         if not out.is_file():
             rate, audio = wavfile.read(self._rendered(midi_path))
-            pad = np.zeros(1 + int(clip_id[:6], 16) % 2048, dtype=audio.dtype)
+            pad = np.zeros((1 + int(clip_id[:6], 16) % 2048,) + audio.shape[1:], dtype=audio.dtype)
             out.parent.mkdir(parents=True, exist_ok=True)
             wavfile.write(out, rate, np.concatenate([audio, pad]))
             with self._lock:

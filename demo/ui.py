@@ -208,6 +208,8 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                                               info="a named/custom scale also allows the chord's own notes, or not")
                     steps = Slider(*C.STEP_RANGE, value=10, step=1, label="Sampling steps",
                                    info="10 = the paper; more is slower, rarely better")
+                    humanize = Checkbox(value=False, label="Humanize", elem_id="humanize",
+                                        info="small timing and loudness variations, from the seed")
                     with gr.Row():
                         seed = Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**31 - 1, min_width=120,
                                       info="same seed + same settings = same music")
@@ -219,6 +221,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             with gr.Row():
                 audio = gr.Audio(label="Audio", type="filepath", elem_id="audio-out")
                 midi_out = gr.File(label="MIDI", elem_id="midi-out")
+                wav_out = gr.File(label="WAV (44.1 kHz stereo)", elem_id="wav-out")
             roll_plot = gr.Plot(label="Piano roll")
             metrics = gr.JSON(label="Metrics of this sample")
 
@@ -289,7 +292,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         # ---------------------------------------------------------------- wiring
 
         gen_inputs = [chords, segment, melody_file, bars, tempo, fgg, strength, cfg, rhythm, scale, tonic,
-                      custom_scale, steps, seed, model, scale_table, scale_mode]
+                      custom_scale, steps, seed, model, scale_table, scale_mode, humanize]
         private = dict(api_visibility="private", queue=False)
 
         def done_message(warnings, what: str) -> str:
@@ -298,11 +301,11 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         def do_generate(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
                         cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10,
                         seed=0, model=controller.default_model, scale_table="ours", scale_mode="with_chords",
-                        request: gr.Request = None, progress=gr.Progress()):
+                        humanize=False, request: gr.Request = None, progress=gr.Progress()):
             try:
-                wav, midi, figure, sample = controller.generate(
+                mp3, midi, figure, sample, wav = controller.generate(
                     chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm, scale, tonic,
-                    custom_scale, steps, seed, model, scale_table, scale_mode,
+                    custom_scale, steps, seed, model, scale_table, scale_mode, humanize,
                     progress=lambda done, total: progress((done, total), desc="sampling", unit="steps"))
             except ValueError as err:
                 raise user_error("/generate", err) from None
@@ -310,11 +313,12 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                 generation.release(client_of(request))
             for warning in sample.get("warnings", []):
                 gr.Warning(warning)
-            return wav, midi, figure, sample, done_message(sample.get("warnings", []),
-                                                           f"{sample['notes']} notes in {sample['seconds']:.2f} s")
+            return mp3, midi, figure, sample, done_message(
+                sample.get("warnings", []),
+                f"{sample['notes']} notes in {sample['seconds']:.2f} s, audio in {sample['render_seconds']:.2f} s"), wav
 
         gen_event = generate_btn.click(
-            do_generate, gen_inputs, [audio, midi_out, roll_plot, metrics, gen_status], api_name="generate",
+            do_generate, gen_inputs, [audio, midi_out, roll_plot, metrics, gen_status, wav_out], api_name="generate",
             concurrency_id="sample", concurrency_limit=2, show_progress_on=[gen_status],
             validator=validator("/generate", C.GENERATE_PARAMETERS, controller.resolve, generation))
         cancel_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")
@@ -392,11 +396,12 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         def do_compare(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
                        cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10,
                        seed=0, model=controller.default_model, scale_table="ours", scale_mode="with_chords",
-                       system_a="fgg", system_b="no_fgg", request: gr.Request = None):
+                       humanize=False, system_a="fgg", system_b="no_fgg", request: gr.Request = None):
             try:
                 *outputs, warnings = controller.compare(
                     chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm, scale, tonic,
-                    custom_scale, steps, seed, model, scale_table, scale_mode, system_a=system_a, system_b=system_b)
+                    custom_scale, steps, seed, model, scale_table, scale_mode, humanize, system_a=system_a,
+                    system_b=system_b)
             except ValueError as err:
                 raise user_error("/compare", err) from None
             finally:

@@ -28,6 +28,7 @@ from fgg.condition import chord_condition, melody_condition, null_melody_conditi
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
 from fgg.guidance import SCALE_TABLES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, pitch_mask, \
     graded_allowed, scale_pitch_classes
+from fgg.dynamics import shape_dynamics
 from fgg.model import MODES, mode_of
 from fgg.precision import PRECISION_HELP, PRECISIONS, network, resolve_precision
 from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
@@ -352,10 +353,10 @@ class Generator:
 
 
 def piece_midi(melody: np.ndarray, accompaniment: np.ndarray, tempo: float) -> pretty_midi.PrettyMIDI:
-    """(2, T, 64) melody and accompaniment rolls -> the MIDI every generated piece is written as."""
-    return rolls_to_midi({"melody": melody, "accompaniment": accompaniment}, tempo,
-                         programs={"melody": MELODY_PROGRAM, "accompaniment": ACCOMPANIMENT_PROGRAM},
-                         velocities={"melody": 100, "accompaniment": 72})
+    """(2, T, 64) melody and accompaniment rolls -> the MIDI every generated piece is written as:
+    two instruments, velocities from ``fgg.dynamics.shape_dynamics`` (melody above)."""
+    return shape_dynamics(rolls_to_midi({"melody": melody, "accompaniment": accompaniment}, tempo,
+                                        programs={"melody": MELODY_PROGRAM, "accompaniment": ACCOMPANIMENT_PROGRAM}))
 
 
 _DEFAULT: dict[str, Generator] = {}

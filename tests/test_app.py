@@ -1,5 +1,6 @@
 """The app: builds, serves the documented API, and reports bad input clearly."""
 import json
+import os
 import re
 import socket
 
@@ -47,12 +48,13 @@ def test_api_generate_returns_audio_midi_figure_metrics(server):
     params = api["/generate"]["parameters"]
     assert params[0]["parameter_name"] == "chords"
     assert all(p["parameter_has_default"] for p in params)  # only the chords are needed
-    wav, midi, figure, metrics, status = client.predict(chords="C G | Am F", seed=3, api_name="/generate")
-    assert wav.endswith(".wav") and open(wav, "rb").read(4) == b"RIFF"
+    mp3, midi, figure, metrics, status, wav = client.predict(chords="C G | Am F", seed=3, api_name="/generate")
+    assert mp3.endswith(".mp3") and open(mp3, "rb").read(2) in (b"ID", b"\xff\xfb", b"\xff\xf3")  # ID3 tag or frame sync
+    assert wav.endswith(".wav") and open(wav, "rb").read(4) == b"RIFF" and os.path.getsize(mp3) < os.path.getsize(wav) / 4
     assert midi.endswith(".mid") and open(midi, "rb").read(4) == b"MThd"
     assert figure is not None
     assert metrics["out_of_key_notes"] == 0 and metrics["out_of_key_rate"] == 0.0 and metrics["notes"] > 0
-    assert status.startswith(f"✓ {metrics['notes']} notes")
+    assert status.startswith(f"✓ {metrics['notes']} notes") and metrics["render_seconds"] > 0
 
 
 def test_api_model_and_scale_table_choices(server, controller):
@@ -60,16 +62,16 @@ def test_api_model_and_scale_table_choices(server, controller):
     params = {p["parameter_name"] for p in
               client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]}
     assert {"model", "scale_table", "scale_mode"} <= params
-    _, midi_paper, _, m_paper, _ = client.predict(chords="Cm7 | F7", seed=2, model="paper", scale_table="paper",
+    _, midi_paper, _, m_paper, *_ = client.predict(chords="Cm7 | F7", seed=2, model="paper", scale_table="paper",
                                                   api_name="/generate")
-    _, midi_small, _, m_small, _ = client.predict(chords="Cm7 | F7", seed=2, model="small", api_name="/generate")
+    _, midi_small, _, m_small, *_ = client.predict(chords="Cm7 | F7", seed=2, model="small", api_name="/generate")
     assert m_paper["out_of_key_notes"] == 0 and m_small["out_of_key_notes"] == 0
     assert open(midi_paper, "rb").read() != open(midi_small, "rb").read()  # another model, another sample
     with pytest.raises(Exception, match="huge"):
         client.predict(chords="C", model="huge", api_name="/generate")
     with pytest.raises(Exception, match="jazz"):
         client.predict(chords="C", scale_table="jazz", api_name="/generate")
-    _, _, _, metrics, status = client.predict(chords="C | F | G | C | Am | F | G | C", bars=4, api_name="/generate")
+    _, _, _, metrics, status, _ = client.predict(chords="C | F | G | C | Am | F | G | C", bars=4, api_name="/generate")
     assert "8 bars" in metrics["warnings"][0] and "8 bars" in status  # a cut progression is reported, not silent
     labels = dict((v, k) for k, v in controller.model_choices())
     assert labels["paper"].startswith("paper — ") and "best quality" in labels["paper"]
@@ -89,7 +91,7 @@ def test_api_compare_is_generate_with_two_systems(server):
                     steps=6)
     wav_a, wav_b, midi_a, midi_b, *_, table, status = client.predict(**settings, system_a="fgg", system_b="no_fgg",
                                                                      api_name="/compare")
-    assert wav_a.endswith("A_fgg_seed5.wav") and wav_b.endswith("B_no_fgg_seed5.wav")
+    assert wav_a.endswith("A_fgg_seed5.mp3") and wav_b.endswith("B_no_fgg_seed5.mp3")
     assert open(midi_b, "rb").read(4) == b"MThd"
     rows = {r[0]: r for r in table["data"]}
     assert rows["out_of_key_rate"][1] == 0.0
@@ -191,7 +193,7 @@ def test_api_melody_and_accompaniment_model(server, tmp_path):
     import pretty_midi
 
     client = Client(server, verbose=False)
-    _, midi, _, metrics, _ = client.predict(chords="Dm7 | G7 | Dm7 | G7", model="combined", scale="dorian", tonic="D",
+    _, midi, _, metrics, *_ = client.predict(chords="Dm7 | G7 | Dm7 | G7", model="combined", scale="dorian", tonic="D",
                                             scale_mode="strict", bars=8, seed=2, api_name="/generate")
     assert metrics["melody_notes"] > 0 and metrics["out_of_key_notes"] == 0
     tracks = {i.name: i.notes for i in pretty_midi.PrettyMIDI(midi).instruments}
@@ -203,3 +205,13 @@ def test_api_melody_and_accompaniment_model(server, tmp_path):
         client.predict(chords="C", model="combined", melody_file=handle_file(str(tune)), api_name="/generate")
     with pytest.raises(Exception, match="writes the melody too"):
         client.predict(chords="C", model="combined", api_name="/compare")
+
+
+def test_humanize_changes_the_performance_not_the_notes(controller):
+    import pretty_midi
+
+    plain, humanized, again = (pretty_midi.PrettyMIDI(controller.generate("C G | Am F", seed=4, humanize=h)[1])
+                               for h in (False, True, True))
+    notes = lambda m: [(n.pitch, round(n.start, 6)) for i in m.instruments for n in i.notes]  # noqa: E731
+    assert notes(humanized) == notes(again) != notes(plain)  # seeded
+    assert sorted(p for p, _ in notes(humanized)) == sorted(p for p, _ in notes(plain))

@@ -58,7 +58,7 @@ def test_app_handlers(device, tiny_model, tmp_path):
     from demo.controller import Controller
 
     controller = Controller({"paper": Generator(tiny_model, device)})
-    wav, midi, _, metrics = controller.generate("Am F | C G", rhythm="ballad", seed=2)
+    _, midi, _, metrics, wav = controller.generate("Am F | C G", rhythm="ballad", seed=2)
     assert metrics["out_of_key_notes"] == 0 and open(wav, "rb").read(4) == b"RIFF"
     *_, table, _ = controller.compare("Am F | C G", system_a="inpaint", system_b="null_rhythm", seed=2)
     assert table.iloc[0, 1] == 0.0 and table.iloc[0, 2] == 0.0  # out_of_key_rate of A and B

@@ -160,7 +160,7 @@ def test_a_visitor_who_leaves_stops_the_evaluation_and_generation_is_not_blocked
     reader.start()
     assert started.wait(60), "the evaluation never reported progress"
     began = time.perf_counter()
-    _, _, _, metrics, _ = Client(url, verbose=False).predict(chords="C G | Am F", seed=1, api_name="/generate")
+    _, _, _, metrics, *_ = Client(url, verbose=False).predict(chords="C G | Am F", seed=1, api_name="/generate")
     assert metrics["notes"] >= 0 and time.perf_counter() - began < 30
     reader.join()
     deadline = time.perf_counter() + 30
@@ -179,7 +179,7 @@ def test_temp_space_is_bounded(controller, tmp_path):  # noqa: F811
         bounded.generate("C G | Am F", seed=seed, steps=2)
     folders = list((tmp_path / "work").iterdir())
     assert len(folders) == 3 and all(f.name.startswith("generate-") for f in folders)
-    assert bounded.workspace.size_bytes() < 3 * 2_000_000
+    assert bounded.workspace.size_bytes() < 3 * 4_000_000  # a 4-bar request: WAV, MP3, MIDI ≈ 2.5 MB
 
 
 def test_uploads_are_deleted_when_the_server_stops(controller, tmp_path):  # noqa: F811

@@ -1,0 +1,97 @@
+"""Rendering: FluidR3_GM where installed, 44.1 kHz stereo, the same loudness for every clip,
+deterministic dynamics with the melody above the accompaniment."""
+import json
+
+import numpy as np
+import pretty_midi
+import pytest
+import soundfile
+
+from demo import audio as A
+from fgg.data import load_valid_segments
+from fgg.dynamics import humanize, shape_dynamics
+from fgg.generate import piece_midi
+
+
+@pytest.fixture(scope="module")
+def segments():
+    return load_valid_segments()
+
+
+def test_info_names_the_soundfont_and_the_format(capsys):
+    assert A.main(["--info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["sample_rate"] == 44100 and info["channels"] == 2 and info["target_lufs"] == -16.0
+    if A.DEBIAN_SOUNDFONT.is_file():  # Debian's fluid-soundfont-gm, from packages.txt
+        assert info["soundfont_name"] == "FluidR3_GM"
+
+
+def test_a_4_bar_clip_is_44k_stereo_at_the_target_loudness(segments, tmp_path):
+    midi = piece_midi(segments["melody"][3], segments["accompaniment"][3], 90.0)
+    path = A.write_wav(midi, tmp_path / "x.wav")
+    audio, rate = soundfile.read(str(path))
+    assert rate == 44100 and audio.ndim == 2 and audio.shape[1] == 2
+    assert abs(A.loudness(audio, rate) - A.TARGET_LUFS) <= 0.5
+    assert A.true_peak_db(audio) <= A.TRUE_PEAK_CEILING_DBTP + 0.1
+    assert len(audio) / rate >= 4 * 4 * 60 / 90.0 + A.TAIL_SECONDS - 0.01  # 4 bars at 90 BPM + the tail
+    again = A.render_audio(midi)
+    np.testing.assert_array_equal(again, A.render_audio(midi))  # the same MIDI, the same audio
+    mp3 = A.write_audio(again, tmp_path / "x.mp3")
+    assert mp3.stat().st_size < path.stat().st_size / 4
+
+
+def test_a_quiet_and_a_dense_clip_come_out_equally_loud(segments):
+    first_bar = segments["accompaniment"][5].copy()
+    first_bar[:, 16:] = False  # one bar of accompaniment alone, then silence
+    assert first_bar.any()
+    sparse = piece_midi(np.zeros_like(first_bar), first_bar, 120.0)
+    dense = piece_midi(segments["melody"][5], segments["accompaniment"][5], 120.0)
+    levels = [A.loudness(A.render_audio(m)) for m in (sparse, dense)]
+    assert abs(levels[0] - levels[1]) <= 0.5, levels
+
+
+def test_dynamics_melody_above_accompaniment_bass_and_downbeats_accented(segments):
+    midi = piece_midi(segments["melody"][3], segments["accompaniment"][3], 100.0)
+    tracks = {i.name: i.notes for i in midi.instruments}
+    assert min(n.velocity for n in tracks["melody"]) > max(n.velocity for n in tracks["accompaniment"])
+    step = 60.0 / 100.0 / 4
+    for n in tracks["accompaniment"]:
+        position = round(n.start / step) % 16
+        chord = [m.pitch for m in tracks["accompaniment"] if abs(m.start - n.start) < 1e-6]
+        expected = 64 + (8 if position == 0 else 4 if position == 8 else 0) + (8 if n.pitch == min(chord) else 0)
+        assert n.velocity == expected
+    copy = piece_midi(segments["melody"][3], segments["accompaniment"][3], 100.0)
+    assert [n.velocity for n in copy.instruments[1].notes] == [n.velocity for n in tracks["accompaniment"]]
+
+
+def test_humanize_is_seeded_and_small():
+    def piece():
+        midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+        inst = pretty_midi.Instrument(0, name="accompaniment")
+        inst.notes = [pretty_midi.Note(80, 60 + i, i * 0.5, i * 0.5 + 0.4) for i in range(8)]
+        midi.instruments.append(inst)
+        return shape_dynamics(midi)
+    a, b, c = humanize(piece(), 1), humanize(piece(), 1), humanize(piece(), 2)
+    starts = lambda m: [n.start for n in m.instruments[0].notes]  # noqa: E731
+    assert starts(a) == starts(b) != starts(c)
+    base = piece().instruments[0].notes
+    assert all(abs(x.start - y.start) <= 0.012 and abs(x.velocity - y.velocity) <= 6
+               for x, y in zip(a.instruments[0].notes, base))
+
+
+def test_listening_pool_pairs_are_loudness_matched():
+    """Every pair of the committed pool (the attention check included): A and B within 0.5 LU,
+    and each clip's melody above its accompaniment."""
+    from demo.listening import POOL_DIR
+
+    pairs = json.loads((POOL_DIR / "manifest.json").read_text())["pairs"]
+    assert len(pairs) >= 12
+    for pair in pairs:
+        levels = []
+        for name in (pair["midi_x"], pair["midi_y"]):
+            midi = pretty_midi.PrettyMIDI(str(POOL_DIR / name))
+            tracks = {i.name: i.notes for i in midi.instruments if i.notes}
+            if "melody" in tracks:
+                assert min(n.velocity for n in tracks["melody"]) > max(n.velocity for n in tracks["accompaniment"])
+            levels.append(A.loudness(A.render_audio(midi)))
+        assert abs(levels[0] - levels[1]) <= 0.5, (pair["key"], levels)
