@@ -52,7 +52,7 @@ EXAMPLES = {
 # The /generate API's parameters, in order (the /compare API's are these + system_a, system_b).
 GENERATE_PARAMETERS = ("chords", "segment", "melody_file", "bars", "tempo", "fgg", "strength", "cfg_scale", "rhythm",
                        "scale", "tonic", "custom_scale", "steps", "seed", "model", "scale_table", "scale_mode",
-                       "humanize")
+                       "humanize", "pedal")
 KEY_NAMES = PITCH_NAMES
 CFG_HELP = {True: "how strongly the melody and rhythm steer the music (1 = the model ignores them)",
             False: "no effect with chords alone: chords are never dropped, so both of CFG's predictions are the "
@@ -79,6 +79,7 @@ class Request:
     scale_mode: str = "with_chords"
     warnings: tuple[str, ...] = ()
     humanize: bool = False
+    pedal: bool = False
 
     @property
     def cfg_has_effect(self) -> bool:
@@ -219,7 +220,7 @@ class Controller:
 
     def resolve(self, chords: str, segment=NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
                 cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale="", steps=10, seed=0,
-                model=None, scale_table="ours", scale_mode="with_chords", humanize=False) -> Request:
+                model=None, scale_table="ours", scale_mode="with_chords", humanize=False, pedal=False) -> Request:
         """Check every input (``InputError`` names the first bad one) and resolve the request.
         ``bars=None`` follows the progression (4–32 bars); empty chords with a segment take the
         segment's chords."""
@@ -282,7 +283,7 @@ class Controller:
         except ValueError as err:
             raise InputError("custom_scale" if scale == "custom" else "scale", str(err)) from None
         return Request(progression, melody, counts, scale_spec, allowed, tempo, seg, fgg, strength, cfg_scale, steps,
-                       seed, model, scale_table, scale_mode, warnings, _flag(humanize, "humanize"))
+                       seed, model, scale_table, scale_mode, warnings, _flag(humanize, "humanize"), _flag(pedal, "pedal"))
 
     # -- tab 1: generate
 
@@ -295,6 +296,8 @@ class Controller:
             cfg_scale=req.cfg_scale, fgg=req.fgg, strength=req.strength, scale=req.scale, steps=req.steps,
             seed=req.seed, tempo=req.tempo, progress=progress, scale_table=req.scale_table, scale_mode=req.scale_mode)
         result.warnings.extend(req.warnings)
+        if req.pedal:
+            dynamics.pedal_at_chord_changes(result.midi, result.progression.labels)
         if req.humanize:  # the demo's option; the listening test's clips are never humanized
             dynamics.humanize(result.midi, req.seed)
         out = self.workspace.new("generate-")

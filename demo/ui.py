@@ -208,8 +208,11 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                                               info="a named/custom scale also allows the chord's own notes, or not")
                     steps = Slider(*C.STEP_RANGE, value=10, step=1, label="Sampling steps",
                                    info="10 = the paper; more is slower, rarely better")
-                    humanize = Checkbox(value=False, label="Humanize", elem_id="humanize",
-                                        info="small timing and loudness variations, from the seed")
+                    with gr.Row():
+                        humanize = Checkbox(value=False, label="Humanize", elem_id="humanize", min_width=140,
+                                            info="small timing and loudness variations, from the seed")
+                        pedal = Checkbox(value=False, label="Sustain pedal", elem_id="pedal", min_width=140,
+                                         info="on the accompaniment, re-pedalled at each chord change")
                     with gr.Row():
                         seed = Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**31 - 1, min_width=120,
                                       info="same seed + same settings = same music")
@@ -292,7 +295,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         # ---------------------------------------------------------------- wiring
 
         gen_inputs = [chords, segment, melody_file, bars, tempo, fgg, strength, cfg, rhythm, scale, tonic,
-                      custom_scale, steps, seed, model, scale_table, scale_mode, humanize]
+                      custom_scale, steps, seed, model, scale_table, scale_mode, humanize, pedal]
         private = dict(api_visibility="private", queue=False)
 
         def done_message(warnings, what: str) -> str:
@@ -301,11 +304,11 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         def do_generate(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
                         cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10,
                         seed=0, model=controller.default_model, scale_table="ours", scale_mode="with_chords",
-                        humanize=False, request: gr.Request = None, progress=gr.Progress()):
+                        humanize=False, pedal=False, request: gr.Request = None, progress=gr.Progress()):
             try:
                 mp3, midi, figure, sample, wav = controller.generate(
                     chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm, scale, tonic,
-                    custom_scale, steps, seed, model, scale_table, scale_mode, humanize,
+                    custom_scale, steps, seed, model, scale_table, scale_mode, humanize, pedal,
                     progress=lambda done, total: progress((done, total), desc="sampling", unit="steps"))
             except ValueError as err:
                 raise user_error("/generate", err) from None
@@ -396,11 +399,11 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         def do_compare(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
                        cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10,
                        seed=0, model=controller.default_model, scale_table="ours", scale_mode="with_chords",
-                       humanize=False, system_a="fgg", system_b="no_fgg", request: gr.Request = None):
+                       humanize=False, pedal=False, system_a="fgg", system_b="no_fgg", request: gr.Request = None):
             try:
                 *outputs, warnings = controller.compare(
                     chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm, scale, tonic,
-                    custom_scale, steps, seed, model, scale_table, scale_mode, humanize, system_a=system_a,
+                    custom_scale, steps, seed, model, scale_table, scale_mode, humanize, pedal, system_a=system_a,
                     system_b=system_b)
             except ValueError as err:
                 raise user_error("/compare", err) from None

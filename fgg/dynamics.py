@@ -67,3 +67,20 @@ def humanize(midi: pretty_midi.PrettyMIDI, seed: int, timing_ms: float = 12.0, v
             n.end = n.start + length
             n.velocity = int(np.clip(n.velocity + rng.integers(-velocity, velocity + 1), 1, 127))
     return midi
+
+
+def pedal_at_chord_changes(midi: pretty_midi.PrettyMIDI, beat_labels, instrument: str = "accompaniment",
+                           lift: float = 0.02) -> pretty_midi.PrettyMIDI:
+    """Sustain pedal (CC 64) on ``instrument``, re-pedalled at every chord change: down just
+    after the piece starts and after each change, up at each change (``beat_labels``: one
+    chord label per beat, 4/4 at the MIDI's tempo); in place, returns ``midi``."""
+    tempo = float(midi.get_tempo_changes()[1][0]) if len(midi.get_tempo_changes()[1]) else 120.0
+    beat = 60.0 / tempo
+    changes = [b * beat for b in range(1, len(beat_labels)) if beat_labels[b] != beat_labels[b - 1]]
+    for inst in midi.instruments:
+        if inst.name != instrument or not inst.notes:
+            continue
+        end = max(n.end for n in inst.notes)
+        events = [(lift, 127)] + [e for t in changes if t < end for e in ((t, 0), (t + lift, 127))] + [(end, 0)]
+        inst.control_changes = [pretty_midi.ControlChange(64, value, when) for when, value in events]
+    return midi

@@ -95,3 +95,16 @@ def test_listening_pool_pairs_are_loudness_matched():
                 assert min(n.velocity for n in tracks["melody"]) > max(n.velocity for n in tracks["accompaniment"])
             levels.append(A.loudness(A.render_audio(midi)))
         assert abs(levels[0] - levels[1]) <= 0.5, (pair["key"], levels)
+
+
+def test_pedal_lifts_at_each_chord_change():
+    from fgg.dynamics import pedal_at_chord_changes
+
+    midi = piece_midi(np.zeros((2, 32, 64), bool), np.pad(np.ones((2, 32, 1), bool), ((0, 0), (0, 0), (20, 43))), 120.0)
+    labels = ["C:maj"] * 4 + ["A:min"] * 4  # one change, at beat 4 = 2.0 s
+    pedal_at_chord_changes(midi, labels)
+    events = [(round(c.time, 3), c.value) for c in midi.instruments[1].control_changes]
+    assert all(c.number == 64 for c in midi.instruments[1].control_changes)
+    assert events[:3] == [(0.02, 127), (2.0, 0), (2.02, 127)] and events[-1][1] == 0
+    assert not midi.instruments[0].control_changes  # the melody is left alone
+    assert A.render_audio(midi).shape[1] == 2  # the renderer plays the pedal
