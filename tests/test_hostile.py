@@ -14,7 +14,7 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from demo.controller import Controller
+from demo.controller import GENERATE_PARAMETERS, Controller
 from demo.limits import Admission, Workspace
 from demo.listening import ListeningStore
 from demo.ui import build_app, launch
@@ -110,7 +110,7 @@ def test_raw_http_join_with_a_bad_value_gets_a_422_naming_it(hostile_server):
     url, *_ = hostile_server
     config = httpx.get(url + "config").json()
     fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "generate")
-    data = ["C" * 1_000_000] + [None] * 16
+    data = ["C" * 1_000_000] + [None] * (len(GENERATE_PARAMETERS) - 1)
     began = time.perf_counter()
     response = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn, "session_hash": "raw1",
                                                               "event_data": None, "trigger_id": None}, timeout=30)
