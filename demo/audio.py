@@ -21,7 +21,7 @@ import statistics
 import sys
 import threading
 import time
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +41,7 @@ LOG = logging.getLogger("fgg.audio")
 _fluidsynth_lock = threading.Lock()  # FluidSynth's C objects are made and freed one at a time
 
 
-@lru_cache(maxsize=None)
+@cache
 def soundfont_path() -> Path:
     """The SoundFont clips are rendered with (see the module docstring)."""
     if os.environ.get("FGG_SOUNDFONT"):

@@ -20,17 +20,38 @@ import pandas as pd
 
 from demo.audio import render_audio, write_audio
 from demo.figures import diff_figure, piano_roll_figure
-from demo.limits import (MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_EVAL_SEGMENTS, SEED_RANGE,
-                         InputError, Workspace, choice, number, shown, text)
+from demo.limits import (
+    MAX_CHORD_CHARS,
+    MAX_CUSTOM_SCALE_CHARS,
+    MAX_MIDI_BYTES,
+    PUBLIC_EVAL_SEGMENTS,
+    SEED_RANGE,
+    InputError,
+    Workspace,
+    choice,
+    number,
+    shown,
+    text,
+)
 from eval import metrics as M
 from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
+from fgg import dynamics
 from fgg.chords import PITCH_NAMES, Progression, parse_progression
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
-from fgg import dynamics
-from fgg.generate import (RHYTHM_PATTERNS, SCALE_MODES, GenerationResult, Generator, SamplingOptions,
-                          allowed_pitch_classes, cut_progression_warnings, fit_progression, load_melody, piece_midi,
-                          rhythm_counts)
+from fgg.generate import (
+    RHYTHM_PATTERNS,
+    SCALE_MODES,
+    GenerationResult,
+    Generator,
+    SamplingOptions,
+    allowed_pitch_classes,
+    cut_progression_warnings,
+    fit_progression,
+    load_melody,
+    piece_midi,
+    rhythm_counts,
+)
 from fgg.guidance import SCALE_TABLES
 from fgg.model import count_parameters
 from fgg.pianoroll import BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR, roll_to_notes, rolls_to_midi

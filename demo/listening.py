@@ -34,11 +34,11 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import (DateTime, ForeignKey, Integer, String, UniqueConstraint, create_engine, event, select)
+from sqlalchemy import DateTime, ForeignKey, Integer, String, UniqueConstraint, create_engine, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -187,7 +187,7 @@ class ListeningStore:
         """A fresh rater: a random token (the only way to continue is to hold it)."""
         rater = secrets.token_urlsafe(18)  # 24 characters, 144 random bits
         with Session(self.engine) as session:
-            session.add(Rater(id=rater, created_at=datetime.now(timezone.utc)))
+            session.add(Rater(id=rater, created_at=datetime.now(UTC)))
             session.commit()
         return rater
 
@@ -241,7 +241,7 @@ class ListeningStore:
         if trial is None:
             raise ValueError(f"unknown pair {pair_id}")
         values = dict(system_a=trial.system_a, system_b=trial.system_b, preference=preference,
-                      submitted_at=datetime.now(timezone.utc),
+                      submitted_at=datetime.now(UTC),
                       **{f"a_{c}": a[c] for c in CRITERIA}, **{f"b_{c}": b[c] for c in CRITERIA})
         with Session(self.engine) as session:
             if session.get(Rater, rater_id) is None:
@@ -324,7 +324,7 @@ class ListeningStore:
         return buffer.getvalue()
 
     def export_json(self) -> str:
-        return json.dumps({"exported_at": datetime.now(timezone.utc).isoformat(), "answers": self.answers()},
+        return json.dumps({"exported_at": datetime.now(UTC).isoformat(), "answers": self.answers()},
                           indent=1)
 
 
@@ -385,7 +385,7 @@ def safe_cell(value):
 
 def _utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class AdminGate:

@@ -21,8 +21,7 @@ import gradio as gr
 from demo import controller as C
 from demo.figures import before_after_figure
 from demo.how_it_works import load_example
-from demo.limits import MAX_CHORD_CHARS, MAX_UPLOAD, PUBLIC_EVAL_SEGMENTS, Admission, Busy, InputError, \
-    client_of, shown
+from demo.limits import MAX_CHORD_CHARS, MAX_UPLOAD, PUBLIC_EVAL_SEGMENTS, Admission, Busy, InputError, client_of, shown
 from demo.listening import ListeningStore
 from demo.listening_ui import build_admin_page, build_participant_page
 from eval.baselines import SYSTEMS
@@ -137,15 +136,14 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
     with gr.Blocks(title="FGG Music", delete_cache=DELETE_CACHE) as app:
         gr.Markdown("# FGG Music\nPiano accompaniment for your chords (and melody) from a diffusion model with "
                     "*fine-grained guidance* (Zhu et al., ICML 2025).")
-        with gr.Accordion("How it works", open=True):
-            with gr.Row():
-                with gr.Column(min_width=300):
-                    gr.Markdown(HOW_IT_WORKS)
-                if example is not None:
-                    with gr.Column(scale=2, min_width=320):
-                        gr.Plot(before_after_figure(example["off"], example["on"], example["melody"],
-                                                    example["labels"], example["allowed"]),
-                                show_label=False, elem_id="how-it-works")
+        with gr.Accordion("How it works", open=True), gr.Row():
+            with gr.Column(min_width=300):
+                gr.Markdown(HOW_IT_WORKS)
+            if example is not None:
+                with gr.Column(scale=2, min_width=320):
+                    gr.Plot(before_after_figure(example["off"], example["on"], example["melody"],
+                                                example["labels"], example["allowed"]),
+                            show_label=False, elem_id="how-it-works")
 
         with gr.Tab("Generate"):
             with gr.Row():

@@ -9,8 +9,8 @@ Every model-based system draws item b's starting noise from ``seeds[b]`` alone, 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class SegmentBatch:
                                                    torch.from_numpy(self.chroma), self.scale_table).numpy()
 
     @classmethod
-    def from_segments(cls, segments: dict[str, np.ndarray], index, scale_table: str = "ours") -> "SegmentBatch":
+    def from_segments(cls, segments: dict[str, np.ndarray], index, scale_table: str = "ours") -> SegmentBatch:
         return cls(*(segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass",
                                                    "onset_counts")), scale_table=scale_table)
 

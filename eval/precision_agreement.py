@@ -18,7 +18,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
 import pandas as pd
 
 from eval.baselines import STOCHASTIC

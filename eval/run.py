@@ -26,8 +26,8 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,9 +41,9 @@ from eval.chord_metrics import ChordScorer
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
-from fgg.precision import PRECISION_HELP, PRECISIONS, device_description, resolve_precision
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes
 from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, SEGMENT_STEPS, rolls_to_midi
+from fgg.precision import PRECISION_HELP, PRECISIONS, device_description, resolve_precision
 
 KEY_COLUMNS = ["system", "segment", "seed"]
 METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_rate_paper_table", "out_of_key_note_rate", "key_out_of_key_rate",

@@ -39,8 +39,15 @@ from pathlib import Path
 import numpy as np
 
 from fgg.condition import chord_condition, null_rhythm_condition, onset_counts
-from fgg.pianoroll import (BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BEAT, fold_pitches, notes_to_roll,
-                            resolve_overlaps)
+from fgg.pianoroll import (
+    BEATS_PER_BAR,
+    SEGMENT_BARS,
+    SEGMENT_STEPS,
+    STEPS_PER_BEAT,
+    fold_pitches,
+    notes_to_roll,
+    resolve_overlaps,
+)
 from fgg.pop909 import Song, read_song, song_files, triple_meter_songs
 
 PIPELINE_VERSION = 1
@@ -92,7 +99,7 @@ class SongCollection:
         return self.arrays[field][off[index]:off[index + 1]]
 
     @classmethod
-    def from_songs(cls, songs: list[Song]) -> "SongCollection":
+    def from_songs(cls, songs: list[Song]) -> SongCollection:
         per_song_fields = _PER_SONG + _PER_STEP + _PER_BAR + ("step_times", "beat_labels")
         arrays, offsets = {}, {}
         for name in per_song_fields:
@@ -110,7 +117,7 @@ class SongCollection:
         os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
 
     @classmethod
-    def load(cls, path: Path) -> "SongCollection":
+    def load(cls, path: Path) -> SongCollection:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k[2:]: z[k] for k in z.files if k.startswith("a_")}
             offsets = {k[2:]: z[k] for k in z.files if k.startswith("o_")}

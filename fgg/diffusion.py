@@ -11,8 +11,8 @@ with the paper's schedule β_t on a √-spaced linear grid from 0.00085 to 0.012
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 
@@ -31,7 +31,7 @@ class Schedule:
     alphas_cumprod: torch.Tensor  # (T,) float64
 
     @classmethod
-    def paper(cls, num_timesteps: int = NUM_TIMESTEPS) -> "Schedule":
+    def paper(cls, num_timesteps: int = NUM_TIMESTEPS) -> Schedule:
         betas = torch.linspace(BETA_START ** 0.5, BETA_END ** 0.5, num_timesteps, dtype=torch.float64) ** 2
         return cls(betas, torch.cumprod(1.0 - betas, dim=0))
 

@@ -15,8 +15,8 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pretty_midi
@@ -26,13 +26,32 @@ from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_ch
 from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
 from fgg.condition import chord_condition, melody_condition, null_melody_condition, null_rhythm_condition
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
-from fgg.guidance import SCALE_TABLES, cfg_denoiser, chord_allowed_pitch_classes, fgg_denoiser, pitch_mask, \
-    graded_allowed, scale_pitch_classes
 from fgg.dynamics import shape_dynamics
+from fgg.guidance import (
+    SCALE_TABLES,
+    cfg_denoiser,
+    chord_allowed_pitch_classes,
+    fgg_denoiser,
+    graded_allowed,
+    pitch_mask,
+    scale_pitch_classes,
+)
 from fgg.model import MODES, mode_of
+from fgg.pianoroll import (
+    BEATS_PER_BAR,
+    N_PITCHES,
+    NOTE_THRESHOLD,
+    SEGMENT_BARS,
+    SEGMENT_STEPS,
+    STEPS_PER_BAR,
+    fold_pitches,
+    midi_to_notes,
+    notes_to_roll,
+    out_of_key_notes,
+    roll_to_notes,
+    rolls_to_midi,
+)
 from fgg.precision import PRECISION_HELP, PRECISIONS, network, resolve_precision
-from fgg.pianoroll import (BEATS_PER_BAR, N_PITCHES, NOTE_THRESHOLD, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR,
-                           fold_pitches, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes, rolls_to_midi)
 
 MAX_BARS = 64
 # Onset counts per 16th step of one 4/4 bar (how many accompaniment notes start there).
@@ -266,7 +285,7 @@ class Generator:
         self.meta = meta or {}
 
     @classmethod
-    def from_checkpoint(cls, path=DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> "Generator":
+    def from_checkpoint(cls, path=DEFAULT_MODEL, device: str = "auto", precision: str = "auto") -> Generator:
         """``path``: a shipped model's name ("paper", "small") or a checkpoint path."""
         dev = resolve_device(device)
         model, meta = load_model(resolve_checkpoint(path), dev)

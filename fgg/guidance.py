@@ -14,7 +14,7 @@ own tones, bass included) or from a user scale (``SCALES``).
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 

@@ -33,7 +33,7 @@ class UNetConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
+    def from_dict(cls, d: dict) -> UNetConfig:
         d = dict(d)
         for key in ("channel_mults", "attention_levels"):
             d[key] = tuple(d[key])

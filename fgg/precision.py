@@ -13,7 +13,7 @@ emulated bf16 would be slower than fp32.
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

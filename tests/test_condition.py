@@ -1,8 +1,14 @@
 import numpy as np
 
 from fgg.chords import parse_progression
-from fgg.condition import (C3_INDEX, C4_INDEX, chord_condition, null_melody_condition, null_rhythm_condition,
-                           onset_counts)
+from fgg.condition import (
+    C3_INDEX,
+    C4_INDEX,
+    chord_condition,
+    null_melody_condition,
+    null_rhythm_condition,
+    onset_counts,
+)
 from fgg.pianoroll import notes_to_roll
 
 

@@ -9,8 +9,18 @@ import pytest
 from fgg import data
 from fgg.chords import encode_label
 from fgg.condition import C3_INDEX, C4_INDEX
-from fgg.pianoroll import (LOWEST_PITCH, ONSET, SEGMENT_STEPS, fold_pitches, midi_to_notes, notes_to_roll,
-                           quantize_times, resolve_overlaps, roll_to_notes, rolls_to_midi)
+from fgg.pianoroll import (
+    LOWEST_PITCH,
+    ONSET,
+    SEGMENT_STEPS,
+    fold_pitches,
+    midi_to_notes,
+    notes_to_roll,
+    quantize_times,
+    resolve_overlaps,
+    roll_to_notes,
+    rolls_to_midi,
+)
 from fgg.pop909 import read_song
 
 SAMPLE_SONGS = [1, 4, 77, 250, 431, 600, 818, 909]

@@ -7,8 +7,16 @@ import pytest
 import torch
 
 from eval import metrics as M
-from eval.baselines import (SYSTEMS, EvalContext, SegmentBatch, canonical, remove_out_of_key, round_out_of_key,
-                            rule_based_accompaniment, run_system)
+from eval.baselines import (
+    SYSTEMS,
+    EvalContext,
+    SegmentBatch,
+    canonical,
+    remove_out_of_key,
+    round_out_of_key,
+    rule_based_accompaniment,
+    run_system,
+)
 from eval.chord_metrics import ChordScorer, chord_accuracy, label_chord_accuracy, normalize_label
 from fgg.checkpoint import load_model, save_model
 from fgg.data import load_valid_segments

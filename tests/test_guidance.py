@@ -4,9 +4,22 @@ import torch
 
 from fgg.chords import parse_progression
 from fgg.diffusion import Schedule, sample_ddim, sampling_timesteps
-from fgg.guidance import (CHORD_SCALES, PAPER_QUALITIES, QUALITIES, SCALES, cfg_combine, chord_allowed_pitch_classes,
-                          chord_quality, fgg_denoiser, graded_allowed, paper_chord_quality, pitch_mask, project_pitch,
-                          project_rhythm, scale_pitch_classes)
+from fgg.guidance import (
+    CHORD_SCALES,
+    PAPER_QUALITIES,
+    QUALITIES,
+    SCALES,
+    cfg_combine,
+    chord_allowed_pitch_classes,
+    chord_quality,
+    fgg_denoiser,
+    graded_allowed,
+    paper_chord_quality,
+    pitch_mask,
+    project_pitch,
+    project_rhythm,
+    scale_pitch_classes,
+)
 
 SYMBOLS = {"maj": "C", "min": "Cm", "dom7": "C7", "hdim7": "Cm7b5", "dim": "Cdim", "aug": "Caug", "sus": "Csus4",
            "unknown": "C5"}

@@ -3,8 +3,8 @@ import io
 import json
 import os
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
@@ -12,7 +12,6 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import Session
 
 from demo.listening import CRITERIA, AdminGate, Base, ListeningStore, Rater
-
 
 POSTGRES_URL = os.environ.get("FGG_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://fgg:fgg@127.0.0.1/fgg_test
 
@@ -134,7 +133,7 @@ def test_export_is_formula_safe_utc_csv_and_json(store):
     rater = store.new_rater()
     store.submit(rater, store.next_trial(rater).pair_id, scores(3), scores(3), "same")
     with Session(store.engine) as session:  # a hostile-looking id, as an older database may hold
-        session.add(Rater(id="=HYPERLINK(1)", created_at=datetime.now(timezone.utc)))
+        session.add(Rater(id="=HYPERLINK(1)", created_at=datetime.now(UTC)))
         session.commit()
     store.submit("=HYPERLINK(1)", store.next_trial("=HYPERLINK(1)").pair_id, scores(2), scores(4), "B")
     rows = list(csv.DictReader(io.StringIO(store.export_csv())))

@@ -3,8 +3,13 @@ import math
 
 import numpy as np
 
-from eval.melody_metrics import (longest_run_without_rest, melody_statistics, pitch_class_entropy,
-                                 pitch_class_share, strong_beat_chord_tone_share)
+from eval.melody_metrics import (
+    longest_run_without_rest,
+    melody_statistics,
+    pitch_class_entropy,
+    pitch_class_share,
+    strong_beat_chord_tone_share,
+)
 from fgg.pianoroll import notes_to_roll
 
 C4, D4, E4, G4, B4 = 60, 62, 64, 67, 71

@@ -1,8 +1,17 @@
 import numpy as np
 import pytest
 
-from fgg.pianoroll import (LOWEST_PITCH, ONSET, SUSTAIN, fold_pitches, midi_to_notes, notes_to_roll,
-                           resolve_overlaps, roll_to_notes, rolls_to_midi)
+from fgg.pianoroll import (
+    LOWEST_PITCH,
+    ONSET,
+    SUSTAIN,
+    fold_pitches,
+    midi_to_notes,
+    notes_to_roll,
+    resolve_overlaps,
+    roll_to_notes,
+    rolls_to_midi,
+)
 
 
 def test_fold_pitches():

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from fgg import precision as P
-from fgg.generate import Generator, sample_batch, SamplingOptions, build_conditions
-from fgg.guidance import cfg_denoiser
 from fgg.diffusion import Schedule
+from fgg.generate import Generator, SamplingOptions, build_conditions, sample_batch
+from fgg.guidance import cfg_denoiser
 from fgg.model import PRESETS, UNet
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
