@@ -73,7 +73,7 @@ def synthesize(midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None,
     try:
         synth.set_reverb(**REVERB)
         synth.set_chorus(**CHORUS)
-        for channel, inst in zip(channels, instruments):
+        for channel, inst in zip(channels[:len(instruments)], instruments, strict=True):
             synth.program_select(channel, font, 0, inst.program)
             for n in inst.notes:
                 events += [(n.start, 1, channel, n.pitch, n.velocity), (n.end, 0, channel, n.pitch, 0)]

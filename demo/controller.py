@@ -54,7 +54,14 @@ from fgg.generate import (
 )
 from fgg.guidance import SCALE_TABLES
 from fgg.model import count_parameters
-from fgg.pianoroll import BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR, roll_to_notes, rolls_to_midi
+from fgg.pianoroll import (
+    BEATS_PER_BAR,
+    SEGMENT_BARS,
+    SEGMENT_STEPS,
+    STEPS_PER_BAR,
+    roll_to_notes,
+    rolls_to_midi,
+)
 
 NO_SEGMENT = -1
 BAR_RANGE = (4, 32)
@@ -376,11 +383,11 @@ class Controller:
     def compare_request(self, *args, system_a="fgg", system_b="no_fgg", **kwargs) -> tuple[Request, str, str]:
         """``resolve``'s inputs cut to 4 bars, and the two systems, checked."""
         systems = choice(system_a, list(SYSTEMS), "system_a"), choice(system_b, list(SYSTEMS), "system_b")
-        req = self.resolve(**(dict(zip(GENERATE_PARAMETERS, args)) | kwargs | {"bars": SEGMENT_BARS}))
+        req = self.resolve(**(dict(zip(GENERATE_PARAMETERS[:len(args)], args, strict=True)) | kwargs | {"bars": SEGMENT_BARS}))
         if req.model in self.melody_writers():
             raise InputError("model", f"Compare runs the evaluation's accompaniment systems; the {req.model} model "
                                       "writes the melody too: choose an accompaniment model")
-        for parameter, name in zip(("system_a", "system_b"), systems):
+        for parameter, name in zip(("system_a", "system_b"), systems, strict=True):
             if name == "ground_truth" and req.segment is None:
                 raise InputError(parameter, f"{parameter}: ground_truth is a POP909 segment's human accompaniment; "
                                  "pick a segment (typed chords have none)")

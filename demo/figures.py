@@ -5,7 +5,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 from fgg.chords import chord_name
-from fgg.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, STEPS_PER_BAR, STEPS_PER_BEAT, roll_to_notes
+from fgg.pianoroll import (
+    HIGHEST_PITCH,
+    LOWEST_PITCH,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+    roll_to_notes,
+)
 
 NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 COLOURS = {"accompaniment": "#3b6fb6", "melody": "#f28e2b", "out of key": "#d62728",

@@ -185,7 +185,7 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
                 raise ValueError("press Start first")
             if any(v is None for v in values):
                 raise ValueError("rate A and B on every criterion and choose a preference first")
-            store.submit(rater, int(pair), dict(zip(CRITERIA, values[:3])), dict(zip(CRITERIA, values[3:6])),
+            store.submit(rater, int(pair), dict(zip(CRITERIA, values[:3], strict=True)), dict(zip(CRITERIA, values[3:6], strict=True)),
                          values[6])
         except ValueError as err:
             return keep_page(str(err))
@@ -215,7 +215,7 @@ def preference_figure(tests: pd.DataFrame):
     fig = go.Figure()
     for column, name in (("fgg_preferred", "FGG"), ("same", "same"), ("baseline_preferred", "baseline")):
         share = tests[column] / tests["answers"].clip(lower=1)
-        fig.add_bar(name=name, y=[f"vs {b} (n = {n})" for b, n in zip(tests["baseline"], tests["answers"])],
+        fig.add_bar(name=name, y=[f"vs {b} (n = {n})" for b, n in zip(tests["baseline"], tests["answers"], strict=True)],
                     x=share, orientation="h")
     fig.update_layout(barmode="stack", xaxis=dict(range=[0, 1], tickformat=".0%", title="share of answers"),
                       title="Preferences per pair type", height=300, margin=dict(t=50, b=40))

@@ -21,7 +21,16 @@ import gradio as gr
 from demo import controller as C
 from demo.figures import before_after_figure
 from demo.how_it_works import load_example
-from demo.limits import MAX_CHORD_CHARS, MAX_UPLOAD, PUBLIC_EVAL_SEGMENTS, Admission, Busy, InputError, client_of, shown
+from demo.limits import (
+    MAX_CHORD_CHARS,
+    MAX_UPLOAD,
+    PUBLIC_EVAL_SEGMENTS,
+    Admission,
+    Busy,
+    InputError,
+    client_of,
+    shown,
+)
 from demo.listening import ListeningStore
 from demo.listening_ui import build_admin_page, build_participant_page
 from eval.baselines import SYSTEMS
@@ -362,7 +371,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             return (style.chords, 8, False, tonic, scale_name, "strict", writers[0], C.NO_SEGMENT, None, None, "none",
                     f"**{style.name}**: {style.why} FGG keeps every note in the scale; compare with FGG off.")
 
-        for button, name in zip(style_buttons, STYLES):
+        for button, name in zip(style_buttons, STYLES, strict=True):
             button.click(lambda n=name: pick_style(n), None,
                          [chords, bars, bars_follow, tonic, scale, scale_mode, model, segment, song_picker,
                           segment_picker, rhythm, style_note], **private)
@@ -371,7 +380,7 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             return True, C.NO_SEGMENT, None, None, "none", controller.melody_description(None)
 
         segment_outputs = [bars_follow, segment, song_picker, segment_picker, rhythm, melody_status]
-        for button, text in zip(example_buttons, C.EXAMPLES.values()):
+        for button, text in zip(example_buttons, C.EXAMPLES.values(), strict=True):
             button.click(lambda t=text: (t,) + no_segment(), None, [chords] + segment_outputs, **private)
         clear_segment.click(no_segment, None, segment_outputs, **private)
 

@@ -18,7 +18,14 @@ import torch
 from fgg.diffusion import Schedule
 from fgg.generate import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
 from fgg.guidance import chord_allowed_pitch_classes, pitch_mask
-from fgg.pianoroll import HIGHEST_PITCH, LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, notes_to_roll, roll_to_notes
+from fgg.pianoroll import (
+    HIGHEST_PITCH,
+    LOWEST_PITCH,
+    N_PITCHES,
+    NOTE_THRESHOLD,
+    notes_to_roll,
+    roll_to_notes,
+)
 
 
 @dataclass
@@ -186,7 +193,7 @@ def _rule_based(batch, seeds, ctx):
     if counts is None:  # no rhythm given: block chords on every beat
         counts = np.resize(np.array([4, 0, 0, 0]), batch.chroma.shape[:2])
     return SystemOutput(np.stack([rule_based_accompaniment(c, r, b, n) for c, r, b, n in
-                                  zip(batch.chroma, batch.root, batch.bass, counts)]))
+                                  zip(batch.chroma, batch.root, batch.bass, counts, strict=True)]))
 
 
 def _ground_truth(batch, seeds, ctx):
@@ -219,5 +226,5 @@ def run_system(name: str, batch: SegmentBatch, seeds: list[int], ctx: EvalContex
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
     if name in POSTPROCESS and unguided is not None:
-        return SystemOutput(np.stack([POSTPROCESS[name](r, a) for r, a in zip(unguided, batch.allowed)]), unguided)
+        return SystemOutput(np.stack([POSTPROCESS[name](r, a) for r, a in zip(unguided, batch.allowed, strict=True)]), unguided)
     return SYSTEMS[name](batch, seeds, ctx)

@@ -106,9 +106,10 @@ def chord_accuracy(predicted: list[str], reference: list[str]) -> float:
 
 
 def label_chord_accuracy(predicted: list[str], condition_labels: list[str]) -> float:
-    """Accuracy of the recognised chords against the conditioning chord labels, over beats
-    whose condition is a chord (N beats left out); NaN if there are none."""
-    pairs = [(p, r) for p, r in zip(predicted, condition_labels) if normalize_label(r) is not None]
+    """Accuracy of the recognised chords against the conditioning chord labels, over the first
+    n = min(len) beats whose condition is a chord (N beats left out); NaN if there are none."""
+    n = min(len(predicted), len(condition_labels))
+    pairs = [(p, r) for p, r in zip(predicted[:n], condition_labels[:n], strict=True) if normalize_label(r) is not None]
     if not pairs:
         return float("nan")
     return float(np.mean([normalize_label(p) == normalize_label(r) for p, r in pairs]))
@@ -191,7 +192,7 @@ class ChordScorer:
         analyses = [self._analyse(self._write(roll, f"pred{i}"), roll.shape[1]) for i, roll in enumerate(rolls)]
         embeddings = self._encode([windows for _, windows, _ in analyses])
         results = []
-        for i, ((labels, _, windows), z) in enumerate(zip(analyses, embeddings)):
+        for i, ((labels, _, windows), z) in enumerate(zip(analyses, embeddings, strict=True)):
             ref_labels, ref_z, ref_windows, _ = self.reference(reference_keys[i], reference_rolls[i])
             cosine = torch.nn.functional.cosine_similarity(z, ref_z) if len(z) else torch.zeros(0)  # (n_windows,)
             n = min(windows, ref_windows)

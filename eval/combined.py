@@ -92,7 +92,7 @@ def run_combined(segments_file, n_segments: int | None, out: Path, model: torch.
             else:
                 melody, accompaniment = sample_tracks(model, segments, index, [item_seed(0, int(s)) for s in index],
                                                       options, fgg=system == "fgg")
-            for s, row in zip(index, score_pieces(melody, accompaniment, segments, index, scorer)):
+            for s, row in zip(index, score_pieces(melody, accompaniment, segments, index, scorer), strict=True):
                 rows.append({"system": system, "segment": int(s), "seed": 0, **row})
             done += len(index)
             if progress is not None:

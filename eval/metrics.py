@@ -11,7 +11,13 @@ import itertools
 
 import numpy as np
 
-from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, STEPS_PER_BAR, out_of_key_notes, roll_to_notes
+from fgg.pianoroll import (
+    LOWEST_PITCH,
+    N_PITCHES,
+    STEPS_PER_BAR,
+    out_of_key_notes,
+    roll_to_notes,
+)
 
 # Key-based allowed sets (scale degrees above the tonic); minor adds the leading tone,
 # as the chord table in fgg.guidance does.
@@ -55,7 +61,7 @@ def key_allowed(key_tonic: np.ndarray, key_minor: np.ndarray) -> np.ndarray:
     classes of the annotated key (major scale; natural minor + leading tone); all allowed
     where the key is unknown."""
     out = np.ones((len(key_tonic), 12), dtype=bool)
-    for t, (tonic, minor) in enumerate(zip(key_tonic, key_minor)):
+    for t, (tonic, minor) in enumerate(zip(key_tonic, key_minor, strict=True)):
         if tonic >= 0:
             out[t] = False
             out[t, [(int(tonic) + d) % 12 for d in (MINOR_KEY if minor else MAJOR_KEY)]] = True
@@ -150,7 +156,7 @@ def beat_chord_accuracy(predicted_labels: list[str], reference_labels: list[str]
     ``N`` are left out. NaN when no beat has a reference chord."""
     from smg_metrics.chord_accuracy import _normalize_label
 
-    pairs = [(p, r) for p, r in zip(predicted_labels, reference_labels) if _normalize_label(r) != "N"]
+    pairs = [(p, r) for p, r in zip(predicted_labels, reference_labels, strict=True) if _normalize_label(r) != "N"]
     if not pairs:
         return float("nan")
     return float(np.mean([_normalize_label(p) == _normalize_label(r) for p, r in pairs]))

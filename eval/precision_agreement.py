@@ -65,17 +65,17 @@ def compare(first: Path, second: Path, segments_data: dict) -> dict[str, dict]:
         if len(common) == 0:
             continue
         a, b = one[1][i], two[1][j]  # (N, 2, T, P) each
-        counts = np.array([note_agreement(x, y) for x, y in zip(a, b)])  # (N, 3)
+        counts = np.array([note_agreement(x, y) for x, y in zip(a, b, strict=True)])  # (N, 3)
         allowed = [table_allowed(segments_data, int(s), "ours") for s in common]
         report[system] = {
             "segments": int(len(common)),
             "pixels_equal": float((a == b).mean()),
-            "segments_identical": float(np.mean([np.array_equal(x, y) for x, y in zip(a, b)])),
+            "segments_identical": float(np.mean([np.array_equal(x, y) for x, y in zip(a, b, strict=True)])),
             "notes_first_also_in_second": float(counts[:, 2].sum() / max(counts[:, 0].sum(), 1)),
             "notes_second_also_in_first": float(counts[:, 2].sum() / max(counts[:, 1].sum(), 1)),
             "notes_first": int(counts[:, 0].sum()), "notes_second": int(counts[:, 1].sum()),
-            "out_of_key_notes_first": int(sum(out_of_key_notes(x, al) for x, al in zip(a, allowed))),
-            "out_of_key_notes_second": int(sum(out_of_key_notes(y, al) for y, al in zip(b, allowed))),
+            "out_of_key_notes_first": int(sum(out_of_key_notes(x, al) for x, al in zip(a, allowed, strict=True))),
+            "out_of_key_notes_second": int(sum(out_of_key_notes(y, al) for y, al in zip(b, allowed, strict=True))),
         }
         for run, folder in (("first", first), ("second", second)):
             report[system].update({f"{m}_{run}": v for m, v in _metric_means(folder, system, common).items()})

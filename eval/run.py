@@ -38,12 +38,23 @@ from tqdm import tqdm
 from eval import metrics as M
 from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import ChordScorer
-from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
+from fgg.checkpoint import (
+    DEFAULT_MODEL,
+    SHIPPED_MODELS,
+    load_model,
+    resolve_checkpoint,
+    resolve_device,
+)
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes
 from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, SEGMENT_STEPS, rolls_to_midi
-from fgg.precision import PRECISION_HELP, PRECISIONS, device_description, resolve_precision
+from fgg.precision import (
+    PRECISION_HELP,
+    PRECISIONS,
+    device_description,
+    resolve_precision,
+)
 
 KEY_COLUMNS = ["system", "segment", "seed"]
 METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_rate_paper_table", "out_of_key_note_rate", "key_out_of_key_rate",
@@ -95,7 +106,7 @@ def score_rows(jobs: list, segments: dict, scorer: ChordScorer) -> list[list]:
                                [segments["chord_labels"][seg] for seg in segs])
     nan = float("nan")
     lines = []
-    for i, ((system, seg, seed, roll, guide_allowed, uncorrected), chord) in enumerate(zip(jobs, chords)):
+    for i, ((system, seg, seed, roll, guide_allowed, uncorrected), chord) in enumerate(zip(jobs, chords, strict=True)):
         gt = segments["accompaniment"][seg]
         key_allowed = M.key_allowed(segments["key_tonic"][seg], segments["key_minor"][seg])
         ours, paper = table_allowed(segments, seg, "ours"), table_allowed(segments, seg, "paper")

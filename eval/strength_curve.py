@@ -27,7 +27,13 @@ from eval import metrics as M
 from eval.baselines import EvalContext, SegmentBatch, sample_system
 from eval.chord_metrics import ChordScorer
 from eval.run import item_seed, select_segments
-from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
+from fgg.checkpoint import (
+    DEFAULT_MODEL,
+    SHIPPED_MODELS,
+    load_model,
+    resolve_checkpoint,
+    resolve_device,
+)
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
 

@@ -21,7 +21,13 @@ import time
 import numpy as np
 import torch
 
-from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
+from fgg.checkpoint import (
+    DEFAULT_MODEL,
+    SHIPPED_MODELS,
+    load_model,
+    resolve_checkpoint,
+    resolve_device,
+)
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, count_parameters, forward_gflops
 from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS
@@ -44,7 +50,7 @@ def _median_seconds(fn, repeats: int, warmup: int = 2) -> float:
 def _interleaved_medians(fns, repeats: int, warmup: int = 2) -> list[float]:
     times = [[] for _ in fns]
     for i in range(warmup + repeats):
-        for fn, bucket in zip(fns, times):
+        for fn, bucket in zip(fns, times, strict=True):
             began = time.perf_counter()
             fn()
             if i >= warmup:
@@ -82,7 +88,7 @@ def forward_variants(model: UNet, device: torch.device, batch: int = 2, repeats:
         return run
     with torch.inference_mode():
         times = _interleaved_medians([timed(fn) for fn in variants.values()], repeats)
-    return {f"forward_{name}_s": round(s, 4) for name, s in zip(variants, times)}
+    return {f"forward_{name}_s": round(s, 4) for name, s in zip(variants, times, strict=True)}
 
 
 def _autocast_nchw(model: UNet):
@@ -113,7 +119,7 @@ def legacy_step(trainer):
         opt.step()
         with torch.no_grad():
             decay = min(cfg.ema_decay, (1 + i) / (10 + i))
-            for p_ema, p in zip(trainer.ema.parameters(), trainer.model.parameters()):
+            for p_ema, p in zip(trainer.ema.parameters(), trainer.model.parameters(), strict=True):
                 p_ema.lerp_(p, 1 - decay)
         return loss.item()
     return step

@@ -175,7 +175,7 @@ def parse_progression(text: str) -> Progression:
         if len(tokens) > BEATS_PER_BAR:
             raise ValueError(f"bar {number} has {len(tokens)} chords; at most {BEATS_PER_BAR} "
                              f"(one per beat) fit in a 4/4 bar")
-        for token, beats in zip(tokens, beats_for_chords(len(tokens))):
+        for token, beats in zip(tokens, beats_for_chords(len(tokens)), strict=True):
             try:
                 labels.extend([to_harte(token)] * beats)
             except ValueError as err:

@@ -235,7 +235,7 @@ def build_songs(pop909_dir=None, cache_dir=None, limit: int | None = None,
     else:
         results = [_read_song_or_reason(job) for job in jobs]
     songs = []
-    for song_id, result in zip(wanted, results):
+    for song_id, result in zip(wanted, results, strict=True):
         if isinstance(result, str):
             skipped[song_id] = result
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 
@@ -103,7 +104,7 @@ def sample_ddim(denoiser: Denoiser, schedule: Schedule, shape: Sequence[int], ti
     reproduces the sample bit for bit.
     """
     timesteps = list(timesteps)
-    if any(a <= b for a, b in zip(timesteps, timesteps[1:])):
+    if any(a <= b for a, b in pairwise(timesteps)):
         raise ValueError("timesteps must be strictly decreasing")
     x = _randn(shape, generator, device) if x_init is None else x_init.clone()
     batch = shape[0]

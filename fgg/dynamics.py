@@ -45,9 +45,9 @@ def shape_dynamics(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
         base = MELODY_VELOCITY if role == "melody" else ACCOMPANIMENT_VELOCITY
         onset = np.rint(starts / (60.0 / tempo / STEPS_PER_BEAT)).astype(np.int64)
         lowest = {}
-        for n, t in zip(inst.notes, onset):
+        for n, t in zip(inst.notes, onset, strict=True):
             lowest[t] = min(lowest.get(t, 128), n.pitch)
-        for n, t, pos in zip(inst.notes, onset, position):
+        for n, t, pos in zip(inst.notes, onset, position, strict=True):
             velocity = base + (DOWNBEAT_ACCENT[role] if pos == 0 else BEAT3_ACCENT[role] if pos == 8 else 0)
             if role == "accompaniment" and n.pitch == lowest[t]:
                 velocity += BASS_ACCENT

@@ -22,9 +22,25 @@ import numpy as np
 import pretty_midi
 import torch
 
-from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
-from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
-from fgg.condition import chord_condition, melody_condition, null_melody_condition, null_rhythm_condition
+from fgg.checkpoint import (
+    DEFAULT_MODEL,
+    SHIPPED_MODELS,
+    load_model,
+    resolve_checkpoint,
+    resolve_device,
+)
+from fgg.chords import (
+    Progression,
+    parse_progression,
+    pitch_class,
+    progression_from_labels,
+)
+from fgg.condition import (
+    chord_condition,
+    melody_condition,
+    null_melody_condition,
+    null_rhythm_condition,
+)
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
 from fgg.dynamics import shape_dynamics
 from fgg.guidance import (

@@ -24,7 +24,13 @@ import numpy as np
 import pretty_midi
 
 from fgg.chords import NO_CHORD, encode_label, pitch_class
-from fgg.pianoroll import BEATS_PER_BAR, STEPS_PER_BEAT, instrument_to_notes, quantize_times, resolve_overlaps
+from fgg.pianoroll import (
+    BEATS_PER_BAR,
+    STEPS_PER_BEAT,
+    instrument_to_notes,
+    quantize_times,
+    resolve_overlaps,
+)
 
 MELODY_TRACKS = ("MELODY",)
 ACCOMPANIMENT_TRACKS = ("BRIDGE", "PIANO")
@@ -82,7 +88,7 @@ def _beat_grid(beat_rows: list[list[str]]) -> tuple[np.ndarray, np.ndarray, np.n
         raise ValueError("no downbeat in beat_midi.txt")
     lengths = np.diff(np.append(first_beats, len(times)))
     starts, beats = [], []
-    for first, length in zip(first_beats, lengths):
+    for first, length in zip(first_beats, lengths, strict=True):
         if length == 2 * BEATS_PER_BAR:  # a missed downbeat in the middle
             starts += [first, first + BEATS_PER_BAR]
             beats += [BEATS_PER_BAR, BEATS_PER_BAR]

@@ -91,7 +91,7 @@ def target_batch(batch: dict[str, torch.Tensor], mode: str = "accompaniment") ->
 
 
 def collate(dataset: PianoRollDataset, indices, transposes) -> dict[str, torch.Tensor]:
-    items = [dataset.item(int(i), int(k)) for i, k in zip(indices, transposes)]
+    items = [dataset.item(int(i), int(k)) for i, k in zip(indices, transposes, strict=True)]
     return {key: torch.stack([it[key] for it in items]) for key in items[0]}
 
 

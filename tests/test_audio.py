@@ -76,7 +76,7 @@ def test_humanize_is_seeded_and_small():
     assert starts(a) == starts(b) != starts(c)
     base = piece().instruments[0].notes
     assert all(abs(x.start - y.start) <= 0.012 and abs(x.velocity - y.velocity) <= 6
-               for x, y in zip(a.instruments[0].notes, base))
+               for x, y in zip(a.instruments[0].notes, base, strict=True))
 
 
 def test_listening_pool_pairs_are_loudness_matched():

@@ -1,7 +1,13 @@
 import numpy as np
 import pytest
 
-from fgg.chords import beats_for_chords, chord_name, parse_progression, pitch_class, to_harte
+from fgg.chords import (
+    beats_for_chords,
+    chord_name,
+    parse_progression,
+    pitch_class,
+    to_harte,
+)
 
 
 def pcs(*names):

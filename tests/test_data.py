@@ -41,8 +41,8 @@ def test_midi_roll_midi_round_trip(pop909_dir, song_id):
         raw_onsets = np.array([n.start for i in raw.instruments if i.name in names for n in i.notes])
         raw_pitches = np.array([n.pitch for i in raw.instruments if i.name in names for n in i.notes])
         # every raw note survives, except notes that land on the same (step, pitch) and merge
-        raw_keys = set(zip(quantize_times(raw_onsets, song.step_times).tolist(), fold_pitches(raw_pitches)[0].tolist()))
-        assert set(zip(expected[:, 0].tolist(), expected[:, 2].tolist())) == raw_keys
+        raw_keys = set(zip(quantize_times(raw_onsets, song.step_times).tolist(), fold_pitches(raw_pitches)[0].tolist(), strict=True))
+        assert set(zip(expected[:, 0].tolist(), expected[:, 2].tolist(), strict=True)) == raw_keys
         assert len(expected) >= 0.95 * len(raw_onsets)
         roll = notes_to_roll(expected, song.n_steps)
         midi = rolls_to_midi({track: roll}, tempo=100)

@@ -1,7 +1,15 @@
+from itertools import pairwise
+
 import pytest
 import torch
 
-from fgg.diffusion import PAPER_TIMESTEPS, Schedule, sample_ddim, sample_ddpm, sampling_timesteps
+from fgg.diffusion import (
+    PAPER_TIMESTEPS,
+    Schedule,
+    sample_ddim,
+    sample_ddpm,
+    sampling_timesteps,
+)
 
 
 def test_schedule_values():
@@ -29,7 +37,7 @@ def test_noise_round_trip():
 def test_sampling_timesteps():
     assert sampling_timesteps(10) == list(reversed(PAPER_TIMESTEPS))
     ts = sampling_timesteps(50)
-    assert ts[0] == 999 and ts[-1] == 0 and all(a > b for a, b in zip(ts, ts[1:]))
+    assert ts[0] == 999 and ts[-1] == 0 and all(a > b for a, b in pairwise(ts))
     with pytest.raises(ValueError):
         sampling_timesteps(0)
 

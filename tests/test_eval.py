@@ -17,7 +17,12 @@ from eval.baselines import (
     rule_based_accompaniment,
     run_system,
 )
-from eval.chord_metrics import ChordScorer, chord_accuracy, label_chord_accuracy, normalize_label
+from eval.chord_metrics import (
+    ChordScorer,
+    chord_accuracy,
+    label_chord_accuracy,
+    normalize_label,
+)
 from fgg.checkpoint import load_model, save_model
 from fgg.data import load_valid_segments
 from fgg.model import PRESETS, UNet
@@ -169,7 +174,7 @@ def test_every_system_returns_valid_rolls(tiny_checkpoint):
         rolls = output.rolls
         assert rolls.shape == (3, 2, 64, 64) and rolls.dtype == bool, name
         if name in ("fgg", "last_step_remove", "last_step_round", "inpaint", "null_rhythm", "rule_based"):
-            for roll, allowed in zip(rolls, batch.allowed):
+            for roll, allowed in zip(rolls, batch.allowed, strict=True):
                 assert M.out_of_key_rate(roll, allowed) == 0.0, name
         if name in ("fgg", "inpaint", "null_rhythm", "last_step_remove", "last_step_round"):
             assert output.uncorrected.shape == rolls.shape, name  # what the correction started from
@@ -177,7 +182,7 @@ def test_every_system_returns_valid_rolls(tiny_checkpoint):
     fgg = fgg_output.rolls
     np.testing.assert_array_equal(fgg[:, 0].sum(-1), batch.onset_counts)  # rhythm enforced
     # the uncorrected final prediction of an untrained model is out of key somewhere
-    assert any(M.out_of_key_rate(r, a) > 0 for r, a in zip(fgg_output.uncorrected, batch.allowed))
+    assert any(M.out_of_key_rate(r, a) > 0 for r, a in zip(fgg_output.uncorrected, batch.allowed, strict=True))
     np.testing.assert_array_equal(run_system("ground_truth", batch, [0] * 3, ctx).rolls, batch.accompaniment)
     # the same seed gives the same sample in any batch composition
     for name in ("fgg", "inpaint"):
@@ -250,7 +255,12 @@ def test_uncorrected_is_the_unguided_prediction_at_the_final_step(tiny_checkpoin
     """The evaluation reads the last pre-correction x̂₀ off the sampler instead of re-running
     the network: it must equal a fresh unguided prediction from the final x_t."""
     from eval.baselines import item_generators
-    from fgg.generate import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
+    from fgg.generate import (
+        SamplingOptions,
+        build_conditions,
+        fgg_pixel_mask,
+        sample_batch,
+    )
     from fgg.guidance import cfg_denoiser
 
     seg = load_valid_segments()

@@ -9,7 +9,13 @@ from fgg import generate as gen_module
 from fgg.diffusion import Schedule
 from fgg.generate import RHYTHM_PATTERNS, Generator, rhythm_counts
 from fgg.model import PRESETS, UNet
-from fgg.pianoroll import NOTE_THRESHOLD, midi_to_notes, notes_to_roll, out_of_key_notes, roll_to_notes
+from fgg.pianoroll import (
+    NOTE_THRESHOLD,
+    midi_to_notes,
+    notes_to_roll,
+    out_of_key_notes,
+    roll_to_notes,
+)
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,5 @@
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import torch
@@ -143,7 +145,7 @@ def test_graded_allowed_forbids_the_harshest_first_and_nests():
     assert forbidden_at[0.5] == {1, 3, 8}  # G# (semitone from G, a major 3rd from the root)
     assert forbidden_at[0.75] == {1, 3, 6, 8}  # A#, a whole tone from C, goes last
     levels = list(forbidden_at.values())
-    assert all(a <= b for a, b in zip(levels, levels[1:]))  # nested: more strength forbids more
+    assert all(a <= b for a, b in pairwise(levels))  # nested: more strength forbids more
     nc = parse_progression("N.C.")
     r, c = torch.tensor(nc.root.astype(np.int64)), torch.tensor(nc.chroma)
     assert graded_allowed(chord_allowed_pitch_classes(r, c), c, r, 0.5).all()

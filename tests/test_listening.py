@@ -232,7 +232,7 @@ def test_attention_check_flags_and_excludes_careless_raters(tmp_path):
     pair = add_attention_pair(pool)
     assert add_attention_pair(pool) == pair and len(json.loads((pool / "manifest.json").read_text())["pairs"]) == 3
     original, degraded = (pretty_midi.PrettyMIDI(str(pool / pair[k])) for k in ("midi_x", "midi_y"))
-    for a, b in zip(original.instruments, degraded.instruments):
+    for a, b in zip(original.instruments, degraded.instruments, strict=True):
         shift = 0 if "melody" in a.name.lower() else 1
         assert [n.pitch + shift for n in a.notes] == [n.pitch for n in b.notes]
 

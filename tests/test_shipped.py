@@ -2,6 +2,7 @@
 import csv
 import hashlib
 import json
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -42,7 +43,9 @@ def test_paper_checkpoint_is_the_shared_one_and_the_default():
 
 
 def test_shipped_checkpoint_generates_in_key():
-    from fgg.generate import generate  # the README's one-liner, on the default (paper) model
+    from fgg.generate import (
+        generate,  # the README's one-liner, on the default (paper) model
+    )
 
     result = generate("Dm7 G7 | Cmaj7 | Am7 D7 | G", bars=8, rhythm="syncopated_pop", seed=1)
     assert result.out_of_key_notes == 0 and len(result.notes) > 0
@@ -90,4 +93,4 @@ def test_committed_strength_curve_is_graded_and_ends_at_zero():
     assert list(curve.columns[:4]) == ["strength", "out_of_key_rate", "chord_accuracy", "chord_similarity_full"]
     assert curve.strength.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and (curve.n >= 50).all()
     rates = curve.out_of_key_rate.tolist()
-    assert all(a > b for a, b in zip(rates, rates[1:])) and rates[-1] == 0.0
+    assert all(a > b for a, b in pairwise(rates)) and rates[-1] == 0.0
