@@ -1,4 +1,5 @@
 """FGG Music app: parse arguments, load the models once, build the UI, launch with a queue."""
+
 import argparse
 import logging
 import os
@@ -17,21 +18,30 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--checkpoint", help="serve this checkpoint alone instead of the shipped models")
-    parser.add_argument("--add-model", action="append", default=[], metavar="NAME=PATH",
-                        help="also serve this checkpoint (e.g. a melody+accompaniment model: "
-                             "--add-model combined=runs/combined-small/model.safetensors); repeatable")
-    parser.add_argument("--precision", default="auto", choices=PRECISIONS,
-                        help=PRECISION_HELP)
+    parser.add_argument(
+        "--add-model",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="also serve this checkpoint (e.g. a melody+accompaniment model: "
+        "--add-model combined=runs/combined-small/model.safetensors); repeatable",
+    )
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     args = parser.parse_args()
-    names = {"custom": args.checkpoint} if args.checkpoint else \
-        {name: name for name in [DEFAULT_MODEL] + sorted(set(SHIPPED_MODELS) - {DEFAULT_MODEL})}
+    names = (
+        {"custom": args.checkpoint}
+        if args.checkpoint
+        else {name: name for name in [DEFAULT_MODEL] + sorted(set(SHIPPED_MODELS) - {DEFAULT_MODEL})}
+    )
     for spec in args.add_model:
         name, _, path = spec.partition("=")
         if not name or not path or name in names:
             parser.error(f"--add-model {spec!r}: give NAME=PATH with a new NAME")
         names[name] = path
     try:
-        generators = {name: Generator.from_checkpoint(source, args.device, args.precision) for name, source in names.items()}
+        generators = {
+            name: Generator.from_checkpoint(source, args.device, args.precision) for name, source in names.items()
+        }
     except (FileNotFoundError, ValueError) as err:
         parser.error(f"{err} (train one with: python -m fgg.train --out runs/NAME)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

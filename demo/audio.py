@@ -11,6 +11,7 @@ same audio. Every clip is normalised to the same integrated loudness (ITU-R BS.1
 ``pyloudnorm``) under a true-peak ceiling, so the two clips of an A/B pair differ in music,
 not in level (louder is rated better in listening tests).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,9 @@ def soundfont_path() -> Path:
     return BUNDLED_SOUNDFONT
 
 
-def synthesize(midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None,
-               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+def synthesize(
+    midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
     """(N, 2) float32 stereo of ``midi`` as FluidSynth plays it (not normalised)."""
     try:
         import fluidsynth
@@ -64,7 +66,7 @@ def synthesize(midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None,
         raise RuntimeError("FluidSynth is not available: install libfluidsynth3 (Debian) and pyfluidsynth") from err
     events = []
     channels = [i for i in range(16) if i != 9]  # channel 10 is GM percussion
-    instruments = [inst for inst in midi.instruments if not inst.is_drum][:len(channels)]
+    instruments = [inst for inst in midi.instruments if not inst.is_drum][: len(channels)]
     with _fluidsynth_lock:
         synth = fluidsynth.Synth(samplerate=float(sample_rate), gain=0.5)
         synth.setting("synth.reverb.active", 1)
@@ -73,7 +75,7 @@ def synthesize(midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None,
     try:
         synth.set_reverb(**REVERB)
         synth.set_chorus(**CHORUS)
-        for channel, inst in zip(channels[:len(instruments)], instruments, strict=True):
+        for channel, inst in zip(channels[: len(instruments)], instruments, strict=True):
             synth.program_select(channel, font, 0, inst.program)
             for n in inst.notes:
                 events += [(n.start, 1, channel, n.pitch, n.velocity), (n.end, 0, channel, n.pitch, 0)]
@@ -114,8 +116,12 @@ def loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio))
 
 
-def normalize(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, target: float = TARGET_LUFS,
-              ceiling: float = TRUE_PEAK_CEILING_DBTP) -> np.ndarray:
+def normalize(
+    audio: np.ndarray,
+    sample_rate: int = SAMPLE_RATE,
+    target: float = TARGET_LUFS,
+    ceiling: float = TRUE_PEAK_CEILING_DBTP,
+) -> np.ndarray:
     """Gain to ``target`` LUFS; a peak that would pass ``ceiling`` dBTP is soft-limited (tanh
     above the ceiling) and the gain re-applied, so the loudness stays on target. Silence,
     and clips too short to measure (< 0.4 s), are returned as they are."""
@@ -156,9 +162,16 @@ def write_wav(midi: pretty_midi.PrettyMIDI, path: str | os.PathLike, sample_rate
 
 def info() -> dict:
     path = soundfont_path()
-    return {"soundfont": str(path), "soundfont_name": path.stem, "soundfont_mb": round(path.stat().st_size / 1e6, 1),
-            "sample_rate": SAMPLE_RATE, "channels": CHANNELS, "target_lufs": TARGET_LUFS,
-            "true_peak_ceiling_dbtp": TRUE_PEAK_CEILING_DBTP, "tail_s": TAIL_SECONDS}
+    return {
+        "soundfont": str(path),
+        "soundfont_name": path.stem,
+        "soundfont_mb": round(path.stat().st_size / 1e6, 1),
+        "sample_rate": SAMPLE_RATE,
+        "channels": CHANNELS,
+        "target_lufs": TARGET_LUFS,
+        "true_peak_ceiling_dbtp": TRUE_PEAK_CEILING_DBTP,
+        "tail_s": TAIL_SECONDS,
+    }
 
 
 def bench(repeats: int = 5) -> dict:
@@ -168,8 +181,10 @@ def bench(repeats: int = 5) -> dict:
     from fgg.generate import piece_midi
 
     seg = load_valid_segments()
-    pieces = {4: (seg["melody"][0], seg["accompaniment"][0]),
-              32: tuple(np.concatenate(list(seg[k][:8]), axis=1) for k in ("melody", "accompaniment"))}
+    pieces = {
+        4: (seg["melody"][0], seg["accompaniment"][0]),
+        32: tuple(np.concatenate(list(seg[k][:8]), axis=1) for k in ("melody", "accompaniment")),
+    }
     out = {}
     for font in (DEBIAN_SOUNDFONT, BUNDLED_SOUNDFONT):
         if not font.is_file():

@@ -5,6 +5,7 @@ way the browser does (4 bars, default settings: FGG on, CFG 7.5, 10 steps), timi
 request to the returned, playable audio (sampling + MIDI + FluidSynth + loudness + MP3 and WAV
 + figure + metrics + transfer). Prints one JSON object with the median and all runs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     source = args.checkpoint or args.model
     generator = Generator.from_checkpoint(source, "cpu", args.precision)
     app_precision = generator.precision
-    app = build_app(Controller({args.model: generator}),
-                    ListeningStore(f"sqlite:///{tmp / 'bench.db'}", tmp))
+    app = build_app(Controller({args.model: generator}), ListeningStore(f"sqlite:///{tmp / 'bench.db'}", tmp))
     launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         import httpx
@@ -61,9 +61,17 @@ def main(argv: list[str] | None = None) -> int:
             assert audio["url"].endswith(".mp3") and playable.status_code == 200 and playable.content
     finally:
         app.close()
-    print(json.dumps({"click_to_audio_4bar_median_s": round(statistics.median(runs), 3),
-                      "runs_s": [round(r, 3) for r in runs], "model": source, "rhythm": args.rhythm,
-                      "precision": app_precision}))
+    print(
+        json.dumps(
+            {
+                "click_to_audio_4bar_median_s": round(statistics.median(runs), 3),
+                "runs_s": [round(r, 3) for r in runs],
+                "model": source,
+                "rhythm": args.rhythm,
+                "precision": app_precision,
+            }
+        )
+    )
     return 0
 
 

@@ -5,6 +5,7 @@ checks each one against ``demo.limits`` and raises ``InputError`` naming the API
 the limit and the value; the UI runs the same check when a request joins the queue, so bad
 input is refused at once and no stack trace ever reaches the page.
 """
+
 from __future__ import annotations
 
 import os
@@ -78,18 +79,39 @@ EXAMPLES = {
     "Dorian vamp": "Dm7 | G | Dm7 | G",
 }
 # The /generate API's parameters, in order (the /compare API's are these + system_a, system_b).
-GENERATE_PARAMETERS = ("chords", "segment", "melody_file", "bars", "tempo", "fgg", "strength", "cfg_scale", "rhythm",
-                       "scale", "tonic", "custom_scale", "steps", "seed", "model", "scale_table", "scale_mode",
-                       "humanize", "pedal")
+GENERATE_PARAMETERS = (
+    "chords",
+    "segment",
+    "melody_file",
+    "bars",
+    "tempo",
+    "fgg",
+    "strength",
+    "cfg_scale",
+    "rhythm",
+    "scale",
+    "tonic",
+    "custom_scale",
+    "steps",
+    "seed",
+    "model",
+    "scale_table",
+    "scale_mode",
+    "humanize",
+    "pedal",
+)
 KEY_NAMES = PITCH_NAMES
-CFG_HELP = {True: "how strongly the melody and rhythm steer the music (1 = the model ignores them)",
-            False: "no effect with chords alone: chords are never dropped, so both of CFG's predictions are the "
-                   "same. Add a melody, a segment or a rhythm to use it."}
+CFG_HELP = {
+    True: "how strongly the melody and rhythm steer the music (1 = the model ignores them)",
+    False: "no effect with chords alone: chords are never dropped, so both of CFG's predictions are the "
+    "same. Add a melody, a segment or a rhythm to use it.",
+}
 
 
 @dataclass
 class Request:
     """A checked generation request: what the model is conditioned on and how it samples."""
+
     progression: Progression  # exactly ``bars`` bars
     melody: np.ndarray | None  # (2, T, 64) bool, None = no melody given (null melody condition)
     counts: np.ndarray | None  # (T,) onset counts, None = null rhythm
@@ -138,7 +160,7 @@ def chords_text_from_labels(labels) -> str:
     """Per-beat Harte labels -> progression text (one token per chord change inside a bar)."""
     bars = []
     for b in range(0, len(labels), BEATS_PER_BAR):
-        beats = [str(x) for x in labels[b:b + BEATS_PER_BAR]]
+        beats = [str(x) for x in labels[b : b + BEATS_PER_BAR]]
         if len(set(beats)) == 1:
             bars.append(beats[0])
         elif beats[0] == beats[1] and beats[2] == beats[3]:
@@ -158,8 +180,12 @@ class Controller:
     """``generators``: the served models by name, the first being the default (the app
     loads each checkpoint once, here). Files made for a response go to ``workspace``."""
 
-    def __init__(self, generators: dict[str, Generator], segments_file: str | os.PathLike = VALID_SEGMENTS_FILE,
-                 workspace: Workspace | None = None):
+    def __init__(
+        self,
+        generators: dict[str, Generator],
+        segments_file: str | os.PathLike = VALID_SEGMENTS_FILE,
+        workspace: Workspace | None = None,
+    ):
         if not generators:
             raise ValueError("the app needs at least one model")
         self.generators = dict(generators)
@@ -169,10 +195,15 @@ class Controller:
 
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, name) pairs for the Model dropdown, e.g. "paper — 26.6 M, best quality"."""
-        return [(f"{name} — {count_parameters(g.model) / 1e6:.1f} M" +
-                 (f", {MODEL_BLURBS[name]}" if name in MODEL_BLURBS else "") +
-                 (", writes the melody too" if g.mode == "melody+accompaniment" else ""), name)
-                for name, g in self.generators.items()]
+        return [
+            (
+                f"{name} — {count_parameters(g.model) / 1e6:.1f} M"
+                + (f", {MODEL_BLURBS[name]}" if name in MODEL_BLURBS else "")
+                + (", writes the melody too" if g.mode == "melody+accompaniment" else ""),
+                name,
+            )
+            for name, g in self.generators.items()
+        ]
 
     def melody_writers(self) -> list[str]:
         """The served models of the melody+accompaniment mode."""
@@ -199,8 +230,10 @@ class Controller:
         """e.g. "song 012 · bars 5–8 · Eb major · no melody" (searchable in the picker)."""
         seg = self.segments
         bar = int(seg["bar"][index])
-        return (f"song {int(seg['song_id'][index]):03d} · bars {bar + 1}–{bar + SEGMENT_BARS} · "
-                f"{self.segment_key(index)}" + ("" if self.has_melody(index) else " · no melody"))
+        return (
+            f"song {int(seg['song_id'][index]):03d} · bars {bar + 1}–{bar + SEGMENT_BARS} · "
+            f"{self.segment_key(index)}" + ("" if self.has_melody(index) else " · no melody")
+        )
 
     def song_choices(self) -> list[tuple[str, int]]:
         """(label, song id) for every validation song: "song 012 · Eb major · 14 segments, 2 without melody"."""
@@ -209,8 +242,13 @@ class Controller:
         for song in np.unique(songs):
             idx = np.flatnonzero(songs == song)
             silent = sum(not self.has_melody(i) for i in idx)
-            out.append((f"song {int(song):03d} · {self.segment_key(idx[0])} · {len(idx)} segments"
-                        + (f", {silent} without melody" if silent else ""), int(song)))
+            out.append(
+                (
+                    f"song {int(song):03d} · {self.segment_key(idx[0])} · {len(idx)} segments"
+                    + (f", {silent} without melody" if silent else ""),
+                    int(song),
+                )
+            )
         return out
 
     def segment_choices(self, song=None) -> list[tuple[str, int]]:
@@ -230,8 +268,11 @@ class Controller:
         i = self._segment(index)
         if i is None:
             raise InputError("segment", "choose a POP909 segment first")
-        return (chords_text_from_labels(self.segments["chord_labels"][i]), round(float(self.segments["tempo"][i])),
-                self.melody_description(i))
+        return (
+            chords_text_from_labels(self.segments["chord_labels"][i]),
+            round(float(self.segments["tempo"][i])),
+            self.melody_description(i),
+        )
 
     def melody_description(self, segment: int | None, upload: str | None = None, model: str | None = None) -> str:
         if model in self.generators and self.generators[model].mode == "melody+accompaniment":
@@ -246,9 +287,28 @@ class Controller:
 
     # -- requests
 
-    def resolve(self, chords: str, segment=NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
-                cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale="", steps=10, seed=0,
-                model=None, scale_table="ours", scale_mode="with_chords", humanize=False, pedal=False) -> Request:
+    def resolve(
+        self,
+        chords: str,
+        segment=NO_SEGMENT,
+        melody_file=None,
+        bars=None,
+        tempo=90,
+        fgg=True,
+        strength=1.0,
+        cfg_scale=7.5,
+        rhythm="none",
+        scale="from chords",
+        tonic="C",
+        custom_scale="",
+        steps=10,
+        seed=0,
+        model=None,
+        scale_table="ours",
+        scale_mode="with_chords",
+        humanize=False,
+        pedal=False,
+    ) -> Request:
         """Check every input (``InputError`` names the first bad one) and resolve the request.
         ``bars=None`` follows the progression (4–32 bars); empty chords with a segment take the
         segment's chords."""
@@ -281,8 +341,10 @@ class Controller:
         path = check_midi_upload(melody_file)
         writes_melody = self.generators[model].mode == "melody+accompaniment"
         if writes_melody and path is not None:
-            raise InputError("melody_file", f"the {model} model writes its own melody: remove the melody file or "
-                                            "choose an accompaniment model")
+            raise InputError(
+                "melody_file",
+                f"the {model} model writes its own melody: remove the melody file or choose an accompaniment model",
+            )
         try:
             if path is not None:
                 melody = load_melody(path, n_steps)
@@ -310,8 +372,26 @@ class Controller:
             allowed = allowed_pitch_classes(progression, scale_spec, scale_table, scale_mode)
         except ValueError as err:
             raise InputError("custom_scale" if scale == "custom" else "scale", str(err)) from None
-        return Request(progression, melody, counts, scale_spec, allowed, tempo, seg, fgg, strength, cfg_scale, steps,
-                       seed, model, scale_table, scale_mode, warnings, _flag(humanize, "humanize"), _flag(pedal, "pedal"))
+        return Request(
+            progression,
+            melody,
+            counts,
+            scale_spec,
+            allowed,
+            tempo,
+            seg,
+            fgg,
+            strength,
+            cfg_scale,
+            steps,
+            seed,
+            model,
+            scale_table,
+            scale_mode,
+            warnings,
+            _flag(humanize, "humanize"),
+            _flag(pedal, "pedal"),
+        )
 
     # -- tab 1: generate
 
@@ -320,9 +400,21 @@ class Controller:
         metrics, WAV path for download)."""
         req = self.resolve(*args, **kwargs)
         result = self.generator(req.model).generate(
-            req.progression, melody=req.melody, rhythm=req.counts, bars=req.progression.n_bars,
-            cfg_scale=req.cfg_scale, fgg=req.fgg, strength=req.strength, scale=req.scale, steps=req.steps,
-            seed=req.seed, tempo=req.tempo, progress=progress, scale_table=req.scale_table, scale_mode=req.scale_mode)
+            req.progression,
+            melody=req.melody,
+            rhythm=req.counts,
+            bars=req.progression.n_bars,
+            cfg_scale=req.cfg_scale,
+            fgg=req.fgg,
+            strength=req.strength,
+            scale=req.scale,
+            steps=req.steps,
+            seed=req.seed,
+            tempo=req.tempo,
+            progress=progress,
+            scale_table=req.scale_table,
+            scale_mode=req.scale_mode,
+        )
         result.warnings.extend(req.warnings)
         if req.pedal:
             dynamics.pedal_at_chord_changes(result.midi, result.progression.labels)
@@ -339,9 +431,13 @@ class Controller:
         with ThreadPoolExecutor(1) as encoder:
             mp3_path = encoder.submit(write_audio, audio, out / f"fgg_seed{result.seed}.mp3")
             wav_path = write_audio(audio, out / f"fgg_seed{result.seed}.wav")
-            figure = piano_roll_figure(result.accompaniment, result.melody, result.progression.labels, result.allowed,
-                                       title=f"{result.n_bars} bars · seed {result.seed} · "
-                                             f"FGG {'on' if req.fgg else 'off'}")
+            figure = piano_roll_figure(
+                result.accompaniment,
+                result.melody,
+                result.progression.labels,
+                result.allowed,
+                title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if req.fgg else 'off'}",
+            )
             metrics = self.sample_metrics(result, out) | {"render_seconds": round(render_seconds, 3)}
             return str(mp3_path.result()), str(midi_path), figure, metrics, str(wav_path)
 
@@ -351,14 +447,18 @@ class Controller:
         acc_path = workdir / "accompaniment_only.mid"
         rolls_to_midi({"accompaniment": result.accompaniment}, MIDI_TEMPO).write(str(acc_path))
         recognised = midi_to_chords_dp(str(acc_path)) if result.accompaniment[0].any() else []
-        return ({"warnings": list(result.warnings)} if result.warnings else {}) | {
-            "out_of_key_rate": round(M.out_of_key_rate(result.accompaniment, result.allowed), 4),
-            "out_of_key_notes": result.out_of_key_notes,
-            "notes": int(len(result.notes)),
-            "chord_accuracy_vs_input": round(label_chord_accuracy(recognised, list(result.progression.labels)), 4),
-            "note_density_per_bar": round(M.note_density(result.accompaniment), 2),
-            "seconds": round(result.seconds, 3),
-        } | ({"melody_notes": int(len(roll_to_notes(result.melody)))} if result.melody_generated else {})
+        return (
+            ({"warnings": list(result.warnings)} if result.warnings else {})
+            | {
+                "out_of_key_rate": round(M.out_of_key_rate(result.accompaniment, result.allowed), 4),
+                "out_of_key_notes": result.out_of_key_notes,
+                "notes": int(len(result.notes)),
+                "chord_accuracy_vs_input": round(label_chord_accuracy(recognised, list(result.progression.labels)), 4),
+                "note_density_per_bar": round(M.note_density(result.accompaniment), 2),
+                "seconds": round(result.seconds, 3),
+            }
+            | ({"melody_notes": int(len(roll_to_notes(result.melody)))} if result.melody_generated else {})
+        )
 
     # -- tab 2: compare
 
@@ -371,26 +471,39 @@ class Controller:
         batch = SegmentBatch(
             melody=(req.melody if req.melody is not None else np.zeros((2, SEGMENT_STEPS, 64), bool))[None],
             accompaniment=None if seg is None else self.segments["accompaniment"][seg][None],
-            chroma=req.progression.chroma[None], root=req.progression.root[None], bass=req.progression.bass[None],
-            onset_counts=None if req.counts is None else req.counts[None], scale_table=req.scale_table,
-            null_melody=req.melody is None)
+            chroma=req.progression.chroma[None],
+            root=req.progression.root[None],
+            bass=req.progression.bass[None],
+            onset_counts=None if req.counts is None else req.counts[None],
+            scale_table=req.scale_table,
+            null_melody=req.melody is None,
+        )
         batch.allowed = req.allowed[None]  # a user scale replaces the chord-derived one
-        options = SamplingOptions(cfg_scale=req.cfg_scale, strength=req.strength, steps=req.steps,
-                                  precision=gen.precision)
+        options = SamplingOptions(
+            cfg_scale=req.cfg_scale, strength=req.strength, steps=req.steps, precision=gen.precision
+        )
         ctx = EvalContext(gen.model, gen.schedule, options)
         return {name: run_system(name, batch, [req.seed], ctx).rolls[0] for name in dict.fromkeys(systems)}
 
     def compare_request(self, *args, system_a="fgg", system_b="no_fgg", **kwargs) -> tuple[Request, str, str]:
         """``resolve``'s inputs cut to 4 bars, and the two systems, checked."""
         systems = choice(system_a, list(SYSTEMS), "system_a"), choice(system_b, list(SYSTEMS), "system_b")
-        req = self.resolve(**(dict(zip(GENERATE_PARAMETERS[:len(args)], args, strict=True)) | kwargs | {"bars": SEGMENT_BARS}))
+        req = self.resolve(
+            **(dict(zip(GENERATE_PARAMETERS[: len(args)], args, strict=True)) | kwargs | {"bars": SEGMENT_BARS})
+        )
         if req.model in self.melody_writers():
-            raise InputError("model", f"Compare runs the evaluation's accompaniment systems; the {req.model} model "
-                                      "writes the melody too: choose an accompaniment model")
+            raise InputError(
+                "model",
+                f"Compare runs the evaluation's accompaniment systems; the {req.model} model "
+                "writes the melody too: choose an accompaniment model",
+            )
         for parameter, name in zip(("system_a", "system_b"), systems, strict=True):
             if name == "ground_truth" and req.segment is None:
-                raise InputError(parameter, f"{parameter}: ground_truth is a POP909 segment's human accompaniment; "
-                                 "pick a segment (typed chords have none)")
+                raise InputError(
+                    parameter,
+                    f"{parameter}: ground_truth is a POP909 segment's human accompaniment; "
+                    "pick a segment (typed chords have none)",
+                )
         return req, *systems
 
     def compare(self, *args, **kwargs):
@@ -406,22 +519,48 @@ class Controller:
             midis.append(str(out / f"{side}_{name}_seed{req.seed}.mid"))
             midi.write(midis[-1])
             wavs.append(str(write_audio(render_audio(midi), out / f"{side}_{name}_seed{req.seed}.mp3")))
-            figures.append(piano_roll_figure(rolls[name], melody, req.progression.labels, req.allowed,
-                                             title=f"{side}: {name}"))
+            figures.append(
+                piano_roll_figure(rolls[name], melody, req.progression.labels, req.allowed, title=f"{side}: {name}")
+            )
         a, b = rolls[system_a], rolls[system_b]
         rows = []
-        for metric, fn in (("out_of_key_rate", lambda r: M.out_of_key_rate(r, req.allowed)),
-                           ("out_of_key_note_rate", lambda r: M.out_of_key_note_rate(r, req.allowed)),
-                           ("notes", lambda r: len(roll_to_notes(r))),
-                           ("note_density", M.note_density), ("polyphony", M.polyphony), ("pitch_range", M.pitch_range)):
+        for metric, fn in (
+            ("out_of_key_rate", lambda r: M.out_of_key_rate(r, req.allowed)),
+            ("out_of_key_note_rate", lambda r: M.out_of_key_note_rate(r, req.allowed)),
+            ("notes", lambda r: len(roll_to_notes(r))),
+            ("note_density", M.note_density),
+            ("polyphony", M.polyphony),
+            ("pitch_range", M.pitch_range),
+        ):
             va, vb = float(fn(a)), float(fn(b))
-            rows.append({"metric": metric, f"A ({system_a})": round(va, 4), f"B ({system_b})": round(vb, 4),
-                         "B − A": round(vb - va, 4)})
-        rows.append({"metric": "notes changed A→B", f"A ({system_a})": None, f"B ({system_b})": None,
-                     "B − A": M.notes_changed(a, b)})
+            rows.append(
+                {
+                    "metric": metric,
+                    f"A ({system_a})": round(va, 4),
+                    f"B ({system_b})": round(vb, 4),
+                    "B − A": round(vb - va, 4),
+                }
+            )
+        rows.append(
+            {
+                "metric": "notes changed A→B",
+                f"A ({system_a})": None,
+                f"B ({system_b})": None,
+                "B − A": M.notes_changed(a, b),
+            }
+        )
         diff = diff_figure(a, b, req.progression.labels, title=f"Notes changed from A ({system_a}) to B ({system_b})")
-        return (wavs[0], wavs[1], midis[0], midis[1], figures[0], figures[1], diff, pd.DataFrame(rows),
-                list(req.warnings))
+        return (
+            wavs[0],
+            wavs[1],
+            midis[0],
+            midis[1],
+            figures[0],
+            figures[1],
+            diff,
+            pd.DataFrame(rows),
+            list(req.warnings),
+        )
 
 
 # -- tab 3: evaluate
@@ -440,8 +579,11 @@ def load_eval_results(folder: str | os.PathLike):
     if not (folder / "summary.csv").is_file():
         return None, None, None
     heat_file = folder / "out_of_key_pitch_classes.csv"
-    return (pd.read_csv(folder / "summary.csv"), pd.read_csv(folder / "per_sample.csv"),
-            pd.read_csv(heat_file) if heat_file.is_file() else None)
+    return (
+        pd.read_csv(folder / "summary.csv"),
+        pd.read_csv(folder / "per_sample.csv"),
+        pd.read_csv(heat_file) if heat_file.is_file() else None,
+    )
 
 
 def load_strength_curve(path: str | os.PathLike = STRENGTH_CURVE_FILE) -> pd.DataFrame | None:
@@ -464,8 +606,9 @@ def eval_request(controller: Controller, n_segments, systems, model=None) -> tup
     return n, systems, choice(model or controller.default_model, list(controller.generators), "model")
 
 
-def run_eval_now(controller: Controller, n_segments, systems, progress=None, model=None,
-                 cancel: threading.Event | None = None):
+def run_eval_now(
+    controller: Controller, n_segments, systems, progress=None, model=None, cancel: threading.Event | None = None
+):
     """A fresh small evaluation (one seed) in the workspace; returns (summary, per_sample CSV
     path, summary CSV path). Setting ``cancel`` stops it after the batch in progress
     (``Cancelled``)."""
@@ -481,8 +624,18 @@ def run_eval_now(controller: Controller, n_segments, systems, progress=None, mod
 
     out = controller.workspace.new("evaluate-")
     generator = controller.generator(name)
-    summary = run(VALID_SEGMENTS_FILE, systems, n, 1, out, checkpoint=name, batch_size=4, progress=report,
-                  model=generator.model, precision=generator.precision)
+    summary = run(
+        VALID_SEGMENTS_FILE,
+        systems,
+        n,
+        1,
+        out,
+        checkpoint=name,
+        batch_size=4,
+        progress=report,
+        model=generator.model,
+        precision=generator.precision,
+    )
     for folder in ("rolls", "midi", ".work"):  # only the two CSVs are returned
         shutil.rmtree(out / folder, ignore_errors=True)
     (out / "report.html").unlink(missing_ok=True)

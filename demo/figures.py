@@ -1,4 +1,5 @@
 """Interactive plotly piano rolls for the app."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,14 @@ from fgg.pianoroll import (
 )
 
 NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
-COLOURS = {"accompaniment": "#3b6fb6", "melody": "#f28e2b", "out of key": "#d62728",
-           "added": "#2ca02c", "removed": "#d62728", "kept": "#9a9a9a"}
+COLOURS = {
+    "accompaniment": "#3b6fb6",
+    "melody": "#f28e2b",
+    "out of key": "#d62728",
+    "added": "#2ca02c",
+    "removed": "#d62728",
+    "kept": "#9a9a9a",
+}
 
 
 def note_name(pitch: int) -> str:
@@ -26,13 +33,22 @@ def _note_trace(notes: np.ndarray, name: str, colour: str, width: int = 7) -> go
     """All notes of one kind as one line trace (a segment per note, separated by gaps)."""
     xs, ys, text = [], [], []
     for start, end, pitch in notes:
-        label = (f"{note_name(int(pitch))} · bar {start // STEPS_PER_BAR + 1} beat "
-                 f"{start % STEPS_PER_BAR // STEPS_PER_BEAT + 1} · {end - start} sixteenths")
+        label = (
+            f"{note_name(int(pitch))} · bar {start // STEPS_PER_BAR + 1} beat "
+            f"{start % STEPS_PER_BAR // STEPS_PER_BEAT + 1} · {end - start} sixteenths"
+        )
         xs += [start / STEPS_PER_BEAT, end / STEPS_PER_BEAT - 0.04, None]
         ys += [pitch, pitch, None]
         text += [label, label, None]
-    return go.Scatter(x=xs, y=ys, mode="lines", name=f"{name} ({len(notes)})", line=dict(color=colour, width=width),
-                      hovertext=text, hoverinfo="text")
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        mode="lines",
+        name=f"{name} ({len(notes)})",
+        line=dict(color=colour, width=width),
+        hovertext=text,
+        hoverinfo="text",
+    )
 
 
 def _frame(fig: go.Figure, n_steps: int, beat_labels=None, title: str = "") -> go.Figure:
@@ -43,19 +59,40 @@ def _frame(fig: go.Figure, n_steps: int, beat_labels=None, title: str = "") -> g
         previous = None
         for beat, label in enumerate(beat_labels):
             if label != previous:
-                fig.add_annotation(x=beat + 0.05, y=HIGHEST_PITCH + 2, text=chord_name(str(label)), showarrow=False,
-                                   xanchor="left", font=dict(size=11, color="#444"))
+                fig.add_annotation(
+                    x=beat + 0.05,
+                    y=HIGHEST_PITCH + 2,
+                    text=chord_name(str(label)),
+                    showarrow=False,
+                    xanchor="left",
+                    font=dict(size=11, color="#444"),
+                )
                 previous = label
-    fig.update_layout(title=title, height=380, margin=dict(l=50, r=10, t=50, b=40), plot_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
-                      xaxis=dict(title="beat", range=[0, beats], dtick=4, gridcolor="#eeeeee"),
-                      yaxis=dict(title="pitch", range=[LOWEST_PITCH - 1, HIGHEST_PITCH + 4], gridcolor="#f3f3f3",
-                                 tickvals=list(range(36, 97, 12)), ticktext=[f"C{o}" for o in range(2, 8)]))
+    fig.update_layout(
+        title=title,
+        height=380,
+        margin=dict(l=50, r=10, t=50, b=40),
+        plot_bgcolor="white",
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
+        xaxis=dict(title="beat", range=[0, beats], dtick=4, gridcolor="#eeeeee"),
+        yaxis=dict(
+            title="pitch",
+            range=[LOWEST_PITCH - 1, HIGHEST_PITCH + 4],
+            gridcolor="#f3f3f3",
+            tickvals=list(range(36, 97, 12)),
+            ticktext=[f"C{o}" for o in range(2, 8)],
+        ),
+    )
     return fig
 
 
-def piano_roll_figure(accompaniment: np.ndarray, melody: np.ndarray | None = None, beat_labels=None,
-                      allowed: np.ndarray | None = None, title: str = "") -> go.Figure:
+def piano_roll_figure(
+    accompaniment: np.ndarray,
+    melody: np.ndarray | None = None,
+    beat_labels=None,
+    allowed: np.ndarray | None = None,
+    title: str = "",
+) -> go.Figure:
     """Melody and accompaniment in two colours, chord symbols along the top, bar lines, and
     any accompaniment note that sounds on a disallowed pitch class (``allowed`` (T, 12)) in red."""
     notes = roll_to_notes(accompaniment)
@@ -78,19 +115,32 @@ def diff_figure(before: np.ndarray, after: np.ndarray, beat_labels=None, title: 
     def arr(s):
         return np.array(sorted(s), dtype=np.int64).reshape(-1, 3)
 
-    traces = [_note_trace(arr(a & b), "kept", COLOURS["kept"]), _note_trace(arr(a - b), "removed", COLOURS["removed"]),
-              _note_trace(arr(b - a), "added", COLOURS["added"])]
+    traces = [
+        _note_trace(arr(a & b), "kept", COLOURS["kept"]),
+        _note_trace(arr(a - b), "removed", COLOURS["removed"]),
+        _note_trace(arr(b - a), "added", COLOURS["added"]),
+    ]
     return _frame(go.Figure(traces), after.shape[1], beat_labels, title)
 
 
-def before_after_figure(off: np.ndarray, on: np.ndarray, melody: np.ndarray | None = None, beat_labels=None,
-                        allowed: np.ndarray | None = None) -> go.Figure:
+def before_after_figure(
+    off: np.ndarray,
+    on: np.ndarray,
+    melody: np.ndarray | None = None,
+    beat_labels=None,
+    allowed: np.ndarray | None = None,
+) -> go.Figure:
     """The "How it works" figure: the same 4 bars without FGG (top) and with it (bottom),
     notes on disallowed pitch classes in red."""
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
-                        subplot_titles=("FGG off: the model alone", "FGG on: same model, same noise"))
+    fig = make_subplots(
+        rows=2,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=0.12,
+        subplot_titles=("FGG off: the model alone", "FGG on: same model, same noise"),
+    )
     for row, roll in ((1, off), (2, on)):
         part = piano_roll_figure(roll, melody, None, allowed)
         for trace in part.data:
@@ -102,10 +152,20 @@ def before_after_figure(off: np.ndarray, on: np.ndarray, melody: np.ndarray | No
     for row in (1, 2):
         for bar in range(steps // STEPS_PER_BAR + 1):
             fig.add_vline(x=bar * STEPS_PER_BAR / STEPS_PER_BEAT, line_width=1, line_color="#bbbbbb", row=row, col=1)
-        fig.update_yaxes(range=[LOWEST_PITCH - 1, HIGHEST_PITCH + 1], tickvals=list(range(36, 97, 12)),
-                         ticktext=[f"C{o}" for o in range(2, 8)], gridcolor="#f3f3f3", row=row, col=1)
+        fig.update_yaxes(
+            range=[LOWEST_PITCH - 1, HIGHEST_PITCH + 1],
+            tickvals=list(range(36, 97, 12)),
+            ticktext=[f"C{o}" for o in range(2, 8)],
+            gridcolor="#f3f3f3",
+            row=row,
+            col=1,
+        )
     fig.update_xaxes(range=[0, steps / STEPS_PER_BEAT], dtick=4, gridcolor="#eeeeee")
     fig.update_xaxes(title="beat", row=2, col=1)
-    fig.update_layout(height=440, margin=dict(l=40, r=10, t=40, b=40), plot_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
+    fig.update_layout(
+        height=440,
+        margin=dict(l=40, r=10, t=40, b=40),
+        plot_bgcolor="white",
+        legend=dict(orientation="h", yanchor="top", y=-0.15, x=0),
+    )
     return fig

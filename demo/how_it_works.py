@@ -6,6 +6,7 @@ evaluation of the ``paper`` model found the most out-of-key notes without FGG; b
 re-sampled with that run's settings and seed, so they are the evaluation's own samples of
 that segment.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,14 +48,30 @@ def build(run_folder: Path = EVAL_RUN, model: str = "paper", out: Path = ASSET) 
     segments = load_valid_segments()
     index = pick_segment(pd.read_csv(run_folder / "per_sample.csv"), segments)
     net, _ = load_model(resolve_checkpoint(model), "cpu")
-    ctx = EvalContext(net, options=SamplingOptions(cfg_scale=settings["cfg_scale"], steps=settings["steps"],
-                                                   precision=settings.get("precision", "fp32")))
+    ctx = EvalContext(
+        net,
+        options=SamplingOptions(
+            cfg_scale=settings["cfg_scale"], steps=settings["steps"], precision=settings.get("precision", "fp32")
+        ),
+    )
     batch = SegmentBatch.from_segments(segments, [index])
     rolls = {name: run_system(name, batch, [item_seed(0, index)], ctx).rolls[0] for name in ("no_fgg", "fgg")}
-    np.savez_compressed(out, segment=index, off=rolls["no_fgg"], on=rolls["fgg"], melody=segments["melody"][index],
-                        labels=segments["chord_labels"][index], allowed=batch.allowed[0], tempo=segments["tempo"][index])
-    return {"segment": index, "out_of_key_notes_off": out_of_key_notes(rolls["no_fgg"], batch.allowed[0]),
-            "out_of_key_notes_on": out_of_key_notes(rolls["fgg"], batch.allowed[0]), "wrote": str(out)}
+    np.savez_compressed(
+        out,
+        segment=index,
+        off=rolls["no_fgg"],
+        on=rolls["fgg"],
+        melody=segments["melody"][index],
+        labels=segments["chord_labels"][index],
+        allowed=batch.allowed[0],
+        tempo=segments["tempo"][index],
+    )
+    return {
+        "segment": index,
+        "out_of_key_notes_off": out_of_key_notes(rolls["no_fgg"], batch.allowed[0]),
+        "out_of_key_notes_on": out_of_key_notes(rolls["fgg"], batch.allowed[0]),
+        "wrote": str(out),
+    }
 
 
 def load_example(path: Path = ASSET) -> dict | None:

@@ -5,6 +5,7 @@ with a message that names the parameter, the limit and the value (shortened) —
 server path, never a parser's internals. ``Admission`` bounds how much work one endpoint
 holds (waiting or running) in all and per client, refusing the excess when it asks.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -120,11 +121,15 @@ class Admission:
             self._expire(now)
             mine = self._tickets.get(client, deque())
             if len(mine) >= self.per_client:
-                raise Busy(f"you already have {len(mine)} {self.what} request(s) waiting or running "
-                           f"(limit {self.per_client} per visitor); wait for them to finish")
+                raise Busy(
+                    f"you already have {len(mine)} {self.what} request(s) waiting or running "
+                    f"(limit {self.per_client} per visitor); wait for them to finish"
+                )
             if sum(map(len, self._tickets.values())) >= self.total:
-                raise Busy(f"the server is busy: {self.total} {self.what} requests are waiting or running; "
-                           "try again in a minute")
+                raise Busy(
+                    f"the server is busy: {self.total} {self.what} requests are waiting or running; "
+                    "try again in a minute"
+                )
             mine.append(now)
             self._tickets[client] = mine
 

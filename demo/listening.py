@@ -18,6 +18,7 @@ by system or segment. Results and export need ``FGG_ADMIN_PASSWORD`` (``AdminGat
 guesses back off exponentially per client); the export is formula-safe CSV or JSON with
 ISO-8601 UTC timestamps, built in memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -108,6 +109,7 @@ class Rating(Base):
 @dataclass(frozen=True)
 class Trial:
     """One pair as a given rater hears it (blind A/B order fixed per rater and pair)."""
+
     pair_id: int
     number: int  # 1-based position in this rater's sequence
     total: int
@@ -126,7 +128,7 @@ def database_url() -> str:
     if url:
         for scheme in ("postgresql://", "postgres://"):
             if url.startswith(scheme):
-                return "postgresql+psycopg://" + url[len(scheme):]
+                return "postgresql+psycopg://" + url[len(scheme) :]
         return url
     path = PERSISTENT_DB if PERSISTENT_DB.parent.is_dir() and os.access(PERSISTENT_DB.parent, os.W_OK) else DEFAULT_DB
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,9 +138,15 @@ def database_url() -> str:
 def storage_warning(url: str) -> str | None:
     """What an operator must know when answers would not survive a restart: on a Hugging
     Face Space (``SPACE_ID`` set) an SQLite file outside ``/data`` lives on ephemeral disk."""
-    if os.environ.get("SPACE_ID") and url.startswith("sqlite") and not url.startswith(f"sqlite:///{PERSISTENT_DB.parent}/"):
-        return ("answers are stored in an SQLite file on this Space's ephemeral disk and are lost at every restart: "
-                "enable persistent storage (/data) or set FGG_DB_URL to a PostgreSQL database")
+    if (
+        os.environ.get("SPACE_ID")
+        and url.startswith("sqlite")
+        and not url.startswith(f"sqlite:///{PERSISTENT_DB.parent}/")
+    ):
+        return (
+            "answers are stored in an SQLite file on this Space's ephemeral disk and are lost at every restart: "
+            "enable persistent storage (/data) or set FGG_DB_URL to a PostgreSQL database"
+        )
     return None
 
 
@@ -146,14 +154,18 @@ class ListeningStore:
     def __init__(self, url: str | None = None, pool_dir: str | os.PathLike = POOL_DIR):
         self.url = url or database_url()
         sqlite = self.url.startswith("sqlite")
-        self.engine = create_engine(self.url, connect_args={"timeout": 30, "check_same_thread": False} if sqlite else {})
+        self.engine = create_engine(
+            self.url, connect_args={"timeout": 30, "check_same_thread": False} if sqlite else {}
+        )
         if sqlite:
+
             @event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_connection, _record):  # WAL: readers never block the writer
                 cursor = dbapi_connection.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA busy_timeout=30000")
                 cursor.close()
+
         Base.metadata.create_all(self.engine)
         self.warning = storage_warning(self.url)
         if self.warning:
@@ -177,8 +189,16 @@ class ListeningStore:
             known = set(session.scalars(select(Pair.key)))
             for p in pairs:
                 if p["key"] not in known:
-                    session.add(Pair(key=p["key"], segment=p["segment"], system_x=p["system_x"], system_y=p["system_y"],
-                                     midi_x=p["midi_x"], midi_y=p["midi_y"]))
+                    session.add(
+                        Pair(
+                            key=p["key"],
+                            segment=p["segment"],
+                            system_x=p["system_x"],
+                            system_y=p["system_y"],
+                            midi_x=p["midi_x"],
+                            midi_y=p["midi_y"],
+                        )
+                    )
                     added += 1
             try:
                 session.commit()
@@ -219,7 +239,11 @@ class ListeningStore:
         trials = []
         for n, p in enumerate(pairs, start=1):
             swap = rng.random() < 0.5
-            a, b = ((p.system_y, p.midi_y), (p.system_x, p.midi_x)) if swap else ((p.system_x, p.midi_x), (p.system_y, p.midi_y))
+            a, b = (
+                ((p.system_y, p.midi_y), (p.system_x, p.midi_x))
+                if swap
+                else ((p.system_x, p.midi_x), (p.system_y, p.midi_y))
+            )
             trials.append(Trial(p.id, n, len(pairs), a[0], b[0], str(self.pool_dir / a[1]), str(self.pool_dir / b[1])))
         return trials
 
@@ -249,9 +273,14 @@ class ListeningStore:
         trial = next((t for t in self.plan(rater_id) if t.pair_id == pair_id), None)
         if trial is None:
             raise ValueError(f"unknown pair {pair_id}")
-        values = dict(system_a=trial.system_a, system_b=trial.system_b, preference=preference,
-                      submitted_at=datetime.now(UTC),
-                      **{f"a_{c}": a[c] for c in CRITERIA}, **{f"b_{c}": b[c] for c in CRITERIA})
+        values = dict(
+            system_a=trial.system_a,
+            system_b=trial.system_b,
+            preference=preference,
+            submitted_at=datetime.now(UTC),
+            **{f"a_{c}": a[c] for c in CRITERIA},
+            **{f"b_{c}": b[c] for c in CRITERIA},
+        )
         with Session(self.engine) as session:
             if session.get(Rater, rater_id) is None:
                 raise ValueError("unknown rater token: press Start to begin a new session")
@@ -263,8 +292,11 @@ class ListeningStore:
                 except IntegrityError:  # the same answer raced in from another request
                     session.rollback()
                 stored = session.scalar(select(Rating).where(Rating.rater_id == rater_id, Rating.pair_id == pair_id))
-            return {"a": {c: getattr(stored, f"a_{c}") for c in CRITERIA},
-                    "b": {c: getattr(stored, f"b_{c}") for c in CRITERIA}, "preference": stored.preference}
+            return {
+                "a": {c: getattr(stored, f"a_{c}") for c in CRITERIA},
+                "b": {c: getattr(stored, f"b_{c}") for c in CRITERIA},
+                "preference": stored.preference,
+            }
 
     # -- results
 
@@ -276,12 +308,21 @@ class ListeningStore:
         for r, p in rows:
             fgg_is_a = r.system_a == p.system_x
             pref = {"same": "same", "A": r.system_a, "B": r.system_b}[r.preference]
-            out.append({"rater": r.rater_id, "pair": p.key, "segment": p.segment, "baseline": p.system_y,
-                        "attention_check": p.system_y == ATTENTION_SYSTEM,
-                        "system_a": r.system_a, "system_b": r.system_b,
-                        **{f"fgg_{c}": getattr(r, f"{'a' if fgg_is_a else 'b'}_{c}") for c in CRITERIA},
-                        **{f"baseline_{c}": getattr(r, f"{'b' if fgg_is_a else 'a'}_{c}") for c in CRITERIA},
-                        "preferred": pref, "submitted_at": _utc(r.submitted_at).isoformat()})
+            out.append(
+                {
+                    "rater": r.rater_id,
+                    "pair": p.key,
+                    "segment": p.segment,
+                    "baseline": p.system_y,
+                    "attention_check": p.system_y == ATTENTION_SYSTEM,
+                    "system_a": r.system_a,
+                    "system_b": r.system_b,
+                    **{f"fgg_{c}": getattr(r, f"{'a' if fgg_is_a else 'b'}_{c}") for c in CRITERIA},
+                    **{f"baseline_{c}": getattr(r, f"{'b' if fgg_is_a else 'a'}_{c}") for c in CRITERIA},
+                    "preferred": pref,
+                    "submitted_at": _utc(r.submitted_at).isoformat(),
+                }
+            )
         return out
 
     def results(self, answers: list[dict] | None = None) -> dict:
@@ -310,16 +351,26 @@ class ListeningStore:
             rows = [a for a in answers if a["baseline"] == baseline]
             wins = sum(a["preferred"] == "fgg" for a in rows)
             losses = sum(a["preferred"] == baseline for a in rows)
-            test = {"baseline": baseline, "answers": len(rows), "fgg_preferred": wins, "baseline_preferred": losses,
-                    "same": len(rows) - wins - losses,
-                    "sign_test_p": float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else float("nan")}
+            test = {
+                "baseline": baseline,
+                "answers": len(rows),
+                "fgg_preferred": wins,
+                "baseline_preferred": losses,
+                "same": len(rows) - wins - losses,
+                "sign_test_p": float(stats.binomtest(wins, wins + losses).pvalue) if wins + losses else float("nan"),
+            }
             for c in CRITERIA:
                 diff = np.array([a[f"fgg_{c}"] - a[f"baseline_{c}"] for a in rows], dtype=float)
-                test[f"{c}_wilcoxon_p"] = (float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) and len(diff) > 1
-                                           else float("nan"))
+                test[f"{c}_wilcoxon_p"] = (
+                    float(stats.wilcoxon(diff).pvalue) if np.any(diff != 0) and len(diff) > 1 else float("nan")
+                )
             tests.append(test)
-        raters = {"raters": len({a["rater"] for a in every}), "flagged_raters": len(flagged),
-                  "answers_used": len(answers), "answers": len(every)}
+        raters = {
+            "raters": len({a["rater"] for a in every}),
+            "flagged_raters": len(flagged),
+            "answers_used": len(answers),
+            "answers": len(every),
+        }
         return {"systems": table, "preference": tests, "raters": raters}
 
     def export_csv(self) -> str:
@@ -333,15 +384,17 @@ class ListeningStore:
         return buffer.getvalue()
 
     def export_json(self) -> str:
-        return json.dumps({"exported_at": datetime.now(UTC).isoformat(), "answers": self.answers()},
-                          indent=1)
+        return json.dumps({"exported_at": datetime.now(UTC).isoformat(), "answers": self.answers()}, indent=1)
 
 
 def flagged_raters(answers: list[dict]) -> set[str]:
     """Raters who failed an attention check: preferred the degraded clip, or rated its
     harmony above the original's."""
-    return {a["rater"] for a in answers if a["attention_check"] and
-            (a["preferred"] == ATTENTION_SYSTEM or a["baseline_harmony"] > a["fgg_harmony"])}
+    return {
+        a["rater"]
+        for a in answers
+        if a["attention_check"] and (a["preferred"] == ATTENTION_SYSTEM or a["baseline_harmony"] > a["fgg_harmony"])
+    }
 
 
 def degrade(midi_path: Path, out: Path) -> None:
@@ -366,9 +419,15 @@ def add_attention_pair(pool_dir: Path = POOL_DIR) -> dict:
     source = next(p for p in manifest["pairs"] if p["system_x"] == "fgg")
     name = Path(source["midi_x"]).stem + f"_{ATTENTION_SYSTEM}.mid"
     degrade(pool_dir / source["midi_x"], pool_dir / name)
-    pair = {"key": f"{Path(source['midi_x']).stem}-attention", "segment": source["segment"],
-            "song_id": source.get("song_id"), "system_x": "fgg", "system_y": ATTENTION_SYSTEM,
-            "midi_x": source["midi_x"], "midi_y": name}
+    pair = {
+        "key": f"{Path(source['midi_x']).stem}-attention",
+        "segment": source["segment"],
+        "song_id": source.get("song_id"),
+        "system_x": "fgg",
+        "system_y": ATTENTION_SYSTEM,
+        "midi_x": source["midi_x"],
+        "midi_y": name,
+    }
     manifest["pairs"].append(pair)
     manifest_path.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return pair
@@ -451,12 +510,29 @@ def build_pool(n_pairs: int, out: Path = POOL_DIR, model="paper", baselines=DEFA
         for system, roll in rolls.items():
             names[system] = f"seg{int(seg):04d}_{system}.mid"
             piece_midi(segments["melody"][seg], roll, float(segments["tempo"][seg])).write(str(out / names[system]))
-        pairs.append({"key": f"seg{int(seg):04d}-fgg-vs-{baseline}", "segment": int(seg),
-                      "song_id": int(segments["song_id"][seg]), "system_x": "fgg", "system_y": baseline,
-                      "midi_x": names["fgg"], "midi_y": names[baseline]})
+        pairs.append(
+            {
+                "key": f"seg{int(seg):04d}-fgg-vs-{baseline}",
+                "segment": int(seg),
+                "song_id": int(segments["song_id"][seg]),
+                "system_x": "fgg",
+                "system_y": baseline,
+                "midi_x": names["fgg"],
+                "midi_y": names[baseline],
+            }
+        )
     manifest = out / "manifest.json"
-    manifest.write_text(json.dumps({"built_by": f"python -m demo.listening build --pairs {n_pairs} --model {model}",
-                                    "model": str(model), "pairs": pairs}, indent=2), encoding="utf-8")
+    manifest.write_text(
+        json.dumps(
+            {
+                "built_by": f"python -m demo.listening build --pairs {n_pairs} --model {model}",
+                "model": str(model),
+                "pairs": pairs,
+            },
+            indent=2,
+        ),
+        encoding="utf-8",
+    )
     add_attention_pair(out)
     return manifest
 
@@ -477,8 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--format", choices=("csv", "json"), default="csv")
     args = parser.parse_args(argv)
     if args.command == "build":
-        manifest = build_pool(args.pairs, Path(args.out), args.checkpoint or args.model,
-                              tuple(args.baselines.split(",")))
+        manifest = build_pool(
+            args.pairs, Path(args.out), args.checkpoint or args.model, tuple(args.baselines.split(","))
+        )
         print(json.dumps({"manifest": str(manifest), "pairs": args.pairs}))
         return 0
     store = ListeningStore()
@@ -490,8 +567,10 @@ def main(argv: list[str] | None = None) -> int:
             from demo.listening_ui import results_figures
 
             text, figures = results_figures(result, answers)
-            parts = [f"<p>{text}</p>"] + [f.to_html(full_html=False, include_plotlyjs=i == 0)
-                                          for i, f in enumerate(x for x in figures if x is not None)]
+            parts = [f"<p>{text}</p>"] + [
+                f.to_html(full_html=False, include_plotlyjs=i == 0)
+                for i, f in enumerate(x for x in figures if x is not None)
+            ]
             Path(args.html).write_text("<html><body>" + "\n".join(parts) + "</body></html>", encoding="utf-8")
         return 0
     try:

@@ -8,6 +8,7 @@ system, a segment or another rater's clip. Listening events bypass the generatio
 (``queue=False``: they are short database calls), so a flood of generations cannot lock
 raters out.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,8 +29,10 @@ from demo.listening import CRITERIA, PREFERENCES, AdminGate, ListeningStore
 
 SCORES = [1, 2, 3, 4, 5]
 NEW_RATERS_PER_CLIENT_PER_HOUR = 5
-CONSENT = ("I agree that my ratings are stored anonymously (with a random token, no name, no address) "
-           "and used for research on music generation.")
+CONSENT = (
+    "I agree that my ratings are stored anonymously (with a random token, no name, no address) "
+    "and used for research on music generation."
+)
 INSTRUCTIONS = """**Blind listening test.** Each pair plays the same melody and chords with two
 different accompaniments, A and B, in random order. Listen to both, rate each from 1 (poor) to
 5 (excellent) on creativity, harmony (does it fit the chords and melody?) and naturalness
@@ -80,6 +83,7 @@ class ClipServer:
 
     def prerender(self) -> threading.Thread:
         """Render the whole pool in the background at start-up, so no rater waits for it."""
+
         def run():
             for pair in self.store.pairs():
                 for name in (pair.midi_x, pair.midi_y):
@@ -89,6 +93,7 @@ class ClipServer:
                         import logging
 
                         logging.getLogger("fgg.listening").warning("cannot render %s: %s", name, err)
+
         thread = threading.Thread(target=run, name="listening-prerender", daemon=True)
         thread.start()
         return thread
@@ -111,8 +116,9 @@ class ClipServer:
         return str(out)
 
 
-def build_participant_page(store: ListeningStore, clips: ClipServer | None = None,
-                           new_raters: ClientLimiter | None = None) -> None:
+def build_participant_page(
+    store: ListeningStore, clips: ClipServer | None = None, new_raters: ClientLimiter | None = None
+) -> None:
     """The participant's page, inside the current ``gr.Blocks``/``gr.Tab``."""
     if clips is None:
         clips = ClipServer(store)
@@ -133,8 +139,9 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
         with gr.Column():
             listen_b = gr.Audio(label="B", type="filepath", interactive=False, elem_id="listening-b")
             ratings_b = [gr.Radio(SCORES, value=None, label=f"B · {c}", elem_id=f"listening-b-{c}") for c in CRITERIA]
-    preference = gr.Radio(list(PREFERENCES), value=None, label="Which do you prefer overall?",
-                          elem_id="listening-preference")
+    preference = gr.Radio(
+        list(PREFERENCES), value=None, label="Which do you prefer overall?", elem_id="listening-preference"
+    )
     submit_btn = gr.Button("Submit and next", interactive=False, elem_id="listening-submit")
     answers = ratings_a + ratings_b + [preference]
     shown = [pair_state, status, notice, listen_a, listen_b] + answers + [submit_btn]
@@ -145,12 +152,19 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
         cleared = [None] * len(answers) + [gr.update(interactive=False)]
         if trial is None:
             done = len(store.answered(rater))
-            msg = (f"**All {done} pairs rated — thank you!** Your answers are saved." if done
-                   else "The listening pool is empty: build it with `python -m demo.listening build`.")
+            msg = (
+                f"**All {done} pairs rated — thank you!** Your answers are saved."
+                if done
+                else "The listening pool is empty: build it with `python -m demo.listening build`."
+            )
             return [None, msg, "", None, None] + cleared
-        return [trial.pair_id, f"**Pair {trial.number} of {trial.total}**", "",
-                clips.clip(rater, trial.pair_id, "A", trial.midi_a),
-                clips.clip(rater, trial.pair_id, "B", trial.midi_b)] + cleared
+        return [
+            trial.pair_id,
+            f"**Pair {trial.number} of {trial.total}**",
+            "",
+            clips.clip(rater, trial.pair_id, "A", trial.midi_a),
+            clips.clip(rater, trial.pair_id, "B", trial.midi_b),
+        ] + cleared
 
     def keep_page(message: str):
         """Values for ``shown`` that say what is wrong and change nothing else (the pair and
@@ -166,8 +180,9 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
             rater = None  # a token from an older database: start afresh
         if rater is None:
             if not new_raters.allow(client_of(request)):
-                return [gr.skip()] + keep_page("Too many new sessions from your network in the last hour; "
-                                               "please try again later.")
+                return [gr.skip()] + keep_page(
+                    "Too many new sessions from your network in the last hour; please try again later."
+                )
             rater = store.new_rater()
         return [rater] + show_next(rater)
 
@@ -185,8 +200,13 @@ def build_participant_page(store: ListeningStore, clips: ClipServer | None = Non
                 raise ValueError("press Start first")
             if any(v is None for v in values):
                 raise ValueError("rate A and B on every criterion and choose a preference first")
-            store.submit(rater, int(pair), dict(zip(CRITERIA, values[:3], strict=True)), dict(zip(CRITERIA, values[3:6], strict=True)),
-                         values[6])
+            store.submit(
+                rater,
+                int(pair),
+                dict(zip(CRITERIA, values[:3], strict=True)),
+                dict(zip(CRITERIA, values[3:6], strict=True)),
+                values[6],
+            )
         except ValueError as err:
             return keep_page(str(err))
         return show_next(rater)
@@ -200,11 +220,19 @@ def rating_figure(systems: pd.DataFrame):
 
     fig = go.Figure()
     for _, row in systems.iterrows():
-        fig.add_bar(name=f"{row['system']} (n = {row['answers']})", x=list(CRITERIA),
-                    y=[row[c] for c in CRITERIA],
-                    error_y=dict(type="data", array=[row[f"{c}_ci95"] for c in CRITERIA]))
-    fig.update_layout(barmode="group", yaxis=dict(range=[0, 5.2], title="mean rating (1-5) ± 95 % CI"),
-                      title="Ratings per system", height=380, margin=dict(t=50, b=40))
+        fig.add_bar(
+            name=f"{row['system']} (n = {row['answers']})",
+            x=list(CRITERIA),
+            y=[row[c] for c in CRITERIA],
+            error_y=dict(type="data", array=[row[f"{c}_ci95"] for c in CRITERIA]),
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis=dict(range=[0, 5.2], title="mean rating (1-5) ± 95 % CI"),
+        title="Ratings per system",
+        height=380,
+        margin=dict(t=50, b=40),
+    )
     return fig
 
 
@@ -215,10 +243,19 @@ def preference_figure(tests: pd.DataFrame):
     fig = go.Figure()
     for column, name in (("fgg_preferred", "FGG"), ("same", "same"), ("baseline_preferred", "baseline")):
         share = tests[column] / tests["answers"].clip(lower=1)
-        fig.add_bar(name=name, y=[f"vs {b} (n = {n})" for b, n in zip(tests["baseline"], tests["answers"], strict=True)],
-                    x=share, orientation="h")
-    fig.update_layout(barmode="stack", xaxis=dict(range=[0, 1], tickformat=".0%", title="share of answers"),
-                      title="Preferences per pair type", height=300, margin=dict(t=50, b=40))
+        fig.add_bar(
+            name=name,
+            y=[f"vs {b} (n = {n})" for b, n in zip(tests["baseline"], tests["answers"], strict=True)],
+            x=share,
+            orientation="h",
+        )
+    fig.update_layout(
+        barmode="stack",
+        xaxis=dict(range=[0, 1], tickformat=".0%", title="share of answers"),
+        title="Preferences per pair type",
+        height=300,
+        margin=dict(t=50, b=40),
+    )
     return fig
 
 
@@ -228,8 +265,9 @@ def answers_over_time_figure(answers: list[dict]):
 
     times = sorted(a["submitted_at"] for a in answers)
     fig = go.Figure(go.Scatter(x=times, y=list(range(1, len(times) + 1)), mode="lines+markers", name="answers"))
-    fig.update_layout(title="Answers over time (UTC)", yaxis_title="answers so far", height=300,
-                      margin=dict(t=50, b=40))
+    fig.update_layout(
+        title="Answers over time (UTC)", yaxis_title="answers so far", height=300, margin=dict(t=50, b=40)
+    )
     return fig
 
 
@@ -240,19 +278,26 @@ def results_figures(result: dict, answers: list[dict]) -> tuple[str, list]:
     counts = result["raters"]
     first = min((a["submitted_at"] for a in answers), default="–")
     last = max((a["submitted_at"] for a in answers), default="–")
-    text = (f"**{counts['answers']} answers from {counts['raters']} raters**, {first} → {last} (UTC); "
-            f"{counts['flagged_raters']} rater(s) failed the attention check and are left out, "
-            f"{counts['answers_used']} answers used.")
-    figures = [rating_figure(systems) if len(systems) else None, preference_figure(tests) if len(tests) else None,
-               answers_over_time_figure(answers) if answers else None]
+    text = (
+        f"**{counts['answers']} answers from {counts['raters']} raters**, {first} → {last} (UTC); "
+        f"{counts['flagged_raters']} rater(s) failed the attention check and are left out, "
+        f"{counts['answers_used']} answers used."
+    )
+    figures = [
+        rating_figure(systems) if len(systems) else None,
+        preference_figure(tests) if len(tests) else None,
+        answers_over_time_figure(answers) if answers else None,
+    ]
     return text, figures
 
 
 def build_admin_page(store: ListeningStore, gate: AdminGate | None = None) -> None:
     """Results, plots and export behind ``FGG_ADMIN_PASSWORD`` (``AdminGate``)."""
     gate = gate or AdminGate()
-    gr.Markdown("Results of the listening test (needs `FGG_ADMIN_PASSWORD` on the server)."
-                + (f"\n\n⚠️ **Storage:** {store.warning}." if store.warning else ""))
+    gr.Markdown(
+        "Results of the listening test (needs `FGG_ADMIN_PASSWORD` on the server)."
+        + (f"\n\n⚠️ **Storage:** {store.warning}." if store.warning else "")
+    )
     password = gr.Textbox(label="Admin password", type="password", elem_id="admin-password")
     show_btn = gr.Button("Show results", elem_id="admin-show")
     summary = gr.Markdown()
@@ -272,8 +317,19 @@ def build_admin_page(store: ListeningStore, gate: AdminGate | None = None) -> No
         answers = store.answers()
         result = store.results(answers)
         text, figures = results_figures(result, answers)
-        return (text, *figures, pd.DataFrame(result["systems"]).round(3), pd.DataFrame(result["preference"]).round(4),
-                store.export_csv(), store.export_json())
+        return (
+            text,
+            *figures,
+            pd.DataFrame(result["systems"]).round(3),
+            pd.DataFrame(result["preference"]).round(4),
+            store.export_csv(),
+            store.export_json(),
+        )
 
-    show_btn.click(show, password, [summary, ratings_plot, preference_plot, time_plot, systems_table, tests_table,
-                                    export_csv, export_json], queue=False, api_visibility="private")
+    show_btn.click(
+        show,
+        password,
+        [summary, ratings_plot, preference_plot, time_plot, systems_table, tests_table, export_csv, export_json],
+        queue=False,
+        api_visibility="private",
+    )

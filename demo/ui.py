@@ -8,6 +8,7 @@ the parameter and the limit) and admits it against ``demo.limits.Admission`` (bo
 per endpoint and per visitor). Generation, evaluation and the listening test have separate
 concurrency groups (the listening test skips the queue), so none waits behind another.
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -64,6 +65,7 @@ def _lenient(base):
     """``base`` whose API input is passed on as sent when Gradio's own preprocessing refuses it,
     so the server's check (``demo.limits``) answers: Gradio's messages name neither the
     parameter nor the limit, say nothing for a non-number, and echo a huge value in full."""
+
     class Lenient(base):
         is_template = True  # the browser draws it as ``base``
 
@@ -72,12 +74,14 @@ def _lenient(base):
                 return super().preprocess(payload)
             except Exception:
                 return payload
+
     Lenient.__name__ = Lenient.__qualname__ = f"Lenient{base.__name__}"
     return Lenient
 
 
 Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox = map(
-    _lenient, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox))
+    _lenient, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox)
+)
 
 
 def log_refusal(endpoint: str, message: str) -> None:
@@ -94,12 +98,14 @@ def user_error(endpoint: str, err: Exception) -> gr.Error:
 def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission):
     """A Gradio validator for an endpoint with API parameters ``names``: runs ``check`` on
     the inputs (an ``InputError`` marks its parameter) and then admits the request."""
+
     def validate(*args):
         *values, request = args
 
         def only(index: int, message: str):
             log_refusal(endpoint, message)
             return [gr.validate(i != index, message if i == index else "") for i in range(len(names))]
+
         try:
             check(*values)
         except InputError as err:
@@ -111,10 +117,12 @@ def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission
         except Busy as err:
             return only(0, str(err))
         return [gr.validate(True, "")] * len(names)
+
     # Gradio passes a gr.Request only to a parameter annotated so, found by signature.
     validate.__signature__ = inspect.Signature(
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
-        + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)])
+        + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
+    )
     validate.__annotations__ = {"request": gr.Request}
     return validate
 
@@ -126,8 +134,12 @@ def launch(app: gr.Blocks, **kwargs):
     return app.launch(max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], **kwargs)
 
 
-def build_app(controller: C.Controller, store: ListeningStore | None = None,
-              generation: Admission | None = None, evaluation: Admission | None = None) -> gr.Blocks:
+def build_app(
+    controller: C.Controller,
+    store: ListeningStore | None = None,
+    generation: Admission | None = None,
+    evaluation: Admission | None = None,
+) -> gr.Blocks:
     """``generation``/``evaluation``: how many requests each endpoint holds, in all and per
     visitor (defaults: 16 and 2 for generate + compare, 2 and 1 for evaluate)."""
     store = store or ListeningStore()
@@ -143,86 +155,189 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
     metric_choices = [(f"{label} ({unit})", key) for key, (label, unit, _) in METRIC_INFO.items()]
 
     with gr.Blocks(title="FGG Music", delete_cache=DELETE_CACHE) as app:
-        gr.Markdown("# FGG Music\nPiano accompaniment for your chords (and melody) from a diffusion model with "
-                    "*fine-grained guidance* (Zhu et al., ICML 2025).")
+        gr.Markdown(
+            "# FGG Music\nPiano accompaniment for your chords (and melody) from a diffusion model with "
+            "*fine-grained guidance* (Zhu et al., ICML 2025)."
+        )
         with gr.Accordion("How it works", open=True), gr.Row():
             with gr.Column(min_width=300):
                 gr.Markdown(HOW_IT_WORKS)
             if example is not None:
                 with gr.Column(scale=2, min_width=320):
-                    gr.Plot(before_after_figure(example["off"], example["on"], example["melody"],
-                                                example["labels"], example["allowed"]),
-                            show_label=False, elem_id="how-it-works")
+                    gr.Plot(
+                        before_after_figure(
+                            example["off"], example["on"], example["melody"], example["labels"], example["allowed"]
+                        ),
+                        show_label=False,
+                        elem_id="how-it-works",
+                    )
 
         with gr.Tab("Generate"):
             with gr.Row():
                 with gr.Column(scale=3, min_width=300):
-                    chords = gr.Textbox(label="Chord progression", value=C.EXAMPLES["Pop I–V–vi–IV"], elem_id="chords",
-                                        max_length=MAX_CHORD_CHARS, lines=2,
-                                        info=f"Bars separated by |, e.g. 'C G | Am F'. Lead-sheet symbols (Am7, G7/B, "
-                                             f"N.C.) or Harte labels (A:min7); % repeats a bar. At most "
-                                             f"{MAX_CHORD_CHARS:,} characters.")
+                    chords = gr.Textbox(
+                        label="Chord progression",
+                        value=C.EXAMPLES["Pop I–V–vi–IV"],
+                        elem_id="chords",
+                        max_length=MAX_CHORD_CHARS,
+                        lines=2,
+                        info=f"Bars separated by |, e.g. 'C G | Am F'. Lead-sheet symbols (Am7, G7/B, "
+                        f"N.C.) or Harte labels (A:min7); % repeats a bar. At most "
+                        f"{MAX_CHORD_CHARS:,} characters.",
+                    )
                     with gr.Row():
                         example_buttons = [gr.Button(name, size="sm", min_width=120) for name in C.EXAMPLES]
                     writers = controller.melody_writers()
                     with gr.Row(visible=bool(writers)):
-                        style_buttons = [gr.Button(f"🎼 {name}", size="sm", min_width=120,
-                                                   elem_id=f"style-{n}") for n, name in enumerate(STYLES)]
+                        style_buttons = [
+                            gr.Button(f"🎼 {name}", size="sm", min_width=120, elem_id=f"style-{n}")
+                            for n, name in enumerate(STYLES)
+                        ]
                     style_note = gr.Markdown(elem_id="style-note")
                     with gr.Row():
-                        song_picker = Dropdown(controller.song_choices(), value=None, label="…or a POP909 song",
-                                               elem_id="song-picker", scale=2, min_width=200,
-                                               info="88 validation songs; type to search (number, key)")
-                        segment_picker = Dropdown([], value=None, label="Segment (4 bars)", elem_id="segment-picker",
-                                                  scale=2, min_width=200,
-                                                  info="fills and replaces the chords, melody, tempo and rhythm")
+                        song_picker = Dropdown(
+                            controller.song_choices(),
+                            value=None,
+                            label="…or a POP909 song",
+                            elem_id="song-picker",
+                            scale=2,
+                            min_width=200,
+                            info="88 validation songs; type to search (number, key)",
+                        )
+                        segment_picker = Dropdown(
+                            [],
+                            value=None,
+                            label="Segment (4 bars)",
+                            elem_id="segment-picker",
+                            scale=2,
+                            min_width=200,
+                            info="fills and replaces the chords, melody, tempo and rhythm",
+                        )
                     with gr.Row():
                         melody_status = gr.Markdown(controller.melody_description(None), elem_id="melody-status")
                         clear_segment = gr.Button("✕ no segment", size="sm", min_width=100, elem_id="clear-segment")
                     segment = Number(value=C.NO_SEGMENT, precision=0, visible="hidden", elem_id="segment")
-                    melody_file = gr.File(label="Melody MIDI (optional, ≤ 1 MB; replaces a segment's melody)",
-                                          file_types=[".mid", ".midi"], elem_id="melody-file")
+                    melody_file = gr.File(
+                        label="Melody MIDI (optional, ≤ 1 MB; replaces a segment's melody)",
+                        file_types=[".mid", ".midi"],
+                        elem_id="melody-file",
+                    )
                     with gr.Row():
-                        bars = Slider(*C.BAR_RANGE, value=4, step=1, label="Bars", elem_id="bars",
-                                      info="follows the progression's length unless you move it")
-                        tempo = Slider(*C.TEMPO_RANGE, value=90, step=1, label="Tempo (BPM)",
-                                       info="playback speed; does not change the notes")
+                        bars = Slider(
+                            *C.BAR_RANGE,
+                            value=4,
+                            step=1,
+                            label="Bars",
+                            elem_id="bars",
+                            info="follows the progression's length unless you move it",
+                        )
+                        tempo = Slider(
+                            *C.TEMPO_RANGE,
+                            value=90,
+                            step=1,
+                            label="Tempo (BPM)",
+                            info="playback speed; does not change the notes",
+                        )
                 with gr.Column(scale=2, min_width=300):
-                    model = Dropdown(model_choices, value=controller.default_model, label="Model", elem_id="model",
-                                     info="paper: trained as in the paper; small: 10× fewer parameters")
-                    fgg = Checkbox(value=True, label="Fine-grained guidance (FGG)", elem_id="fgg-toggle",
-                                   info="off = the model alone (it may play out-of-key notes)")
-                    strength = Slider(0, 1, value=1.0, step=0.05, label="FGG strength",
-                                      info="share of the out-of-key pitch classes forbidden, harshest first (1 = all)")
-                    cfg = Slider(*C.CFG_RANGE, value=7.5, step=0.5, label="CFG scale", elem_id="cfg",
-                                 interactive=False, info=C.CFG_HELP[False])
-                    rhythm = Dropdown(C.RHYTHM_CHOICES, value="none", label="Rhythm", elem_id="rhythm",
-                                      info="onsets per 16th the accompaniment must play; none = the model decides")
+                    model = Dropdown(
+                        model_choices,
+                        value=controller.default_model,
+                        label="Model",
+                        elem_id="model",
+                        info="paper: trained as in the paper; small: 10× fewer parameters",
+                    )
+                    fgg = Checkbox(
+                        value=True,
+                        label="Fine-grained guidance (FGG)",
+                        elem_id="fgg-toggle",
+                        info="off = the model alone (it may play out-of-key notes)",
+                    )
+                    strength = Slider(
+                        0,
+                        1,
+                        value=1.0,
+                        step=0.05,
+                        label="FGG strength",
+                        info="share of the out-of-key pitch classes forbidden, harshest first (1 = all)",
+                    )
+                    cfg = Slider(
+                        *C.CFG_RANGE,
+                        value=7.5,
+                        step=0.5,
+                        label="CFG scale",
+                        elem_id="cfg",
+                        interactive=False,
+                        info=C.CFG_HELP[False],
+                    )
+                    rhythm = Dropdown(
+                        C.RHYTHM_CHOICES,
+                        value="none",
+                        label="Rhythm",
+                        elem_id="rhythm",
+                        info="onsets per 16th the accompaniment must play; none = the model decides",
+                    )
                     with gr.Row():
-                        scale = Dropdown(C.SCALE_CHOICES, value="from chords", label="Scale", min_width=140,
-                                         info="allowed notes: from each chord, or a scale")
-                        tonic = Dropdown(PITCH_NAMES, value="C", label="Tonic", min_width=100,
-                                         info="of a named scale")
-                    custom_scale = gr.Textbox(label="Custom scale notes", placeholder="C D E G A", max_length=100,
-                                              info="with Scale = custom: the allowed note names")
+                        scale = Dropdown(
+                            C.SCALE_CHOICES,
+                            value="from chords",
+                            label="Scale",
+                            min_width=140,
+                            info="allowed notes: from each chord, or a scale",
+                        )
+                        tonic = Dropdown(PITCH_NAMES, value="C", label="Tonic", min_width=100, info="of a named scale")
+                    custom_scale = gr.Textbox(
+                        label="Custom scale notes",
+                        placeholder="C D E G A",
+                        max_length=100,
+                        info="with Scale = custom: the allowed note names",
+                    )
                     with gr.Row():
-                        scale_table = Dropdown([("ours (root-aware)", "ours"), ("paper's table", "paper")],
-                                               value="ours", label="Chord → scale table", min_width=140,
-                                               info="how a chord becomes allowed notes (Scale = from chords)")
-                        scale_mode = Dropdown([("scale + each chord's tones", "with_chords"),
-                                               ("scale only (strict)", "strict")], value="with_chords",
-                                              label="User scale", min_width=140,
-                                              info="a named/custom scale also allows the chord's own notes, or not")
-                    steps = Slider(*C.STEP_RANGE, value=10, step=1, label="Sampling steps",
-                                   info="10 = the paper; more is slower, rarely better")
+                        scale_table = Dropdown(
+                            [("ours (root-aware)", "ours"), ("paper's table", "paper")],
+                            value="ours",
+                            label="Chord → scale table",
+                            min_width=140,
+                            info="how a chord becomes allowed notes (Scale = from chords)",
+                        )
+                        scale_mode = Dropdown(
+                            [("scale + each chord's tones", "with_chords"), ("scale only (strict)", "strict")],
+                            value="with_chords",
+                            label="User scale",
+                            min_width=140,
+                            info="a named/custom scale also allows the chord's own notes, or not",
+                        )
+                    steps = Slider(
+                        *C.STEP_RANGE,
+                        value=10,
+                        step=1,
+                        label="Sampling steps",
+                        info="10 = the paper; more is slower, rarely better",
+                    )
                     with gr.Row():
-                        humanize = Checkbox(value=False, label="Humanize", elem_id="humanize", min_width=140,
-                                            info="small timing and loudness variations, from the seed")
-                        pedal = Checkbox(value=False, label="Sustain pedal", elem_id="pedal", min_width=140,
-                                         info="on the accompaniment, re-pedalled at each chord change")
+                        humanize = Checkbox(
+                            value=False,
+                            label="Humanize",
+                            elem_id="humanize",
+                            min_width=140,
+                            info="small timing and loudness variations, from the seed",
+                        )
+                        pedal = Checkbox(
+                            value=False,
+                            label="Sustain pedal",
+                            elem_id="pedal",
+                            min_width=140,
+                            info="on the accompaniment, re-pedalled at each chord change",
+                        )
                     with gr.Row():
-                        seed = Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**31 - 1, min_width=120,
-                                      info="same seed + same settings = same music")
+                        seed = Number(
+                            value=0,
+                            precision=0,
+                            label="Seed",
+                            minimum=0,
+                            maximum=2**31 - 1,
+                            min_width=120,
+                            info="same seed + same settings = same music",
+                        )
                         dice = gr.Button("🎲 random", size="sm", min_width=80)
             with gr.Row():
                 generate_btn = gr.Button("Generate", variant="primary", elem_id="generate")
@@ -236,14 +351,26 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             metrics = gr.JSON(label="Metrics of this sample")
 
         with gr.Tab("Compare"):
-            gr.Markdown("Two systems on **the Generate tab's settings** (chords, segment, melody, rhythm, scale, CFG, "
-                        "steps, strength, seed, model), cut to the first 4 bars. A = `fgg` is exactly what Generate "
-                        "makes with Bars = 4 and FGG on; `no_fgg` the same with FGG off.")
+            gr.Markdown(
+                "Two systems on **the Generate tab's settings** (chords, segment, melody, rhythm, scale, CFG, "
+                "steps, strength, seed, model), cut to the first 4 bars. A = `fgg` is exactly what Generate "
+                "makes with Bars = 4 and FGG on; `no_fgg` the same with FGG off."
+            )
             with gr.Row():
-                system_a = Dropdown([(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS], value="fgg", label="System A",
-                                    info="what plays on the left", min_width=200)
-                system_b = Dropdown([(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS], value="no_fgg",
-                                    label="System B", info="what plays on the right", min_width=200)
+                system_a = Dropdown(
+                    [(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
+                    value="fgg",
+                    label="System A",
+                    info="what plays on the left",
+                    min_width=200,
+                )
+                system_b = Dropdown(
+                    [(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
+                    value="no_fgg",
+                    label="System B",
+                    info="what plays on the right",
+                    min_width=200,
+                )
             compare_btn = gr.Button("Compare", variant="primary", elem_id="compare")
             compare_status = gr.Markdown(elem_id="compare-status")
             with gr.Row():
@@ -260,77 +387,184 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
 
         with gr.Tab("Evaluate"):
             if shown_run is None:
-                gr.Markdown("No precomputed evaluation in `assets/eval/` yet: run one below or with "
-                            "`python -m eval.run`.")
+                gr.Markdown(
+                    "No precomputed evaluation in `assets/eval/` yet: run one below or with `python -m eval.run`."
+                )
             else:
-                gr.Markdown("Precomputed evaluations of each model on POP909 validation segments (mean ± 95 % CI; "
-                            "`assets/eval/README.md` has the commands). Definitions: `eval/METRICS.md`.")
-            eval_model = Radio(list(eval_runs), value=shown_run, label="Model of the run shown", elem_id="eval-model",
-                               info="each shipped model has its own committed run")
-            summary_table = gr.DataFrame(value=None if shown_run is None else readable_summary(eval_runs[shown_run][0]),
-                                         label="Summary", interactive=False, elem_id="eval-summary")
-            metric_choice = Dropdown(metric_choices, value="out_of_key_rate", label="Metric", elem_id="eval-metric",
-                                     info="mean per system with its 95 % confidence interval")
+                gr.Markdown(
+                    "Precomputed evaluations of each model on POP909 validation segments (mean ± 95 % CI; "
+                    "`assets/eval/README.md` has the commands). Definitions: `eval/METRICS.md`."
+                )
+            eval_model = Radio(
+                list(eval_runs),
+                value=shown_run,
+                label="Model of the run shown",
+                elem_id="eval-model",
+                info="each shipped model has its own committed run",
+            )
+            summary_table = gr.DataFrame(
+                value=None if shown_run is None else readable_summary(eval_runs[shown_run][0]),
+                label="Summary",
+                interactive=False,
+                elem_id="eval-summary",
+            )
+            metric_choice = Dropdown(
+                metric_choices,
+                value="out_of_key_rate",
+                label="Metric",
+                elem_id="eval-metric",
+                info="mean per system with its 95 % confidence interval",
+            )
             metric_help = gr.Markdown(elem_id="eval-metric-help")
             metric_plot = gr.Plot(show_label=False)
-            heat_plot = gr.Plot(value=None if shown_run is None or eval_runs[shown_run][2] is None
-                                else out_of_key_heatmap(eval_runs[shown_run][2]), show_label=False)
-            gr.Markdown("**FGG strength trade-off** (`assets/eval/strength_curve.csv`, "
-                        "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG.")
+            heat_plot = gr.Plot(
+                value=None
+                if shown_run is None or eval_runs[shown_run][2] is None
+                else out_of_key_heatmap(eval_runs[shown_run][2]),
+                show_label=False,
+            )
+            gr.Markdown(
+                "**FGG strength trade-off** (`assets/eval/strength_curve.csv`, "
+                "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG."
+            )
             gr.Plot(value=None if strength_curve is None else curve_figure(strength_curve), show_label=False)
             with gr.Accordion("Run a small evaluation now", open=False):
-                gr.Markdown(f"At most {PUBLIC_EVAL_SEGMENTS} segments × 1 seed here; it stops if you leave the "
-                            "page. Full runs: `python -m eval.run`.")
-                run_model = Dropdown(model_choices, value=controller.default_model, label="Model",
-                                     info="the served model to evaluate")
-                n_segments = Slider(1, PUBLIC_EVAL_SEGMENTS, value=5, step=1, label="Segments",
-                                    info="validation segments, evenly spread over the 1,709")
-                eval_systems = CheckboxGroup([(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
-                                             value=["fgg", "no_fgg", "ground_truth"], label="Systems",
-                                             info="each is scored against the human accompaniment")
+                gr.Markdown(
+                    f"At most {PUBLIC_EVAL_SEGMENTS} segments × 1 seed here; it stops if you leave the "
+                    "page. Full runs: `python -m eval.run`."
+                )
+                run_model = Dropdown(
+                    model_choices, value=controller.default_model, label="Model", info="the served model to evaluate"
+                )
+                n_segments = Slider(
+                    1,
+                    PUBLIC_EVAL_SEGMENTS,
+                    value=5,
+                    step=1,
+                    label="Segments",
+                    info="validation segments, evenly spread over the 1,709",
+                )
+                eval_systems = CheckboxGroup(
+                    [(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
+                    value=["fgg", "no_fgg", "ground_truth"],
+                    label="Systems",
+                    info="each is scored against the human accompaniment",
+                )
                 run_btn = gr.Button("Run evaluation")
                 run_status = gr.Markdown(elem_id="run-status")
                 run_table = gr.DataFrame(label="New summary", interactive=False)
                 run_files = gr.File(label="CSV", file_count="multiple")
 
         with gr.Tab("Listening test"):
-            gr.Markdown(f"The blind listening test has a page of its own, with nothing else on it: "
-                        f"[open the listening test]({LISTENING_PATH}).")
+            gr.Markdown(
+                f"The blind listening test has a page of its own, with nothing else on it: "
+                f"[open the listening test]({LISTENING_PATH})."
+            )
         with gr.Tab("Listening results (admin)"):
             build_admin_page(store)
 
         # ---------------------------------------------------------------- wiring
 
-        gen_inputs = [chords, segment, melody_file, bars, tempo, fgg, strength, cfg, rhythm, scale, tonic,
-                      custom_scale, steps, seed, model, scale_table, scale_mode, humanize, pedal]
+        gen_inputs = [
+            chords,
+            segment,
+            melody_file,
+            bars,
+            tempo,
+            fgg,
+            strength,
+            cfg,
+            rhythm,
+            scale,
+            tonic,
+            custom_scale,
+            steps,
+            seed,
+            model,
+            scale_table,
+            scale_mode,
+            humanize,
+            pedal,
+        ]
         private = dict(api_visibility="private", queue=False)
 
         def done_message(warnings, what: str) -> str:
             return "\n".join([f"✓ {what}"] + [f"⚠️ {w}" for w in warnings])
 
-        def do_generate(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
-                        cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10,
-                        seed=0, model=controller.default_model, scale_table="ours", scale_mode="with_chords",
-                        humanize=False, pedal=False, request: gr.Request = None, progress=gr.Progress()):
+        def do_generate(
+            chords,
+            segment=C.NO_SEGMENT,
+            melody_file=None,
+            bars=None,
+            tempo=90,
+            fgg=True,
+            strength=1.0,
+            cfg_scale=7.5,
+            rhythm="none",
+            scale="from chords",
+            tonic="C",
+            custom_scale=None,
+            steps=10,
+            seed=0,
+            model=controller.default_model,
+            scale_table="ours",
+            scale_mode="with_chords",
+            humanize=False,
+            pedal=False,
+            request: gr.Request = None,
+            progress=gr.Progress(),
+        ):
             try:
                 mp3, midi, figure, sample, wav = controller.generate(
-                    chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm, scale, tonic,
-                    custom_scale, steps, seed, model, scale_table, scale_mode, humanize, pedal,
-                    progress=lambda done, total: progress((done, total), desc="sampling", unit="steps"))
+                    chords,
+                    segment,
+                    melody_file,
+                    bars,
+                    tempo,
+                    fgg,
+                    strength,
+                    cfg_scale,
+                    rhythm,
+                    scale,
+                    tonic,
+                    custom_scale,
+                    steps,
+                    seed,
+                    model,
+                    scale_table,
+                    scale_mode,
+                    humanize,
+                    pedal,
+                    progress=lambda done, total: progress((done, total), desc="sampling", unit="steps"),
+                )
             except ValueError as err:
                 raise user_error("/generate", err) from None
             finally:
                 generation.release(client_of(request))
             for warning in sample.get("warnings", []):
                 gr.Warning(warning)
-            return mp3, midi, figure, sample, done_message(
-                sample.get("warnings", []),
-                f"{sample['notes']} notes in {sample['seconds']:.2f} s, audio in {sample['render_seconds']:.2f} s"), wav
+            return (
+                mp3,
+                midi,
+                figure,
+                sample,
+                done_message(
+                    sample.get("warnings", []),
+                    f"{sample['notes']} notes in {sample['seconds']:.2f} s, audio in {sample['render_seconds']:.2f} s",
+                ),
+                wav,
+            )
 
         gen_event = generate_btn.click(
-            do_generate, gen_inputs, [audio, midi_out, roll_plot, metrics, gen_status, wav_out], api_name="generate",
-            concurrency_id="sample", concurrency_limit=2, show_progress_on=[gen_status],
-            validator=validator("/generate", C.GENERATE_PARAMETERS, controller.resolve, generation))
+            do_generate,
+            gen_inputs,
+            [audio, midi_out, roll_plot, metrics, gen_status, wav_out],
+            api_name="generate",
+            concurrency_id="sample",
+            concurrency_limit=2,
+            show_progress_on=[gen_status],
+            validator=validator("/generate", C.GENERATE_PARAMETERS, controller.resolve, generation),
+        )
         cancel_btn.click(None, None, None, cancels=[gen_event], api_visibility="private")
         dice.click(lambda: random.randint(0, 2**31 - 1), None, seed, **private)
 
@@ -368,13 +602,41 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             """A style preset: its chords and strict scale, 8 bars, on the first melody-writing model."""
             style = STYLES[name]
             tonic, scale_name = style.scale.split()
-            return (style.chords, 8, False, tonic, scale_name, "strict", writers[0], C.NO_SEGMENT, None, None, "none",
-                    f"**{style.name}**: {style.why} FGG keeps every note in the scale; compare with FGG off.")
+            return (
+                style.chords,
+                8,
+                False,
+                tonic,
+                scale_name,
+                "strict",
+                writers[0],
+                C.NO_SEGMENT,
+                None,
+                None,
+                "none",
+                f"**{style.name}**: {style.why} FGG keeps every note in the scale; compare with FGG off.",
+            )
 
         for button, name in zip(style_buttons, STYLES, strict=True):
-            button.click(lambda n=name: pick_style(n), None,
-                         [chords, bars, bars_follow, tonic, scale, scale_mode, model, segment, song_picker,
-                          segment_picker, rhythm, style_note], **private)
+            button.click(
+                lambda n=name: pick_style(n),
+                None,
+                [
+                    chords,
+                    bars,
+                    bars_follow,
+                    tonic,
+                    scale,
+                    scale_mode,
+                    model,
+                    segment,
+                    song_picker,
+                    segment_picker,
+                    rhythm,
+                    style_note,
+                ],
+                **private,
+            )
 
         def no_segment():  # and bars follow the chords again
             return True, C.NO_SEGMENT, None, None, "none", controller.melody_description(None)
@@ -397,21 +659,71 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
                 text, seg_tempo, _ = controller.segment_fields(index)
             except ValueError:
                 return (gr.skip(),) * 7
-            return (index, text, seg_tempo, "from segment", C.SEGMENT_BARS, True,
-                    controller.melody_description(int(index), getattr(melody_file, "name", melody_file), model_name))
+            return (
+                index,
+                text,
+                seg_tempo,
+                "from segment",
+                C.SEGMENT_BARS,
+                True,
+                controller.melody_description(int(index), getattr(melody_file, "name", melody_file), model_name),
+            )
 
-        segment_picker.input(pick_segment, [segment_picker, melody_file, model],
-                             [segment, chords, tempo, rhythm, bars, bars_follow, melody_status], **private)
+        segment_picker.input(
+            pick_segment,
+            [segment_picker, melody_file, model],
+            [segment, chords, tempo, rhythm, bars, bars_follow, melody_status],
+            **private,
+        )
 
-        def do_compare(chords, segment=C.NO_SEGMENT, melody_file=None, bars=None, tempo=90, fgg=True, strength=1.0,
-                       cfg_scale=7.5, rhythm="none", scale="from chords", tonic="C", custom_scale=None, steps=10,
-                       seed=0, model=controller.default_model, scale_table="ours", scale_mode="with_chords",
-                       humanize=False, pedal=False, system_a="fgg", system_b="no_fgg", request: gr.Request = None):
+        def do_compare(
+            chords,
+            segment=C.NO_SEGMENT,
+            melody_file=None,
+            bars=None,
+            tempo=90,
+            fgg=True,
+            strength=1.0,
+            cfg_scale=7.5,
+            rhythm="none",
+            scale="from chords",
+            tonic="C",
+            custom_scale=None,
+            steps=10,
+            seed=0,
+            model=controller.default_model,
+            scale_table="ours",
+            scale_mode="with_chords",
+            humanize=False,
+            pedal=False,
+            system_a="fgg",
+            system_b="no_fgg",
+            request: gr.Request = None,
+        ):
             try:
                 *outputs, warnings = controller.compare(
-                    chords, segment, melody_file, bars, tempo, fgg, strength, cfg_scale, rhythm, scale, tonic,
-                    custom_scale, steps, seed, model, scale_table, scale_mode, humanize, pedal, system_a=system_a,
-                    system_b=system_b)
+                    chords,
+                    segment,
+                    melody_file,
+                    bars,
+                    tempo,
+                    fgg,
+                    strength,
+                    cfg_scale,
+                    rhythm,
+                    scale,
+                    tonic,
+                    custom_scale,
+                    steps,
+                    seed,
+                    model,
+                    scale_table,
+                    scale_mode,
+                    humanize,
+                    pedal,
+                    system_a=system_a,
+                    system_b=system_b,
+                )
             except ValueError as err:
                 raise user_error("/compare", err) from None
             finally:
@@ -425,11 +737,17 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             controller.compare_request(*values, system_a=system_a, system_b=system_b)
 
         compare_btn.click(
-            do_compare, gen_inputs + [system_a, system_b],
+            do_compare,
+            gen_inputs + [system_a, system_b],
             [audio_a, audio_b, midi_a, midi_b, plot_a, plot_b, diff_plot, compare_table, compare_status],
-            api_name="compare", concurrency_id="sample", concurrency_limit=2, show_progress_on=[compare_status],
-            validator=validator("/compare", C.GENERATE_PARAMETERS + ("system_a", "system_b"), check_compare,
-                                generation))
+            api_name="compare",
+            concurrency_id="sample",
+            concurrency_limit=2,
+            show_progress_on=[compare_status],
+            validator=validator(
+                "/compare", C.GENERATE_PARAMETERS + ("system_a", "system_b"), check_compare, generation
+            ),
+        )
 
         def metric_view(name, metric):
             summary = eval_runs[name][0] if name in eval_runs else None
@@ -444,12 +762,16 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
             if name not in eval_runs:
                 return None, None, None, ""
             summary, _, heat = eval_runs[name]
-            return (readable_summary(summary), *metric_view(name, metric),
-                    None if heat is None else out_of_key_heatmap(heat))
+            return (
+                readable_summary(summary),
+                *metric_view(name, metric),
+                None if heat is None else out_of_key_heatmap(heat),
+            )
 
         metric_choice.change(metric_view, [eval_model, metric_choice], [metric_plot, metric_help], **private)
-        eval_model.change(show_run, [eval_model, metric_choice], [summary_table, metric_plot, metric_help, heat_plot],
-                          **private)
+        eval_model.change(
+            show_run, [eval_model, metric_choice], [summary_table, metric_plot, metric_help, heat_plot], **private
+        )
         app.load(metric_view, [eval_model, metric_choice], [metric_plot, metric_help], **private)
 
         def do_run_eval(n_segments, systems, model_name, request: gr.Request = None, progress=gr.Progress()):
@@ -459,8 +781,14 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
 
             def work():
                 try:
-                    box["result"] = C.run_eval_now(controller, n_segments, systems, cancel=cancel, model=model_name,
-                                                   progress=lambda d, t: progress((d, t), desc="evaluating"))
+                    box["result"] = C.run_eval_now(
+                        controller,
+                        n_segments,
+                        systems,
+                        cancel=cancel,
+                        model=model_name,
+                        progress=lambda d, t: progress((d, t), desc="evaluating"),
+                    )
                 except Exception as err:  # handed to the request's thread below
                     box["error"] = err
                 finally:  # the place is given back once the work has really stopped
@@ -485,11 +813,16 @@ def build_app(controller: C.Controller, store: ListeningStore | None = None,
         def check_eval(n_segments, systems, model_name):
             C.eval_request(controller, n_segments, systems, model_name)
 
-        run_btn.click(do_run_eval, [n_segments, eval_systems, run_model], [run_table, run_files, run_status],
-                      api_name="evaluate", concurrency_id="evaluate", concurrency_limit=1,
-                      show_progress_on=[run_status],
-                      validator=validator("/evaluate", ("n_segments", "systems", "model_name"), check_eval,
-                                          evaluation))
+        run_btn.click(
+            do_run_eval,
+            [n_segments, eval_systems, run_model],
+            [run_table, run_files, run_status],
+            api_name="evaluate",
+            concurrency_id="evaluate",
+            concurrency_limit=1,
+            show_progress_on=[run_status],
+            validator=validator("/evaluate", ("n_segments", "systems", "model_name"), check_eval, evaluation),
+        )
 
     # The participant's page: its own route, so the browser receives only its components
     # (Gradio sends each page just its own part of the config) — no system names from the

@@ -7,6 +7,7 @@ Every model-based system draws item b's starting noise from ``seeds[b]`` alone, 
 (segment, seed) starts from the same x_T in every system and in any batch composition
 (sampling is deterministic DDIM, η = 0). Adding a system is one function + one registry entry.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -43,13 +44,16 @@ class SegmentBatch:
     allowed: np.ndarray = field(init=False)  # (B, T, 12) bool chord-derived allowed pitch classes
 
     def __post_init__(self):
-        self.allowed = chord_allowed_pitch_classes(torch.from_numpy(self.root.astype(np.int64)),
-                                                   torch.from_numpy(self.chroma), self.scale_table).numpy()
+        self.allowed = chord_allowed_pitch_classes(
+            torch.from_numpy(self.root.astype(np.int64)), torch.from_numpy(self.chroma), self.scale_table
+        ).numpy()
 
     @classmethod
     def from_segments(cls, segments: dict[str, np.ndarray], index, scale_table: str = "ours") -> SegmentBatch:
-        return cls(*(segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass",
-                                                   "onset_counts")), scale_table=scale_table)
+        return cls(
+            *(segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass", "onset_counts")),
+            scale_table=scale_table,
+        )
 
     def __len__(self) -> int:
         return len(self.melody)
@@ -82,8 +86,14 @@ def item_generators(seeds: list[int]) -> list[torch.Generator]:
     return [torch.Generator().manual_seed(int(s)) for s in seeds]
 
 
-def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: bool, rhythm: bool = True,
-                  inpaint_out_of_key: bool = False) -> SystemOutput:
+def sample_system(
+    batch: SegmentBatch,
+    seeds: list[int],
+    ctx: EvalContext,
+    fgg: bool,
+    rhythm: bool = True,
+    inpaint_out_of_key: bool = False,
+) -> SystemOutput:
     """Sample with the model; for corrected sampling (FGG or inpainting) also return the last
     step's prediction before the correction, so the size of the last edit can be measured."""
     n_steps = batch.chroma.shape[1]
@@ -100,10 +110,20 @@ def sample_system(batch: SegmentBatch, seeds: list[int], ctx: EvalContext, fgg: 
     raw = {}
     # The last step's prediction before FGG's projection / the inpainting overwrite is what
     # the unguided denoiser makes of the final x_t: the size of the last correction, for free.
-    out = sample_batch(ctx.model, ctx.schedule, cond, null, guided,
-                       None if counts is None else torch.from_numpy(counts.astype(np.int64)),
-                       x_init, replace(ctx.options, fgg=fgg), generator=generators, known=known,
-                       known_mask=known_mask, before_fgg=lambda x_t, x0: raw.update(x0=x0))
+    out = sample_batch(
+        ctx.model,
+        ctx.schedule,
+        cond,
+        null,
+        guided,
+        None if counts is None else torch.from_numpy(counts.astype(np.int64)),
+        x_init,
+        replace(ctx.options, fgg=fgg),
+        generator=generators,
+        known=known,
+        known_mask=known_mask,
+        before_fgg=lambda x_t, x0: raw.update(x0=x0),
+    )
     rolls = np.stack([canonical(r) for r in out.numpy()])
     if not (fgg or inpaint_out_of_key):
         return SystemOutput(rolls)
@@ -127,11 +147,14 @@ def round_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     busy = np.zeros((roll.shape[1], N_PITCHES), dtype=bool)  # (T, P) pixels a kept note covers
     for s, e, p in kept:
         busy[s:e, p - LOWEST_PITCH] = True
-    for s, e, p in (notes[~ok] if len(notes) else []):
+    for s, e, p in notes[~ok] if len(notes) else []:
         for delta in sorted(range(-N_PITCHES, N_PITCHES + 1), key=lambda d: (abs(d), d)):
             q = p + delta
-            if (LOWEST_PITCH <= q <= HIGHEST_PITCH and allowed[s:e, q % 12].all()
-                    and not busy[s:e, q - LOWEST_PITCH].any()):
+            if (
+                LOWEST_PITCH <= q <= HIGHEST_PITCH
+                and allowed[s:e, q % 12].all()
+                and not busy[s:e, q - LOWEST_PITCH].any()
+            ):
                 kept.append((s, e, q))
                 busy[s:e, q - LOWEST_PITCH] = True
                 break
@@ -192,8 +215,14 @@ def _rule_based(batch, seeds, ctx):
     counts = batch.onset_counts
     if counts is None:  # no rhythm given: block chords on every beat
         counts = np.resize(np.array([4, 0, 0, 0]), batch.chroma.shape[:2])
-    return SystemOutput(np.stack([rule_based_accompaniment(c, r, b, n) for c, r, b, n in
-                                  zip(batch.chroma, batch.root, batch.bass, counts, strict=True)]))
+    return SystemOutput(
+        np.stack(
+            [
+                rule_based_accompaniment(c, r, b, n)
+                for c, r, b, n in zip(batch.chroma, batch.root, batch.bass, counts, strict=True)
+            ]
+        )
+    )
 
 
 def _ground_truth(batch, seeds, ctx):
@@ -219,12 +248,15 @@ STOCHASTIC = {"fgg", "no_fgg", "last_step_remove", "last_step_round", "inpaint",
 POSTPROCESS = {"last_step_remove": remove_out_of_key, "last_step_round": round_out_of_key}
 
 
-def run_system(name: str, batch: SegmentBatch, seeds: list[int], ctx: EvalContext,
-               unguided: np.ndarray | None = None) -> SystemOutput:
+def run_system(
+    name: str, batch: SegmentBatch, seeds: list[int], ctx: EvalContext, unguided: np.ndarray | None = None
+) -> SystemOutput:
     """Output of system ``name``; ``unguided`` = the ``no_fgg`` rolls for the same seeds, if
     already sampled, lets the last-step baselines skip resampling."""
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
     if name in POSTPROCESS and unguided is not None:
-        return SystemOutput(np.stack([POSTPROCESS[name](r, a) for r, a in zip(unguided, batch.allowed, strict=True)]), unguided)
+        return SystemOutput(
+            np.stack([POSTPROCESS[name](r, a) for r, a in zip(unguided, batch.allowed, strict=True)]), unguided
+        )
     return SYSTEMS[name](batch, seeds, ctx)

@@ -11,6 +11,7 @@ a 4-bar segment it scores bars 1–2 only; ``chord_similarity_full`` builds the 
 chord vectors (smg's recogniser, smg's vector layout, smg's encoder weights) on the segment's
 own beat grid and averages over every 2-bar window (bars 1–2 and 3–4).
 """
+
 from __future__ import annotations
 
 import os
@@ -35,8 +36,10 @@ def recognize(midi_path: str) -> list[tuple[float, float, str]]:
     with these defaults), run once instead of twice, and without the unused extra parse."""
     from smg_metrics.chord_recognition import ChordRecognitionDP
 
-    return [(iv.start, iv.end, iv.label) for iv in ChordRecognitionDP(extra_division=2, use_transition=True)
-            .recognize(midi_path)]
+    return [
+        (iv.start, iv.end, iv.label)
+        for iv in ChordRecognitionDP(extra_division=2, use_transition=True).recognize(midi_path)
+    ]
 
 
 def labels_per_beat(intervals: list[tuple[float, float, str]], beats: np.ndarray) -> list[str]:
@@ -140,7 +143,9 @@ class ChordScorer:
         if self._model is None:
             from smg_metrics.chord_similarity import _get_cached_model
 
-            weights = Path(__import__("smg_metrics").__file__).parent / "model_weights" / "polydis-v1-chd_encoder_only.pt"
+            weights = (
+                Path(__import__("smg_metrics").__file__).parent / "model_weights" / "polydis-v1-chd_encoder_only.pt"
+            )
             self._model = _get_cached_model(weights, "cpu")  # loaded once per process
         return self._model
 
@@ -155,7 +160,7 @@ class ChordScorer:
         labels = labels_per_beat(intervals, midi.get_beats()) if has_notes else []
         n_beats = n_steps // STEPS_PER_BEAT
         vectors = beat_chord_vectors(intervals, midi, n_beats)
-        windows = vectors[:n_beats // WINDOW_BEATS * WINDOW_BEATS].reshape(-1, WINDOW_BEATS, 36)
+        windows = vectors[: n_beats // WINDOW_BEATS * WINDOW_BEATS].reshape(-1, WINDOW_BEATS, 36)
         return labels, windows, smg_window_count(midi) if has_notes else 0
 
     @torch.no_grad()
@@ -176,11 +181,17 @@ class ChordScorer:
             self._reference[key] = (labels, self._encode([windows])[0], count, path)
         return self._reference[key]
 
-    def score(self, roll: np.ndarray, reference_key: str, reference_roll: np.ndarray,
-              condition_labels: list[str] | None = None) -> dict[str, float]:
+    def score(
+        self,
+        roll: np.ndarray,
+        reference_key: str,
+        reference_roll: np.ndarray,
+        condition_labels: list[str] | None = None,
+    ) -> dict[str, float]:
         """``score_many`` for one roll (its MIDI file is ``pred_path(0)``)."""
-        return self.score_many([roll], [reference_key], [reference_roll],
-                               None if condition_labels is None else [condition_labels])[0]
+        return self.score_many(
+            [roll], [reference_key], [reference_roll], None if condition_labels is None else [condition_labels]
+        )[0]
 
     def score_many(self, rolls, reference_keys, reference_rolls, condition_labels=None) -> list[dict[str, float]]:
         """Per roll: chord_accuracy (vs the reference's recognised chords), chord_accuracy_labels
@@ -196,9 +207,11 @@ class ChordScorer:
             ref_labels, ref_z, ref_windows, _ = self.reference(reference_keys[i], reference_rolls[i])
             cosine = torch.nn.functional.cosine_similarity(z, ref_z) if len(z) else torch.zeros(0)  # (n_windows,)
             n = min(windows, ref_windows)
-            out = {"chord_accuracy": chord_accuracy(labels, ref_labels),
-                   "chord_similarity": float(cosine[:n].mean()) if n else float("nan"),
-                   "chord_similarity_full": float(cosine.mean()) if len(cosine) else float("nan")}
+            out = {
+                "chord_accuracy": chord_accuracy(labels, ref_labels),
+                "chord_similarity": float(cosine[:n].mean()) if n else float("nan"),
+                "chord_similarity_full": float(cosine.mean()) if len(cosine) else float("nan"),
+            }
             if condition_labels is not None:
                 out["chord_accuracy_labels"] = label_chord_accuracy(labels, list(condition_labels[i]))
             results.append(out)

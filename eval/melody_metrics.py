@@ -3,6 +3,7 @@
 Same conventions as ``eval.metrics``: a roll is ``(2, T, 64)`` read through its decoded
 notes; ``chroma`` is ``(T, 12)`` chord pitch classes per 16th step (all zero: no chord).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,11 @@ def strong_beat_chord_tone_share(roll: np.ndarray, chroma: np.ndarray) -> float:
     the share whose pitch class is a tone of that chord. Notes starting where there is no
     chord (all-zero chroma) are left out; NaN when no note qualifies."""
     notes = roll_to_notes(roll)
-    strong = [(s, p) for s, _, p in notes
-              if s % STEPS_PER_BAR in [b * STEPS_PER_BEAT for b in STRONG_BEATS] and chroma[s].any()]
+    strong = [
+        (s, p)
+        for s, _, p in notes
+        if s % STEPS_PER_BAR in [b * STEPS_PER_BEAT for b in STRONG_BEATS] and chroma[s].any()
+    ]
     if not strong:
         return float("nan")
     return float(np.mean([bool(chroma[s, p % 12]) for s, p in strong]))
@@ -61,8 +65,10 @@ def pitch_class_share(roll: np.ndarray, pitch_classes) -> float:
 def melody_statistics(roll: np.ndarray, chroma: np.ndarray) -> dict[str, float]:
     """The melody columns of a melody+accompaniment evaluation row."""
     notes = roll_to_notes(roll)
-    return {"melody_notes": len(notes),
-            "melody_range": int(notes[:, 2].max() - notes[:, 2].min()) if len(notes) else 0,
-            "melody_pitch_class_entropy": pitch_class_entropy(roll),
-            "melody_longest_run": longest_run_without_rest(roll),
-            "melody_strong_beat_chord_tones": strong_beat_chord_tone_share(roll, chroma)}
+    return {
+        "melody_notes": len(notes),
+        "melody_range": int(notes[:, 2].max() - notes[:, 2].min()) if len(notes) else 0,
+        "melody_pitch_class_entropy": pitch_class_entropy(roll),
+        "melody_longest_run": longest_run_without_rest(roll),
+        "melody_strong_beat_chord_tones": strong_beat_chord_tone_share(roll, chroma),
+    }

@@ -5,6 +5,7 @@ read through its decoded notes (``fgg.pianoroll.roll_to_notes``), so a sustain p
 onset before it is not a note. A pixel *sounds* at step t if a decoded note covers t.
 ``allowed`` is ``(T, 12)`` bool: the pitch classes allowed at each step.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -91,8 +92,8 @@ def groove_similarity(roll: np.ndarray, reference: np.ndarray) -> float:
     groove is its 16-step onset vector g (1 where any note starts); similarity of two bars =
     1 − |g_a XOR g_b| / 16, averaged over the bars both rolls share."""
     bars = min(roll.shape[1], reference.shape[1]) // STEPS_PER_BAR
-    a = (roll[0] > 0.5).any(axis=1)[:bars * STEPS_PER_BAR].reshape(bars, STEPS_PER_BAR)
-    b = (reference[0] > 0.5).any(axis=1)[:bars * STEPS_PER_BAR].reshape(bars, STEPS_PER_BAR)
+    a = (roll[0] > 0.5).any(axis=1)[: bars * STEPS_PER_BAR].reshape(bars, STEPS_PER_BAR)
+    b = (reference[0] > 0.5).any(axis=1)[: bars * STEPS_PER_BAR].reshape(bars, STEPS_PER_BAR)
     return float(1.0 - (a ^ b).mean())
 
 
@@ -119,12 +120,18 @@ def note_features(roll: np.ndarray) -> dict[str, np.ndarray]:
     successive distinct onset times) of a roll's notes."""
     notes = roll_to_notes(roll)
     onsets = np.unique(notes[:, 0])
-    return {"pitch": notes[:, 2].astype(float), "duration": (notes[:, 1] - notes[:, 0]).astype(float),
-            "ioi": np.diff(onsets).astype(float)}
+    return {
+        "pitch": notes[:, 2].astype(float),
+        "duration": (notes[:, 1] - notes[:, 0]).astype(float),
+        "ioi": np.diff(onsets).astype(float),
+    }
 
 
-OA_BINS = {"pitch": np.arange(LOWEST_PITCH, LOWEST_PITCH + N_PITCHES, dtype=float),
-           "duration": np.arange(1, 65, dtype=float), "ioi": np.arange(1, 65, dtype=float)}
+OA_BINS = {
+    "pitch": np.arange(LOWEST_PITCH, LOWEST_PITCH + N_PITCHES, dtype=float),
+    "duration": np.arange(1, 65, dtype=float),
+    "ioi": np.arange(1, 65, dtype=float),
+}
 
 
 def overlap_metrics(roll: np.ndarray, reference: np.ndarray) -> dict[str, float]:
@@ -160,7 +167,6 @@ def beat_chord_accuracy(predicted_labels: list[str], reference_labels: list[str]
     if not pairs:
         return float("nan")
     return float(np.mean([_normalize_label(p) == _normalize_label(r) for p, r in pairs]))
-
 
 
 def notes_changed(roll: np.ndarray, reference: np.ndarray) -> int:

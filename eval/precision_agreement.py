@@ -10,6 +10,7 @@ has too (same onset step, pitch and length), the share of segments whose roll is
 the out-of-key notes of each (chord-derived table; FGG's must be 0 in both) and, from each
 run's ``per_sample.csv``, the means of the headline metrics over those same segments.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,7 +74,8 @@ def compare(first: Path, second: Path, segments_data: dict) -> dict[str, dict]:
             "segments_identical": float(np.mean([np.array_equal(x, y) for x, y in zip(a, b, strict=True)])),
             "notes_first_also_in_second": float(counts[:, 2].sum() / max(counts[:, 0].sum(), 1)),
             "notes_second_also_in_first": float(counts[:, 2].sum() / max(counts[:, 1].sum(), 1)),
-            "notes_first": int(counts[:, 0].sum()), "notes_second": int(counts[:, 1].sum()),
+            "notes_first": int(counts[:, 0].sum()),
+            "notes_second": int(counts[:, 1].sum()),
             "out_of_key_notes_first": int(sum(out_of_key_notes(x, al) for x, al in zip(a, allowed, strict=True))),
             "out_of_key_notes_second": int(sum(out_of_key_notes(y, al) for y, al in zip(b, allowed, strict=True))),
         }
@@ -98,18 +100,30 @@ def main(argv: list[str] | None = None) -> int:
     if not report:
         print(f"error: {first} and {second} share no sampled system on common segments", file=sys.stderr)
         return 2
-    doc = {"first": str(first), "first_precision": _precision(first), "second": str(second),
-           "second_precision": _precision(second), "systems": report}
+    doc = {
+        "first": str(first),
+        "first_precision": _precision(first),
+        "second": str(second),
+        "second_precision": _precision(second),
+        "systems": report,
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2), encoding="utf-8")
-    print(f"{'system':<12} {'segments':>8} {'pixels equal':>13} {'identical':>10} {'notes kept':>11} "
-          f"{'out-of-key':>11}  metric means first / second")
+    print(
+        f"{'system':<12} {'segments':>8} {'pixels equal':>13} {'identical':>10} {'notes kept':>11} "
+        f"{'out-of-key':>11}  metric means first / second"
+    )
     for system, r in report.items():
-        means = "  ".join(f"{m} {r[m + '_first']:.4f} / {r[m + '_second']:.4f}" for m in METRICS
-                          if m + "_first" in r and m + "_second" in r)
-        print(f"{system:<12} {r['segments']:>8} {100 * r['pixels_equal']:>12.3f}% {100 * r['segments_identical']:>9.1f}% "
-              f"{100 * r['notes_first_also_in_second']:>10.2f}% {r['out_of_key_notes_first']:>5}/{r['out_of_key_notes_second']:<5} "
-              f"{means}")
+        means = "  ".join(
+            f"{m} {r[m + '_first']:.4f} / {r[m + '_second']:.4f}"
+            for m in METRICS
+            if m + "_first" in r and m + "_second" in r
+        )
+        print(
+            f"{system:<12} {r['segments']:>8} {100 * r['pixels_equal']:>12.3f}% {100 * r['segments_identical']:>9.1f}% "
+            f"{100 * r['notes_first_also_in_second']:>10.2f}% {r['out_of_key_notes_first']:>5}/{r['out_of_key_notes_second']:<5} "
+            f"{means}"
+        )
     return 0
 
 

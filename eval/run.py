@@ -18,6 +18,7 @@ mid-system continues from the rolls it checkpointed (every ``CHECKPOINT_SECONDS`
 ``run.json`` holds the settings (a resume with others is refused), the command, device,
 precision and the ``seconds`` spent, summed over invocations.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,10 +58,27 @@ from fgg.precision import (
 )
 
 KEY_COLUMNS = ["system", "segment", "seed"]
-METRIC_COLUMNS = ["out_of_key_rate", "out_of_key_rate_paper_table", "out_of_key_note_rate", "key_out_of_key_rate",
-                  "smg_out_of_key_fraction", "chord_accuracy", "chord_accuracy_labels", "chord_similarity",
-                  "chord_similarity_full", "note_density", "polyphony", "pitch_range", "groove_similarity",
-                  "oa_pitch", "oa_duration", "oa_ioi", "notes_edited", "key_fixes", "key_fixes_per_note"]
+METRIC_COLUMNS = [
+    "out_of_key_rate",
+    "out_of_key_rate_paper_table",
+    "out_of_key_note_rate",
+    "key_out_of_key_rate",
+    "smg_out_of_key_fraction",
+    "chord_accuracy",
+    "chord_accuracy_labels",
+    "chord_similarity",
+    "chord_similarity_full",
+    "note_density",
+    "polyphony",
+    "pitch_range",
+    "groove_similarity",
+    "oa_pitch",
+    "oa_duration",
+    "oa_ioi",
+    "notes_edited",
+    "key_fixes",
+    "key_fixes_per_note",
+]
 # What a stored run was made with; resuming into a folder made otherwise is refused.
 RUN_SETTINGS_FILE = "run.json"
 EXAMPLE_SEGMENTS = 3
@@ -88,8 +106,9 @@ def root_relative_out_of_key(roll: np.ndarray, allowed: np.ndarray, root: np.nda
 
 def table_allowed(segments: dict, seg: int, table: str) -> np.ndarray:
     """(T, 12) allowed pitch classes of segment ``seg`` under chord -> scale ``table``."""
-    return chord_allowed_pitch_classes(torch.from_numpy(segments["root"][seg].astype(np.int64)),
-                                       torch.from_numpy(segments["chroma"][seg]), table).numpy()
+    return chord_allowed_pitch_classes(
+        torch.from_numpy(segments["root"][seg].astype(np.int64)), torch.from_numpy(segments["chroma"][seg]), table
+    ).numpy()
 
 
 def score_rows(jobs: list, segments: dict, scorer: ChordScorer) -> list[list]:
@@ -101,9 +120,12 @@ def score_rows(jobs: list, segments: dict, scorer: ChordScorer) -> list[list]:
     from smg_metrics import out_of_key_fraction
 
     segs = [int(job[1]) for job in jobs]
-    chords = scorer.score_many([job[3] for job in jobs], [str(seg) for seg in segs],
-                               [segments["accompaniment"][seg] for seg in segs],
-                               [segments["chord_labels"][seg] for seg in segs])
+    chords = scorer.score_many(
+        [job[3] for job in jobs],
+        [str(seg) for seg in segs],
+        [segments["accompaniment"][seg] for seg in segs],
+        [segments["chord_labels"][seg] for seg in segs],
+    )
     nan = float("nan")
     lines = []
     for i, ((system, seg, seed, roll, guide_allowed, uncorrected), chord) in enumerate(zip(jobs, chords, strict=True)):
@@ -122,8 +144,9 @@ def score_rows(jobs: list, segments: dict, scorer: ChordScorer) -> list[list]:
             "smg_out_of_key_fraction": out_of_key_fraction(scorer.pred_path(i)) if roll[0].any() else 0.0,
             "notes_edited": M.notes_changed(roll, uncorrected) if uncorrected is not None else nan,
             "key_fixes": M.out_of_key_notes(uncorrected, guide_allowed) if uncorrected is not None else nan,
-            "key_fixes_per_note": (M.out_of_key_note_rate(uncorrected, guide_allowed)
-                                   if uncorrected is not None else nan),
+            "key_fixes_per_note": (
+                M.out_of_key_note_rate(uncorrected, guide_allowed) if uncorrected is not None else nan
+            ),
         }
         row.update(M.overlap_metrics(roll, gt))
         row.update(chord)
@@ -174,8 +197,9 @@ def _unpack(packed: np.ndarray) -> np.ndarray:
     return np.unpackbits(packed, axis=-1).astype(bool)
 
 
-def summarize(per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: int,
-              columns: list[str] = METRIC_COLUMNS) -> pd.DataFrame:
+def summarize(
+    per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: int, columns: list[str] = METRIC_COLUMNS
+) -> pd.DataFrame:
     rows = []
     for system in systems:
         part = per_sample[per_sample.system == system]
@@ -258,10 +282,22 @@ def default_workers(device: torch.device) -> int:
     return (cores - 2) // 2 if cores >= 4 else 0
 
 
-def run(segments_file: str | Path, systems: list[str], n_segments: int | None, seeds: int, out: Path,
-        checkpoint: str | Path = DEFAULT_MODEL, batch_size: int = 16, options: SamplingOptions = SamplingOptions(),
-        progress=None, workers: int | None = None, model: torch.nn.Module | None = None,
-        scale_table: str = "ours", device: str | torch.device = "cpu", precision: str = "auto") -> pd.DataFrame:
+def run(
+    segments_file: str | Path,
+    systems: list[str],
+    n_segments: int | None,
+    seeds: int,
+    out: Path,
+    checkpoint: str | Path = DEFAULT_MODEL,
+    batch_size: int = 16,
+    options: SamplingOptions = SamplingOptions(),
+    progress=None,
+    workers: int | None = None,
+    model: torch.nn.Module | None = None,
+    scale_table: str = "ours",
+    device: str | torch.device = "cpu",
+    precision: str = "auto",
+) -> pd.DataFrame:
     """Evaluate ``systems``; ``model`` (already loaded, on any device) takes precedence over
     ``checkpoint`` (a shipped model's name or a path, loaded onto ``device``). ``precision``
     (``fgg.precision``) replaces ``options.precision``. ``workers`` scoring processes run
@@ -279,8 +315,17 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
     model_device = next(iter(model.parameters()), torch.zeros(0)).device
     options = replace(options, precision=resolve_precision(precision, model_device))
     model_name = str(checkpoint) if str(checkpoint) in SHIPPED_MODELS else str(Path(checkpoint).resolve())
-    check_run_settings(out, {"model": model_name, "scale_table": scale_table, "cfg_scale": options.cfg_scale,
-                             "steps": options.steps, "strength": options.strength, "precision": options.precision})
+    check_run_settings(
+        out,
+        {
+            "model": model_name,
+            "scale_table": scale_table,
+            "cfg_scale": options.cfg_scale,
+            "steps": options.steps,
+            "strength": options.strength,
+            "precision": options.precision,
+        },
+    )
     ctx = EvalContext(model, options=options)
     per_sample_path = out / "per_sample.csv"
     done = set()
@@ -315,32 +360,53 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
         record_run(out, seconds=now - clock)
         clock = now
 
-    with pool_cls(workers, initializer=_init_worker, initargs=(str(segments_file), str(out / ".work"), workers > 0)) as pool:
+    with pool_cls(
+        workers, initializer=_init_worker, initargs=(str(segments_file), str(out / ".work"), workers > 0)
+    ) as pool:
         for system in order:
             for seed in range(seeds):
                 roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
                 stored = load_stored_rolls(roll_file, chosen)
-                rolls, filled = stored or (np.zeros((len(chosen), 2, SEGMENT_STEPS, N_PITCHES), dtype=bool),
-                                           np.zeros(len(chosen), dtype=bool))
-                unguided_all = (load_stored_rolls(out / "rolls" / f"no_fgg_seed{seed}.npz", chosen)
-                                if system != "no_fgg" else None)
+                rolls, filled = stored or (
+                    np.zeros((len(chosen), 2, SEGMENT_STEPS, N_PITCHES), dtype=bool),
+                    np.zeros(len(chosen), dtype=bool),
+                )
+                unguided_all = (
+                    load_stored_rolls(out / "rolls" / f"no_fgg_seed{seed}.npz", chosen) if system != "no_fgg" else None
+                )
                 last_save = time.perf_counter()
                 for lo in range(0, len(chosen), batch_size):
-                    idx = chosen[lo:lo + batch_size]
+                    idx = chosen[lo : lo + batch_size]
                     part = slice(lo, lo + len(idx))
                     pending = [(j, int(s)) for j, s in enumerate(idx) if (system, int(s), seed) not in done]
                     batch = SegmentBatch.from_segments(segments, idx, scale_table)
-                    unguided = None if unguided_all is None or not unguided_all[1][part].all() else unguided_all[0][part]
+                    unguided = (
+                        None if unguided_all is None or not unguided_all[1][part].all() else unguided_all[0][part]
+                    )
                     uncorrected = None
                     if pending or not filled[part].all():
-                        output = run_system(system, batch, [item_seed(seed, int(s)) for s in idx], ctx,
-                                            unguided=unguided)
+                        output = run_system(
+                            system, batch, [item_seed(seed, int(s)) for s in idx], ctx, unguided=unguided
+                        )
                         rolls[part], filled[part] = output.rolls, True
                         uncorrected = output.uncorrected
                     if pending:
-                        scoring.append(pool.submit(_score_jobs, [
-                            (system, s, seed, rolls[lo + j], batch.allowed[j],
-                             None if uncorrected is None else uncorrected[j]) for j, s in pending]))
+                        scoring.append(
+                            pool.submit(
+                                _score_jobs,
+                                [
+                                    (
+                                        system,
+                                        s,
+                                        seed,
+                                        rolls[lo + j],
+                                        batch.allowed[j],
+                                        None if uncorrected is None else uncorrected[j],
+                                    )
+                                    for j, s in pending
+                                ],
+                            )
+                        )
                         write_scored(wait=False)
                     for j in range(len(idx)):
                         heat[system] += root_relative_out_of_key(rolls[lo + j], batch.allowed[j], batch.root[j])
@@ -361,8 +427,9 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
     per_sample = per_sample[per_sample.segment.isin(chosen) & per_sample.seed.lt(seeds)]
     summary = summarize(per_sample, out, systems, seeds)
     summary.to_csv(out / "summary.csv", index=False)
-    heat_table = pd.DataFrame([{"system": s, "interval": i, "count": int(c)}
-                               for s in systems for i, c in enumerate(heat[s])])
+    heat_table = pd.DataFrame(
+        [{"system": s, "interval": i, "count": int(c)} for s in systems for i, c in enumerate(heat[s])]
+    )
     heat_table.to_csv(out / "out_of_key_pitch_classes.csv", index=False)
     from eval.plots import write_report
 
@@ -374,8 +441,9 @@ def run(segments_file: str | Path, systems: list[str], n_segments: int | None, s
 def write_examples(out: Path, system: str, chosen: np.ndarray, rolls: np.ndarray, segments: dict) -> None:
     (out / "midi").mkdir(exist_ok=True)
     for j, seg in enumerate(chosen[:EXAMPLE_SEGMENTS]):
-        midi = rolls_to_midi({"melody": segments["melody"][seg], "accompaniment": rolls[j]},
-                             float(segments["tempo"][seg]))
+        midi = rolls_to_midi(
+            {"melody": segments["melody"][seg], "accompaniment": rolls[j]}, float(segments["tempo"][seg])
+        )
         midi.write(str(out / "midi" / f"segment{int(seg):04d}_{system}.mid"))
 
 
@@ -385,14 +453,27 @@ def _run_combined(args, n: int | None, device) -> int:
 
     model = load_model(resolve_checkpoint(args.checkpoint or args.model), device)[0]
     if mode_of(model.config) != "melody+accompaniment":
-        raise ValueError("--mode melody+accompaniment needs a checkpoint of that mode "
-                         "(python -m fgg.train --mode melody+accompaniment)")
+        raise ValueError(
+            "--mode melody+accompaniment needs a checkpoint of that mode "
+            "(python -m fgg.train --mode melody+accompaniment)"
+        )
     options = SamplingOptions(cfg_scale=args.cfg, steps=args.steps, precision=resolve_precision(args.precision, device))
-    summary = run_combined(args.segments_file, n, Path(args.out), model, str(args.checkpoint or args.model), options,
-                           args.batch_size)
+    summary = run_combined(
+        args.segments_file, n, Path(args.out), model, str(args.checkpoint or args.model), options, args.batch_size
+    )
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
-        print(summary[["system", "n", "out_of_key_rate", "out_of_key_rate_melody", "chord_accuracy_labels",
-                       "melody_pitch_class_entropy"]].to_string(index=False))
+        print(
+            summary[
+                [
+                    "system",
+                    "n",
+                    "out_of_key_rate",
+                    "out_of_key_rate_melody",
+                    "chord_accuracy_labels",
+                    "melody_pitch_class_entropy",
+                ]
+            ].to_string(index=False)
+        )
     return 0
 
 
@@ -400,24 +481,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n")[0])
     parser.add_argument("--segments", default="all", help="number of validation segments, or 'all'")
     parser.add_argument("--systems", default="all", help=f"comma list from {','.join(SYSTEMS)} or 'all'")
-    parser.add_argument("--mode", choices=["accompaniment", "melody+accompaniment"], default="accompaniment",
-                        help="melody+accompaniment: a model of that mode from the chords alone, systems fgg, no_fgg "
-                             "and ground_truth (eval/combined.py); one seed")
+    parser.add_argument(
+        "--mode",
+        choices=["accompaniment", "melody+accompaniment"],
+        default="accompaniment",
+        help="melody+accompaniment: a model of that mode from the chords alone, systems fgg, no_fgg "
+        "and ground_truth (eval/combined.py); one seed",
+    )
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", required=True)
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS), help="shipped model")
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
-    parser.add_argument("--scale-table", choices=SCALE_TABLES, default="ours",
-                        help="chord -> scale table that guides FGG and the corrections (both are scored)")
+    parser.add_argument(
+        "--scale-table",
+        choices=SCALE_TABLES,
+        default="ours",
+        help="chord -> scale table that guides FGG and the corrections (both are scored)",
+    )
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--cfg", type=float, default=7.5)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help=PRECISION_HELP)
-    parser.add_argument("--workers", type=int, help="scoring processes beside sampling (0 = score inline; "
-                        "default: none on a CPU with < 4 cores, all cores but one beside a GPU)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="scoring processes beside sampling (0 = score inline; "
+        "default: none on a CPU with < 4 cores, all cores but one beside a GPU)",
+    )
     args = parser.parse_args(argv)
     systems = list(SYSTEMS) if args.systems == "all" else [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = [s for s in systems if s not in SYSTEMS]
@@ -430,17 +522,42 @@ def main(argv: list[str] | None = None) -> int:
         device = resolve_device(args.device)
         if args.mode == "melody+accompaniment":
             return _run_combined(args, n, device)
-        summary = run(args.segments_file, systems, n, args.seeds, Path(args.out), args.checkpoint or args.model,
-                      args.batch_size, SamplingOptions(cfg_scale=args.cfg, steps=args.steps), workers=args.workers,
-                      scale_table=args.scale_table, device=device, precision=args.precision)
+        summary = run(
+            args.segments_file,
+            systems,
+            n,
+            args.seeds,
+            Path(args.out),
+            args.checkpoint or args.model,
+            args.batch_size,
+            SamplingOptions(cfg_scale=args.cfg, steps=args.steps),
+            workers=args.workers,
+            scale_table=args.scale_table,
+            device=device,
+            precision=args.precision,
+        )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    record_run(Path(args.out), command="python -m eval.run " + " ".join(argv if argv is not None else sys.argv[1:]),
-               device=str(device), device_name=device_description(device), torch_threads=torch.get_num_threads(),
-               segments=int(summary["n"].max()) // args.seeds if len(summary) else 0)
-    cols = ["system", "n", "out_of_key_rate", "out_of_key_rate_paper_table", "chord_accuracy",
-            "chord_similarity", "chord_similarity_full", "note_density", "groove_similarity"]
+    record_run(
+        Path(args.out),
+        command="python -m eval.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        device=str(device),
+        device_name=device_description(device),
+        torch_threads=torch.get_num_threads(),
+        segments=int(summary["n"].max()) // args.seeds if len(summary) else 0,
+    )
+    cols = [
+        "system",
+        "n",
+        "out_of_key_rate",
+        "out_of_key_rate_paper_table",
+        "chord_accuracy",
+        "chord_similarity",
+        "chord_similarity_full",
+        "note_density",
+        "groove_similarity",
+    ]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
         print(summary[[c for c in cols if c in summary]].to_string(index=False))
     print(json.dumps({"out": args.out, "seconds": round(time.perf_counter() - began, 1)}))

@@ -6,6 +6,7 @@ prints one JSON line: chord steps, steps where the sets differ (and as a fractio
 is a strict superset / strict subset of the paper's / neither, and the differing steps per
 chord quality of our table. The figures in ``eval/METRICS.md`` come from this command.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,10 +33,15 @@ def compare_tables(root: np.ndarray, chroma: np.ndarray) -> dict:
     subset = differ & (ours <= paper).all(axis=1)
     qualities = chord_quality(root_t, chroma_t).numpy()
     n = int(has_chord.sum())
-    return {"chord_steps": n, "differ": int(differ.sum()), "differ_fraction": round(float(differ.mean()), 4) if n else 0.0,
-            "ours_strict_superset": int(superset.sum()), "ours_strict_subset": int(subset.sum()),
-            "neither": int((differ & ~superset & ~subset).sum()),
-            "differ_by_quality": {QUALITIES[q]: c for q, c in sorted(Counter(qualities[differ].tolist()).items())}}
+    return {
+        "chord_steps": n,
+        "differ": int(differ.sum()),
+        "differ_fraction": round(float(differ.mean()), 4) if n else 0.0,
+        "ours_strict_superset": int(superset.sum()),
+        "ours_strict_subset": int(subset.sum()),
+        "neither": int((differ & ~superset & ~subset).sum()),
+        "differ_by_quality": {QUALITIES[q]: c for q, c in sorted(Counter(qualities[differ].tolist()).items())},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

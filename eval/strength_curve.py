@@ -9,6 +9,7 @@ segments, plus ``n`` and 95 % CI half-widths) and ``DIR/strength_curve.html`` (p
 Strength 0 is the unguided sampler bit for bit (``no_fgg``), 1 is full FGG (0 out of key);
 in between, FGG forbids the harshest share of the out-of-key pitch classes
 (``fgg.guidance.graded_allowed``)."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,9 +42,16 @@ CURVE_COLUMNS = ["strength", "out_of_key_rate", "chord_accuracy", "chord_similar
 DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def strength_curve(model: torch.nn.Module, segments: dict, chosen: np.ndarray, strengths=DEFAULT_STRENGTHS,
-                   options: SamplingOptions = SamplingOptions(), batch_size: int = 16, seed: int = 0,
-                   progress=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def strength_curve(
+    model: torch.nn.Module,
+    segments: dict,
+    chosen: np.ndarray,
+    strengths=DEFAULT_STRENGTHS,
+    options: SamplingOptions = SamplingOptions(),
+    batch_size: int = 16,
+    seed: int = 0,
+    progress=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(curve: one row per strength with means and ``_ci95``, per_sample: one row per
     strength x segment). The out-of-key rate uses the table that guides (ours)."""
     ctx = EvalContext(model, options=options)
@@ -52,15 +60,20 @@ def strength_curve(model: torch.nn.Module, segments: dict, chosen: np.ndarray, s
     for strength in strengths:
         ctx.options = replace(options, strength=float(strength))
         for lo in range(0, len(chosen), batch_size):
-            idx = chosen[lo:lo + batch_size]
+            idx = chosen[lo : lo + batch_size]
             batch = SegmentBatch.from_segments(segments, idx)
             rolls = sample_system(batch, [item_seed(seed, int(s)) for s in idx], ctx, fgg=True).rolls
             for j, s in enumerate(idx):
                 chords = scorer.score(rolls[j], str(int(s)), segments["accompaniment"][s])
-                rows.append({"strength": float(strength), "segment": int(s),
-                             "out_of_key_rate": M.out_of_key_rate(rolls[j], batch.allowed[j]),
-                             "chord_accuracy": chords["chord_accuracy"],
-                             "chord_similarity_full": chords["chord_similarity_full"]})
+                rows.append(
+                    {
+                        "strength": float(strength),
+                        "segment": int(s),
+                        "out_of_key_rate": M.out_of_key_rate(rolls[j], batch.allowed[j]),
+                        "chord_accuracy": chords["chord_accuracy"],
+                        "chord_similarity_full": chords["chord_similarity_full"],
+                    }
+                )
             if progress is not None:
                 progress(len(rows), len(strengths) * len(chosen))
     per_sample = pd.DataFrame(rows)
@@ -75,15 +88,33 @@ def strength_curve(model: torch.nn.Module, segments: dict, chosen: np.ndarray, s
 def curve_figure(curve: pd.DataFrame) -> go.Figure:
     """Out-of-key rate (left axis) and chord metrics (right axis) against strength, with CIs."""
     fig = go.Figure()
-    fig.add_scatter(x=curve["strength"], y=curve["out_of_key_rate"], name="out-of-key rate", mode="lines+markers",
-                    error_y=dict(type="data", array=curve.get("out_of_key_rate_ci95")), line=dict(color="#d62728"))
+    fig.add_scatter(
+        x=curve["strength"],
+        y=curve["out_of_key_rate"],
+        name="out-of-key rate",
+        mode="lines+markers",
+        error_y=dict(type="data", array=curve.get("out_of_key_rate_ci95")),
+        line=dict(color="#d62728"),
+    )
     for col, color in (("chord_accuracy", "#1f77b4"), ("chord_similarity_full", "#2ca02c")):
-        fig.add_scatter(x=curve["strength"], y=curve[col], name=col.replace("_", " "), mode="lines+markers",
-                        yaxis="y2", error_y=dict(type="data", array=curve.get(f"{col}_ci95")), line=dict(color=color))
-    fig.update_layout(title="FGG strength: out-of-key rate vs chord metrics", height=380, margin=dict(t=40, b=40),
-                      xaxis=dict(title="FGG strength"), yaxis=dict(title="out-of-key rate (16th steps)"),
-                      yaxis2=dict(title="chord metric", overlaying="y", side="right"),
-                      legend=dict(orientation="h", y=-0.2))
+        fig.add_scatter(
+            x=curve["strength"],
+            y=curve[col],
+            name=col.replace("_", " "),
+            mode="lines+markers",
+            yaxis="y2",
+            error_y=dict(type="data", array=curve.get(f"{col}_ci95")),
+            line=dict(color=color),
+        )
+    fig.update_layout(
+        title="FGG strength: out-of-key rate vs chord metrics",
+        height=380,
+        margin=dict(t=40, b=40),
+        xaxis=dict(title="FGG strength"),
+        yaxis=dict(title="out-of-key rate (16th steps)"),
+        yaxis2=dict(title="chord metric", overlaying="y", side="right"),
+        legend=dict(orientation="h", y=-0.2),
+    )
     return fig
 
 
@@ -118,8 +149,11 @@ def main(argv: list[str] | None = None) -> int:
     curve_figure(curve).write_html(out / "strength_curve.html", include_plotlyjs="cdn")  # small; the app draws it too
     with pd.option_context("display.width", 160, "display.precision", 4):
         print(curve[["n"] + CURVE_COLUMNS].to_string(index=False))
-    print(json.dumps({"out": str(out), "model": args.checkpoint or args.model,
-                      "seconds": round(time.perf_counter() - began, 1)}))
+    print(
+        json.dumps(
+            {"out": str(out), "model": args.checkpoint or args.model, "seconds": round(time.perf_counter() - began, 1)}
+        )
+    )
     return 0
 
 

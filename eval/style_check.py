@@ -9,6 +9,7 @@ accompaniment in melody+accompaniment mode. Two shares per piece: notes outside 
 D Dorian): evidence that the music *sounds* modal, not merely filtered. Writes
 ``style_check.csv`` (one row per piece) and prints the table the README shows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,30 +31,42 @@ def check(generator: Generator, pieces: int = 20, bars: int = 8) -> pd.DataFrame
     for style in STYLES.values():
         for fgg in (True, False):
             for seed in range(pieces):
-                r = generator.generate(style.chords, scale=style.scale, scale_mode="strict", fgg=fgg, bars=bars,
-                                       seed=seed)
+                r = generator.generate(
+                    style.chords, scale=style.scale, scale_mode="strict", fgg=fgg, bars=bars, seed=seed
+                )
                 tracks = [r.accompaniment] + ([r.melody] if r.melody_generated else [])
                 whole = np.concatenate(tracks, axis=1)  # the tracks one after the other in time
                 allowed = np.concatenate([r.allowed] * len(tracks))
-                rows.append({"style": style.name, "fgg": fgg, "seed": seed,
-                             "notes": sum(len(roll_to_notes(t)) for t in tracks),
-                             "outside_scale": out_of_key_note_rate(whole, allowed),
-                             "characteristic": pitch_class_share(whole, style.characteristic_pitch_classes)})
+                rows.append(
+                    {
+                        "style": style.name,
+                        "fgg": fgg,
+                        "seed": seed,
+                        "notes": sum(len(roll_to_notes(t)) for t in tracks),
+                        "outside_scale": out_of_key_note_rate(whole, allowed),
+                        "characteristic": pitch_class_share(whole, style.characteristic_pitch_classes),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def table(rows: pd.DataFrame) -> str:
     """Mean ± 95 % CI per style × FGG, as markdown."""
-    lines = ["| style | FGG | notes outside the scale | notes on the characteristic degree(s) | notes / piece |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "| style | FGG | notes outside the scale | notes on the characteristic degree(s) | notes / piece |",
+        "|---|---|---|---|---|",
+    ]
     for (style, fgg), part in rows.groupby(["style", "fgg"], sort=False):
         cells = []
         for column in ("outside_scale", "characteristic"):
             values = part[column].dropna()
             ci = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
             cells.append(f"{100 * values.mean():.1f} % ± {100 * ci:.1f}")
-        lines.append(f"| {style} ({', '.join(STYLES[style].characteristic)}) | {'on' if fgg else 'off'} | "
-                     + " | ".join(cells) + f" | {part.notes.mean():.0f} |")
+        lines.append(
+            f"| {style} ({', '.join(STYLES[style].characteristic)}) | {'on' if fgg else 'off'} | "
+            + " | ".join(cells)
+            + f" | {part.notes.mean():.0f} |"
+        )
     return "\n".join(lines)
 
 

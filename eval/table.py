@@ -6,6 +6,7 @@
 
 Cells are ``mean ± 95 % CI half-width`` from each run's ``summary.csv``; rates in percent.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -15,27 +16,57 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-PERCENT = {"out_of_key_rate", "out_of_key_rate_paper_table", "out_of_key_note_rate", "key_out_of_key_rate",
-           "smg_out_of_key_fraction", "key_fixes_per_note", "out_of_key_rate_melody", "out_of_key_rate_accompaniment"}
+PERCENT = {
+    "out_of_key_rate",
+    "out_of_key_rate_paper_table",
+    "out_of_key_note_rate",
+    "key_out_of_key_rate",
+    "smg_out_of_key_fraction",
+    "key_fixes_per_note",
+    "out_of_key_rate_melody",
+    "out_of_key_rate_accompaniment",
+}
 # Every summary column a person may see: its name, its unit, and one line on what it is
 # (eval/METRICS.md has the formulas and the edge cases).
 METRIC_INFO: dict[str, tuple[str, str, str]] = {
-    "out_of_key_rate": ("out-of-key (our table)", "% of steps",
-                        "Steps where a sounding note is outside the scale our table derives from the chord. Lower is better."),
-    "out_of_key_rate_paper_table": ("out-of-key (paper's table)", "% of steps",
-                                    "The same rate with the paper's stricter chord → scale table."),
+    "out_of_key_rate": (
+        "out-of-key (our table)",
+        "% of steps",
+        "Steps where a sounding note is outside the scale our table derives from the chord. Lower is better.",
+    ),
+    "out_of_key_rate_paper_table": (
+        "out-of-key (paper's table)",
+        "% of steps",
+        "The same rate with the paper's stricter chord → scale table.",
+    ),
     "out_of_key_note_rate": ("out-of-key notes", "% of notes", "Notes that touch a disallowed pitch class anywhere."),
-    "key_out_of_key_rate": ("out-of-key (annotated key)", "% of steps",
-                            "Steps with a note outside the song's annotated key (POP909 key labels)."),
-    "smg_out_of_key_fraction": ("out-of-key (detected key)", "% of steps",
-                                "smg-metrics: against a key detected from the accompaniment itself."),
-    "chord_accuracy": ("chord accuracy", "0–1", "Per-beat chords recognised in the output vs in the human "
-                       "accompaniment (root + major/minor; smg-metrics). Higher is better."),
+    "key_out_of_key_rate": (
+        "out-of-key (annotated key)",
+        "% of steps",
+        "Steps with a note outside the song's annotated key (POP909 key labels).",
+    ),
+    "smg_out_of_key_fraction": (
+        "out-of-key (detected key)",
+        "% of steps",
+        "smg-metrics: against a key detected from the accompaniment itself.",
+    ),
+    "chord_accuracy": (
+        "chord accuracy",
+        "0–1",
+        "Per-beat chords recognised in the output vs in the human "
+        "accompaniment (root + major/minor; smg-metrics). Higher is better.",
+    ),
     "chord_accuracy_labels": ("chord acc. vs input", "0–1", "Recognised chords vs the chords the model was given."),
-    "chord_similarity": ("chord similarity (smg, bars 1–2)", "−1–1",
-                         "Cosine of PolyDis chord embeddings vs the human accompaniment, bars 1–2 only (smg-metrics)."),
-    "chord_similarity_full": ("chord similarity (full)", "−1–1",
-                              "The same cosine averaged over bars 1–2 and 3–4: read the paper's 0.767 against this."),
+    "chord_similarity": (
+        "chord similarity (smg, bars 1–2)",
+        "−1–1",
+        "Cosine of PolyDis chord embeddings vs the human accompaniment, bars 1–2 only (smg-metrics).",
+    ),
+    "chord_similarity_full": (
+        "chord similarity (full)",
+        "−1–1",
+        "The same cosine averaged over bars 1–2 and 3–4: read the paper's 0.767 against this.",
+    ),
     "note_density": ("notes / bar", "notes", "How many notes the accompaniment plays per bar."),
     "polyphony": ("polyphony", "notes", "Mean number of notes sounding together (where something sounds)."),
     "pitch_range": ("pitch range", "semitones", "Highest minus lowest pitch."),
@@ -43,30 +74,57 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "oa_pitch": ("OA pitch", "0–1", "Overlap of the pitch histograms of the output and the human accompaniment."),
     "oa_duration": ("OA duration", "0–1", "Overlap of the note-length histograms with the human accompaniment."),
     "oa_ioi": ("OA inter-onset", "0–1", "Overlap of the inter-onset-interval histograms with the human accompaniment."),
-    "notes_edited": ("notes edited at the end", "notes", "Notes the system's final correction changed "
-                     "(empty for systems that correct nothing)."),
+    "notes_edited": (
+        "notes edited at the end",
+        "notes",
+        "Notes the system's final correction changed (empty for systems that correct nothing).",
+    ),
     "key_fixes": ("wrong notes fixed at the end", "notes", "Out-of-key notes the final correction had to fix."),
     "key_fixes_per_note": ("… per note", "% of notes", "The same, per note of the uncorrected prediction."),
     "diversity": ("diversity", "0–1", "How different the samples of one segment are across seeds (needs ≥ 2 seeds)."),
     # melody+accompaniment runs (eval/combined.py)
     "out_of_key_rate_melody": ("out-of-key melody", "% of steps", "The out-of-key rate of the melody track alone."),
-    "out_of_key_rate_accompaniment": ("out-of-key accompaniment", "% of steps",
-                                      "The out-of-key rate of the accompaniment track alone."),
+    "out_of_key_rate_accompaniment": (
+        "out-of-key accompaniment",
+        "% of steps",
+        "The out-of-key rate of the accompaniment track alone.",
+    ),
     "melody_notes": ("melody notes", "notes", "Notes in the melody (4 bars)."),
     "melody_range": ("melody range", "semitones", "Highest minus lowest melody pitch."),
-    "melody_pitch_class_entropy": ("melody pitch-class entropy", "bits",
-                                   "How evenly the melody uses the 12 pitch classes (0 = one, 3.58 = all equally)."),
+    "melody_pitch_class_entropy": (
+        "melody pitch-class entropy",
+        "bits",
+        "How evenly the melody uses the 12 pitch classes (0 = one, 3.58 = all equally).",
+    ),
     "melody_longest_run": ("melody's longest phrase", "16ths", "The longest stretch the melody plays without a rest."),
-    "melody_strong_beat_chord_tones": ("chord tones on strong beats", "0–1",
-                                       "Share of melody notes on beats 1 and 3 that are tones of the chord."),
+    "melody_strong_beat_chord_tones": (
+        "chord tones on strong beats",
+        "0–1",
+        "Share of melody notes on beats 1 and 3 that are tones of the chord.",
+    ),
 }
 
 
-HEADLINE = [(m, METRIC_INFO[m][0]) for m in ("out_of_key_rate", "out_of_key_rate_paper_table", "chord_accuracy",
-                                              "chord_similarity", "chord_similarity_full", "note_density")]
-FULL = HEADLINE[:2] + [(m, METRIC_INFO[m][0]) for m in ("key_out_of_key_rate",)] + HEADLINE[2:] + [
-    (m, METRIC_INFO[m][0]) for m in ("chord_accuracy_labels", "groove_similarity", "oa_pitch", "key_fixes",
-                                     "key_fixes_per_note")]
+HEADLINE = [
+    (m, METRIC_INFO[m][0])
+    for m in (
+        "out_of_key_rate",
+        "out_of_key_rate_paper_table",
+        "chord_accuracy",
+        "chord_similarity",
+        "chord_similarity_full",
+        "note_density",
+    )
+]
+FULL = (
+    HEADLINE[:2]
+    + [(m, METRIC_INFO[m][0]) for m in ("key_out_of_key_rate",)]
+    + HEADLINE[2:]
+    + [
+        (m, METRIC_INFO[m][0])
+        for m in ("chord_accuracy_labels", "groove_similarity", "oa_pitch", "key_fixes", "key_fixes_per_note")
+    ]
+)
 
 
 def cell(summary: pd.DataFrame, system: str, metric: str) -> str:
@@ -76,8 +134,21 @@ def cell(summary: pd.DataFrame, system: str, metric: str) -> str:
     mean, ci = summary.loc[system, metric], summary.loc[system].get(f"{metric}_ci95", float("nan"))
     if metric in PERCENT:
         return f"{100 * mean:.2f} % ± {100 * ci:.2f}"
-    digits = 1 if metric in ("note_density", "key_fixes", "polyphony", "pitch_range", "notes_edited", "melody_notes",
-                             "melody_range", "melody_longest_run") else 3
+    digits = (
+        1
+        if metric
+        in (
+            "note_density",
+            "key_fixes",
+            "polyphony",
+            "pitch_range",
+            "notes_edited",
+            "melody_notes",
+            "melody_range",
+            "melody_longest_run",
+        )
+        else 3
+    )
     return f"{mean:.{digits}f} ± {ci:.{digits}f}"
 
 
@@ -86,8 +157,11 @@ def readable_summary(summary: pd.DataFrame) -> pd.DataFrame:
     "name (unit)" headers, and only the metrics the run computed."""
     summary = summary.set_index("system") if "system" in summary else summary
     metrics = [m for m in METRIC_INFO if m in summary and summary[m].notna().any()]
-    table = pd.DataFrame({"system": summary.index, "segments × seeds": summary["n"].astype(int).values}
-                         if "n" in summary else {"system": summary.index})
+    table = pd.DataFrame(
+        {"system": summary.index, "segments × seeds": summary["n"].astype(int).values}
+        if "n" in summary
+        else {"system": summary.index}
+    )
     for metric in metrics:
         label, unit, _ = METRIC_INFO[metric]
         table[f"{label} ({unit})"] = [cell(summary, system, metric) for system in summary.index]
@@ -104,8 +178,10 @@ def load(folder: str | Path) -> pd.DataFrame:
 def headline_table(runs: dict[str, pd.DataFrame], systems=("fgg", "no_fgg")) -> str:
     """One row per metric, one column per run × system."""
     columns = [(name, system) for name in runs for system in systems]
-    lines = ["| | " + " | ".join(f"{name} `{system}`" for name, system in columns) + " |",
-             "|---|" + "---|" * len(columns)]
+    lines = [
+        "| | " + " | ".join(f"{name} `{system}`" for name, system in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
     for metric, label in HEADLINE:
         lines.append(f"| {label} | " + " | ".join(cell(runs[n], s, metric) for n, s in columns) + " |")
     return "\n".join(lines)
@@ -115,13 +191,20 @@ def full_table(summary: pd.DataFrame) -> str:
     """One row per system, one column per metric."""
     lines = ["| system | " + " | ".join(label for _, label in FULL) + " |", "|---|" + "---|" * len(FULL)]
     for system in summary.index:
-        lines.append(f"| `{system}` (n = {int(summary.loc[system, 'n'])}) | "
-                     + " | ".join(cell(summary, system, m) for m, _ in FULL) + " |")
+        lines.append(
+            f"| `{system}` (n = {int(summary.loc[system, 'n'])}) | "
+            + " | ".join(cell(summary, system, m) for m, _ in FULL)
+            + " |"
+        )
     return "\n".join(lines)
 
 
-PAIRED = [("chord_accuracy", "chord accuracy"), ("chord_similarity", "chord similarity (smg)"),
-          ("chord_similarity_full", "chord similarity (full)"), ("out_of_key_rate_paper_table", "out-of-key (paper's table)")]
+PAIRED = [
+    ("chord_accuracy", "chord accuracy"),
+    ("chord_similarity", "chord similarity (smg)"),
+    ("chord_similarity_full", "chord similarity (full)"),
+    ("out_of_key_rate_paper_table", "out-of-key (paper's table)"),
+]
 
 
 def paired_table(per_sample: pd.DataFrame, system: str) -> str:

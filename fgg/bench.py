@@ -10,6 +10,7 @@ autocast, bf16 + channels-last, optionally ``torch.compile``); this machine's bf
 peak and the floor it puts under the 4-bar time; training throughput (``fgg.train``'s own
 step: samples/s). ``--train`` measures training only.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,16 +68,21 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype = torch.bfloat16
         a @ b
         if device.type == "cuda":
             torch.cuda.synchronize()
-    return 2 * n ** 3 / _median_seconds(mm, 7) / 1e9
+
+    return 2 * n**3 / _median_seconds(mm, 7) / 1e9
 
 
-def forward_variants(model: UNet, device: torch.device, batch: int = 2, repeats: int = 9,
-                     compile_model: bool = False) -> dict[str, float]:
+def forward_variants(
+    model: UNet, device: torch.device, batch: int = 2, repeats: int = 9, compile_model: bool = False
+) -> dict[str, float]:
     """Seconds per network forward (batch 2 = one CFG step) along the fast path, interleaved."""
     x = torch.randn(batch, model.config.in_channels, SEGMENT_STEPS, N_PITCHES, device=device)
     t = torch.full((batch,), 500, device=device)
-    variants = {"fp32": network(model, "fp32"), "bf16_autocast_nchw": _autocast_nchw(model),
-                "bf16_channels_last": network(model, "bf16")}
+    variants = {
+        "fp32": network(model, "fp32"),
+        "bf16_autocast_nchw": _autocast_nchw(model),
+        "bf16_channels_last": network(model, "bf16"),
+    }
     if compile_model:
         variants["bf16_channels_last_compiled"] = network(torch.compile(model), "bf16")
 
@@ -85,7 +91,9 @@ def forward_variants(model: UNet, device: torch.device, batch: int = 2, repeats:
             fn(x, t)
             if device.type == "cuda":
                 torch.cuda.synchronize()
+
         return run
+
     with torch.inference_mode():
         times = _interleaved_medians([timed(fn) for fn in variants.values()], repeats)
     return {f"forward_{name}_s": round(s, 4) for name, s in zip(variants, times, strict=True)}
@@ -95,6 +103,7 @@ def _autocast_nchw(model: UNet):
     def run(x, t):
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             return model(x, t).float()
+
     return run
 
 
@@ -122,6 +131,7 @@ def legacy_step(trainer):
             for p_ema, p in zip(trainer.ema.parameters(), trainer.model.parameters(), strict=True):
                 p_ema.lerp_(p, 1 - decay)
         return loss.item()
+
     return step
 
 
@@ -151,14 +161,18 @@ def _host_profile(step, batches) -> dict[str, float]:
         while parent is not None and not parent.name.startswith("aten::"):
             parent = parent.cpu_parent
         return parent is not None
+
     top = [e for e in prof.events() if e.name.startswith("aten::") and not inside_an_op(e)]
     n = len(batches)
-    return {"host_ops_per_step": round(len(top) / n, 1),
-            "reads_back_per_step": round(sum(e.name == "aten::item" for e in top) / n, 2)}
+    return {
+        "host_ops_per_step": round(len(top) / n, 1),
+        "reads_back_per_step": round(sum(e.name == "aten::item" for e in top) / n, 2),
+    }
 
 
-def bench_training(preset: str, device: torch.device, batch: int, steps: int = 6, compile_model: bool = False,
-                   baseline: bool = False) -> dict:
+def bench_training(
+    preset: str, device: torch.device, batch: int, steps: int = 6, compile_model: bool = False, baseline: bool = False
+) -> dict:
     """``fgg.train``'s training step on synthetic POP909-shaped batches: samples/s; with
     ``baseline``, also the pre-issue-10 step (``legacy_step``) and, for both, the host-side
     operator and sync counts per step (the profiler's view of launch/sync overhead)."""
@@ -167,8 +181,11 @@ def bench_training(preset: str, device: torch.device, batch: int, steps: int = 6
     cfg = TrainConfig(preset=preset, batch_size=batch)
     trainer = Trainer(cfg, device, compile_model=compile_model)
     batches = [trainer.synthetic_batch(seed) for seed in range(steps + 1)]
-    result = {"train_preset": preset, "train_batch": batch,
-              "train_samples_per_s": round(_train_rate(trainer.step, batches, trainer.sync), 1)}
+    result = {
+        "train_preset": preset,
+        "train_batch": batch,
+        "train_samples_per_s": round(_train_rate(trainer.step, batches, trainer.sync), 1),
+    }
     if baseline:
         result.update({f"train_{k}": v for k, v in _host_profile(trainer.step, batches[:3]).items()})
         old = legacy_step(Trainer(cfg, device))
@@ -188,19 +205,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd network (slow to build)")
     parser.add_argument("--train", action="store_true", help="measure training throughput only")
     parser.add_argument("--train-batch", type=int, default=0, help="training batch (default 128 on CUDA, 32 on CPU)")
-    parser.add_argument("--baseline", action="store_true",
-                        help="with --train: also the pre-issue-10 training step, and host-side op/sync counts")
+    parser.add_argument(
+        "--baseline",
+        action="store_true",
+        help="with --train: also the pre-issue-10 training step, and host-side op/sync counts",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    common_facts = {"device": str(device), "device_name": device_description(device),
-                    "torch": torch.__version__, "torch_threads": torch.get_num_threads()}
+    common_facts = {
+        "device": str(device),
+        "device_name": device_description(device),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
     train_batch = args.train_batch or (128 if device.type == "cuda" else 32)
     if args.train:
         preset = args.preset or (args.model if args.model in PRESETS else "paper")
-        print(json.dumps({**common_facts, **bench_training(preset, device, train_batch, compile_model=args.compile,
-                                                           baseline=args.baseline)}))
+        print(
+            json.dumps(
+                {
+                    **common_facts,
+                    **bench_training(preset, device, train_batch, compile_model=args.compile, baseline=args.baseline),
+                }
+            )
+        )
         return 0
     if args.preset:
         torch.manual_seed(0)
@@ -220,14 +250,23 @@ def main(argv: list[str] | None = None) -> int:
         def run():
             kwargs = {**common, **extra}
             out_of_key[precision] = gens[precision].generate(CHORDS, fgg=fgg, **kwargs).out_of_key_notes
+
         return run
+
     fp32, bf16, bf16_no_fgg, bf16_chords_only = _interleaved_medians(
-        [four_bars("fp32"), four_bars("bf16"), four_bars("bf16", fgg=False),
-         four_bars("bf16", melody=None, rhythm=None)], args.repeats)
+        [
+            four_bars("fp32"),
+            four_bars("bf16"),
+            four_bars("bf16", fgg=False),
+            four_bars("bf16", melody=None, rhythm=None),
+        ],
+        args.repeats,
+    )
     four_bars("fp32")(), four_bars("bf16")()  # the out-of-key counts of the FGG samples
     auto = Generator(model, device)
-    long_piece = _median_seconds(lambda: auto.generate(CHORDS, bars=32, fgg=True, rhythm="eighth_arpeggio"),
-                                 max(3, args.repeats // 4), warmup=1)
+    long_piece = _median_seconds(
+        lambda: auto.generate(CHORDS, bars=32, fgg=True, rhythm="eighth_arpeggio"), max(3, args.repeats // 4), warmup=1
+    )
     peak = matmul_peak_gflops(device)
     flops_4bar = 10 * 2 * forward_gflops(model)  # 10 steps x (conditional + null) forwards
     result = {

@@ -1,5 +1,6 @@
 """Model checkpoints: ``NAME.safetensors`` (weights) + ``NAME.json`` (the ``UNetConfig`` and
 metadata). No pickles anywhere, so a checkpoint is safe to load from an untrusted source."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,10 @@ def save_model(path: str | os.PathLike, model: UNet, meta: dict | None = None, d
     """Write the weights (cast to ``dtype``) and the config/metadata JSON; atomic per file."""
     weights, config = _paths(path)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
-             for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to("cpu", dtype if v.is_floating_point() else v.dtype).contiguous()
+        for k, v in model.state_dict().items()
+    }
     save_file(state, str(weights) + ".tmp")
     os.replace(str(weights) + ".tmp", weights)
     doc = {"format": "fgg-unet-v1", "config": model.config.to_dict(), "dtype": str(dtype).removeprefix("torch.")}

@@ -10,6 +10,7 @@ Encodings (all per 16th-note step):
 - ``root`` (T,) int8: root pitch class, -1 for ``N``.
 - ``bass`` (T,) int8: absolute bass pitch class, -1 for ``N``.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,23 +28,62 @@ _DEGREE_OF_SEMITONE = ["1", "b2", "2", "b3", "3", "4", "b5", "5", "b6", "6", "b7
 
 # Lead-sheet quality suffix -> Harte quality (with Harte extra degrees where needed).
 LEAD_SHEET_QUALITIES = {
-    "": "maj", "maj": "maj", "M": "maj", "Δ": "maj7",
-    "m": "min", "min": "min", "-": "min",
-    "7": "7", "dom7": "7",
-    "maj7": "maj7", "M7": "maj7", "ma7": "maj7", "Δ7": "maj7",
-    "m7": "min7", "min7": "min7", "-7": "min7",
-    "mM7": "minmaj7", "mmaj7": "minmaj7", "minmaj7": "minmaj7", "m(maj7)": "minmaj7",
-    "m7b5": "hdim7", "ø": "hdim7", "ø7": "hdim7", "min7b5": "hdim7",
-    "dim": "dim", "°": "dim", "o": "dim",
-    "dim7": "dim7", "°7": "dim7", "o7": "dim7",
-    "aug": "aug", "+": "aug",
-    "sus4": "sus4", "sus": "sus4", "sus2": "sus2",
-    "7sus4": "sus4(b7)", "7sus": "sus4(b7)",
-    "6": "maj6", "m6": "min6",
-    "9": "9", "maj9": "maj9", "M9": "maj9", "m9": "min9",
-    "add9": "maj(9)", "madd9": "min(9)", "add2": "maj(2)",
-    "11": "11", "m11": "min11", "13": "13", "maj13": "maj13", "m13": "min13",
-    "7b9": "7(b9)", "7#9": "7(#9)", "7#11": "7(#11)", "7b5": "7(b5)", "7#5": "aug(b7)",
+    "": "maj",
+    "maj": "maj",
+    "M": "maj",
+    "Δ": "maj7",
+    "m": "min",
+    "min": "min",
+    "-": "min",
+    "7": "7",
+    "dom7": "7",
+    "maj7": "maj7",
+    "M7": "maj7",
+    "ma7": "maj7",
+    "Δ7": "maj7",
+    "m7": "min7",
+    "min7": "min7",
+    "-7": "min7",
+    "mM7": "minmaj7",
+    "mmaj7": "minmaj7",
+    "minmaj7": "minmaj7",
+    "m(maj7)": "minmaj7",
+    "m7b5": "hdim7",
+    "ø": "hdim7",
+    "ø7": "hdim7",
+    "min7b5": "hdim7",
+    "dim": "dim",
+    "°": "dim",
+    "o": "dim",
+    "dim7": "dim7",
+    "°7": "dim7",
+    "o7": "dim7",
+    "aug": "aug",
+    "+": "aug",
+    "sus4": "sus4",
+    "sus": "sus4",
+    "sus2": "sus2",
+    "7sus4": "sus4(b7)",
+    "7sus": "sus4(b7)",
+    "6": "maj6",
+    "m6": "min6",
+    "9": "9",
+    "maj9": "maj9",
+    "M9": "maj9",
+    "m9": "min9",
+    "add9": "maj(9)",
+    "madd9": "min(9)",
+    "add2": "maj(2)",
+    "11": "11",
+    "m11": "min11",
+    "13": "13",
+    "maj13": "maj13",
+    "m13": "min13",
+    "7b9": "7(b9)",
+    "7#9": "7(#9)",
+    "7#11": "7(#11)",
+    "7b5": "7(b5)",
+    "7#5": "aug(b7)",
     "5": "5",
 }
 _LEAD_SHEET = re.compile(r"^([A-Ga-g])([#b♯♭]*)(.*?)(?:/([A-Ga-g][#b♯♭]*))?$")
@@ -173,8 +213,9 @@ def parse_progression(text: str) -> Progression:
             labels.extend(labels[-BEATS_PER_BAR:])
             continue
         if len(tokens) > BEATS_PER_BAR:
-            raise ValueError(f"bar {number} has {len(tokens)} chords; at most {BEATS_PER_BAR} "
-                             f"(one per beat) fit in a 4/4 bar")
+            raise ValueError(
+                f"bar {number} has {len(tokens)} chords; at most {BEATS_PER_BAR} (one per beat) fit in a 4/4 bar"
+            )
         for token, beats in zip(tokens, beats_for_chords(len(tokens)), strict=True):
             try:
                 labels.extend([to_harte(token)] * beats)

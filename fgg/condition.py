@@ -14,6 +14,7 @@ never occur in the rhythm variant, so the network can tell the two apart.
 
 Melody condition: the melody roll (onset, sustain) as 0/1; the null melody is -1 everywhere.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,8 +29,8 @@ def chroma_on_pitch_axis(chroma: np.ndarray) -> np.ndarray:
     """(..., T, 12) chroma -> (..., T, 64) with the chroma at the C3 and C4 octaves."""
     chroma = np.asarray(chroma, dtype=np.float32)
     out = np.zeros(chroma.shape[:-1] + (N_PITCHES,), dtype=np.float32)
-    out[..., C3_INDEX:C3_INDEX + 12] = chroma
-    out[..., C4_INDEX:C4_INDEX + 12] = chroma
+    out[..., C3_INDEX : C3_INDEX + 12] = chroma
+    out[..., C4_INDEX : C4_INDEX + 12] = chroma
     return out
 
 

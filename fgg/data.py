@@ -24,6 +24,7 @@ Model inputs of one segment (``PianoRollDataset`` item; T = 64 steps, P = 64 pit
 - ``transpose`` () int64: semitones applied (augmentation -5..+6 on the fly, train only).
 The null melody is -1 everywhere (``fgg.condition.null_melody_condition``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,7 +66,8 @@ def find_pop909_dir(path: str | os.PathLike | None = None) -> Path:
     if not (candidate / "index.csv").is_file():
         raise FileNotFoundError(
             f"POP909 not found at {candidate} (no index.csv). Get the POP909 folder from "
-            "https://github.com/music-x-lab/POP909-Dataset and pass --pop909 DIR or set FGG_POP909_DIR.")
+            "https://github.com/music-x-lab/POP909-Dataset and pass --pop909 DIR or set FGG_POP909_DIR."
+        )
     return candidate
 
 
@@ -96,7 +98,7 @@ class SongCollection:
 
     def get(self, field: str, index: int) -> np.ndarray:
         off = self.offsets[field]
-        return self.arrays[field][off[index]:off[index + 1]]
+        return self.arrays[field][off[index] : off[index + 1]]
 
     @classmethod
     def from_songs(cls, songs: list[Song]) -> SongCollection:
@@ -167,8 +169,8 @@ class SongCollection:
             out[name] = np.where(values >= 0, (values + transpose) % 12, -1)
         out["key_minor"] = self.get("key_minor", index)[start:end]
         beat0 = start // STEPS_PER_BEAT
-        out["chord_labels"] = self.get("beat_labels", index)[beat0:beat0 + SEGMENT_STEPS // STEPS_PER_BEAT]
-        beat_times = self.get("step_times", index)[start:end + 1:STEPS_PER_BEAT]
+        out["chord_labels"] = self.get("beat_labels", index)[beat0 : beat0 + SEGMENT_STEPS // STEPS_PER_BEAT]
+        beat_times = self.get("step_times", index)[start : end + 1 : STEPS_PER_BEAT]
         out["tempo"] = float(60.0 / np.mean(np.diff(beat_times)))
         out["onset_counts"] = onset_counts(out["accompaniment"])  # (T,)
         return out
@@ -187,7 +189,7 @@ def _inputs_digest(pop909_dir: Path, song_ids: list[int]) -> str:
     digest.update((pop909_dir / "index.csv").read_bytes())
     for song_id in song_ids:
         for path in song_files(str(pop909_dir), song_id):
-            digest.update(path[len(str(pop909_dir)):].encode())
+            digest.update(path[len(str(pop909_dir)) :].encode())
             digest.update(Path(path).read_bytes() if os.path.exists(path) else b"<missing>")
     return digest.hexdigest()
 
@@ -209,8 +211,9 @@ class BuildReport:
     seconds: float
 
 
-def build_songs(pop909_dir=None, cache_dir=None, limit: int | None = None,
-                workers: int | None = None) -> tuple[SongCollection, BuildReport]:
+def build_songs(
+    pop909_dir=None, cache_dir=None, limit: int | None = None, workers: int | None = None
+) -> tuple[SongCollection, BuildReport]:
     """Parse POP909 into a ``SongCollection``, or load it from the cache when the inputs
     and pipeline version are unchanged. ``limit``: only the first N song ids."""
     began = time.perf_counter()
@@ -225,8 +228,7 @@ def build_songs(pop909_dir=None, cache_dir=None, limit: int | None = None,
     if cache_file.is_file():
         collection = SongCollection.load(cache_file)
         skipped.update({i: "unreadable (see first build)" for i in wanted if i not in set(collection.song_id)})
-        return collection, BuildReport(len(collection), skipped, str(cache_file), True,
-                                       time.perf_counter() - began)
+        return collection, BuildReport(len(collection), skipped, str(cache_file), True, time.perf_counter() - began)
     workers = workers or min(os.cpu_count() or 1, 8)
     jobs = [(str(pop909_dir), i) for i in wanted]
     if workers > 1 and len(jobs) > 8:
@@ -254,8 +256,12 @@ def split_segments(collection: SongCollection, split: str) -> np.ndarray:
     non-overlapping for ``valid``."""
     ids = set(load_split()[split])
     hop = 1 if split == "train" else SEGMENT_BARS
-    rows = [(i, bar) for i, song_id in enumerate(collection.song_id) if int(song_id) in ids
-            for bar in collection.segment_starts(i, hop)]
+    rows = [
+        (i, bar)
+        for i, song_id in enumerate(collection.song_id)
+        if int(song_id) in ids
+        for bar in collection.segment_starts(i, hop)
+    ]
     return np.array(rows, dtype=np.int64).reshape(-1, 2)
 
 
@@ -345,8 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pop909", help="POP909 folder (default $FGG_POP909_DIR or ../shared/data/pop909)")
     parser.add_argument("--limit", type=int, help="only the first N song ids")
     parser.add_argument("--out", help=f"cache folder (default {DEFAULT_CACHE_DIR.relative_to(REPO_ROOT)})")
-    parser.add_argument("--export", nargs="?", const=str(VALID_SEGMENTS_FILE), metavar="NPZ",
-                        help="also write the validation segments npz (default assets/pop909_valid_segments.npz)")
+    parser.add_argument(
+        "--export",
+        nargs="?",
+        const=str(VALID_SEGMENTS_FILE),
+        metavar="NPZ",
+        help="also write the validation segments npz (default assets/pop909_valid_segments.npz)",
+    )
     parser.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
     args = parser.parse_args(argv)
     began = time.perf_counter()

@@ -9,6 +9,7 @@ paper's "re-derive ε from the edited x̂₀ before the DDIM update".
 Forward process (DDPM, Ho et al. 2020): x_t = √ᾱ_t x₀ + √(1-ᾱ_t) ε, ᾱ_t = ∏_{s≤t}(1-β_s),
 with the paper's schedule β_t on a √-spaced linear grid from 0.00085 to 0.012, T = 1000.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -33,7 +34,7 @@ class Schedule:
 
     @classmethod
     def paper(cls, num_timesteps: int = NUM_TIMESTEPS) -> Schedule:
-        betas = torch.linspace(BETA_START ** 0.5, BETA_END ** 0.5, num_timesteps, dtype=torch.float64) ** 2
+        betas = torch.linspace(BETA_START**0.5, BETA_END**0.5, num_timesteps, dtype=torch.float64) ** 2
         return cls(betas, torch.cumprod(1.0 - betas, dim=0))
 
     @property
@@ -89,10 +90,19 @@ def _randn(shape: Sequence[int], generator, device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sample_ddim(denoiser: Denoiser, schedule: Schedule, shape: Sequence[int], timesteps: Sequence[int],
-                eta: float = 0.0, generator: torch.Generator | None = None, callback: StepCallback | None = None,
-                known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
-                x_init: torch.Tensor | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
+def sample_ddim(
+    denoiser: Denoiser,
+    schedule: Schedule,
+    shape: Sequence[int],
+    timesteps: Sequence[int],
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    callback: StepCallback | None = None,
+    known: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    x_init: torch.Tensor | None = None,
+    device: str | torch.device = "cpu",
+) -> torch.Tensor:
     """DDIM (Song et al. 2021, eq. 12) over the given descending timesteps; returns the final x̂₀.
 
     x_{t'} = √ᾱ_{t'} x̂₀ + √(1-ᾱ_{t'}-σ²) ε̂ + σ z,  σ = η √((1-ᾱ_{t'})/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_{t'}),
@@ -123,7 +133,7 @@ def sample_ddim(denoiser: Denoiser, schedule: Schedule, shape: Sequence[int], ti
         eps = schedule.eps_from_x0(x, x0, t_batch)
         abar, abar_prev = float(schedule.abar(t)), float(schedule.abar(t_prev))
         sigma = eta * ((1 - abar_prev) / (1 - abar)) ** 0.5 * (1 - abar / abar_prev) ** 0.5
-        x = abar_prev ** 0.5 * x0 + max(1 - abar_prev - sigma ** 2, 0.0) ** 0.5 * eps
+        x = abar_prev**0.5 * x0 + max(1 - abar_prev - sigma**2, 0.0) ** 0.5 * eps
         if sigma > 0:
             x = x + sigma * _randn(shape, generator, device)
     if known is not None:

@@ -12,6 +12,7 @@ so two A/B clips differ in music, not in how they were voiced:
 ``humanize`` (the demo's option, never the listening test's) adds small timing and
 velocity jitter drawn from a seed.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -55,7 +56,9 @@ def shape_dynamics(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
     return midi
 
 
-def humanize(midi: pretty_midi.PrettyMIDI, seed: int, timing_ms: float = 12.0, velocity: int = 6) -> pretty_midi.PrettyMIDI:
+def humanize(
+    midi: pretty_midi.PrettyMIDI, seed: int, timing_ms: float = 12.0, velocity: int = 6
+) -> pretty_midi.PrettyMIDI:
     """Shift each note by ±``timing_ms`` (uniform) and its velocity by ±``velocity``, drawn
     from ``seed`` (the same seed, the same performance); in place, returns ``midi``."""
     rng = np.random.default_rng(seed)
@@ -69,8 +72,9 @@ def humanize(midi: pretty_midi.PrettyMIDI, seed: int, timing_ms: float = 12.0, v
     return midi
 
 
-def pedal_at_chord_changes(midi: pretty_midi.PrettyMIDI, beat_labels, instrument: str = "accompaniment",
-                           lift: float = 0.02) -> pretty_midi.PrettyMIDI:
+def pedal_at_chord_changes(
+    midi: pretty_midi.PrettyMIDI, beat_labels, instrument: str = "accompaniment", lift: float = 0.02
+) -> pretty_midi.PrettyMIDI:
     """Sustain pedal (CC 64) on ``instrument``, re-pedalled at every chord change: down just
     after the piece starts and after each change, up at each change (``beat_labels``: one
     chord label per beat, 4/4 at the MIDI's tempo); in place, returns ``midi``."""

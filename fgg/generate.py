@@ -8,6 +8,7 @@ already generated music by ``overlap_bars`` bars, and that overlap is inpainted 
 through the sampler's known-region replacement), so bar joins are seamless and the cost
 grows linearly with length. The windows are assembled into one roll, decoded once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -123,8 +124,9 @@ def rhythm_counts(rhythm, n_steps: int) -> np.ndarray | None:
     else:
         pattern = np.asarray(rhythm).astype(np.int64).ravel()
         if len(pattern) == 0 or len(pattern) % STEPS_PER_BAR or pattern.min() < 0 or pattern.max() > N_PITCHES:
-            raise ValueError(f"rhythm must be whole bars of per-step onset counts in 0..{N_PITCHES}, "
-                             f"got {len(pattern)} values")
+            raise ValueError(
+                f"rhythm must be whole bars of per-step onset counts in 0..{N_PITCHES}, got {len(pattern)} values"
+            )
     return np.resize(pattern, n_steps)
 
 
@@ -141,8 +143,9 @@ def load_melody(melody, n_steps: int) -> np.ndarray:
         try:
             melody = pretty_midi.PrettyMIDI(str(melody))
         except Exception:  # mido/pretty_midi raise many types on corrupt files; their text is internals
-            raise ValueError(f"cannot read melody MIDI {os.path.basename(melody)!r}: "
-                             "it is not a valid standard MIDI file") from None
+            raise ValueError(
+                f"cannot read melody MIDI {os.path.basename(melody)!r}: it is not a valid standard MIDI file"
+            ) from None
     if isinstance(melody, pretty_midi.PrettyMIDI):
         insts = [i for i in melody.instruments if not i.is_drum and i.notes]
         if not insts:
@@ -160,8 +163,9 @@ def cut_progression_warnings(progression: Progression, bars: int) -> list[str]:
     """What to tell the caller when ``bars`` is shorter than the progression (it gets cut)."""
     if bars >= progression.n_bars:
         return []
-    return [f"the progression has {progression.n_bars} bars but bars = {bars}: only its first {bars} bars "
-            "were generated"]
+    return [
+        f"the progression has {progression.n_bars} bars but bars = {bars}: only its first {bars} bars were generated"
+    ]
 
 
 def fit_progression(progression: Progression, bars: int) -> Progression:
@@ -173,8 +177,9 @@ def fit_progression(progression: Progression, bars: int) -> Progression:
 SCALE_MODES = ("with_chords", "strict")
 
 
-def allowed_pitch_classes(progression: Progression, scale=None, scale_table: str = "ours",
-                          scale_mode: str = "with_chords") -> np.ndarray:
+def allowed_pitch_classes(
+    progression: Progression, scale=None, scale_table: str = "ours", scale_mode: str = "with_chords"
+) -> np.ndarray:
     """(T, 12) bool: from the chords (``scale=None``, through ``scale_table`` "ours" or
     "paper") or a user scale, given as a name ("dorian", tonic = root of the first chord),
     "TONIC NAME" ("D dorian"), or pitch classes. A user scale constrains the notes *around*
@@ -183,8 +188,9 @@ def allowed_pitch_classes(progression: Progression, scale=None, scale_table: str
     if scale_mode not in SCALE_MODES:
         raise ValueError(f"unknown scale mode {scale_mode!r}; choose one of {', '.join(SCALE_MODES)}")
     if scale is None or (isinstance(scale, str) and scale.strip().lower() in ("", "chords", "from chords")):
-        allowed = chord_allowed_pitch_classes(torch.from_numpy(progression.root.astype(np.int64)),
-                                              torch.from_numpy(progression.chroma), scale_table)
+        allowed = chord_allowed_pitch_classes(
+            torch.from_numpy(progression.root.astype(np.int64)), torch.from_numpy(progression.chroma), scale_table
+        )
         return allowed.numpy()
     user = user_scale_pitch_classes(progression, scale)
     allowed = np.broadcast_to(user, (progression.n_steps, 12))
@@ -209,8 +215,9 @@ def user_scale_pitch_classes(progression: Progression, scale) -> np.ndarray:
     return scale_pitch_classes(scale).numpy()
 
 
-def build_conditions(chroma: np.ndarray, counts: np.ndarray | None, melody: np.ndarray | None,
-                     mode: str = "accompaniment"):
+def build_conditions(
+    chroma: np.ndarray, counts: np.ndarray | None, melody: np.ndarray | None, mode: str = "accompaniment"
+):
     """(B, T, 12) chroma, (B, T) onset counts or None (null rhythm), (B, 2, T, P) melody roll or
     None (null melody) -> (cond, null) float tensors (B, 4, T, P) of condition channels; in
     ``melody+accompaniment`` mode the chord channels alone, (B, 2, T, P)."""
@@ -228,8 +235,12 @@ def build_conditions(chroma: np.ndarray, counts: np.ndarray | None, melody: np.n
 def fgg_pixel_mask(allowed_pcs, chroma, root, strength: float = 1.0) -> torch.Tensor:
     """(B, T, 12) allowed pitch classes, (B, T, 12) chord chroma, (B, T) roots -> (B, T, P)
     bool pixels that FGG enforces at ``strength`` (``fgg.guidance.graded_allowed``)."""
-    graded = graded_allowed(torch.as_tensor(np.asarray(allowed_pcs)), torch.as_tensor(np.asarray(chroma)),
-                            torch.as_tensor(np.asarray(root).astype(np.int64)), strength)
+    graded = graded_allowed(
+        torch.as_tensor(np.asarray(allowed_pcs)),
+        torch.as_tensor(np.asarray(chroma)),
+        torch.as_tensor(np.asarray(root).astype(np.int64)),
+        strength,
+    )
     return pitch_mask(graded)
 
 
@@ -246,12 +257,21 @@ class SamplingOptions:
 
 
 @torch.inference_mode()
-def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor, null: torch.Tensor,
-                 allowed: torch.Tensor, counts: torch.Tensor | None, x_init: torch.Tensor,
-                 options: SamplingOptions = SamplingOptions(), generator: torch.Generator | list | None = None,
-                 callback: StepCallback | None = None, known: torch.Tensor | None = None,
-                 known_mask: torch.Tensor | None = None,
-                 before_fgg: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> torch.Tensor:
+def sample_batch(
+    model: torch.nn.Module,
+    schedule: Schedule,
+    cond: torch.Tensor,
+    null: torch.Tensor,
+    allowed: torch.Tensor,
+    counts: torch.Tensor | None,
+    x_init: torch.Tensor,
+    options: SamplingOptions = SamplingOptions(),
+    generator: torch.Generator | list | None = None,
+    callback: StepCallback | None = None,
+    known: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    before_fgg: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
     """Sample a batch of 4-bar windows; returns the final x̂₀ (B, 2, T, P) on the CPU.
 
     cond/null (B, 4, T, P) condition channels (B, 2, … in melody+accompaniment mode), allowed
@@ -264,18 +284,27 @@ def sample_batch(model: torch.nn.Module, schedule: Schedule, cond: torch.Tensor,
     step's prediction before FGG edits it (the evaluation measures the edit with it)."""
     device = next(iter(model.parameters()), torch.zeros(0)).device
     null = null.to(device) if options.cfg_scale != 1.0 else None
-    denoiser = cfg_denoiser(network(model, options.precision), schedule, cond.to(device), null, options.cfg_scale,
-                            options.cfg_rescale)
+    denoiser = cfg_denoiser(
+        network(model, options.precision), schedule, cond.to(device), null, options.cfg_scale, options.cfg_rescale
+    )
     if before_fgg is not None:
         denoiser = _observed(denoiser, before_fgg)
     if options.fgg and options.strength > 0:
         force = counts.to(device) if (counts is not None and options.force_rhythm) else None
         denoiser = fgg_denoiser(denoiser, allowed.to(device), force, onset_channel=x_init.shape[1] - 2)
-    out = sample_ddim(denoiser, schedule, tuple(x_init.shape), sampling_timesteps(options.steps), eta=options.eta,
-                      generator=generator, callback=callback,
-                      known=None if known is None else known.to(device),
-                      known_mask=None if known_mask is None else known_mask.to(device),
-                      x_init=x_init.to(device), device=device)
+    out = sample_ddim(
+        denoiser,
+        schedule,
+        tuple(x_init.shape),
+        sampling_timesteps(options.steps),
+        eta=options.eta,
+        generator=generator,
+        callback=callback,
+        known=None if known is None else known.to(device),
+        known_mask=None if known_mask is None else known_mask.to(device),
+        x_init=x_init.to(device),
+        device=device,
+    )
     return out.float().cpu()
 
 
@@ -284,6 +313,7 @@ def _observed(denoiser, observe):
         x0 = denoiser(x_t, t)
         observe(x_t, x0)
         return x0
+
     return denoise
 
 
@@ -291,8 +321,13 @@ class Generator:
     """A loaded model + schedule; ``generate`` is the whole pipeline. ``precision`` ("auto",
     "fp32", "bf16"; see ``fgg.precision``) is the default of every ``generate`` call."""
 
-    def __init__(self, model: torch.nn.Module, device: str | torch.device = "cpu", meta: dict | None = None,
-                 precision: str = "auto"):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        device: str | torch.device = "cpu",
+        meta: dict | None = None,
+        precision: str = "auto",
+    ):
         self.model = model.to(device).eval()
         self.mode = mode_of(model.config) if hasattr(model, "config") else "accompaniment"
         self.device = torch.device(device)
@@ -308,12 +343,29 @@ class Generator:
         return cls(model, dev, meta, precision)
 
     @torch.inference_mode()
-    def generate(self, chords, melody=None, rhythm=None, bars: int | None = None, cfg_scale: float = 7.5,
-                 fgg: bool = True, strength: float = 1.0, scale=None, steps: int = 10, seed: int = 0,
-                 tempo: float = 90.0, cfg_rescale: float = 0.7, eta: float = 0.0, force_rhythm: bool = True,
-                 overlap_bars: int = 1, scale_table: str = "ours", scale_mode: str = "with_chords",
-                 precision: str | None = None, callback: StepCallback | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> GenerationResult:
+    def generate(
+        self,
+        chords,
+        melody=None,
+        rhythm=None,
+        bars: int | None = None,
+        cfg_scale: float = 7.5,
+        fgg: bool = True,
+        strength: float = 1.0,
+        scale=None,
+        steps: int = 10,
+        seed: int = 0,
+        tempo: float = 90.0,
+        cfg_rescale: float = 0.7,
+        eta: float = 0.0,
+        force_rhythm: bool = True,
+        overlap_bars: int = 1,
+        scale_table: str = "ours",
+        scale_mode: str = "with_chords",
+        precision: str | None = None,
+        callback: StepCallback | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> GenerationResult:
         """Chords (text or ``Progression``) -> ``GenerationResult``; see the module docstring and
         README for every option. ``bars=None`` takes the progression's length (at least 4); a
         shorter ``bars`` cuts the progression and says so in ``result.warnings``. Raises
@@ -321,8 +373,10 @@ class Generator:
         began = time.perf_counter()
         combined = self.mode == "melody+accompaniment"
         if combined and melody is not None:
-            raise ValueError("this is a melody+accompaniment model: it writes the melody itself; give chords (and "
-                             "optionally a rhythm) only")
+            raise ValueError(
+                "this is a melody+accompaniment model: it writes the melody itself; give chords (and "
+                "optionally a rhythm) only"
+            )
         progression = chords if isinstance(chords, Progression) else parse_progression(chords)
         bars = max(progression.n_bars, SEGMENT_BARS) if bars is None else int(bars)
         if not SEGMENT_BARS <= bars <= MAX_BARS:
@@ -338,10 +392,15 @@ class Generator:
         melody_roll = np.zeros((2, n_steps, N_PITCHES), dtype=bool) if melody is None else load_melody(melody, n_steps)
         allowed_pcs = allowed_pitch_classes(progression, scale, scale_table, scale_mode)
 
-        cond, null = build_conditions(progression.chroma[None], None if counts is None else counts[None],
-                                      None if melody is None else melody_roll[None], self.mode)  # (1, 4|2, T_total, P)
-        allowed = fgg_pixel_mask(allowed_pcs[None], progression.chroma[None], progression.root[None],
-                                 strength)  # (1, T_total, P)
+        cond, null = build_conditions(
+            progression.chroma[None],
+            None if counts is None else counts[None],
+            None if melody is None else melody_roll[None],
+            self.mode,
+        )  # (1, 4|2, T_total, P)
+        allowed = fgg_pixel_mask(
+            allowed_pcs[None], progression.chroma[None], progression.root[None], strength
+        )  # (1, T_total, P)
         counts_t = None if counts is None else torch.from_numpy(counts)[None]  # (1, T_total)
         precision = self.precision if precision is None else resolve_precision(precision, self.device)
         options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta, precision)
@@ -370,11 +429,20 @@ class Generator:
 
             # Noise is drawn on the CPU generator so a seed gives the same piece on any device.
             x_init = torch.randn(1, channels, SEGMENT_STEPS, N_PITCHES, generator=generator)
-            out = sample_batch(self.model, self.schedule, cond[:, :, window], null[:, :, window], allowed[:, window],
-                               None if counts_t is None else counts_t[:, window], x_init, options,
-                               generator=generator, callback=on_step,
-                               known=roll[:, :, window] if known_steps else None,
-                               known_mask=mask if known_steps else None)
+            out = sample_batch(
+                self.model,
+                self.schedule,
+                cond[:, :, window],
+                null[:, :, window],
+                allowed[:, window],
+                None if counts_t is None else counts_t[:, window],
+                x_init,
+                options,
+                generator=generator,
+                callback=on_step,
+                known=roll[:, :, window] if known_steps else None,
+                known_mask=mask if known_steps else None,
+            )
             roll[:, :, window] = out
             done_until = start + SEGMENT_STEPS
 
@@ -383,15 +451,30 @@ class Generator:
         acc = notes_to_roll(roll_to_notes(tracks[-2:]), n_steps)
         if combined:
             melody_roll = notes_to_roll(roll_to_notes(tracks[:2]), n_steps)
-        return GenerationResult(acc, melody_roll, progression, allowed_pcs, piece_midi(melody_roll, acc, tempo),
-                                float(tempo), int(seed), time.perf_counter() - began, warnings, combined)
+        return GenerationResult(
+            acc,
+            melody_roll,
+            progression,
+            allowed_pcs,
+            piece_midi(melody_roll, acc, tempo),
+            float(tempo),
+            int(seed),
+            time.perf_counter() - began,
+            warnings,
+            combined,
+        )
 
 
 def piece_midi(melody: np.ndarray, accompaniment: np.ndarray, tempo: float) -> pretty_midi.PrettyMIDI:
     """(2, T, 64) melody and accompaniment rolls -> the MIDI every generated piece is written as:
     two instruments, velocities from ``fgg.dynamics.shape_dynamics`` (melody above)."""
-    return shape_dynamics(rolls_to_midi({"melody": melody, "accompaniment": accompaniment}, tempo,
-                                        programs={"melody": MELODY_PROGRAM, "accompaniment": ACCOMPANIMENT_PROGRAM}))
+    return shape_dynamics(
+        rolls_to_midi(
+            {"melody": melody, "accompaniment": accompaniment},
+            tempo,
+            programs={"melody": MELODY_PROGRAM, "accompaniment": ACCOMPANIMENT_PROGRAM},
+        )
+    )
 
 
 _DEFAULT: dict[str, Generator] = {}
@@ -405,26 +488,60 @@ def default_generator(model=DEFAULT_MODEL, device: str = "auto", precision: str 
     return _DEFAULT[key]
 
 
-def generate(chords, melody=None, rhythm=None, bars: int | None = None, cfg_scale: float = 7.5, fgg: bool = True,
-             strength: float = 1.0, scale=None, steps: int = 10, seed: int = 0, tempo: float = 90.0,
-             model=DEFAULT_MODEL, device: str = "auto", precision: str = "auto", **kwargs) -> GenerationResult:
+def generate(
+    chords,
+    melody=None,
+    rhythm=None,
+    bars: int | None = None,
+    cfg_scale: float = 7.5,
+    fgg: bool = True,
+    strength: float = 1.0,
+    scale=None,
+    steps: int = 10,
+    seed: int = 0,
+    tempo: float = 90.0,
+    model=DEFAULT_MODEL,
+    device: str = "auto",
+    precision: str = "auto",
+    **kwargs,
+) -> GenerationResult:
     """Generate with a shipped model (``model`` = "paper", the default, or "small") or a
     checkpoint path, loaded once; see ``Generator.generate``."""
-    return default_generator(model, device, precision).generate(chords, melody=melody, rhythm=rhythm, bars=bars,
-                                                     cfg_scale=cfg_scale, fgg=fgg, strength=strength, scale=scale,
-                                                     steps=steps, seed=seed, tempo=tempo, **kwargs)
+    return default_generator(model, device, precision).generate(
+        chords,
+        melody=melody,
+        rhythm=rhythm,
+        bars=bars,
+        cfg_scale=cfg_scale,
+        fgg=fgg,
+        strength=strength,
+        scale=scale,
+        steps=steps,
+        seed=seed,
+        tempo=tempo,
+        **kwargs,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fgg.generate", description="Generate a piano accompaniment.")
-    parser.add_argument("--chords", help='progression, bars separated by "|", e.g. "C G | Am F" '
-                                         "(may be omitted with --segment)")
-    parser.add_argument("--segment", type=int, help="a POP909 validation segment (index into "
-                        "assets/pop909_valid_segments.npz): its chords, melody and rhythm, unless given explicitly")
+    parser.add_argument(
+        "--chords", help='progression, bars separated by "|", e.g. "C G | Am F" (may be omitted with --segment)'
+    )
+    parser.add_argument(
+        "--segment",
+        type=int,
+        help="a POP909 validation segment (index into "
+        "assets/pop909_valid_segments.npz): its chords, melody and rhythm, unless given explicitly",
+    )
     parser.add_argument("--melody", help="melody MIDI file (optional; accompaniment mode only)")
-    parser.add_argument("--mode", choices=list(MODES), default="accompaniment",
-                        help="accompaniment (for chords + melody) or melody+accompaniment (both from the chords; "
-                             "needs a checkpoint trained with python -m fgg.train --mode melody+accompaniment)")
+    parser.add_argument(
+        "--mode",
+        choices=list(MODES),
+        default="accompaniment",
+        help="accompaniment (for chords + melody) or melody+accompaniment (both from the chords; "
+        "needs a checkpoint trained with python -m fgg.train --mode melody+accompaniment)",
+    )
     parser.add_argument("--bars", type=int, help="length in bars (default: the progression's, at least 4)")
     parser.add_argument("--rhythm", help=f"none | {' | '.join(RHYTHM_PATTERNS)}")
     parser.add_argument("--no-fgg", action="store_true", help="sample without fine-grained guidance")
@@ -433,17 +550,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps (10 = the paper's schedule)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", help='e.g. "dorian" or "D dorian" (default: derived from the chords)')
-    parser.add_argument("--scale-mode", choices=SCALE_MODES, default="with_chords",
-                        help="with --scale: also allow each chord's own tones (default) or the scale alone")
-    parser.add_argument("--scale-table", choices=SCALE_TABLES, default="ours",
-                        help="chord -> scale table when no --scale is given (see eval/METRICS.md)")
+    parser.add_argument(
+        "--scale-mode",
+        choices=SCALE_MODES,
+        default="with_chords",
+        help="with --scale: also allow each chord's own tones (default) or the scale alone",
+    )
+    parser.add_argument(
+        "--scale-table",
+        choices=SCALE_TABLES,
+        default="ours",
+        help="chord -> scale table when no --scale is given (see eval/METRICS.md)",
+    )
     parser.add_argument("--tempo", type=float, default=90.0)
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS),
-                        help="shipped model: paper (26.6 M parameters, best quality) or small (2.7 M, fastest)")
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        choices=sorted(SHIPPED_MODELS),
+        help="shipped model: paper (26.6 M parameters, best quality) or small (2.7 M, fastest)",
+    )
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
-                        help=PRECISION_HELP)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     parser.add_argument("--out", required=True, help="MIDI file to write")
     args = parser.parse_args(argv)
     try:
@@ -462,20 +590,45 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("give --chords (or --segment)")
         gen = Generator.from_checkpoint(args.checkpoint or args.model, args.device, args.precision)
         if gen.mode != args.mode:
-            raise ValueError(f"--mode {args.mode} needs a checkpoint trained for it; this one generates "
-                             f"{gen.mode} (train one with: python -m fgg.train --mode {args.mode} --out runs/NAME)")
-        result = gen.generate(chords, melody=melody, rhythm=rhythm, bars=args.bars,
-                              cfg_scale=args.cfg, fgg=not args.no_fgg, strength=args.strength, scale=args.scale,
-                              steps=args.steps, seed=args.seed, tempo=tempo, scale_table=args.scale_table,
-                              scale_mode=args.scale_mode)
+            raise ValueError(
+                f"--mode {args.mode} needs a checkpoint trained for it; this one generates "
+                f"{gen.mode} (train one with: python -m fgg.train --mode {args.mode} --out runs/NAME)"
+            )
+        result = gen.generate(
+            chords,
+            melody=melody,
+            rhythm=rhythm,
+            bars=args.bars,
+            cfg_scale=args.cfg,
+            fgg=not args.no_fgg,
+            strength=args.strength,
+            scale=args.scale,
+            steps=args.steps,
+            seed=args.seed,
+            tempo=tempo,
+            scale_table=args.scale_table,
+            scale_mode=args.scale_mode,
+        )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result.midi.write(args.out)
-    print(json.dumps({"wrote": args.out, "bars": result.n_bars, "accompaniment_notes": len(result.notes),
-                      "out_of_key_notes": result.out_of_key_notes, "fgg": not args.no_fgg, "mode": gen.mode,
-                      "melody_notes": len(roll_to_notes(result.melody)),
-                      "precision": gen.precision, "seconds": round(result.seconds, 3), "warnings": result.warnings}))
+    print(
+        json.dumps(
+            {
+                "wrote": args.out,
+                "bars": result.n_bars,
+                "accompaniment_notes": len(result.notes),
+                "out_of_key_notes": result.out_of_key_notes,
+                "fgg": not args.no_fgg,
+                "mode": gen.mode,
+                "melody_notes": len(roll_to_notes(result.melody)),
+                "precision": gen.precision,
+                "seconds": round(result.seconds, 3),
+                "warnings": result.warnings,
+            }
+        )
+    )
     return 0
 
 

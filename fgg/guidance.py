@@ -12,6 +12,7 @@ a sampling step unchanged.
 Allowed pitch classes come from the chord at each step (``CHORD_SCALES``, plus the chord's
 own tones, bass included) or from a user scale (``SCALES``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -37,8 +38,14 @@ SCALES: dict[str, tuple[int, ...]] = {
     "blues": (0, 3, 5, 6, 7, 10),
     "chromatic": tuple(range(12)),
 }
-SCALE_ALIASES = {"natural_minor": "minor", "aeolian": "minor", "ionian": "major", "chinese": "pentatonic",
-                 "gong": "pentatonic", "major_pentatonic": "pentatonic"}
+SCALE_ALIASES = {
+    "natural_minor": "minor",
+    "aeolian": "minor",
+    "ionian": "major",
+    "chinese": "pentatonic",
+    "gong": "pentatonic",
+    "major_pentatonic": "pentatonic",
+}
 
 # Chord quality -> scale over the chord root. Why each:
 # - maj: the major scale (the chord as I; IV/V readings differ by one note, and the chord's
@@ -118,6 +125,7 @@ def chord_quality(root: torch.Tensor, chroma: torch.Tensor) -> torch.Tensor:
 
     def idx(name):
         return _quality_index(QUALITIES, name, root.device)
+
     q = torch.full(root.shape, QUALITIES.index("unknown"), dtype=torch.long, device=root.device)
     # Assign in reverse priority so the earliest rule wins.
     q = torch.where(sus, idx("sus"), q)
@@ -145,6 +153,7 @@ def paper_chord_quality(root: torch.Tensor, chroma: torch.Tensor) -> torch.Tenso
 
     def idx(name):
         return _quality_index(PAPER_QUALITIES, name, root.device)
+
     q = torch.full(root.shape, PAPER_QUALITIES.index("unknown"), dtype=torch.long, device=root.device)
     q = torch.where(~m3 & ~M3 & P5, torch.where(b7, idx("dominant"), idx("major")), q)
     q = torch.where(minor, torch.where(b7, idx("minor7"), idx("minor")), q)
@@ -179,8 +188,9 @@ def scale_pitch_classes(scale: str | Iterable, tonic: int | str = 0) -> torch.Te
         key = scale.strip().lower().replace(" ", "_").replace("-", "_")
         key = SCALE_ALIASES.get(key, key)
         if key not in SCALES:
-            raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(sorted(SCALES))} "
-                             "or give pitch classes")
+            raise ValueError(
+                f"unknown scale {scale!r}; choose one of {', '.join(sorted(SCALES))} or give pitch classes"
+            )
         root = pitch_class(tonic) if isinstance(tonic, str) else int(tonic) % 12
         pcs = [(root + i) % 12 for i in SCALES[key]]
     else:
@@ -205,8 +215,14 @@ def project_pitch(x0: torch.Tensor, allowed: torch.Tensor, threshold: float = NO
     return x0 - excess
 
 
-def project_rhythm(x0: torch.Tensor, counts: torch.Tensor, allowed: torch.Tensor,
-                   threshold: float = NOTE_THRESHOLD, margin: float = 0.01, onset_channel: int = ONSET) -> torch.Tensor:
+def project_rhythm(
+    x0: torch.Tensor,
+    counts: torch.Tensor,
+    allowed: torch.Tensor,
+    threshold: float = NOTE_THRESHOLD,
+    margin: float = 0.01,
+    onset_channel: int = ONSET,
+) -> torch.Tensor:
     """Force n(t) onsets per step: among allowed pitches, the n(t) largest onset values are
     raised to ≥ threshold + margin and every other onset value is lowered to ≤ threshold.
 
@@ -278,8 +294,14 @@ def cfg_combine(eps_cond: torch.Tensor, eps_null: torch.Tensor, scale: float, re
     return eps
 
 
-def cfg_denoiser(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], schedule: Schedule, cond: torch.Tensor, null_cond: torch.Tensor | None,
-                 scale: float = 7.5, rescale: float = 0.7) -> Denoiser:
+def cfg_denoiser(
+    model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    schedule: Schedule,
+    cond: torch.Tensor,
+    null_cond: torch.Tensor | None,
+    scale: float = 7.5,
+    rescale: float = 0.7,
+) -> Denoiser:
     """Denoiser from the ε-UNet with classifier-free guidance; cond/null_cond (B, 4, T, P) are
     the condition channels. Conditional and null predictions share one batched forward. When
     every item's condition *is* the null condition (chords only: no melody, no rhythm), both
@@ -295,16 +317,20 @@ def cfg_denoiser(model: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], sc
             eps_cond, eps_null = model(both, torch.cat([t, t])).chunk(2)
             eps = cfg_combine(eps_cond, eps_null, scale, rescale)
         return schedule.x0_from_eps(x_t, eps, t)
+
     return denoise
 
 
-def fgg_denoiser(denoiser: Denoiser, allowed: torch.Tensor, counts: torch.Tensor | None = None,
-                 onset_channel: int = ONSET) -> Denoiser:
+def fgg_denoiser(
+    denoiser: Denoiser, allowed: torch.Tensor, counts: torch.Tensor | None = None, onset_channel: int = ONSET
+) -> Denoiser:
     """Wrap a denoiser with FGG at every sampling step: pitch projection of every track onto
     ``allowed`` (B, T, P) and, if ``counts`` (B, T) is given, rhythm projection of the
     accompaniment's onsets (channel ``onset_channel``). Because the final step is projected
     too, no note can end on a disallowed pitch (the hard guarantee)."""
+
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x0 = project_pitch(denoiser(x_t, t), allowed)
         return x0 if counts is None else project_rhythm(x0, counts, allowed, onset_channel=onset_channel)
+
     return denoise

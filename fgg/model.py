@@ -7,6 +7,7 @@ embedding added inside every residual block. The architecture is the usual DDPM/
 residual blocks with GroupNorm, strided-conv downsampling, nearest upsampling, skip
 concatenation, multi-head self-attention at the chosen (low) resolutions.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,21 +43,30 @@ class UNetConfig:
 
 PRESETS: dict[str, UNetConfig] = {
     # The paper's size: 64 base channels, [1,2,4,4], 2 res blocks, attention at the two lowest levels.
-    "paper": UNetConfig(base_channels=64, channel_mults=(1, 2, 4, 4), num_res_blocks=2,
-                        attention_levels=(2, 3), num_heads=4, norm_groups=32),
+    "paper": UNetConfig(
+        base_channels=64,
+        channel_mults=(1, 2, 4, 4),
+        num_res_blocks=2,
+        attention_levels=(2, 3),
+        num_heads=4,
+        norm_groups=32,
+    ),
     # Default: trains in about two hours on a 2-core CPU and samples 4 bars in well under 0.5 s.
     "small": UNetConfig(),
     # For tests: a forward pass in milliseconds.
-    "tiny": UNetConfig(base_channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, attention_levels=(2,),
-                       num_heads=2, norm_groups=4),
+    "tiny": UNetConfig(
+        base_channels=8, channel_mults=(1, 2, 2), num_res_blocks=1, attention_levels=(2,), num_heads=2, norm_groups=4
+    ),
 }
 
 
 # What the network generates: the accompaniment (conditioned on chords + melody), or melody and
 # accompaniment as separate tracks from the chords alone (the paper's second mode). Either way
 # the input is 6 channels: x_t (2 per track) ++ conditions (chord 2 + melody 2, or chord 2).
-MODES: dict[str, tuple[str, ...]] = {"accompaniment": ("accompaniment",),
-                                     "melody+accompaniment": ("melody", "accompaniment")}
+MODES: dict[str, tuple[str, ...]] = {
+    "accompaniment": ("accompaniment",),
+    "melody+accompaniment": ("melody", "accompaniment"),
+}
 
 
 def model_config(preset: str, mode: str = "accompaniment") -> UNetConfig:
@@ -148,9 +158,13 @@ class UNet(nn.Module):
                 self.down.append(nn.ModuleList([nn.Conv2d(cur, cur, 3, stride=2, padding=1)]))
                 skips.append(cur)
 
-        self.mid = nn.ModuleList([ResBlock(cur, cur, emb_dim, cfg.dropout, cfg.norm_groups),
-                                  SelfAttention(cur, cfg.num_heads, cfg.norm_groups),
-                                  ResBlock(cur, cur, emb_dim, cfg.dropout, cfg.norm_groups)])
+        self.mid = nn.ModuleList(
+            [
+                ResBlock(cur, cur, emb_dim, cfg.dropout, cfg.norm_groups),
+                SelfAttention(cur, cfg.num_heads, cfg.norm_groups),
+                ResBlock(cur, cur, emb_dim, cfg.dropout, cfg.norm_groups),
+            ]
+        )
 
         self.up = nn.ModuleList()
         for level, mult in reversed(list(enumerate(cfg.channel_mults))):
@@ -160,8 +174,9 @@ class UNet(nn.Module):
                 if level in cfg.attention_levels:
                     block.append(SelfAttention(cur, cfg.num_heads, cfg.norm_groups))
                 if level > 0 and i == cfg.num_res_blocks:
-                    block.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
-                                               nn.Conv2d(cur, cur, 3, padding=1)))
+                    block.append(
+                        nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cur, cur, 3, padding=1))
+                    )
                 self.up.append(block)
 
         self.out = nn.Sequential(_norm(cur, cfg.norm_groups), nn.SiLU(), nn.Conv2d(cur, cfg.out_channels, 3, padding=1))
@@ -200,5 +215,3 @@ def forward_gflops(model: UNet, batch: int = 1, steps: int = 64, pitches: int = 
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(x, t)
     return counter.get_total_flops() / 1e9
-
-

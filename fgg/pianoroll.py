@@ -15,6 +15,7 @@ run of sustain pixels at the same pitch; a new onset ends the previous note at t
 Notes are integer arrays ``(N, 3)`` of ``[start_step, end_step, midi_pitch]`` with
 ``end_step > start_step`` (end exclusive), sorted by (start, pitch).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -122,19 +123,27 @@ def resolve_overlaps(notes: np.ndarray) -> np.ndarray:
     return sort_notes(notes)
 
 
-def roll_to_instrument(roll: np.ndarray, tempo: float, program: int = 0, velocity: int = 80,
-                       name: str = "", start_time: float = 0.0) -> pretty_midi.Instrument:
+def roll_to_instrument(
+    roll: np.ndarray, tempo: float, program: int = 0, velocity: int = 80, name: str = "", start_time: float = 0.0
+) -> pretty_midi.Instrument:
     """One pretty_midi instrument from a roll; a step lasts 60 / tempo / 4 seconds."""
     step = 60.0 / float(tempo) / STEPS_PER_BEAT
     inst = pretty_midi.Instrument(program=int(program), name=name)
     for start, end, pitch in roll_to_notes(roll):
-        inst.notes.append(pretty_midi.Note(velocity=int(velocity), pitch=int(pitch),
-                                           start=start_time + start * step, end=start_time + end * step))
+        inst.notes.append(
+            pretty_midi.Note(
+                velocity=int(velocity), pitch=int(pitch), start=start_time + start * step, end=start_time + end * step
+            )
+        )
     return inst
 
 
-def rolls_to_midi(tracks: dict[str, np.ndarray], tempo: float, programs: dict[str, int] | None = None,
-                  velocities: dict[str, int] | None = None) -> pretty_midi.PrettyMIDI:
+def rolls_to_midi(
+    tracks: dict[str, np.ndarray],
+    tempo: float,
+    programs: dict[str, int] | None = None,
+    velocities: dict[str, int] | None = None,
+) -> pretty_midi.PrettyMIDI:
     """A ``PrettyMIDI`` with one instrument per named roll (e.g. ``melody``, ``accompaniment``),
     starting at bar 1, time 0, at a constant ``tempo`` (quarter notes per minute) in 4/4."""
     if not (1.0 <= float(tempo) <= 400.0):
@@ -144,8 +153,9 @@ def rolls_to_midi(tracks: dict[str, np.ndarray], tempo: float, programs: dict[st
     midi = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
     midi.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
     for name, roll in tracks.items():
-        midi.instruments.append(roll_to_instrument(roll, tempo, programs.get(name, 0),
-                                                   velocities.get(name, 80), name=name))
+        midi.instruments.append(
+            roll_to_instrument(roll, tempo, programs.get(name, 0), velocities.get(name, 80), name=name)
+        )
     return midi
 
 

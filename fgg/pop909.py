@@ -14,6 +14,7 @@ segment, which must consist of four consecutive 4-beat bars. pop909-structure's 
 bar lines are not used: they are offset from the raw MIDI and the raw downbeats already
 give segments that line up with the MIDI by construction.
 """
+
 from __future__ import annotations
 
 import csv
@@ -64,8 +65,10 @@ def triple_meter_songs(pop909_dir: str) -> set[int]:
 
 def song_files(pop909_dir: str, song_id: int) -> list[str]:
     folder = os.path.join(pop909_dir, f"{song_id:03d}")
-    return [os.path.join(folder, name) for name in
-            (f"{song_id:03d}.mid", "beat_midi.txt", "chord_midi.txt", "key_audio.txt")]
+    return [
+        os.path.join(folder, name)
+        for name in (f"{song_id:03d}.mid", "beat_midi.txt", "chord_midi.txt", "key_audio.txt")
+    ]
 
 
 def _read_rows(path: str, sep: str | None = None) -> list[list[str]]:
@@ -130,14 +133,16 @@ def read_song(pop909_dir: str, song_id: int) -> Song:
         return resolve_overlaps(np.concatenate(parts)).astype(np.int16)
 
     chord_rows = [r for r in _read_rows(chord_path, "\t") if len(r) >= 3]
-    labels = _fill_intervals([(r[0], r[1], r[2].strip()) for r in chord_rows], step_times, n_steps,
-                             lambda lab: lab, NO_CHORD)
+    labels = _fill_intervals(
+        [(r[0], r[1], r[2].strip()) for r in chord_rows], step_times, n_steps, lambda lab: lab, NO_CHORD
+    )
     try:
         encoded = {lab: encode_label(lab) for lab in set(labels)}
     except ValueError as err:
         raise ValueError(f"{chord_path}: {err}") from None
-    keys = _fill_intervals([r[:3] for r in _read_rows(key_path) if len(r) >= 3], step_times, n_steps,
-                           _parse_key, (-1, False))
+    keys = _fill_intervals(
+        [r[:3] for r in _read_rows(key_path) if len(r) >= 3], step_times, n_steps, _parse_key, (-1, False)
+    )
     return Song(
         song_id=song_id,
         step_times=step_times,

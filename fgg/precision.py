@@ -10,6 +10,7 @@ the precision (tested). ``auto`` picks bf16 only where the hardware has it (dete
 torch's own CPU-capability checks, not guessed from the model name), fp32 elsewhere, where
 emulated bf16 would be slower than fp32.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,7 +29,7 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """"auto" -> "bf16" on CUDA and on CPUs with native bf16, else "fp32"; "fp32"/"bf16" as given."""
+    """ "auto" -> "bf16" on CUDA and on CPUs with native bf16, else "fp32"; "fp32"/"bf16" as given."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
@@ -49,6 +50,7 @@ def network(model: torch.nn.Module, precision: str) -> Network:
         with torch.autocast(x.device.type, dtype=torch.bfloat16):
             out = model(x.contiguous(memory_format=torch.channels_last), t)
         return out.float().contiguous()  # (B, C_out, T, P)
+
     return run
 
 

@@ -28,6 +28,7 @@ Files in ``--out``: ``state.safetensors``/``state.json`` (full training state fo
 ``model.safetensors``/``model.json`` (EMA weights in fp16 + config, what generation loads),
 ``log.csv`` (step, train_loss, valid_loss, seconds, samples_per_s).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,8 +75,9 @@ class TrainConfig:
     seed: int = 0
 
 
-def condition_batch(batch: dict[str, torch.Tensor], drop_rhythm: torch.Tensor, drop_melody: torch.Tensor,
-                    mode: str = "accompaniment") -> torch.Tensor:
+def condition_batch(
+    batch: dict[str, torch.Tensor], drop_rhythm: torch.Tensor, drop_melody: torch.Tensor, mode: str = "accompaniment"
+) -> torch.Tensor:
     """Condition channels: chord (+rhythm or null rhythm) ++ melody (or null melody), (B, 4, T, P);
     in ``melody+accompaniment`` mode the melody is generated, so the chord channels alone, (B, 2, T, P)."""
     chord = torch.where(drop_rhythm[:, None, None, None], batch["chord_null"], batch["chord"])
@@ -95,19 +97,29 @@ def collate(dataset: PianoRollDataset, indices, transposes) -> dict[str, torch.T
     return {key: torch.stack([it[key] for it in items]) for key in items[0]}
 
 
-def draw_noise(batch: dict[str, torch.Tensor], generator: torch.Generator, num_timesteps: int, p_rhythm: float,
-               p_melody: float, mode: str = "accompaniment") -> dict[str, torch.Tensor]:
+def draw_noise(
+    batch: dict[str, torch.Tensor],
+    generator: torch.Generator,
+    num_timesteps: int,
+    p_rhythm: float,
+    p_melody: float,
+    mode: str = "accompaniment",
+) -> dict[str, torch.Tensor]:
     """``batch`` plus its diffusion randomness: t ~ U{0..T-1}, ε (shaped like ``mode``'s x₀),
     the two dropout masks."""
     b, _, steps, pitches = batch["accompaniment"].shape
-    return {**batch, "t": torch.randint(0, num_timesteps, (b,), generator=generator),
-            "noise": torch.randn((b, 2 * len(MODES[mode]), steps, pitches), generator=generator),
-            "drop_rhythm": torch.rand(b, generator=generator) < p_rhythm,
-            "drop_melody": torch.rand(b, generator=generator) < p_melody}
+    return {
+        **batch,
+        "t": torch.randint(0, num_timesteps, (b,), generator=generator),
+        "noise": torch.randn((b, 2 * len(MODES[mode]), steps, pitches), generator=generator),
+        "drop_rhythm": torch.rand(b, generator=generator) < p_rhythm,
+        "drop_melody": torch.rand(b, generator=generator) < p_melody,
+    }
 
 
-def diffusion_loss(model, schedule: Schedule, batch: dict[str, torch.Tensor], device: torch.device,
-                   channels_last: bool | None = None) -> torch.Tensor:
+def diffusion_loss(
+    model, schedule: Schedule, batch: dict[str, torch.Tensor], device: torch.device, channels_last: bool | None = None
+) -> torch.Tensor:
     """MSE between ε and ε̂(x_t, t, cond) for a batch with its noise (``draw_noise``, whose ε
     says the mode: 2 channels accompaniment, 4 melody+accompaniment); ``channels_last``
     (default: on CUDA) is the activations' layout."""
@@ -141,20 +153,34 @@ class StepBatches(torch.utils.data.Dataset):
         cfg = self.cfg
         epoch, pos = divmod(step, self.per_epoch)
         perm = np.random.default_rng((cfg.seed, epoch)).permutation(len(self.dataset))
-        indices = perm[pos * self.global_batch:(pos + 1) * self.global_batch][self.rank::self.world]
+        indices = perm[pos * self.global_batch : (pos + 1) * self.global_batch][self.rank :: self.world]
         transposes = np.random.default_rng((cfg.seed, step, self.rank)).integers(
-            TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1, len(indices))
+            TRANSPOSE_RANGE[0], TRANSPOSE_RANGE[1] + 1, len(indices)
+        )
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step * 101 + self.rank)
-        return draw_noise(collate(self.dataset, indices, transposes), generator, self.num_timesteps,
-                          cfg.p_drop_rhythm, cfg.p_drop_melody, cfg.mode)
+        return draw_noise(
+            collate(self.dataset, indices, transposes),
+            generator,
+            self.num_timesteps,
+            cfg.p_drop_rhythm,
+            cfg.p_drop_melody,
+            cfg.mode,
+        )
 
 
 class Trainer:
     """Model, EMA, optimizer and one training step, with nothing in the step that waits for
     the device (see the module docstring)."""
 
-    def __init__(self, cfg: TrainConfig, device: torch.device, model: UNet | None = None,
-                 distributed: bool = False, compile_model: bool = False, channels_last: bool | None = None):
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        device: torch.device,
+        model: UNet | None = None,
+        distributed: bool = False,
+        compile_model: bool = False,
+        channels_last: bool | None = None,
+    ):
         self.cfg, self.device = cfg, device
         self.channels_last = device.type == "cuda" if channels_last is None else channels_last
         self.schedule = Schedule.paper()
@@ -194,11 +220,15 @@ class Trainer:
         """A POP909-shaped batch of random content (for benchmarks without the dataset)."""
         g = torch.Generator().manual_seed(seed)
         shape = (self.cfg.batch_size, 2, SEGMENT_STEPS, N_PITCHES)
-        batch = {"accompaniment": (torch.rand(shape, generator=g) > 0.97).float(),
-                 "melody": (torch.rand(shape, generator=g) > 0.98).float(),
-                 "chord": torch.rand(shape, generator=g), "chord_null": torch.rand(shape, generator=g)}
-        batch = draw_noise(batch, g, self.schedule.num_timesteps, self.cfg.p_drop_rhythm, self.cfg.p_drop_melody,
-                           self.cfg.mode)
+        batch = {
+            "accompaniment": (torch.rand(shape, generator=g) > 0.97).float(),
+            "melody": (torch.rand(shape, generator=g) > 0.98).float(),
+            "chord": torch.rand(shape, generator=g),
+            "chord_null": torch.rand(shape, generator=g),
+        }
+        batch = draw_noise(
+            batch, g, self.schedule.num_timesteps, self.cfg.p_drop_rhythm, self.cfg.p_drop_melody, self.cfg.mode
+        )
         return {k: v.pin_memory() if self.device.type == "cuda" else v for k, v in batch.items()}
 
 
@@ -212,9 +242,15 @@ def validation_loss(model, schedule, dataset: PianoRollDataset, cfg: TrainConfig
     order = np.random.default_rng(12345).permutation(len(dataset))[:n]
     losses = []
     for start in range(0, n, 64):
-        idx = order[start:start + 64]
-        batch = draw_noise(collate(dataset, idx, np.zeros(len(idx), dtype=int)), gen, schedule.num_timesteps,
-                           cfg.p_drop_rhythm, cfg.p_drop_melody, cfg.mode)
+        idx = order[start : start + 64]
+        batch = draw_noise(
+            collate(dataset, idx, np.zeros(len(idx), dtype=int)),
+            gen,
+            schedule.num_timesteps,
+            cfg.p_drop_rhythm,
+            cfg.p_drop_melody,
+            cfg.mode,
+        )
         losses.append(diffusion_loss(model, schedule, batch, device).item() * len(idx))
     model.train()
     return float(sum(losses) / n)
@@ -243,28 +279,51 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], scalars: dict) -> dic
     return {"state": state, "param_groups": scalars["param_groups"]}
 
 
-def save_state(out: Path, model: UNet, ema: UNet, opt, step: int, cfg: TrainConfig, elapsed: float, valid: float | None):
+def save_state(
+    out: Path, model: UNet, ema: UNet, opt, step: int, cfg: TrainConfig, elapsed: float, valid: float | None
+):
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors.update({f"ema.{k}": v.detach().cpu().contiguous() for k, v in ema.state_dict().items()})
     opt_tensors, opt_scalars = _flatten_optimizer(opt)
     tensors.update(opt_tensors)
     save_file(tensors, str(out / "state.safetensors.tmp"))
-    meta = {"step": step, "elapsed_s": elapsed, "train_config": asdict(cfg), "model_config": model.config.to_dict(),
-            "optimizer": opt_scalars}
+    meta = {
+        "step": step,
+        "elapsed_s": elapsed,
+        "train_config": asdict(cfg),
+        "model_config": model.config.to_dict(),
+        "optimizer": opt_scalars,
+    }
     with open(out / "state.json.tmp", "w", encoding="utf-8") as f:
         json.dump(meta, f)
     os.replace(out / "state.safetensors.tmp", out / "state.safetensors")
     os.replace(out / "state.json.tmp", out / "state.json")
-    save_model(out / "model.safetensors", ema, {"train_steps": step, "valid_loss": valid, "preset": cfg.preset,
-                                               "mode": cfg.mode, "trained_by": "python -m fgg.train"})
+    save_model(
+        out / "model.safetensors",
+        ema,
+        {
+            "train_steps": step,
+            "valid_loss": valid,
+            "preset": cfg.preset,
+            "mode": cfg.mode,
+            "trained_by": "python -m fgg.train",
+        },
+    )
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
 
 
-def train(cfg: TrainConfig, out: Path, resume: bool = False, device_name: str = "auto", pop909=None,
-          workers: int = 0, compile_model: bool = False) -> dict:
+def train(
+    cfg: TrainConfig,
+    out: Path,
+    resume: bool = False,
+    device_name: str = "auto",
+    pop909=None,
+    workers: int = 0,
+    compile_model: bool = False,
+) -> dict:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = resolve_device(device_name)
     if distributed:
@@ -303,14 +362,31 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device_name: str = 
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(["step", "train_loss", "valid_loss", "seconds", "samples_per_s"])
     if main_process:
-        print(json.dumps({"preset": cfg.preset, "mode": cfg.mode, "parameters": count_parameters(trainer.model),
-                          "train_segments": len(train_set), "valid_segments": len(valid_set), "device": str(device),
-                          "world_size": world, "start_step": step, "workers": workers}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "preset": cfg.preset,
+                    "mode": cfg.mode,
+                    "parameters": count_parameters(trainer.model),
+                    "train_segments": len(train_set),
+                    "valid_segments": len(valid_set),
+                    "device": str(device),
+                    "world_size": world,
+                    "start_step": step,
+                    "workers": workers,
+                }
+            ),
+            flush=True,
+        )
 
     batches = torch.utils.data.DataLoader(
-        StepBatches(train_set, cfg, rank, world, trainer.schedule.num_timesteps), batch_size=None,
-        sampler=range(step, cfg.steps), num_workers=workers, pin_memory=device.type == "cuda",
-        prefetch_factor=4 if workers else None)
+        StepBatches(train_set, cfg, rank, world, trainer.schedule.num_timesteps),
+        batch_size=None,
+        sampler=range(step, cfg.steps),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if workers else None,
+    )
     global_batch = cfg.batch_size * world
     window_loss, window_n, window_start = torch.zeros((), device=device), 0, time.perf_counter()
     valid = None
@@ -333,8 +409,15 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device_name: str = 
             if main_process:
                 bar.set_postfix(loss=f"{train_loss:.4f}", samples_s=f"{rate:.1f}")
                 with open(log_path, "a", newline="") as f:
-                    csv.writer(f).writerow([step, f"{train_loss:.5f}", "" if valid is None else f"{valid:.5f}",
-                                            f"{elapsed:.1f}", f"{rate:.1f}"])
+                    csv.writer(f).writerow(
+                        [
+                            step,
+                            f"{train_loss:.5f}",
+                            "" if valid is None else f"{valid:.5f}",
+                            f"{elapsed:.1f}",
+                            f"{rate:.1f}",
+                        ]
+                    )
                 if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                     save_state(out, trainer.model, trainer.ema, trainer.opt, step, cfg, elapsed, valid)
             window_loss.zero_()
@@ -349,9 +432,13 @@ def train(cfg: TrainConfig, out: Path, resume: bool = False, device_name: str = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fgg.train", description="Train the FGG diffusion UNet on POP909.")
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
-    parser.add_argument("--mode", default="accompaniment", choices=list(MODES),
-                        help="what the model generates: the accompaniment (from chords + melody) or melody and "
-                             "accompaniment (from chords alone)")
+    parser.add_argument(
+        "--mode",
+        default="accompaniment",
+        choices=list(MODES),
+        help="what the model generates: the accompaniment (from chords + melody) or melody and "
+        "accompaniment (from chords alone)",
+    )
     parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="total optimizer steps")
     parser.add_argument("--out", required=True, help="run folder (checkpoints, log.csv)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/state.safetensors")
@@ -367,17 +454,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA: faster steps)")
     parser.add_argument("--pop909", help="POP909 folder (default $FGG_POP909_DIR or ../shared/data/pop909)")
     args = parser.parse_args(argv)
-    cfg = TrainConfig(preset=args.preset, mode=args.mode, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                      log_every=args.log_every, valid_every=args.valid_every, checkpoint_every=args.checkpoint_every,
-                      valid_segments=args.valid_segments, seed=args.seed)
+    cfg = TrainConfig(
+        preset=args.preset,
+        mode=args.mode,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        log_every=args.log_every,
+        valid_every=args.valid_every,
+        checkpoint_every=args.checkpoint_every,
+        valid_segments=args.valid_segments,
+        seed=args.seed,
+    )
     out = Path(args.out)
     if args.resume and (out / "state.json").is_file():
         with open(out / "state.json", encoding="utf-8") as f:
             saved = json.load(f)["train_config"]
         saved["steps"] = args.steps  # the one thing a resume may change: train longer
         cfg = TrainConfig(**saved)
-    result = train(cfg, out, resume=args.resume, device_name=args.device, pop909=args.pop909, workers=args.workers,
-                   compile_model=args.compile)
+    result = train(
+        cfg,
+        out,
+        resume=args.resume,
+        device_name=args.device,
+        pop909=args.pop909,
+        workers=args.workers,
+        compile_model=args.compile,
+    )
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result), flush=True)
     return 0

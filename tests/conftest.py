@@ -1,6 +1,7 @@
 """Shared fixtures. Tests that need raw POP909 read it from ``$FGG_POP909_DIR`` or
 ``../shared/data/pop909``; when it is missing they skip visibly, or fail when
 ``FGG_REQUIRE_DATA=1`` (set by ``.ci/run``)."""
+
 import os
 
 import pytest

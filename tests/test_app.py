@@ -1,4 +1,5 @@
 """The app: builds, serves the documented API, and reports bad input clearly."""
+
 import json
 import os
 import re
@@ -49,8 +50,14 @@ def test_api_generate_returns_audio_midi_figure_metrics(server):
     assert params[0]["parameter_name"] == "chords"
     assert all(p["parameter_has_default"] for p in params)  # only the chords are needed
     mp3, midi, figure, metrics, status, wav = client.predict(chords="C G | Am F", seed=3, api_name="/generate")
-    assert mp3.endswith(".mp3") and open(mp3, "rb").read(2) in (b"ID", b"\xff\xfb", b"\xff\xf3")  # ID3 tag or frame sync
-    assert wav.endswith(".wav") and open(wav, "rb").read(4) == b"RIFF" and os.path.getsize(mp3) < os.path.getsize(wav) / 4
+    assert mp3.endswith(".mp3") and open(mp3, "rb").read(2) in (
+        b"ID",
+        b"\xff\xfb",
+        b"\xff\xf3",
+    )  # ID3 tag or frame sync
+    assert (
+        wav.endswith(".wav") and open(wav, "rb").read(4) == b"RIFF" and os.path.getsize(mp3) < os.path.getsize(wav) / 4
+    )
     assert midi.endswith(".mid") and open(midi, "rb").read(4) == b"MThd"
     assert figure is not None
     assert metrics["out_of_key_notes"] == 0 and metrics["out_of_key_rate"] == 0.0 and metrics["notes"] > 0
@@ -59,11 +66,14 @@ def test_api_generate_returns_audio_midi_figure_metrics(server):
 
 def test_api_model_and_scale_table_choices(server, controller):
     client = Client(server, verbose=False)
-    params = {p["parameter_name"] for p in
-              client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]}
+    params = {
+        p["parameter_name"]
+        for p in client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]
+    }
     assert {"model", "scale_table", "scale_mode"} <= params
-    _, midi_paper, _, m_paper, *_ = client.predict(chords="Cm7 | F7", seed=2, model="paper", scale_table="paper",
-                                                  api_name="/generate")
+    _, midi_paper, _, m_paper, *_ = client.predict(
+        chords="Cm7 | F7", seed=2, model="paper", scale_table="paper", api_name="/generate"
+    )
     _, midi_small, _, m_small, *_ = client.predict(chords="Cm7 | F7", seed=2, model="small", api_name="/generate")
     assert m_paper["out_of_key_notes"] == 0 and m_small["out_of_key_notes"] == 0
     assert open(midi_paper, "rb").read() != open(midi_small, "rb").read()  # another model, another sample
@@ -87,10 +97,10 @@ def test_api_compare_is_generate_with_two_systems(server):
     """Compare A = fgg is the very piece Generate makes with 4 bars (same MIDI bytes), and
     both sides come with audio and MIDI."""
     client = Client(server, verbose=False)
-    settings = dict(chords="Am F | C G | Dm | E7 | Am", seed=5, model="small", rhythm="ballad", cfg_scale=3.0,
-                    steps=6)
-    wav_a, wav_b, midi_a, midi_b, *_, table, status = client.predict(**settings, system_a="fgg", system_b="no_fgg",
-                                                                     api_name="/compare")
+    settings = dict(chords="Am F | C G | Dm | E7 | Am", seed=5, model="small", rhythm="ballad", cfg_scale=3.0, steps=6)
+    wav_a, wav_b, midi_a, midi_b, *_, table, status = client.predict(
+        **settings, system_a="fgg", system_b="no_fgg", api_name="/compare"
+    )
     assert wav_a.endswith("A_fgg_seed5.mp3") and wav_b.endswith("B_no_fgg_seed5.mp3")
     assert open(midi_b, "rb").read(4) == b"MThd"
     rows = {r[0]: r for r in table["data"]}
@@ -125,20 +135,21 @@ def test_controller_refuses_out_of_range_values_naming_them(controller, tmp_path
     with pytest.raises(ValueError, match="1.1 MB; the limit is 1 MB"):
         controller.generate("C", melody_file=str(huge))
     for kwargs, parameter, message in [
-            (dict(tempo=-5), "tempo", "tempo must be a number from 40 to 220 BPM (got -5)"),
-            (dict(steps=999), "steps", "steps must be a whole number from 2 to 50 (got 999)"),
-            (dict(steps=2.5), "steps", "whole number"),
-            (dict(cfg_scale="abc"), "cfg_scale", "cfg_scale must be a number from 1 to 12 (got 'abc')"),
-            (dict(strength=float("nan")), "strength", "strength must be a number"),
-            (dict(seed=10**30), "seed", "seed must be a whole number from 0 to 2147483647 (got 1e+30)"),
-            (dict(segment=10**9), "segment", "from -1 to 1708"),
-            (dict(bars=1000), "bars", "bars must be a whole number from 4 to 32"),
-            (dict(fgg="false"), "fgg", "fgg must be true or false"),
-            (dict(rhythm="from segment"), "rhythm", "rhythm 'from segment' needs a POP909 segment"),
-            (dict(model="huge"), "model", "unknown model 'huge'"),
-            (dict(scale="dorian", scale_mode="loose"), "scale_mode", "unknown scale_mode"),
-            (dict(scale="custom", custom_scale=" "), "custom_scale", "custom scale"),
-            (dict(scale="custom", custom_scale="C H"), "custom_scale", "not a note name")]:
+        (dict(tempo=-5), "tempo", "tempo must be a number from 40 to 220 BPM (got -5)"),
+        (dict(steps=999), "steps", "steps must be a whole number from 2 to 50 (got 999)"),
+        (dict(steps=2.5), "steps", "whole number"),
+        (dict(cfg_scale="abc"), "cfg_scale", "cfg_scale must be a number from 1 to 12 (got 'abc')"),
+        (dict(strength=float("nan")), "strength", "strength must be a number"),
+        (dict(seed=10**30), "seed", "seed must be a whole number from 0 to 2147483647 (got 1e+30)"),
+        (dict(segment=10**9), "segment", "from -1 to 1708"),
+        (dict(bars=1000), "bars", "bars must be a whole number from 4 to 32"),
+        (dict(fgg="false"), "fgg", "fgg must be true or false"),
+        (dict(rhythm="from segment"), "rhythm", "rhythm 'from segment' needs a POP909 segment"),
+        (dict(model="huge"), "model", "unknown model 'huge'"),
+        (dict(scale="dorian", scale_mode="loose"), "scale_mode", "unknown scale_mode"),
+        (dict(scale="custom", custom_scale=" "), "custom_scale", "custom scale"),
+        (dict(scale="custom", custom_scale="C H"), "custom_scale", "not a note name"),
+    ]:
         with pytest.raises(InputError, match=re.escape(message)) as err:
             controller.resolve("C G", **kwargs)
         assert err.value.parameter == parameter, kwargs
@@ -153,13 +164,16 @@ def test_controller_refuses_out_of_range_values_naming_them(controller, tmp_path
 def test_segment_fills_inputs(controller):
     text, tempo, melody = controller.segment_fields(0)
     from fgg.chords import parse_progression
+
     assert parse_progression(text).labels == tuple(str(x) for x in controller.segments["chord_labels"][0])
     assert 40 <= tempo <= 220 and melody.startswith("Melody: ")
     req = controller.resolve(text, segment=0, rhythm="from segment")
     assert req.melody is not None and req.counts is not None
     assert controller.resolve("", segment=0).progression.labels == parse_progression(text).labels
     silent = next(i for i in range(len(controller.segments["song_id"])) if not controller.has_melody(i))
-    assert controller.segment_label(silent).endswith("no melody") and "no melody" in controller.segment_fields(silent)[2]
+    assert (
+        controller.segment_label(silent).endswith("no melody") and "no melody" in controller.segment_fields(silent)[2]
+    )
     songs = controller.song_choices()
     assert len(songs) == len(set(controller.segments["song_id"])) == 88
     label, song = songs[0]
@@ -171,8 +185,9 @@ def test_evaluate_run_now(controller):
     from demo.controller import Cancelled, load_eval_results, run_eval_now
 
     progress = []
-    summary, per_sample_csv, summary_csv = run_eval_now(controller, 2, ["fgg", "rule_based"],
-                                                        lambda d, t: progress.append((d, t)))
+    summary, per_sample_csv, summary_csv = run_eval_now(
+        controller, 2, ["fgg", "rule_based"], lambda d, t: progress.append((d, t))
+    )
     assert list(summary["system"]) == ["fgg", "rule_based"] and (summary["out_of_key_rate"] == 0).all()
     assert progress[-1] == (4, 4)
     loaded = load_eval_results(__import__("pathlib").Path(summary_csv).parent)
@@ -193,8 +208,16 @@ def test_api_melody_and_accompaniment_model(server, tmp_path):
     import pretty_midi
 
     client = Client(server, verbose=False)
-    _, midi, _, metrics, *_ = client.predict(chords="Dm7 | G7 | Dm7 | G7", model="combined", scale="dorian", tonic="D",
-                                            scale_mode="strict", bars=8, seed=2, api_name="/generate")
+    _, midi, _, metrics, *_ = client.predict(
+        chords="Dm7 | G7 | Dm7 | G7",
+        model="combined",
+        scale="dorian",
+        tonic="D",
+        scale_mode="strict",
+        bars=8,
+        seed=2,
+        api_name="/generate",
+    )
     assert metrics["melody_notes"] > 0 and metrics["out_of_key_notes"] == 0
     tracks = {i.name: i.notes for i in pretty_midi.PrettyMIDI(midi).instruments}
     assert tracks["melody"] and tracks["accompaniment"]
@@ -210,8 +233,9 @@ def test_api_melody_and_accompaniment_model(server, tmp_path):
 def test_humanize_changes_the_performance_not_the_notes(controller):
     import pretty_midi
 
-    plain, humanized, again = (pretty_midi.PrettyMIDI(controller.generate("C G | Am F", seed=4, humanize=h)[1])
-                               for h in (False, True, True))
+    plain, humanized, again = (
+        pretty_midi.PrettyMIDI(controller.generate("C G | Am F", seed=4, humanize=h)[1]) for h in (False, True, True)
+    )
     notes = lambda m: [(n.pitch, round(n.start, 6)) for i in m.instruments for n in i.notes]  # noqa: E731
     assert notes(humanized) == notes(again) != notes(plain)  # seeded
     assert sorted(p for p, _ in notes(humanized)) == sorted(p for p, _ in notes(plain))

@@ -1,5 +1,6 @@
 """Rendering: FluidR3_GM where installed, 44.1 kHz stereo, the same loudness for every clip,
 deterministic dynamics with the melody above the accompaniment."""
+
 import json
 
 import numpy as np
@@ -71,12 +72,15 @@ def test_humanize_is_seeded_and_small():
         inst.notes = [pretty_midi.Note(80, 60 + i, i * 0.5, i * 0.5 + 0.4) for i in range(8)]
         midi.instruments.append(inst)
         return shape_dynamics(midi)
+
     a, b, c = humanize(piece(), 1), humanize(piece(), 1), humanize(piece(), 2)
     starts = lambda m: [n.start for n in m.instruments[0].notes]  # noqa: E731
     assert starts(a) == starts(b) != starts(c)
     base = piece().instruments[0].notes
-    assert all(abs(x.start - y.start) <= 0.012 and abs(x.velocity - y.velocity) <= 6
-               for x, y in zip(a.instruments[0].notes, base, strict=True))
+    assert all(
+        abs(x.start - y.start) <= 0.012 and abs(x.velocity - y.velocity) <= 6
+        for x, y in zip(a.instruments[0].notes, base, strict=True)
+    )
 
 
 def test_listening_pool_pairs_are_loudness_matched():

@@ -2,6 +2,7 @@
 
 Skipped when chromium or playwright is missing, unless FGG_REQUIRE_BROWSER=1 (set by .ci/run,
 which installs both). Screenshots go to tests/artifacts/ (git-ignored)."""
+
 import json
 import os
 import re
@@ -14,8 +15,15 @@ from tests.test_app import controller, free_port, server  # noqa: F401  (fixture
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).parent / "artifacts"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.fixture(scope="module")
@@ -133,8 +141,13 @@ def open_tab(page, name: str) -> None:
         page.locator(".overflow-dropdown").get_by_role("button", name=name, exact=True).click()
 
 
-SCREENS = {"Generate": "generate", "Compare": "compare", "Evaluate": "evaluate", "Listening test": "listening_link",
-           "Listening results (admin)": "admin"}
+SCREENS = {
+    "Generate": "generate",
+    "Compare": "compare",
+    "Evaluate": "evaluate",
+    "Listening test": "listening_link",
+    "Listening results (admin)": "admin",
+}
 
 
 @pytest.mark.parametrize("width", [1400, 390])
@@ -178,10 +191,19 @@ def listening_server(controller, tmp_path_factory):  # noqa: F811
         names = {}
         for system, other in (("fgg", s), (baseline, s + 1)):  # two different accompaniments
             names[system] = f"seg{s:04d}_{system}.mid"
-            rolls_to_midi({"melody": seg["melody"][s], "accompaniment": seg["accompaniment"][other]},
-                          120.0).write(str(pool / names[system]))
-        pairs.append({"key": f"seg{s:04d}-fgg-vs-{baseline}", "segment": s, "system_x": "fgg",
-                      "system_y": baseline, "midi_x": names["fgg"], "midi_y": names[baseline]})
+            rolls_to_midi({"melody": seg["melody"][s], "accompaniment": seg["accompaniment"][other]}, 120.0).write(
+                str(pool / names[system])
+            )
+        pairs.append(
+            {
+                "key": f"seg{s:04d}-fgg-vs-{baseline}",
+                "segment": s,
+                "system_x": "fgg",
+                "system_y": baseline,
+                "midi_x": names["fgg"],
+                "midi_y": names[baseline],
+            }
+        )
     (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
     store = ListeningStore(f"sqlite:///{tmp / 'answers.db'}", pool)
     os.environ["FGG_ADMIN_PASSWORD"] = "test-admin"  # read when the admin page is built
@@ -215,6 +237,7 @@ def test_listening_test_as_a_participant_is_blind(browser, listening_server):
             except Exception:  # streamed (SSE) bodies may be gone already; their URLs still count
                 body = ""
         received.append((response.url, body))
+
     page.on("response", keep)
     page.goto(url + "listen")
     submit = page.locator("#listening-submit")
@@ -302,8 +325,13 @@ def test_admin_view_needs_the_password_and_shows_the_plots(browser, listening_se
     rater = store.new_rater()  # answers of its own: the test must not depend on the participant test running first
     for trial in store.plan(rater):
         good = "A" if trial.system_a == "fgg" else "B"
-        store.submit(rater, trial.pair_id, {c: 4 for c in ("creativity", "harmony", "naturalness")},
-                     {c: 3 for c in ("creativity", "harmony", "naturalness")}, good)
+        store.submit(
+            rater,
+            trial.pair_id,
+            {c: 4 for c in ("creativity", "harmony", "naturalness")},
+            {c: 3 for c in ("creativity", "harmony", "naturalness")},
+            good,
+        )
     page = browser.new_page(viewport={"width": 1300, "height": 2400})
     page.set_default_timeout(60_000)
     page.goto(url)

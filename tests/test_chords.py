@@ -17,23 +17,26 @@ def pcs(*names):
     return v
 
 
-@pytest.mark.parametrize("symbol, harte, tones, root, bass", [
-    ("C", "C:maj", ("C", "E", "G"), 0, 0),
-    ("Am", "A:min", ("A", "C", "E"), 9, 9),
-    ("A:min", "A:min", ("A", "C", "E"), 9, 9),
-    ("C:maj7", "C:maj7", ("C", "E", "G", "B"), 0, 0),
-    ("Bbmaj7", "Bb:maj7", ("Bb", "D", "F", "A"), 10, 10),
-    ("F#m7b5", "F#:hdim7", ("F#", "A", "C", "E"), 6, 6),
-    ("G7/B", "G:7/3", ("G", "B", "D", "F"), 7, 11),
-    ("Csus4", "C:sus4", ("C", "F", "G"), 0, 0),
-    ("Dm7", "D:min7", ("D", "F", "A", "C"), 2, 2),
-    ("Ebdim7", "Eb:dim7", ("Eb", "Gb", "A", "C"), 3, 3),
-    ("Caug", "C:aug", ("C", "E", "G#"), 0, 0),
-    ("G7sus4", "G:sus4(b7)", ("G", "C", "D", "F"), 7, 7),
-    ("C/E", "C:maj/3", ("C", "E", "G"), 0, 4),
-    ("Am/G", "A:min/b7", ("A", "C", "E", "G"), 9, 7),  # Harte adds the bass to the chroma
-    ("F#:sus4(b7)", "F#:sus4(b7)", ("F#", "B", "C#", "E"), 6, 6),
-])
+@pytest.mark.parametrize(
+    "symbol, harte, tones, root, bass",
+    [
+        ("C", "C:maj", ("C", "E", "G"), 0, 0),
+        ("Am", "A:min", ("A", "C", "E"), 9, 9),
+        ("A:min", "A:min", ("A", "C", "E"), 9, 9),
+        ("C:maj7", "C:maj7", ("C", "E", "G", "B"), 0, 0),
+        ("Bbmaj7", "Bb:maj7", ("Bb", "D", "F", "A"), 10, 10),
+        ("F#m7b5", "F#:hdim7", ("F#", "A", "C", "E"), 6, 6),
+        ("G7/B", "G:7/3", ("G", "B", "D", "F"), 7, 11),
+        ("Csus4", "C:sus4", ("C", "F", "G"), 0, 0),
+        ("Dm7", "D:min7", ("D", "F", "A", "C"), 2, 2),
+        ("Ebdim7", "Eb:dim7", ("Eb", "Gb", "A", "C"), 3, 3),
+        ("Caug", "C:aug", ("C", "E", "G#"), 0, 0),
+        ("G7sus4", "G:sus4(b7)", ("G", "C", "D", "F"), 7, 7),
+        ("C/E", "C:maj/3", ("C", "E", "G"), 0, 4),
+        ("Am/G", "A:min/b7", ("A", "C", "E", "G"), 9, 7),  # Harte adds the bass to the chroma
+        ("F#:sus4(b7)", "F#:sus4(b7)", ("F#", "B", "C#", "E"), 6, 6),
+    ],
+)
 def test_symbol_table(symbol, harte, tones, root, bass):
     assert to_harte(symbol) == harte
     prog = parse_progression(symbol)
@@ -52,23 +55,34 @@ def test_no_chord(token):
 def test_bars_and_beat_split():
     prog = parse_progression("C G | Am F Dm | %  | E7 E7 E7 E7")
     assert beats_for_chords(3) == [2, 1, 1]
-    assert prog.labels == ("C:maj",) * 2 + ("G:maj",) * 2 + ("A:min",) * 2 + ("F:maj", "D:min") + \
-        ("A:min",) * 2 + ("F:maj", "D:min") + ("E:7",) * 4
+    assert (
+        prog.labels
+        == ("C:maj",) * 2
+        + ("G:maj",) * 2
+        + ("A:min",) * 2
+        + ("F:maj", "D:min")
+        + ("A:min",) * 2
+        + ("F:maj", "D:min")
+        + ("E:7",) * 4
+    )
     assert prog.chroma.shape == (64, 12) and prog.chroma.dtype == np.uint8
     # step 8 is beat 3 of bar 1 -> G major
     np.testing.assert_array_equal(prog.chroma[8], pcs("G", "B", "D"))
     np.testing.assert_array_equal(prog.chroma[7], pcs("C", "E", "G"))
 
 
-@pytest.mark.parametrize("text, message", [
-    ("C G | Hm F", "bar 2: unrecognised chord symbol 'Hm'"),
-    ("C | Cmaj7 | Cxyz", "bar 3: unknown chord quality 'xyz' in 'Cxyz'"),
-    ("C:foo", "bar 1: invalid chord label 'C:foo'"),
-    ("C || G", "bar 2 is empty"),
-    ("C D E F G", "bar 1 has 5 chords"),
-    ("   ", "empty chord progression"),
-    ("% | C", "bar 1: '%' repeats the previous bar"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("C G | Hm F", "bar 2: unrecognised chord symbol 'Hm'"),
+        ("C | Cmaj7 | Cxyz", "bar 3: unknown chord quality 'xyz' in 'Cxyz'"),
+        ("C:foo", "bar 1: invalid chord label 'C:foo'"),
+        ("C || G", "bar 2 is empty"),
+        ("C D E F G", "bar 1 has 5 chords"),
+        ("   ", "empty chord progression"),
+        ("% | C", "bar 1: '%' repeats the previous bar"),
+    ],
+)
 def test_bad_input_names_token_and_bar(text, message):
     with pytest.raises(ValueError) as info:
         parse_progression(text)

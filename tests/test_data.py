@@ -1,4 +1,5 @@
 """Data pipeline on the real POP909 files (skipped without them, failed under FGG_REQUIRE_DATA=1)."""
+
 import json
 import os
 
@@ -41,7 +42,11 @@ def test_midi_roll_midi_round_trip(pop909_dir, song_id):
         raw_onsets = np.array([n.start for i in raw.instruments if i.name in names for n in i.notes])
         raw_pitches = np.array([n.pitch for i in raw.instruments if i.name in names for n in i.notes])
         # every raw note survives, except notes that land on the same (step, pitch) and merge
-        raw_keys = set(zip(quantize_times(raw_onsets, song.step_times).tolist(), fold_pitches(raw_pitches)[0].tolist(), strict=True))
+        raw_keys = set(
+            zip(
+                quantize_times(raw_onsets, song.step_times).tolist(), fold_pitches(raw_pitches)[0].tolist(), strict=True
+            )
+        )
         assert set(zip(expected[:, 0].tolist(), expected[:, 2].tolist(), strict=True)) == raw_keys
         assert len(expected) >= 0.95 * len(raw_onsets)
         roll = notes_to_roll(expected, song.n_steps)
@@ -111,8 +116,10 @@ def test_dataset_items(collection):
         assert -5 <= item["transpose"] <= 6
         counts = item["accompaniment"][ONSET].sum(-1)
         np.testing.assert_array_equal(item["onset_counts"], counts)
-        np.testing.assert_array_equal(item["chord"][0, :, C4_INDEX:C4_INDEX + 12], item["chroma"] * counts[:, None])
-        np.testing.assert_array_equal(item["chord"][1, :, C3_INDEX:C3_INDEX + 12], item["chroma"] * (counts == 0)[:, None])
+        np.testing.assert_array_equal(item["chord"][0, :, C4_INDEX : C4_INDEX + 12], item["chroma"] * counts[:, None])
+        np.testing.assert_array_equal(
+            item["chord"][1, :, C3_INDEX : C3_INDEX + 12], item["chroma"] * (counts == 0)[:, None]
+        )
         assert set(np.unique(item["chord_null"])) <= {-1.0, -2.0}
         # a decoded segment re-renders to itself
         roll = item["accompaniment"].astype(bool)
@@ -174,8 +181,15 @@ def test_committed_valid_segments_are_current(collection, tmp_path):
     assert os.path.getsize(path) <= 8 * 2**20
     shipped = data.load_valid_segments(path)
     n = len(shipped["song_id"])
-    expected_shapes = {"melody": (n, 2, 64, 64), "accompaniment": (n, 2, 64, 64), "chroma": (n, 64, 12),
-                       "onset_counts": (n, 64), "chord_labels": (n, 16), "bar": (n,), "tempo": (n,)}
+    expected_shapes = {
+        "melody": (n, 2, 64, 64),
+        "accompaniment": (n, 2, 64, 64),
+        "chroma": (n, 64, 12),
+        "onset_counts": (n, 64),
+        "chord_labels": (n, 16),
+        "bar": (n,),
+        "tempo": (n,),
+    }
     for key, shape in expected_shapes.items():
         assert shipped[key].shape == shape, key
     assert shipped["melody"].dtype == bool and shipped["chroma"].dtype == np.uint8

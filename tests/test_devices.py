@@ -1,6 +1,7 @@
 """The whole tensor path on every device present: CPU always, CUDA where there is one
 (training + resume, generation with FGG and rhythm over 12 bars, every evaluation system,
 the app's generate and compare handlers)."""
+
 import numpy as np
 import pytest
 import torch

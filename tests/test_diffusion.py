@@ -50,8 +50,14 @@ def test_ddim_with_analytic_denoiser_follows_closed_form():
     x_T = torch.randn(1, 2, 16, 16, generator=torch.Generator().manual_seed(0))
     eps0 = s.eps_from_x0(x_T, target, torch.tensor([999]))
     seen = []
-    out = sample_ddim(lambda x, t: target, s, x_T.shape, sampling_timesteps(10), x_init=x_T,
-                      callback=lambda i, t, x, x0: seen.append((t, x.clone())))
+    out = sample_ddim(
+        lambda x, t: target,
+        s,
+        x_T.shape,
+        sampling_timesteps(10),
+        x_init=x_T,
+        callback=lambda i, t, x, x0: seen.append((t, x.clone())),
+    )
     assert torch.allclose(out, target)
     assert [t for t, _ in seen] == list(reversed(PAPER_TIMESTEPS))
     for t, x in seen:
@@ -64,8 +70,14 @@ def test_ddpm_and_eta_reach_the_analytic_target():
     target = torch.rand(2, 2, 8, 8)
     out = sample_ddpm(lambda x, t: target, s, target.shape, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(out, target)
-    out = sample_ddim(lambda x, t: target, s, target.shape, sampling_timesteps(20), eta=1.0,
-                      generator=torch.Generator().manual_seed(1))
+    out = sample_ddim(
+        lambda x, t: target,
+        s,
+        target.shape,
+        sampling_timesteps(20),
+        eta=1.0,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert torch.allclose(out, target)
 
 
@@ -75,8 +87,12 @@ def test_seeded_sampling_is_reproducible():
     def denoiser(x, t):
         return torch.tanh(x) * 0.5 + 0.2
 
-    runs = [sample_ddim(denoiser, s, (1, 2, 8, 8), sampling_timesteps(10), eta=0.5,
-                        generator=torch.Generator().manual_seed(seed)) for seed in (3, 3, 4)]
+    runs = [
+        sample_ddim(
+            denoiser, s, (1, 2, 8, 8), sampling_timesteps(10), eta=0.5, generator=torch.Generator().manual_seed(seed)
+        )
+        for seed in (3, 3, 4)
+    ]
     assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
 
 
@@ -91,8 +107,15 @@ def test_inpainting_keeps_known_region():
         seen.append(x.clone())
         return torch.zeros_like(x)
 
-    out = sample_ddim(denoiser, s, known.shape, sampling_timesteps(10), known=known, known_mask=mask,
-                      generator=torch.Generator().manual_seed(0))
+    out = sample_ddim(
+        denoiser,
+        s,
+        known.shape,
+        sampling_timesteps(10),
+        known=known,
+        known_mask=mask,
+        generator=torch.Generator().manual_seed(0),
+    )
     assert torch.equal(out[:, :, :3], known[:, :, :3]) and (out[:, :, 3:] == 0).all()
     # the denoiser saw a noised copy of the known region (closer to it as t falls)
     last = seen[-1][:, :, :3]

@@ -132,6 +132,7 @@ def test_last_step_edits():
     rounded = round_out_of_key(roll, C_MAJOR)
     assert M.out_of_key_rate(rounded, C_MAJOR) == 0
     from fgg.pianoroll import roll_to_notes
+
     assert roll_to_notes(rounded).tolist() == [[0, 8, 60], [0, 8, 64], [8, 16, 65]]  # ties go down
 
 
@@ -195,8 +196,20 @@ def test_runner_end_to_end(tiny_checkpoint, tmp_path):
     from eval.run import main
 
     systems = "fgg,no_fgg,last_step_remove,ground_truth"
-    args = ["--segments", "3", "--systems", systems, "--seeds", "2", "--out", str(tmp_path), "--workers", "2",
-            "--checkpoint", str(tiny_checkpoint)]
+    args = [
+        "--segments",
+        "3",
+        "--systems",
+        systems,
+        "--seeds",
+        "2",
+        "--out",
+        str(tmp_path),
+        "--workers",
+        "2",
+        "--checkpoint",
+        str(tiny_checkpoint),
+    ]
     assert main(args) == 0
     for name in ("per_sample.csv", "summary.csv", "report.html", "out_of_key_pitch_classes.csv"):
         assert (tmp_path / name).is_file(), name
@@ -237,8 +250,25 @@ def test_runner_resume_with_other_segments_rescores_the_right_samples(tiny_check
 def test_summary_has_both_tables_full_similarity_and_per_note_fixes(tiny_checkpoint, tmp_path):
     from eval.run import main
 
-    assert main(["--segments", "4", "--systems", "fgg,no_fgg", "--seeds", "1", "--out", str(tmp_path),
-                 "--checkpoint", str(tiny_checkpoint), "--scale-table", "paper"]) == 0
+    assert (
+        main(
+            [
+                "--segments",
+                "4",
+                "--systems",
+                "fgg,no_fgg",
+                "--seeds",
+                "1",
+                "--out",
+                str(tmp_path),
+                "--checkpoint",
+                str(tiny_checkpoint),
+                "--scale-table",
+                "paper",
+            ]
+        )
+        == 0
+    )
     summary = pd.read_csv(tmp_path / "summary.csv").set_index("system")
     for column in ("out_of_key_rate", "out_of_key_rate_paper_table", "chord_similarity_full", "key_fixes_per_note"):
         assert column in summary and f"{column}_ci95" in summary, column
@@ -246,6 +276,7 @@ def test_summary_has_both_tables_full_similarity_and_per_note_fixes(tiny_checkpo
     assert summary.loc["fgg", "out_of_key_rate"] == 0  # the paper's allowed sets lie inside ours
     assert 0 <= summary.loc["fgg", "key_fixes_per_note"] <= 1
     from eval.table import main as table_main  # the README tables come from these files
+
     assert table_main([str(tmp_path)]) == 0 and table_main([str(tmp_path), "--full"]) == 0
     assert table_main([str(tmp_path), "--paired", "fgg"]) == 0
     assert table_main([str(tmp_path / "missing")]) == 2
@@ -272,9 +303,18 @@ def test_uncorrected_is_the_unguided_prediction_at_the_final_step(tiny_checkpoin
     final = {}
     gens = item_generators([5, 6])
     x_init = torch.stack([torch.randn(2, 64, 64, generator=g) for g in gens])
-    sample_batch(model, ctx.schedule, cond, null, fgg_pixel_mask(batch.allowed, batch.chroma, batch.root),
-                 torch.from_numpy(batch.onset_counts.astype(np.int64)), x_init, ctx.options, generator=gens,
-                 callback=lambda i, t, x_t, x0: final.update(x_t=x_t, t=t))
+    sample_batch(
+        model,
+        ctx.schedule,
+        cond,
+        null,
+        fgg_pixel_mask(batch.allowed, batch.chroma, batch.root),
+        torch.from_numpy(batch.onset_counts.astype(np.int64)),
+        x_init,
+        ctx.options,
+        generator=gens,
+        callback=lambda i, t, x_t, x0: final.update(x_t=x_t, t=t),
+    )
     with torch.inference_mode():
         x0 = cfg_denoiser(model, ctx.schedule, cond, null, 7.5, 0.7)(final["x_t"], torch.full((2,), final["t"]))
     np.testing.assert_array_equal(output.uncorrected, np.stack([canonical(r) for r in x0.numpy()]))
@@ -315,8 +355,20 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_checkpoint, tmp_path, mon
 
     from eval import run as R
 
-    common = ["--segments", "6", "--systems", "no_fgg,fgg", "--seeds", "1", "--checkpoint", str(tiny_checkpoint),
-              "--batch-size", "2", "--precision", "fp32"]
+    common = [
+        "--segments",
+        "6",
+        "--systems",
+        "no_fgg,fgg",
+        "--seeds",
+        "1",
+        "--checkpoint",
+        str(tiny_checkpoint),
+        "--batch-size",
+        "2",
+        "--precision",
+        "fp32",
+    ]
     assert R.main(common + ["--out", str(tmp_path / "straight")]) == 0
     monkeypatch.setattr(R, "CHECKPOINT_SECONDS", 0.0)
     out = tmp_path / "interrupted"
@@ -333,8 +385,9 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_checkpoint, tmp_path, mon
     before = json.loads((out / "run.json").read_text())["seconds"]
     sampled = []
     real = R.run_system
-    monkeypatch.setattr(R, "run_system", lambda name, batch, *a, **k: sampled.append((name, len(batch))) or
-                        real(name, batch, *a, **k))
+    monkeypatch.setattr(
+        R, "run_system", lambda name, batch, *a, **k: sampled.append((name, len(batch))) or real(name, batch, *a, **k)
+    )
     assert R.main(common + ["--out", str(out)]) == 0
     assert sampled == [("fgg", 2), ("fgg", 2)]  # only the two unfinished batches
     doc = json.loads((out / "run.json").read_text())
@@ -363,6 +416,7 @@ def test_precision_agreement_counts_pixels_notes_and_out_of_key(tmp_path):
     out = tmp_path / "report.json"
     assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(out)]) == 0
     import json
+
     r = json.loads(out.read_text())["systems"]["fgg"]
     notes0 = len(roll_to_notes(rolls[0]))
     assert r["segments"] == 2 and r["segments_identical"] == 0.5

@@ -85,8 +85,10 @@ def test_strength_zero_is_unguided_and_strength_grades(tiny_generator):
     unguided = tiny_generator.generate("C G | Am F", fgg=False, seed=7, rhythm="eighth_arpeggio")
     zero = tiny_generator.generate("C G | Am F", strength=0.0, seed=7, rhythm="eighth_arpeggio")
     np.testing.assert_array_equal(zero.accompaniment, unguided.accompaniment)
-    wrong = [tiny_generator.generate("C G | Am F", strength=s, seed=7, rhythm="eighth_arpeggio").out_of_key_notes
-             for s in (0.0, 0.5, 1.0)]
+    wrong = [
+        tiny_generator.generate("C G | Am F", strength=s, seed=7, rhythm="eighth_arpeggio").out_of_key_notes
+        for s in (0.0, 0.5, 1.0)
+    ]
     assert wrong[0] > 0 and wrong[2] == 0  # an untrained model plays anything; full strength fixes all
 
 
@@ -134,8 +136,12 @@ def test_long_piece_has_no_seam_artefacts(overlap):
 
 def test_progress_and_callback(tiny_generator):
     seen, progress = [], []
-    tiny_generator.generate("C", bars=7, callback=lambda i, t, x, x0: seen.append((i, t)),
-                            progress=lambda done, total: progress.append((done, total)))
+    tiny_generator.generate(
+        "C",
+        bars=7,
+        callback=lambda i, t, x, x0: seen.append((i, t)),
+        progress=lambda done, total: progress.append((done, total)),
+    )
     assert len(seen) == 20 and seen[0] == (0, 999) and seen[9] == (9, 13) and seen[10] == (10, 999)
     assert progress[-1] == (20, 20)
 
@@ -183,10 +189,26 @@ def test_out_of_key_notes():
 def test_cli(tmp_path, capsys, monkeypatch):
     torch.manual_seed(0)
     from fgg.checkpoint import save_model
+
     ckpt = save_model(tmp_path / "tiny.safetensors", UNet(PRESETS["tiny"]))
     out = tmp_path / "out.mid"
-    assert gen_module.main(["--chords", "C G | Am F", "--checkpoint", str(ckpt), "--bars", "8", "--out", str(out),
-                            "--scale", "C major"]) == 0
+    assert (
+        gen_module.main(
+            [
+                "--chords",
+                "C G | Am F",
+                "--checkpoint",
+                str(ckpt),
+                "--bars",
+                "8",
+                "--out",
+                str(out),
+                "--scale",
+                "C major",
+            ]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["wrote"] == str(out) and summary["bars"] == 8 and summary["out_of_key_notes"] == 0
     assert out.is_file() and pretty_midi.PrettyMIDI(str(out)).instruments

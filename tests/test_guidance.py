@@ -23,8 +23,16 @@ from fgg.guidance import (
     scale_pitch_classes,
 )
 
-SYMBOLS = {"maj": "C", "min": "Cm", "dom7": "C7", "hdim7": "Cm7b5", "dim": "Cdim", "aug": "Caug", "sus": "Csus4",
-           "unknown": "C5"}
+SYMBOLS = {
+    "maj": "C",
+    "min": "Cm",
+    "dom7": "C7",
+    "hdim7": "Cm7b5",
+    "dim": "Cdim",
+    "aug": "Caug",
+    "sus": "Csus4",
+    "unknown": "C5",
+}
 
 
 def test_quality_table_is_complete():
@@ -45,8 +53,17 @@ def test_chord_quality_and_scale(quality, root_name):
 
 
 def test_more_chord_families():
-    cases = {"Cmaj7": "maj", "Cadd9": "maj", "Cm7": "min", "CmM7": "min", "C9": "dom7", "Cdim7": "dim",
-             "C7sus4": "sus", "Csus2": "sus", "N.C.": "unknown"}
+    cases = {
+        "Cmaj7": "maj",
+        "Cadd9": "maj",
+        "Cm7": "min",
+        "CmM7": "min",
+        "C9": "dom7",
+        "Cdim7": "dim",
+        "C7sus4": "sus",
+        "Csus2": "sus",
+        "N.C.": "unknown",
+    }
     for symbol, quality in cases.items():
         prog = parse_progression(symbol)
         q = chord_quality(torch.tensor(prog.root[:1].astype(np.int64)), torch.tensor(prog.chroma[:1]))
@@ -88,6 +105,7 @@ def random_denoiser(seed):
 
     def denoise(x_t, t):  # wild predictions: values far on both sides of the threshold
         return torch.randn(x_t.shape, generator=gen) * 1.5 + 0.3 + 0.2 * x_t
+
     return denoise
 
 
@@ -109,8 +127,14 @@ def test_fgg_invariant_no_note_on_disallowed_pitch(name, spec):
             pcs = scale_pitch_classes(spec, tonic).expand(64, 12)
         allowed = pitch_mask(pcs)[None].expand(2, 64, 64)  # (B, T, P)
         denoiser = fgg_denoiser(random_denoiser(seed), allowed)
-        out = sample_ddim(denoiser, schedule, (2, 2, 64, 64), sampling_timesteps(10),
-                          generator=torch.Generator().manual_seed(seed), eta=0.3)
+        out = sample_ddim(
+            denoiser,
+            schedule,
+            (2, 2, 64, 64),
+            sampling_timesteps(10),
+            generator=torch.Generator().manual_seed(seed),
+            eta=0.3,
+        )
         assert not ((out > 0.5) & ~allowed[:, None]).any()
         assert ((out > 0.5) & allowed[:, None]).any()  # and it did not just erase everything
 
@@ -137,8 +161,10 @@ def test_graded_allowed_forbids_the_harshest_first_and_nests():
     prog = parse_progression("C")
     root, chroma = torch.tensor(prog.root[:1].astype(np.int64)), torch.tensor(prog.chroma[:1])
     allowed = chord_allowed_pitch_classes(root, chroma)  # C major scale: C# D# F# G# A# forbidden
-    forbidden_at = {s: set(torch.nonzero(~graded_allowed(allowed, chroma, root, s)[0]).flatten().tolist())
-                    for s in (0.0, 0.2, 0.25, 0.5, 0.75, 1.0)}
+    forbidden_at = {
+        s: set(torch.nonzero(~graded_allowed(allowed, chroma, root, s)[0]).flatten().tolist())
+        for s in (0.0, 0.2, 0.25, 0.5, 0.75, 1.0)
+    }
     assert forbidden_at[0.0] == set() and forbidden_at[1.0] == {1, 3, 6, 8, 10}
     assert forbidden_at[0.2] == {1}  # ⌈0.2·5⌉ = 1: C#, a semitone above the root
     assert forbidden_at[0.25] == {1, 3}  # then D#, a semitone under E
@@ -162,15 +188,23 @@ def test_project_pitch_clamps_exactly_to_the_threshold():
 
 
 PAPER_CASES = {  # symbol on C -> (paper family, allowed intervals above the root)
-    "C": ("major", {0, 2, 4, 5, 7, 9, 11}), "Cmaj7": ("major", {0, 2, 4, 5, 7, 9, 11}),
-    "C6": ("major", {0, 2, 4, 5, 7, 9, 11}), "Csus4": ("major", {0, 2, 4, 5, 7, 9, 11}),
+    "C": ("major", {0, 2, 4, 5, 7, 9, 11}),
+    "Cmaj7": ("major", {0, 2, 4, 5, 7, 9, 11}),
+    "C6": ("major", {0, 2, 4, 5, 7, 9, 11}),
+    "Csus4": ("major", {0, 2, 4, 5, 7, 9, 11}),
     "Csus2": ("major", {0, 2, 4, 5, 7, 9, 11}),
-    "Cm": ("minor", {0, 2, 3, 5, 7, 8, 10, 11}), "CmM7": ("minor", {0, 2, 3, 5, 7, 8, 10, 11}),
-    "Cm7": ("minor7", {0, 2, 3, 5, 7, 8, 10}), "Cm9": ("minor7", {0, 2, 3, 5, 7, 8, 10}),
-    "C7": ("dominant", {0, 2, 4, 5, 7, 9, 10}), "C9": ("dominant", {0, 2, 4, 5, 7, 9, 10}),
+    "Cm": ("minor", {0, 2, 3, 5, 7, 8, 10, 11}),
+    "CmM7": ("minor", {0, 2, 3, 5, 7, 8, 10, 11}),
+    "Cm7": ("minor7", {0, 2, 3, 5, 7, 8, 10}),
+    "Cm9": ("minor7", {0, 2, 3, 5, 7, 8, 10}),
+    "C7": ("dominant", {0, 2, 4, 5, 7, 9, 10}),
+    "C9": ("dominant", {0, 2, 4, 5, 7, 9, 10}),
     "C7sus4": ("dominant", {0, 2, 4, 5, 7, 9, 10}),
-    "Caug": ("chord_tones", {0, 4, 8}), "Cdim": ("chord_tones", {0, 3, 6}), "Cdim7": ("chord_tones", {0, 3, 6, 9}),
-    "Cm7b5": ("chord_tones", {0, 3, 6, 10}), "Cm6": ("chord_tones", {0, 3, 7, 9}),
+    "Caug": ("chord_tones", {0, 4, 8}),
+    "Cdim": ("chord_tones", {0, 3, 6}),
+    "Cdim7": ("chord_tones", {0, 3, 6, 9}),
+    "Cm7b5": ("chord_tones", {0, 3, 6, 10}),
+    "Cm6": ("chord_tones", {0, 3, 7, 9}),
     "N.C.": ("unknown", set(range(12))),
 }
 

@@ -3,6 +3,7 @@ malformed values through the API client and raw HTTP, a 100 MB upload, an anonym
 evaluation of 200 segments, a visitor who leaves mid-evaluation, temp files piling up.
 Every refusal must come at once (< 2 s), name the parameter and the limit, never show a
 path or a traceback, and leave one line in the log."""
+
 import json
 import logging
 import tempfile
@@ -55,17 +56,23 @@ HOSTILE = [  # (endpoint, arguments, parameter named, words the message must con
     ("/generate", dict(chords=""), "chords", "empty chord progression"),
     ("/compare", dict(chords="C", system_b="oracle"), "system_b", "unknown system_b 'oracle'"),
     ("/compare", dict(chords="C", system_a="ground_truth"), "system_a", "pick a segment"),
-    ("/evaluate", dict(n_segments=200, systems=["fgg"], model_name="paper"), "n_segments",
-     "n_segments must be a whole number from 1 to 20 (got 200)"),
+    (
+        "/evaluate",
+        dict(n_segments=200, systems=["fgg"], model_name="paper"),
+        "n_segments",
+        "n_segments must be a whole number from 1 to 20 (got 200)",
+    ),
     ("/evaluate", dict(n_segments=5, systems=5 * ["fgg", "no_fgg"], model_name="paper"), "systems", "up to 8"),
     ("/evaluate", dict(n_segments=5, systems=["fgg; rm -rf /"], model_name="paper"), "systems", "unknown system"),
 ]
 
 
-@pytest.mark.parametrize("endpoint,arguments,parameter,message", HOSTILE,
-                         ids=[f"{e}-{p}-{i}" for i, (e, _, p, _) in enumerate(HOSTILE)])
-def test_hostile_input_is_refused_at_once_naming_the_parameter(hostile_server, endpoint, arguments, parameter,
-                                                                message, caplog, capfd):
+@pytest.mark.parametrize(
+    "endpoint,arguments,parameter,message", HOSTILE, ids=[f"{e}-{p}-{i}" for i, (e, _, p, _) in enumerate(HOSTILE)]
+)
+def test_hostile_input_is_refused_at_once_naming_the_parameter(
+    hostile_server, endpoint, arguments, parameter, message, caplog, capfd
+):
     url, generation, evaluation = hostile_server
     client = Client(url, verbose=False)
     caplog.set_level(logging.INFO, logger="fgg.app")
@@ -112,8 +119,11 @@ def test_raw_http_join_with_a_bad_value_gets_a_422_naming_it(hostile_server):
     fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "generate")
     data = ["C" * 1_000_000] + [None] * (len(GENERATE_PARAMETERS) - 1)
     began = time.perf_counter()
-    response = httpx.post(url + "gradio_api/queue/join", json={"data": data, "fn_index": fn, "session_hash": "raw1",
-                                                              "event_data": None, "trigger_id": None}, timeout=30)
+    response = httpx.post(
+        url + "gradio_api/queue/join",
+        json={"data": data, "fn_index": fn, "session_hash": "raw1", "event_data": None, "trigger_id": None},
+        timeout=30,
+    )
     assert time.perf_counter() - began < FAST
     assert response.status_code == 422
     detail = json.dumps(response.json())
@@ -133,8 +143,9 @@ def test_one_visitor_cannot_fill_the_generation_queue(hostile_server):
         except Exception as err:
             refused.append(str(err))
     assert len(refused) == 8, refused
-    assert all("you already have 2 generation request(s) waiting or running (limit 2 per visitor)" in text
-               for text in refused)
+    assert all(
+        "you already have 2 generation request(s) waiting or running (limit 2 per visitor)" in text for text in refused
+    )
     assert generation.held() == 0
 
 
@@ -145,8 +156,13 @@ def test_a_visitor_who_leaves_stops_the_evaluation_and_generation_is_not_blocked
     config = httpx.get(url + "config").json()
     fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "evaluate")
     session = "leaver"
-    body = {"data": [20, ["fgg", "no_fgg", "inpaint", "null_rhythm"], "paper"], "fn_index": fn,
-            "session_hash": session, "event_data": None, "trigger_id": None}
+    body = {
+        "data": [20, ["fgg", "no_fgg", "inpaint", "null_rhythm"], "paper"],
+        "fn_index": fn,
+        "session_hash": session,
+        "event_data": None,
+        "trigger_id": None,
+    }
     assert httpx.post(url + "gradio_api/queue/join", json=body, timeout=30).status_code == 200
     started = threading.Event()
 
@@ -156,6 +172,7 @@ def test_a_visitor_who_leaves_stops_the_evaluation_and_generation_is_not_blocked
                 if '"progress"' in line:
                     started.set()
                     return
+
     reader = threading.Thread(target=listen)
     reader.start()
     assert started.wait(60), "the evaluation never reported progress"
@@ -189,8 +206,11 @@ def test_uploads_are_deleted_when_the_server_stops(controller, tmp_path):  # noq
     port = free_port()
     launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        response = httpx.post(f"http://127.0.0.1:{port}/gradio_api/upload",
-                              files={"files": ("tune.mid", b"MThd" + b"\0" * 100)}, timeout=30)
+        response = httpx.post(
+            f"http://127.0.0.1:{port}/gradio_api/upload",
+            files={"files": ("tune.mid", b"MThd" + b"\0" * 100)},
+            timeout=30,
+        )
         stored = Path(response.json()[0])
         assert stored.is_file()
     finally:

@@ -33,8 +33,17 @@ def store(request, tmp_path):
         pytest.skip("no PostgreSQL server: set FGG_TEST_POSTGRES_URL")
     pool = tmp_path / "pool"
     pool.mkdir()
-    pairs = [{"key": f"p{i}", "segment": i, "system_x": "fgg", "system_y": ["no_fgg", "inpaint"][i % 2],
-              "midi_x": f"p{i}_fgg.mid", "midi_y": f"p{i}_base.mid"} for i in range(6)]
+    pairs = [
+        {
+            "key": f"p{i}",
+            "segment": i,
+            "system_x": "fgg",
+            "system_y": ["no_fgg", "inpaint"][i % 2],
+            "midi_x": f"p{i}_fgg.mid",
+            "midi_y": f"p{i}_base.mid",
+        }
+        for i in range(6)
+    ]
     (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
     store = ListeningStore(url, pool)
     yield store
@@ -50,8 +59,9 @@ def test_plan_is_blind_random_and_stable(store):
     plan_a = store.plan(a)
     assert [t.number for t in plan_a] == list(range(1, 7)) and all(t.total == 6 for t in plan_a)
     assert plan_a == store.plan(a)  # stable across reloads
-    assert [t.pair_id for t in plan_a] != [t.pair_id for t in store.plan(b)] or \
-        [t.system_a for t in plan_a] != [t.system_a for t in store.plan(b)]
+    assert [t.pair_id for t in plan_a] != [t.pair_id for t in store.plan(b)] or [t.system_a for t in plan_a] != [
+        t.system_a for t in store.plan(b)
+    ]
     assert {t.system_a for t in plan_a} | {t.system_b for t in plan_a} == {"fgg", "no_fgg", "inpaint"}
     assert any(t.system_a != "fgg" for t in plan_a)  # FGG is not always "A"
 
@@ -92,6 +102,7 @@ def test_same_pair_race_is_idempotent(store):
             results.append(store.submit(rater, pair, scores(1 + k % 5), scores(2), "A"))
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
+
     threads = [threading.Thread(target=go, args=(k,)) for k in range(8)]
     for t in threads:
         t.start()
@@ -108,8 +119,13 @@ def test_concurrent_submissions_lose_nothing(store):
     def rate_everything(rater):
         try:
             for trial in store.plan(rater):
-                store.submit(rater, trial.pair_id, scores(4 if trial.system_a == "fgg" else 2),
-                             scores(2 if trial.system_a == "fgg" else 4), "A" if trial.system_a == "fgg" else "B")
+                store.submit(
+                    rater,
+                    trial.pair_id,
+                    scores(4 if trial.system_a == "fgg" else 2),
+                    scores(2 if trial.system_a == "fgg" else 4),
+                    "A" if trial.system_a == "fgg" else "B",
+                )
         except Exception as err:  # pragma: no cover - reported below
             errors.append(err)
 
@@ -215,10 +231,19 @@ def midi_pool(folder: Path, baselines: dict[int, str]) -> Path:
     pairs = []
     for i, baseline in baselines.items():
         for system in ("fgg", baseline):
-            rolls_to_midi({"melody": seg["melody"][i], "accompaniment": seg["accompaniment"][i]},
-                          120.0).write(str(folder / f"p{i}_{system}.mid"))
-        pairs.append({"key": f"p{i}", "segment": i, "system_x": "fgg", "system_y": baseline,
-                      "midi_x": f"p{i}_fgg.mid", "midi_y": f"p{i}_{baseline}.mid"})
+            rolls_to_midi({"melody": seg["melody"][i], "accompaniment": seg["accompaniment"][i]}, 120.0).write(
+                str(folder / f"p{i}_{system}.mid")
+            )
+        pairs.append(
+            {
+                "key": f"p{i}",
+                "segment": i,
+                "system_x": "fgg",
+                "system_y": baseline,
+                "midi_x": f"p{i}_fgg.mid",
+                "midi_y": f"p{i}_{baseline}.mid",
+            }
+        )
     (folder / "manifest.json").write_text(json.dumps({"pairs": pairs}))
     return folder
 
@@ -243,9 +268,10 @@ def test_attention_check_flags_and_excludes_careless_raters(tmp_path):
             bad = ATTENTION_SYSTEM in (trial.system_a, trial.system_b)
             fooled = bad and rater == careless
             good_side = "A" if trial.system_a == "fgg" else "B"
-            pref = ({"A": "B", "B": "A"}[good_side] if fooled else good_side)
-            store.submit(rater, trial.pair_id, scores(4 if good_side == "A" else 2), scores(2 if good_side == "A" else 4),
-                         pref)
+            pref = {"A": "B", "B": "A"}[good_side] if fooled else good_side
+            store.submit(
+                rater, trial.pair_id, scores(4 if good_side == "A" else 2), scores(2 if good_side == "A" else 4), pref
+            )
     result = store.results()
     assert result["raters"] == {"raters": 2, "flagged_raters": 1, "answers_used": 2, "answers": 6}
     assert {s["system"] for s in result["systems"]} == {"fgg", "no_fgg", "inpaint"}

@@ -1,4 +1,5 @@
 """Melody statistics on hand-made rolls whose answers are known."""
+
 import math
 
 import numpy as np
@@ -82,8 +83,23 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
 
     torch.manual_seed(0)
     save_model(tmp_path / "m.safetensors", UNet(model_config("tiny", "melody+accompaniment")))
-    assert main(["--mode", "melody+accompaniment", "--checkpoint", str(tmp_path / "m.safetensors"), "--segments", "3",
-                 "--out", str(tmp_path / "run"), "--batch-size", "2"]) == 0
+    assert (
+        main(
+            [
+                "--mode",
+                "melody+accompaniment",
+                "--checkpoint",
+                str(tmp_path / "m.safetensors"),
+                "--segments",
+                "3",
+                "--out",
+                str(tmp_path / "run"),
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
     per_sample = pd.read_csv(tmp_path / "run" / "per_sample.csv")
     assert per_sample.groupby("system").size().to_dict() == {"fgg": 3, "ground_truth": 3, "no_fgg": 3}
     fgg = per_sample[per_sample.system == "fgg"]
@@ -91,5 +107,9 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
     summary = pd.read_csv(tmp_path / "run" / "summary.csv").set_index("system")
     assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
     assert 0 < summary.loc["ground_truth", "melody_pitch_class_entropy"] <= np.log2(12)
-    assert main(["--mode", "melody+accompaniment", "--model", "small", "--segments", "1",
-                 "--out", str(tmp_path / "wrong")]) == 2  # an accompaniment model is refused
+    assert (
+        main(
+            ["--mode", "melody+accompaniment", "--model", "small", "--segments", "1", "--out", str(tmp_path / "wrong")]
+        )
+        == 2
+    )  # an accompaniment model is refused

@@ -59,11 +59,11 @@ def test_random_rolls_round_trip():
 def test_midi_round_trip(tempo):
     rng = np.random.default_rng(1)
     start = rng.integers(0, 64, 30)
-    notes = resolve_overlaps(np.stack([start, np.minimum(start + rng.integers(1, 9, 30), 64),
-                                       rng.integers(33, 97, 30)], 1))
+    notes = resolve_overlaps(
+        np.stack([start, np.minimum(start + rng.integers(1, 9, 30), 64), rng.integers(33, 97, 30)], 1)
+    )
     roll = notes_to_roll(notes, 64)
-    midi = rolls_to_midi({"melody": np.zeros_like(roll), "accompaniment": roll}, tempo,
-                         programs={"accompaniment": 4})
+    midi = rolls_to_midi({"melody": np.zeros_like(roll), "accompaniment": roll}, tempo, programs={"accompaniment": 4})
     assert [i.name for i in midi.instruments] == ["melody", "accompaniment"]
     assert midi.instruments[1].program == 4
     assert min(n.start for n in midi.instruments[1].notes) >= 0

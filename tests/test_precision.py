@@ -1,5 +1,6 @@
 """Network precision (fgg.precision): the choice of bf16, what stays fp32, and the FGG
 guarantee under bf16 on every device present."""
+
 import numpy as np
 import pytest
 import torch
@@ -67,8 +68,9 @@ def test_bf16_keeps_fgg_guarantee(device, model_name, seeds):
     melody[0, ::4, 30] = melody[1, :, 30] = True  # a repeated F#4: out of key for most chords
     for seed in seeds:
         rhythm = "sixteenth_arpeggio" if seed % 2 else None
-        result = gen.generate(CHORDS, bars=8 if seed < 2 else 4, seed=seed, rhythm=rhythm,
-                              melody=melody if seed % 3 == 0 else None)
+        result = gen.generate(
+            CHORDS, bars=8 if seed < 2 else 4, seed=seed, rhythm=rhythm, melody=melody if seed % 3 == 0 else None
+        )
         assert result.out_of_key_notes == 0, seed
         assert len(result.notes) > 0
 
@@ -92,6 +94,7 @@ def test_cfg_runs_one_forward_when_condition_is_null(tiny_model):
     def counted(x, t):
         calls.append(len(x))
         return tiny_model(x, t)
+
     chroma = np.zeros((1, 64, 12), dtype=np.float32)
     chroma[..., [0, 4, 7]] = 1
     cond, null = build_conditions(chroma, None, None)
@@ -103,6 +106,7 @@ def test_cfg_runs_one_forward_when_condition_is_null(tiny_model):
         assert calls == [1]
         eps = tiny_model(torch.cat([torch.cat([x, cond], 1), torch.cat([x, null], 1)]), torch.cat([t, t]))
         from fgg.guidance import cfg_combine
+
         two = schedule.x0_from_eps(x, cfg_combine(*eps.chunk(2), 7.5, 0.7), t)
     torch.testing.assert_close(one, two, rtol=1e-5, atol=1e-5)
     counts = np.full((1, 64), 2.0, dtype=np.float32)
@@ -120,7 +124,16 @@ def test_sample_batch_observes_prediction_before_fgg(tiny_model):
     allowed = torch.zeros(2, 64, 64, dtype=torch.bool)
     allowed[..., ::12] = True  # only Cs allowed: FGG must edit
     seen = []
-    out = sample_batch(tiny_model, Schedule.paper(), cond, null, allowed, None, torch.randn(2, 2, 64, 64),
-                       SamplingOptions(precision="fp32"), before_fgg=lambda x_t, x0: seen.append(x0.clone()))
+    out = sample_batch(
+        tiny_model,
+        Schedule.paper(),
+        cond,
+        null,
+        allowed,
+        None,
+        torch.randn(2, 2, 64, 64),
+        SamplingOptions(precision="fp32"),
+        before_fgg=lambda x_t, x0: seen.append(x0.clone()),
+    )
     assert len(seen) == 10
     assert (out[:, :, ~allowed[0]] <= 0.5).all() and (seen[-1][:, :, ~allowed[0]] > 0.5).any()

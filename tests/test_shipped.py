@@ -1,4 +1,5 @@
 """The committed artefacts: the trained checkpoints, their training logs, the evaluation runs."""
+
 import csv
 import hashlib
 import json
@@ -50,8 +51,9 @@ def test_shipped_checkpoint_generates_in_key():
     result = generate("Dm7 G7 | Cmaj7 | Am7 D7 | G", bars=8, rhythm="syncopated_pop", seed=1)
     assert result.out_of_key_notes == 0 and len(result.notes) > 0
     assert result.accompaniment.shape == (2, 128, 64)
-    again = Generator.from_checkpoint("paper", "cpu").generate("Dm7 G7 | Cmaj7 | Am7 D7 | G", bars=8,
-                                                              rhythm="syncopated_pop", seed=1)
+    again = Generator.from_checkpoint("paper", "cpu").generate(
+        "Dm7 G7 | Cmaj7 | Am7 D7 | G", bars=8, rhythm="syncopated_pop", seed=1
+    )
     np.testing.assert_array_equal(again.accompaniment, result.accompaniment)
     small = generate("Dm7 G7 | Cmaj7 | Am7 D7 | G", bars=8, model="small", seed=1)
     assert small.out_of_key_notes == 0 and small.n_bars == 8

@@ -1,4 +1,5 @@
 """Training on real POP909 segments with the tiny preset (seconds)."""
+
 import csv
 import os
 import subprocess
@@ -42,9 +43,33 @@ def test_resume_continues_exactly(pop909_dir, tmp_path):
 
 def test_ddp_two_cpu_processes(pop909_dir, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", FGG_POP909_DIR=str(pop909_dir))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "fgg.train",
-           "--preset", "tiny", "--steps", "2", "--batch-size", "2", "--log-every", "1", "--valid-every", "2",
-           "--checkpoint-every", "2", "--valid-segments", "4", "--device", "cpu", "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "fgg.train",
+        "--preset",
+        "tiny",
+        "--steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--log-every",
+        "1",
+        "--valid-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--valid-segments",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert '"world_size": 2' in proc.stdout
@@ -93,15 +118,36 @@ def test_melody_and_accompaniment_mode_trains_and_generates_two_tracks(pop909_di
     onsets = r.accompaniment[0].sum(-1)  # the rhythm is forced on the accompaniment track
     assert (onsets == np.resize([2, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0, 0], 128)).all()
     out = tmp_path / "x.mid"
-    assert generate_main(["--mode", "melody+accompaniment", "--checkpoint", str(tmp_path / "model.safetensors"),
-                          "--chords", "Dm | G | Dm | G", "--scale", "D dorian", "--bars", "8", "--out", str(out)]) == 0
+    assert (
+        generate_main(
+            [
+                "--mode",
+                "melody+accompaniment",
+                "--checkpoint",
+                str(tmp_path / "model.safetensors"),
+                "--chords",
+                "Dm | G | Dm | G",
+                "--scale",
+                "D dorian",
+                "--bars",
+                "8",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI(str(out))
     assert sorted(i.name for i in midi.instruments if i.notes) == ["accompaniment", "melody"]
     assert all(n.pitch % 12 in (2, 4, 5, 7, 9, 11, 0) for i in midi.instruments for n in i.notes)  # D dorian
-    assert generate_main(["--checkpoint", str(tmp_path / "model.safetensors"), "--chords", "C", "--out",
-                          str(tmp_path / "y.mid")]) == 2  # an accompaniment request on the wrong model
+    assert (
+        generate_main(
+            ["--checkpoint", str(tmp_path / "model.safetensors"), "--chords", "C", "--out", str(tmp_path / "y.mid")]
+        )
+        == 2
+    )  # an accompaniment request on the wrong model
     try:
         gen.generate("C", melody=r.melody)
     except ValueError as err:
