@@ -121,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(
             f"{system:<12} {r['segments']:>8} {100 * r['pixels_equal']:>12.3f}% {100 * r['segments_identical']:>9.1f}% "
-            f"{100 * r['notes_first_also_in_second']:>10.2f}% {r['out_of_key_notes_first']:>5}/{r['out_of_key_notes_second']:<5} "
+            f"{100 * r['notes_first_also_in_second']:>10.2f}% "
+            f"{r['out_of_key_notes_first']:>5}/{r['out_of_key_notes_second']:<5} "
             f"{means}"
         )
     return 0

@@ -9,9 +9,10 @@ Split: ``fgg/pop909_split.json`` is a verbatim copy of the train/valid song ids 
 used by the FGG authors' published code (818 train / 91 valid; 88 valid songs remain after
 dropping triple meter), so metrics are comparable with the paper's tables.
 
-Segments: 4 consecutive regular (4-beat) bars = 64 steps, starting at a downbeat. Training uses every bar as a start (hop 1 bar); validation uses
-non-overlapping segments (greedy from the start of each song). A segment holds the notes
-whose onset lies inside it, cut at its end; pitches are octave-folded into MIDI 33-96.
+Segments: 4 consecutive regular (4-beat) bars = 64 steps, starting at a downbeat. Training
+uses every bar as a start (hop 1 bar); validation uses non-overlapping segments (greedy
+from the start of each song). A segment holds the notes whose onset lies inside it, cut at
+its end; pitches are octave-folded into MIDI 33-96.
 
 Model inputs of one segment (``PianoRollDataset`` item; T = 64 steps, P = 64 pitches):
 - ``accompaniment`` (2, T, P) float32 0/1: target roll, channels onset / sustain;

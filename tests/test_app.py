@@ -4,6 +4,7 @@ import json
 import os
 import re
 import socket
+from pathlib import Path
 
 import pytest
 import torch
@@ -50,15 +51,17 @@ def test_api_generate_returns_audio_midi_figure_metrics(server):
     assert params[0]["parameter_name"] == "chords"
     assert all(p["parameter_has_default"] for p in params)  # only the chords are needed
     mp3, midi, figure, metrics, status, wav = client.predict(chords="C G | Am F", seed=3, api_name="/generate")
-    assert mp3.endswith(".mp3") and open(mp3, "rb").read(2) in (
+    assert mp3.endswith(".mp3") and Path(mp3).read_bytes()[:2] in (
         b"ID",
         b"\xff\xfb",
         b"\xff\xf3",
     )  # ID3 tag or frame sync
     assert (
-        wav.endswith(".wav") and open(wav, "rb").read(4) == b"RIFF" and os.path.getsize(mp3) < os.path.getsize(wav) / 4
+        wav.endswith(".wav")
+        and Path(wav).read_bytes()[:4] == b"RIFF"
+        and os.path.getsize(mp3) < os.path.getsize(wav) / 4
     )
-    assert midi.endswith(".mid") and open(midi, "rb").read(4) == b"MThd"
+    assert midi.endswith(".mid") and Path(midi).read_bytes()[:4] == b"MThd"
     assert figure is not None
     assert metrics["out_of_key_notes"] == 0 and metrics["out_of_key_rate"] == 0.0 and metrics["notes"] > 0
     assert status.startswith(f"✓ {metrics['notes']} notes") and metrics["render_seconds"] > 0
@@ -76,7 +79,7 @@ def test_api_model_and_scale_table_choices(server, controller):
     )
     _, midi_small, _, m_small, *_ = client.predict(chords="Cm7 | F7", seed=2, model="small", api_name="/generate")
     assert m_paper["out_of_key_notes"] == 0 and m_small["out_of_key_notes"] == 0
-    assert open(midi_paper, "rb").read() != open(midi_small, "rb").read()  # another model, another sample
+    assert Path(midi_paper).read_bytes() != Path(midi_small).read_bytes()  # another model, another sample
     with pytest.raises(Exception, match="huge"):
         client.predict(chords="C", model="huge", api_name="/generate")
     with pytest.raises(Exception, match="jazz"):
@@ -102,14 +105,14 @@ def test_api_compare_is_generate_with_two_systems(server):
         **settings, system_a="fgg", system_b="no_fgg", api_name="/compare"
     )
     assert wav_a.endswith("A_fgg_seed5.mp3") and wav_b.endswith("B_no_fgg_seed5.mp3")
-    assert open(midi_b, "rb").read(4) == b"MThd"
+    assert Path(midi_b).read_bytes()[:4] == b"MThd"
     rows = {r[0]: r for r in table["data"]}
     assert rows["out_of_key_rate"][1] == 0.0
     assert "5 bars" in status  # cut to the first 4 bars, and said so
     _, midi_on, *_ = client.predict(**settings, bars=4, api_name="/generate")
     _, midi_off, *_ = client.predict(**settings, bars=4, fgg=False, api_name="/generate")
-    assert open(midi_a, "rb").read() == open(midi_on, "rb").read()
-    assert open(midi_b, "rb").read() == open(midi_off, "rb").read()
+    assert Path(midi_a).read_bytes() == Path(midi_on).read_bytes()
+    assert Path(midi_b).read_bytes() == Path(midi_off).read_bytes()
     with pytest.raises(Exception, match="ground_truth is a POP909 segment"):
         client.predict(chords="C", system_b="ground_truth", api_name="/compare")
 
@@ -223,7 +226,7 @@ def test_api_melody_and_accompaniment_model(server, tmp_path):
     assert tracks["melody"] and tracks["accompaniment"]
     assert all(n.pitch % 12 in (2, 4, 5, 7, 9, 11, 0) for notes in tracks.values() for n in notes)
     tune = tmp_path / "tune.mid"
-    tune.write_bytes(open(midi, "rb").read())
+    tune.write_bytes(Path(midi).read_bytes())
     with pytest.raises(Exception, match="writes its own melody"):
         client.predict(chords="C", model="combined", melody_file=handle_file(str(tune)), api_name="/generate")
     with pytest.raises(Exception, match="writes the melody too"):

@@ -187,7 +187,7 @@ def listening_server(controller, tmp_path_factory):  # noqa: F811
     pool.mkdir()
     seg = load_valid_segments()
     pairs = []
-    for n, (s, baseline) in enumerate([(11, "no_fgg"), (222, "last_step_remove"), (1333, "inpaint")]):
+    for s, baseline in [(11, "no_fgg"), (222, "last_step_remove"), (1333, "inpaint")]:
         names = {}
         for system, other in (("fgg", s), (baseline, s + 1)):  # two different accompaniments
             names[system] = f"seg{s:04d}_{system}.mid"

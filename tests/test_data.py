@@ -72,7 +72,7 @@ def test_melody_onsets_land_on_grid(pop909_dir):
 
 def test_bars_follow_downbeats(pop909_dir):
     song = read_song(str(pop909_dir), 4)
-    rows = [line.split() for line in open(pop909_dir / "004" / "beat_midi.txt")]
+    rows = [line.split() for line in (pop909_dir / "004" / "beat_midi.txt").read_text().splitlines()]
     downbeat_times = [float(r[0]) for r in rows if float(r[2]) == 1]
     starts = song.step_times[song.bar_start]
     # every annotated downbeat is a bar start (8-beat bars additionally get a middle one)
@@ -81,7 +81,7 @@ def test_bars_follow_downbeats(pop909_dir):
 
 def test_chords_match_annotation(pop909_dir):
     song = read_song(str(pop909_dir), 1)
-    rows = [line.rstrip("\n").split("\t") for line in open(pop909_dir / "001" / "chord_midi.txt")]
+    rows = [line.split("\t") for line in (pop909_dir / "001" / "chord_midi.txt").read_text().splitlines()]
     for start, end, label in rows[:40]:
         mid = quantize_times(np.array([(float(start) + float(end)) / 2]), song.step_times)[0]
         root, chroma, bass = encode_label(label)

@@ -2,6 +2,8 @@
 (training + resume, generation with FGG and rhythm over 12 bars, every evaluation system,
 the app's generate and compare handlers)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -60,7 +62,7 @@ def test_app_handlers(device, tiny_model, tmp_path):
 
     controller = Controller({"paper": Generator(tiny_model, device)})
     _, midi, _, metrics, wav = controller.generate("Am F | C G", rhythm="ballad", seed=2)
-    assert metrics["out_of_key_notes"] == 0 and open(wav, "rb").read(4) == b"RIFF"
+    assert metrics["out_of_key_notes"] == 0 and Path(wav).read_bytes()[:4] == b"RIFF"
     *_, table, _ = controller.compare("Am F | C G", system_a="inpaint", system_b="null_rhythm", seed=2)
     assert table.iloc[0, 1] == 0.0 and table.iloc[0, 2] == 0.0  # out_of_key_rate of A and B
     tiny_model.to("cpu")

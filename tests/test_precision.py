@@ -1,6 +1,8 @@
 """Network precision (fgg.precision): the choice of bf16, what stays fp32, and the FGG
 guarantee under bf16 on every device present."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -34,7 +36,8 @@ def test_resolve_precision_detects_native_bf16(monkeypatch):
 
 def test_native_bf16_detection_agrees_with_cpuinfo():
     try:
-        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+        flags = next(line for line in cpuinfo if line.startswith("flags")).split()
     except (OSError, StopIteration):
         pytest.skip("no /proc/cpuinfo")
     if "avx512_bf16" in flags:
