@@ -1,6 +1,6 @@
 # Two commands on a fresh Debian/Ubuntu machine with Python 3.11:
 #   make demo   install (if needed) and launch the app on http://127.0.0.1:7860
-#   make test   install (if needed) and run the whole test suite
+#   make test   install (if needed), lint (ruff + mypy), and run the whole test suite
 # The install step is idempotent: it reruns only when a requirements/packages file changed.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 7860
 
-.PHONY: install demo test data clean
+.PHONY: install demo lint test data clean
 
 install: $(STAMP)
 
@@ -27,7 +27,12 @@ $(STAMP): requirements.txt requirements-dev.txt packages.txt
 demo: install
 	GRADIO_ANALYTICS_ENABLED=False $(VENV)/bin/python app.py --host $(HOST) --port $(PORT)
 
-test: install
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint
 	GRADIO_ANALYTICS_ENABLED=False $(VENV)/bin/python -m pytest -q tests
 
 data: install

@@ -12,7 +12,9 @@ from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS  # noqa: E402
 from fgg.generate import Generator  # noqa: E402
 from fgg.precision import PRECISION_HELP, PRECISIONS  # noqa: E402
 
-if __name__ == "__main__":
+
+def main(argv: list[str] | None = None) -> None:
+    """``python app.py`` / ``fgg-app``."""
     parser = argparse.ArgumentParser(description="FGG Music Gradio app")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
@@ -27,7 +29,7 @@ if __name__ == "__main__":
         "--add-model combined=runs/combined-small/model.safetensors); repeatable",
     )
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     names = (
         {"custom": args.checkpoint}
         if args.checkpoint
@@ -46,3 +48,7 @@ if __name__ == "__main__":
         parser.error(f"{err} (train one with: python -m fgg.train --out runs/NAME)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     launch(build_app(Controller(generators)), server_name=args.host, server_port=args.port)
+
+
+if __name__ == "__main__":
+    main()

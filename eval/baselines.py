@@ -51,7 +51,7 @@ class SegmentBatch:
     @classmethod
     def from_segments(cls, segments: dict[str, np.ndarray], index, scale_table: str = "ours") -> SegmentBatch:
         return cls(
-            *(segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass", "onset_counts")),
+            **{k: segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass", "onset_counts")},
             scale_table=scale_table,
         )
 
@@ -107,7 +107,7 @@ def sample_system(
         known_mask = (~allowed).unsqueeze(1)  # (B, 1, T, P)
     generators = item_generators(seeds)
     x_init = torch.stack([torch.randn(2, n_steps, N_PITCHES, generator=g) for g in generators])  # (B, 2, T, P)
-    raw = {}
+    raw: dict[str, torch.Tensor] = {}
     # The last step's prediction before FGG's projection / the inpainting overwrite is what
     # the unguided denoiser makes of the final x_t: the size of the last correction, for free.
     out = sample_batch(

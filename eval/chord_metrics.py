@@ -124,8 +124,11 @@ class ChordScorer:
     a whole batch of rolls (same weights, same numbers as one call per roll)."""
 
     def __init__(self, workdir: str | os.PathLike | None = None):
-        self._tmp = tempfile.TemporaryDirectory(prefix="fgg-chords-") if workdir is None else None
-        self.workdir = Path(workdir or self._tmp.name)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if workdir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="fgg-chords-")
+            workdir = self._tmp.name
+        self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self._reference: dict[str, tuple[list[str], torch.Tensor, int, str]] = {}
         self._model = None

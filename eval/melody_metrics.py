@@ -29,7 +29,7 @@ def pitch_class_entropy(roll: np.ndarray) -> float:
 def longest_run_without_rest(roll: np.ndarray) -> int:
     """The longest run of consecutive 16th steps in which some note sounds, in steps
     (a melody that never breathes scores T); 0 for a roll without notes."""
-    busy = sounding(roll).any(axis=1)  # (T,)
+    busy = np.asarray(sounding(roll).any(axis=1), dtype=bool).tolist()  # (T,)
     longest = run = 0
     for step in busy:
         run = run + 1 if step else 0

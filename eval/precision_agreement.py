@@ -33,7 +33,10 @@ def _stored(folder: Path, system: str) -> tuple[np.ndarray, np.ndarray] | None:
     if not path.is_file():
         return None
     segments = np.load(path)["segments"]
-    rolls, filled = load_stored_rolls(path, segments)
+    stored = load_stored_rolls(path, segments)
+    if stored is None:
+        return None
+    rolls, filled = stored
     return segments[filled], rolls[filled]
 
 

@@ -351,7 +351,7 @@ def run(
                 csv.writer(f).writerows(future.result())
             scoring.remove(future)
 
-    def checkpoint(roll_file, rolls, filled) -> None:
+    def store_progress(roll_file, rolls, filled) -> None:
         """Store the rolls sampled so far and the time spent, so an interrupted run resumes
         where it stopped and its ``seconds`` stay true."""
         nonlocal clock
@@ -416,10 +416,10 @@ def run(
                         progress(finished, total)
                     if time.perf_counter() - last_save > CHECKPOINT_SECONDS:
                         write_scored(wait=True)  # rows first: stored rolls without their rows are resampled
-                        checkpoint(roll_file, rolls, filled)
+                        store_progress(roll_file, rolls, filled)
                         last_save = time.perf_counter()
                 write_scored(wait=True)
-                checkpoint(roll_file, rolls, filled)
+                store_progress(roll_file, rolls, filled)
                 if seed == 0:
                     write_examples(out, system, chosen, rolls, segments)
     bar.close()

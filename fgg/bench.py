@@ -49,7 +49,7 @@ def _median_seconds(fn, repeats: int, warmup: int = 2) -> float:
 
 
 def _interleaved_medians(fns, repeats: int, warmup: int = 2) -> list[float]:
-    times = [[] for _ in fns]
+    times: list[list[float]] = [[] for _ in fns]
     for i in range(warmup + repeats):
         for fn, bucket in zip(fns, times, strict=True):
             began = time.perf_counter()

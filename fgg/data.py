@@ -37,6 +37,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class SongCollection:
         payload = {"song_id": self.song_id}
         payload.update({f"a_{k}": v for k, v in self.arrays.items()})
         payload.update({f"o_{k}": v for k, v in self.offsets.items()})
-        np.savez(tmp, **payload)
+        np.savez(tmp, **payload)  # type: ignore[arg-type]  # numpy's stub types the keyword arrays as a flag
         os.replace(tmp, path)  # atomic: a crash never leaves a half-written cache
 
     @classmethod
@@ -138,15 +139,15 @@ class SongCollection:
         n = len(regular) - SEGMENT_BARS + 1
         if n <= 0:
             return np.zeros(0, dtype=np.int64)
-        window = np.lib.stride_tricks.sliding_window_view(regular, SEGMENT_BARS).all(axis=1)
+        window = np.asarray(np.lib.stride_tricks.sliding_window_view(regular, SEGMENT_BARS).all(axis=1))
         candidates = np.flatnonzero(window[:n])
         if hop_bars <= 1:
             return candidates
         chosen, next_free = [], -1
         for bar in candidates:
             if bar >= next_free:
-                chosen.append(bar)
-                next_free = bar + hop_bars
+                chosen.append(int(bar))
+                next_free = int(bar) + hop_bars
         return np.array(chosen, dtype=np.int64)
 
     def segment(self, index: int, bar: int, transpose: int = 0) -> dict[str, np.ndarray]:
@@ -154,7 +155,7 @@ class SongCollection:
         transposed by ``transpose`` semitones (notes and chords together)."""
         start = int(self.get("bar_start", index)[bar])
         end = start + SEGMENT_STEPS
-        out = {}
+        out: dict[str, Any] = {}
         for track in _PER_SONG:
             notes = self.get(track, index)
             lo, hi = np.searchsorted(notes[:, 0], [start, end])  # notes are sorted by onset
@@ -283,7 +284,7 @@ def model_inputs(segment: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 try:
     from torch.utils.data import Dataset as _TorchDataset
 except ImportError:  # the data pipeline itself does not need torch
-    _TorchDataset = object
+    _TorchDataset = object  # type: ignore[misc,assignment]  # a plain base class when torch is absent
 
 
 class PianoRollDataset(_TorchDataset):

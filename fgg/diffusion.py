@@ -41,7 +41,7 @@ class Schedule:
     def num_timesteps(self) -> int:
         return len(self.betas)
 
-    def abar(self, t: torch.Tensor) -> torch.Tensor:
+    def abar(self, t: torch.Tensor | int) -> torch.Tensor:
         """ᾱ_t for integer timesteps; t = -1 means "clean" (ᾱ = 1)."""
         t = torch.as_tensor(t, dtype=torch.long)
         padded = torch.cat([torch.ones(1, dtype=torch.float64), self.alphas_cumprod])
@@ -96,7 +96,7 @@ def sample_ddim(
     shape: Sequence[int],
     timesteps: Sequence[int],
     eta: float = 0.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     callback: StepCallback | None = None,
     known: torch.Tensor | None = None,
     known_mask: torch.Tensor | None = None,
@@ -117,11 +117,13 @@ def sample_ddim(
     if any(a <= b for a, b in pairwise(timesteps)):
         raise ValueError("timesteps must be strictly decreasing")
     x = _randn(shape, generator, device) if x_init is None else x_init.clone()
+    if (known is None) != (known_mask is None):
+        raise ValueError("inpainting needs both known and known_mask")
     batch = shape[0]
     x0 = x
     for i, t in enumerate(timesteps):
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        if known is not None:
+        if known is not None and known_mask is not None:
             noise = _randn(shape, generator, device)
             x = torch.where(known_mask.bool(), schedule.add_noise(known, noise, torch.tensor(t)), x)
         t_batch = torch.full((batch,), t, dtype=torch.long, device=device)
@@ -136,7 +138,7 @@ def sample_ddim(
         x = abar_prev**0.5 * x0 + max(1 - abar_prev - sigma**2, 0.0) ** 0.5 * eps
         if sigma > 0:
             x = x + sigma * _randn(shape, generator, device)
-    if known is not None:
+    if known is not None and known_mask is not None:
         x0 = torch.where(known_mask.bool(), known, x0)
     return x0
 

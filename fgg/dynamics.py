@@ -45,7 +45,7 @@ def shape_dynamics(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
         position = _metric_steps(starts, tempo)
         base = MELODY_VELOCITY if role == "melody" else ACCOMPANIMENT_VELOCITY
         onset = np.rint(starts / (60.0 / tempo / STEPS_PER_BEAT)).astype(np.int64)
-        lowest = {}
+        lowest: dict[int, int] = {}
         for n, t in zip(inst.notes, onset, strict=True):
             lowest[t] = min(lowest.get(t, 128), n.pitch)
         for n, t, pos in zip(inst.notes, onset, position, strict=True):

@@ -53,7 +53,7 @@ from fgg.guidance import (
     pitch_mask,
     scale_pitch_classes,
 )
-from fgg.model import MODES, mode_of
+from fgg.model import MODES, UNetConfig, mode_of
 from fgg.pianoroll import (
     BEATS_PER_BAR,
     N_PITCHES,
@@ -192,9 +192,8 @@ def allowed_pitch_classes(
             torch.from_numpy(progression.root.astype(np.int64)), torch.from_numpy(progression.chroma), scale_table
         )
         return allowed.numpy()
-    user = user_scale_pitch_classes(progression, scale)
-    allowed = np.broadcast_to(user, (progression.n_steps, 12))
-    return (allowed | progression.chroma.astype(bool)) if scale_mode == "with_chords" else allowed.copy()
+    user = np.broadcast_to(user_scale_pitch_classes(progression, scale), (progression.n_steps, 12))
+    return (user | progression.chroma.astype(bool)) if scale_mode == "with_chords" else user.copy()
 
 
 def user_scale_pitch_classes(progression: Progression, scale) -> np.ndarray:
@@ -202,11 +201,11 @@ def user_scale_pitch_classes(progression: Progression, scale) -> np.ndarray:
     if isinstance(scale, str):
         parts = scale.split()
         if len(parts) == 2:
-            tonic, name = parts
+            tonic_name, name = parts
             try:
-                pitch_class(tonic)
+                tonic = pitch_class(tonic_name)
             except ValueError:
-                raise ValueError(f"unknown scale tonic {tonic!r} in {scale!r}") from None
+                raise ValueError(f"unknown scale tonic {tonic_name!r} in {scale!r}") from None
         else:
             name = scale
             roots = progression.root[progression.root >= 0]
@@ -283,9 +282,9 @@ def sample_batch(
     then the mask for that strength (``fgg_pixel_mask``). ``before_fgg(x_t, x̂₀)`` sees every
     step's prediction before FGG edits it (the evaluation measures the edit with it)."""
     device = next(iter(model.parameters()), torch.zeros(0)).device
-    null = null.to(device) if options.cfg_scale != 1.0 else None
+    null_cond = null.to(device) if options.cfg_scale != 1.0 else None
     denoiser = cfg_denoiser(
-        network(model, options.precision), schedule, cond.to(device), null, options.cfg_scale, options.cfg_rescale
+        network(model, options.precision), schedule, cond.to(device), null_cond, options.cfg_scale, options.cfg_rescale
     )
     if before_fgg is not None:
         denoiser = _observed(denoiser, before_fgg)
@@ -329,7 +328,8 @@ class Generator:
         precision: str = "auto",
     ):
         self.model = model.to(device).eval()
-        self.mode = mode_of(model.config) if hasattr(model, "config") else "accompaniment"
+        config = getattr(model, "config", None)
+        self.mode = mode_of(config) if isinstance(config, UNetConfig) else "accompaniment"
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.schedule = Schedule.paper()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -92,6 +93,14 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
 
 
+def _zero_init(conv: nn.Conv2d) -> nn.Conv2d:
+    """Zero weights and bias: a residual branch (or the output) starts at 0."""
+    nn.init.zeros_(conv.weight)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+    return conv
+
+
 def _norm(channels: int, groups: int) -> nn.GroupNorm:
     return nn.GroupNorm(math.gcd(groups, channels), channels)
 
@@ -104,9 +113,7 @@ class ResBlock(nn.Module):
         self.emb = nn.Linear(emb_dim, out_ch)
         self.norm2 = _norm(out_ch, groups)
         self.dropout = nn.Dropout(dropout)
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
-        nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
-        nn.init.zeros_(self.conv2.bias)
+        self.conv2 = _zero_init(nn.Conv2d(out_ch, out_ch, 3, padding=1))  # each block starts as the identity
         self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
@@ -122,9 +129,7 @@ class SelfAttention(nn.Module):
         self.heads = heads
         self.norm = _norm(channels, groups)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.proj = nn.Conv2d(channels, channels, 1)
-        nn.init.zeros_(self.proj.weight)
-        nn.init.zeros_(self.proj.bias)
+        self.proj = _zero_init(nn.Conv2d(channels, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -179,9 +184,9 @@ class UNet(nn.Module):
                     )
                 self.up.append(block)
 
-        self.out = nn.Sequential(_norm(cur, cfg.norm_groups), nn.SiLU(), nn.Conv2d(cur, cfg.out_channels, 3, padding=1))
-        nn.init.zeros_(self.out[-1].weight)
-        nn.init.zeros_(self.out[-1].bias)
+        self.out = nn.Sequential(
+            _norm(cur, cfg.norm_groups), nn.SiLU(), _zero_init(nn.Conv2d(cur, cfg.out_channels, 3, padding=1))
+        )
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """x: (B, in_channels, T, P) with T, P divisible by 2^(levels-1); t: (B,) timesteps."""
@@ -189,14 +194,14 @@ class UNet(nn.Module):
         h = self.input(x)
         hs = [h]
         for block in self.down:
-            for layer in block:
+            for layer in cast(nn.ModuleList, block):
                 h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
             hs.append(h)
         for layer in self.mid:
             h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
         for block in self.up:
             h = torch.cat([h, hs.pop()], dim=1)
-            for layer in block:
+            for layer in cast(nn.ModuleList, block):
                 h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
         return self.out(h)  # (B, 2, T, P)
 

@@ -38,7 +38,7 @@ def resolve_precision(precision: str, device: str | torch.device) -> str:
     return "bf16" if kind == "cuda" or (kind == "cpu" and cpu_has_native_bf16()) else "fp32"
 
 
-def network(model: torch.nn.Module, precision: str) -> Network:
+def network(model: torch.nn.Module | Network, precision: str) -> Network:
     """``(x (B, C, T, P), t (B,)) -> ε̂ (B, C_out, T, P)`` float32, computed in ``precision``
     ("fp32" or "bf16", already resolved)."""
     if precision == "fp32":

@@ -189,13 +189,15 @@ class Trainer:
             model = UNet(model_config(cfg.preset, cfg.mode))
         self.model = model.to(device)
         if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            # torch's stub of Module.to omits memory_format, which it accepts
+            self.model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.ema = copy.deepcopy(self.model).eval().requires_grad_(False)
         # Fused AdamW: one kernel for all parameters, step counts kept on the device (no reads back).
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
         net = torch.nn.parallel.DistributedDataParallel(self.model) if distributed else self.model
         self.net = torch.compile(net) if compile_model else net
-        self._params, self._ema_params = list(self.model.parameters()), list(self.ema.parameters())
+        self._params: list[torch.Tensor] = list(self.model.parameters())
+        self._ema_params: list[torch.Tensor] = list(self.ema.parameters())
 
     def step(self, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         """One optimizer step (``step`` = its 0-based index: learning rate, EMA warm-up);
