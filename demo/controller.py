@@ -9,8 +9,6 @@ input is refused at once and no stack trace ever reaches the page.
 from __future__ import annotations
 
 import os
-import shutil
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -25,7 +23,6 @@ from demo.limits import (
     MAX_CHORD_CHARS,
     MAX_CUSTOM_SCALE_CHARS,
     MAX_MIDI_BYTES,
-    PUBLIC_EVAL_SEGMENTS,
     SEED_RANGE,
     InputError,
     Workspace,
@@ -71,6 +68,16 @@ STEP_RANGE = (2, 50)
 CFG_RANGE = (1.0, 12.0)
 RHYTHM_CHOICES = ["none", "from segment"] + list(RHYTHM_PATTERNS)
 SCALE_CHOICES = ["from chords", "major", "minor", "dorian", "mixolydian", "pentatonic", "blues", "custom"]
+SYSTEM_HELP = {  # one line per evaluation system, for the UI
+    "fgg": "the full method: FGG at every sampling step",
+    "no_fgg": "the same model and noise, no guidance",
+    "last_step_remove": "unguided, then out-of-key notes deleted at the end",
+    "last_step_round": "unguided, then out-of-key notes moved to the nearest allowed pitch",
+    "inpaint": "out-of-key pixels held empty at every step (inpainting)",
+    "null_rhythm": "FGG without the rhythm condition",
+    "rule_based": "chord tones on the rhythm, no model (the floor)",
+    "ground_truth": "the human POP909 accompaniment (needs a segment)",
+}
 MODEL_BLURBS = {"paper": "best quality", "small": "fastest"}
 EXAMPLES = {
     "Pop I–V–vi–IV": "C G | Am F",
@@ -561,82 +568,3 @@ class Controller:
             pd.DataFrame(rows),
             list(req.warnings),
         )
-
-
-# -- tab 3: evaluate
-
-EVAL_DIR = Path(__file__).resolve().parent.parent / "assets" / "eval"
-STRENGTH_CURVE_FILE = EVAL_DIR / "strength_curve.csv"
-
-
-class Cancelled(Exception):
-    """The caller left (or cancelled) while its evaluation ran."""
-
-
-def load_eval_results(folder: str | os.PathLike):
-    """(summary, per_sample, out-of-key heat) DataFrames of a finished run, or Nones."""
-    folder = Path(folder)
-    if not (folder / "summary.csv").is_file():
-        return None, None, None
-    heat_file = folder / "out_of_key_pitch_classes.csv"
-    return (
-        pd.read_csv(folder / "summary.csv"),
-        pd.read_csv(folder / "per_sample.csv"),
-        pd.read_csv(heat_file) if heat_file.is_file() else None,
-    )
-
-
-def load_strength_curve(path: str | os.PathLike = STRENGTH_CURVE_FILE) -> pd.DataFrame | None:
-    path = Path(path)
-    return pd.read_csv(path) if path.is_file() else None
-
-
-def eval_request(controller: Controller, n_segments, systems, model=None) -> tuple[int, list[str], str]:
-    """Checked inputs of a "run now" evaluation: at most ``PUBLIC_EVAL_SEGMENTS`` segments, one
-    seed (bigger runs are ``python -m eval.run``'s job, not a public page's)."""
-    n = number(n_segments, "n_segments", 1, PUBLIC_EVAL_SEGMENTS, integer=True)
-    if not isinstance(systems, (list, tuple)) or len(systems) > len(SYSTEMS):
-        raise InputError("systems", f"systems must be a list of up to {len(SYSTEMS)} of {', '.join(SYSTEMS)}")
-    unknown = [s for s in systems if not isinstance(s, str) or s not in SYSTEMS]
-    if unknown:
-        raise InputError("systems", f"unknown system {shown(unknown[0])}; choose from {', '.join(SYSTEMS)}")
-    systems = list(dict.fromkeys(systems))
-    if not systems:
-        raise InputError("systems", "choose at least one system to evaluate")
-    return n, systems, choice(model or controller.default_model, list(controller.generators), "model")
-
-
-def run_eval_now(
-    controller: Controller, n_segments, systems, progress=None, model=None, cancel: threading.Event | None = None
-):
-    """A fresh small evaluation (one seed) in the workspace; returns (summary, per_sample CSV
-    path, summary CSV path). Setting ``cancel`` stops it after the batch in progress
-    (``Cancelled``)."""
-    from eval.run import run
-
-    n, systems, name = eval_request(controller, n_segments, systems, model)
-
-    def report(done, total):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("evaluation cancelled")
-        if progress is not None:
-            progress(done, total)
-
-    out = controller.workspace.new("evaluate-")
-    generator = controller.generator(name)
-    summary = run(
-        VALID_SEGMENTS_FILE,
-        systems,
-        n,
-        1,
-        out,
-        checkpoint=name,
-        batch_size=4,
-        progress=report,
-        model=generator.model,
-        precision=generator.precision,
-    )
-    for folder in ("rolls", "midi", ".work"):  # only the two CSVs are returned
-        shutil.rmtree(out / folder, ignore_errors=True)
-    (out / "report.html").unlink(missing_ok=True)
-    return summary, str(out / "per_sample.csv"), str(out / "summary.csv")

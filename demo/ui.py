@@ -2,136 +2,36 @@
 listening test on a page of its own (``/listen``). Layout and wiring only; the work is in
 ``demo.controller`` (and ``demo.listening``/``demo.listening_ui`` for the test).
 
-A public Space is hostile ground, so every queued endpoint has a validator that runs the
-controller's checks when a request joins the queue (a bad value is refused at once, naming
-the parameter and the limit) and admits it against ``demo.limits.Admission`` (bounded work
-per endpoint and per visitor). Generation, evaluation and the listening test have separate
-concurrency groups (the listening test skips the queue), so none waits behind another.
+A public Space is hostile ground: every queued endpoint is validated and admitted when a
+request joins the queue (``demo.guard``). Generation, evaluation and the listening test have
+separate concurrency groups (the listening test skips the queue), so none waits behind another.
 """
 
 from __future__ import annotations
 
-import contextvars
-import inspect
-import logging
 import random
-import threading
 
 import gradio as gr
 
 from demo import controller as C
+from demo.evaluate_tab import build_evaluate_tab
 from demo.figures import before_after_figure
+from demo.guard import DELETE_CACHE, PRIVATE, Checkbox, Dropdown, Number, Slider, launch, user_error, validator
 from demo.how_it_works import load_example
-from demo.limits import (
-    MAX_CHORD_CHARS,
-    MAX_UPLOAD,
-    PUBLIC_EVAL_SEGMENTS,
-    Admission,
-    Busy,
-    InputError,
-    client_of,
-    shown,
-)
+from demo.limits import MAX_CHORD_CHARS, Admission, client_of
 from demo.listening import ListeningStore
 from demo.listening_ui import build_admin_page, build_participant_page
 from eval.baselines import SYSTEMS
-from eval.plots import metric_bar, out_of_key_heatmap
-from eval.strength_curve import curve_figure
-from eval.table import METRIC_INFO, readable_summary
 from fgg.chords import PITCH_NAMES, parse_progression
 from fgg.styles import STYLES
 
-LOG = logging.getLogger("fgg.app")
+__all__ = ["LISTENING_PATH", "build_app", "launch"]
+
 LISTENING_PATH = "/listen"
-QUEUE_SIZE = 32  # Gradio's own bound on waiting requests, above the sum of the admissions below
-DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads, outputs) older than 30 min
-SYSTEM_HELP = {
-    "fgg": "the full method: FGG at every sampling step",
-    "no_fgg": "the same model and noise, no guidance",
-    "last_step_remove": "unguided, then out-of-key notes deleted at the end",
-    "last_step_round": "unguided, then out-of-key notes moved to the nearest allowed pitch",
-    "inpaint": "out-of-key pixels held empty at every step (inpainting)",
-    "null_rhythm": "FGG without the rhythm condition",
-    "rule_based": "chord tones on the rhythm, no model (the floor)",
-    "ground_truth": "the human POP909 accompaniment (needs a segment)",
-}
 HOW_IT_WORKS = """**How it works.** A diffusion model turns noise into a 4-bar piano accompaniment for your chords
 (and melody), in 10 denoising steps. At every step, *fine-grained guidance* (FGG) edits the model's
 current guess so that no note outside the scale allowed by the chord survives — so the result has no
 out-of-key notes (red below), at no extra cost."""
-
-
-def _lenient(base):
-    """``base`` whose API input is passed on as sent when Gradio's own preprocessing refuses it,
-    so the server's check (``demo.limits``) answers: Gradio's messages name neither the
-    parameter nor the limit, say nothing for a non-number, and echo a huge value in full."""
-
-    class Lenient(base):
-        is_template = True  # the browser draws it as ``base``
-
-        def preprocess(self, payload):
-            try:
-                return super().preprocess(payload)
-            except Exception:
-                return payload
-
-    Lenient.__name__ = Lenient.__qualname__ = f"Lenient{base.__name__}"
-    return Lenient
-
-
-Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox = map(
-    _lenient, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox)
-)
-
-
-def log_refusal(endpoint: str, message: str) -> None:
-    """A refused request is one log line (no traceback; the value already cut in the message)."""
-    LOG.info("refused %s: %s", endpoint, shown(message, 300))
-
-
-def user_error(endpoint: str, err: Exception) -> gr.Error:
-    """The error the page and the API client show, logged as one line."""
-    log_refusal(endpoint, str(err))
-    return gr.Error(str(err), print_exception=False)
-
-
-def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission):
-    """A Gradio validator for an endpoint with API parameters ``names``: runs ``check`` on
-    the inputs (an ``InputError`` marks its parameter) and then admits the request."""
-
-    def validate(*args):
-        *values, request = args
-
-        def only(index: int, message: str):
-            log_refusal(endpoint, message)
-            return [gr.validate(i != index, message if i == index else "") for i in range(len(names))]
-
-        try:
-            check(*values)
-        except InputError as err:
-            return only(names.index(err.parameter) if err.parameter in names else 0, str(err))
-        except ValueError as err:
-            return only(0, str(err))
-        try:
-            admission.admit(client_of(request))
-        except Busy as err:
-            return only(0, str(err))
-        return [gr.validate(True, "")] * len(names)
-
-    # Gradio passes a gr.Request only to a parameter annotated so, found by signature.
-    validate.__signature__ = inspect.Signature(
-        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
-        + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
-    )
-    validate.__annotations__ = {"request": gr.Request}
-    return validate
-
-
-def launch(app: gr.Blocks, **kwargs):
-    """Queue and launch with the public-Space bounds (uploads ≤ 1 MB, refused before they are
-    stored); ``kwargs`` go to ``Blocks.launch``."""
-    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
-    return app.launch(max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], **kwargs)
 
 
 def build_app(
@@ -146,13 +46,7 @@ def build_app(
     generation = generation or Admission("generation", total=16, per_client=2)
     evaluation = evaluation or Admission("evaluation", total=2, per_client=1)
     model_choices = controller.model_choices()
-    # Committed evaluation runs, one folder each (assets/eval/<model>/), the default model's first.
-    folders = sorted((p.parent.name for p in C.EVAL_DIR.glob("*/summary.csv")), key=lambda n: (n != "paper", n))
-    eval_runs = {name: C.load_eval_results(C.EVAL_DIR / name) for name in folders}
-    shown_run = next(iter(eval_runs), None)
-    strength_curve = C.load_strength_curve()
     example = load_example()
-    metric_choices = [(f"{label} ({unit})", key) for key, (label, unit, _) in METRIC_INFO.items()]
 
     with gr.Blocks(title="FGG Music", delete_cache=DELETE_CACHE) as app:
         gr.Markdown(
@@ -358,14 +252,14 @@ def build_app(
             )
             with gr.Row():
                 system_a = Dropdown(
-                    [(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
+                    [(f"{s} — {C.SYSTEM_HELP[s]}", s) for s in SYSTEMS],
                     value="fgg",
                     label="System A",
                     info="what plays on the left",
                     min_width=200,
                 )
                 system_b = Dropdown(
-                    [(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
+                    [(f"{s} — {C.SYSTEM_HELP[s]}", s) for s in SYSTEMS],
                     value="no_fgg",
                     label="System B",
                     info="what plays on the right",
@@ -386,74 +280,7 @@ def build_app(
             compare_table = gr.DataFrame(label="Metrics", interactive=False)
 
         with gr.Tab("Evaluate"):
-            if shown_run is None:
-                gr.Markdown(
-                    "No precomputed evaluation in `assets/eval/` yet: run one below or with `python -m eval.run`."
-                )
-            else:
-                gr.Markdown(
-                    "Precomputed evaluations of each model on POP909 validation segments (mean ± 95 % CI; "
-                    "`assets/eval/README.md` has the commands). Definitions: `eval/METRICS.md`."
-                )
-            eval_model = Radio(
-                list(eval_runs),
-                value=shown_run,
-                label="Model of the run shown",
-                elem_id="eval-model",
-                info="each shipped model has its own committed run",
-            )
-            summary_table = gr.DataFrame(
-                value=None if shown_run is None else readable_summary(eval_runs[shown_run][0]),
-                label="Summary",
-                interactive=False,
-                elem_id="eval-summary",
-            )
-            metric_choice = Dropdown(
-                metric_choices,
-                value="out_of_key_rate",
-                label="Metric",
-                elem_id="eval-metric",
-                info="mean per system with its 95 % confidence interval",
-            )
-            metric_help = gr.Markdown(elem_id="eval-metric-help")
-            metric_plot = gr.Plot(show_label=False)
-            heat_plot = gr.Plot(
-                value=None
-                if shown_run is None or eval_runs[shown_run][2] is None
-                else out_of_key_heatmap(eval_runs[shown_run][2]),
-                show_label=False,
-            )
-            gr.Markdown(
-                "**FGG strength trade-off** (`assets/eval/strength_curve.csv`, "
-                "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG."
-            )
-            gr.Plot(value=None if strength_curve is None else curve_figure(strength_curve), show_label=False)
-            with gr.Accordion("Run a small evaluation now", open=False):
-                gr.Markdown(
-                    f"At most {PUBLIC_EVAL_SEGMENTS} segments × 1 seed here; it stops if you leave the "
-                    "page. Full runs: `python -m eval.run`."
-                )
-                run_model = Dropdown(
-                    model_choices, value=controller.default_model, label="Model", info="the served model to evaluate"
-                )
-                n_segments = Slider(
-                    1,
-                    PUBLIC_EVAL_SEGMENTS,
-                    value=5,
-                    step=1,
-                    label="Segments",
-                    info="validation segments, evenly spread over the 1,709",
-                )
-                eval_systems = CheckboxGroup(
-                    [(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS],
-                    value=["fgg", "no_fgg", "ground_truth"],
-                    label="Systems",
-                    info="each is scored against the human accompaniment",
-                )
-                run_btn = gr.Button("Run evaluation")
-                run_status = gr.Markdown(elem_id="run-status")
-                run_table = gr.DataFrame(label="New summary", interactive=False)
-                run_files = gr.File(label="CSV", file_count="multiple")
+            build_evaluate_tab(app, controller, model_choices, evaluation)
 
         with gr.Tab("Listening test"):
             gr.Markdown(
@@ -486,7 +313,7 @@ def build_app(
             humanize,
             pedal,
         ]
-        private = dict(api_visibility="private", queue=False)
+        private = PRIVATE
 
         def done_message(warnings, what: str) -> str:
             return "\n".join([f"✓ {what}"] + [f"⚠️ {w}" for w in warnings])
@@ -747,81 +574,6 @@ def build_app(
             validator=validator(
                 "/compare", C.GENERATE_PARAMETERS + ("system_a", "system_b"), check_compare, generation
             ),
-        )
-
-        def metric_view(name, metric):
-            summary = eval_runs[name][0] if name in eval_runs else None
-            label, unit, definition = METRIC_INFO.get(metric, (str(metric), "", ""))
-            if summary is None or metric not in summary or summary[metric].isna().all():
-                return None, f"**{label}**: not computed in this run. {definition}"
-            figure = metric_bar(summary, metric)
-            figure.update_layout(title=label, yaxis_title=unit)
-            return figure, f"**{label}** ({unit}): {definition}"
-
-        def show_run(name, metric):
-            if name not in eval_runs:
-                return None, None, None, ""
-            summary, _, heat = eval_runs[name]
-            return (
-                readable_summary(summary),
-                *metric_view(name, metric),
-                None if heat is None else out_of_key_heatmap(heat),
-            )
-
-        metric_choice.change(metric_view, [eval_model, metric_choice], [metric_plot, metric_help], **private)
-        eval_model.change(
-            show_run, [eval_model, metric_choice], [summary_table, metric_plot, metric_help, heat_plot], **private
-        )
-        app.load(metric_view, [eval_model, metric_choice], [metric_plot, metric_help], **private)
-
-        def do_run_eval(n_segments, systems, model_name, request: gr.Request = None, progress=gr.Progress()):
-            """Runs in a thread of its own; Gradio closes this generator when the visitor leaves
-            (or the queue drops the job), and closing it cancels the run after its current batch."""
-            cancel, box = threading.Event(), {}
-
-            def work():
-                try:
-                    box["result"] = C.run_eval_now(
-                        controller,
-                        n_segments,
-                        systems,
-                        cancel=cancel,
-                        model=model_name,
-                        progress=lambda d, t: progress((d, t), desc="evaluating"),
-                    )
-                except Exception as err:  # handed to the request's thread below
-                    box["error"] = err
-                finally:  # the place is given back once the work has really stopped
-                    evaluation.release(client_of(request))
-
-            worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True)
-            try:
-                worker.start()
-                while worker.is_alive():
-                    worker.join(0.5)
-                    if worker.is_alive():
-                        yield gr.skip(), gr.skip(), gr.skip()
-                if "error" in box:
-                    if isinstance(box["error"], ValueError):
-                        raise user_error("/evaluate", box["error"])
-                    raise box["error"]
-                summary, per_sample_csv, summary_csv = box["result"]
-                yield readable_summary(summary), [per_sample_csv, summary_csv], f"✓ {int(summary['n'].max())} segments"
-            finally:  # closing may run on the server's event loop: signal the worker, never wait for it here
-                cancel.set()
-
-        def check_eval(n_segments, systems, model_name):
-            C.eval_request(controller, n_segments, systems, model_name)
-
-        run_btn.click(
-            do_run_eval,
-            [n_segments, eval_systems, run_model],
-            [run_table, run_files, run_status],
-            api_name="evaluate",
-            concurrency_id="evaluate",
-            concurrency_limit=1,
-            show_progress_on=[run_status],
-            validator=validator("/evaluate", ("n_segments", "systems", "model_name"), check_eval, evaluation),
         )
 
     # The participant's page: its own route, so the browser receives only its components

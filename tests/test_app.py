@@ -185,7 +185,7 @@ def test_segment_fills_inputs(controller):
 
 
 def test_evaluate_run_now(controller):
-    from demo.controller import Cancelled, load_eval_results, run_eval_now
+    from demo.evaluation import Cancelled, load_eval_results, run_eval_now
 
     progress = []
     summary, per_sample_csv, summary_csv = run_eval_now(

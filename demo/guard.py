@@ -1,0 +1,96 @@
+"""Guarding a public Space: every queued endpoint is checked and admitted when a request joins
+the queue, and refusals are one log line and a clear message.
+
+The validator (``validator``) runs the controller's checks on the inputs as they arrive, so a
+bad value is refused at once — naming the parameter and the limit — instead of after waiting
+behind other work; then it admits the request against ``demo.limits.Admission`` (bounded work
+per endpoint and per visitor). The components here pass values Gradio's own preprocessing
+would refuse through to that check, whose message says more.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+
+import gradio as gr
+
+from demo.limits import MAX_UPLOAD, Admission, Busy, InputError, client_of, shown
+
+LOG = logging.getLogger("fgg.app")
+QUEUE_SIZE = 32  # Gradio's own bound on waiting requests, above the sum of the admissions
+DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads, outputs) older than 30 min
+PRIVATE = {"api_visibility": "private", "queue": False}  # UI-only events: not in the API, outside the queue
+
+
+def _lenient(base):
+    """``base`` whose API input is passed on as sent when Gradio's own preprocessing refuses it,
+    so the server's check (``demo.limits``) answers: Gradio's messages name neither the
+    parameter nor the limit, say nothing for a non-number, and echo a huge value in full."""
+
+    class Lenient(base):
+        is_template = True  # the browser draws it as ``base``
+
+        def preprocess(self, payload):
+            try:
+                return super().preprocess(payload)
+            except Exception:
+                return payload
+
+    Lenient.__name__ = Lenient.__qualname__ = f"Lenient{base.__name__}"
+    return Lenient
+
+
+Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox = map(
+    _lenient, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox)
+)
+
+
+def log_refusal(endpoint: str, message: str) -> None:
+    """A refused request is one log line (no traceback; the value already cut in the message)."""
+    LOG.info("refused %s: %s", endpoint, shown(message, 300))
+
+
+def user_error(endpoint: str, err: Exception) -> gr.Error:
+    """The error the page and the API client show, logged as one line."""
+    log_refusal(endpoint, str(err))
+    return gr.Error(str(err), print_exception=False)
+
+
+def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission):
+    """A Gradio validator for an endpoint with API parameters ``names``: runs ``check`` on
+    the inputs (an ``InputError`` marks its parameter) and then admits the request."""
+
+    def validate(*args):
+        *values, request = args
+
+        def only(index: int, message: str):
+            log_refusal(endpoint, message)
+            return [gr.validate(i != index, message if i == index else "") for i in range(len(names))]
+
+        try:
+            check(*values)
+        except InputError as err:
+            return only(names.index(err.parameter) if err.parameter in names else 0, str(err))
+        except ValueError as err:
+            return only(0, str(err))
+        try:
+            admission.admit(client_of(request))
+        except Busy as err:
+            return only(0, str(err))
+        return [gr.validate(True, "")] * len(names)
+
+    # Gradio passes a gr.Request only to a parameter annotated so, found by signature.
+    validate.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
+        + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
+    )
+    validate.__annotations__ = {"request": gr.Request}
+    return validate
+
+
+def launch(app: gr.Blocks, **kwargs):
+    """Queue and launch with the public-Space bounds (uploads ≤ 1 MB, refused before they are
+    stored); ``kwargs`` go to ``Blocks.launch``."""
+    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+    return app.launch(max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], **kwargs)
