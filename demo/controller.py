@@ -37,20 +37,17 @@ from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg import dynamics
 from fgg.chords import PITCH_NAMES, Progression, parse_progression
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
-from fgg.generate import (
+from fgg.generate import GenerationResult, Generator, SamplingOptions, piece_midi
+from fgg.guidance import SCALE_TABLES
+from fgg.inputs import (
     RHYTHM_PATTERNS,
     SCALE_MODES,
-    GenerationResult,
-    Generator,
-    SamplingOptions,
     allowed_pitch_classes,
     cut_progression_warnings,
     fit_progression,
     load_melody,
-    piece_midi,
     rhythm_counts,
 )
-from fgg.guidance import SCALE_TABLES
 from fgg.model import count_parameters
 from fgg.pianoroll import (
     BEATS_PER_BAR,

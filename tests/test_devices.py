@@ -11,7 +11,8 @@ import torch
 from eval import metrics as M
 from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
 from fgg.data import load_valid_segments
-from fgg.generate import Generator, rhythm_counts
+from fgg.generate import Generator
+from fgg.inputs import rhythm_counts
 from fgg.model import PRESETS, UNet
 from fgg.train import TrainConfig, train
 

@@ -7,7 +7,8 @@ import torch
 
 from fgg import generate as gen_module
 from fgg.diffusion import Schedule
-from fgg.generate import RHYTHM_PATTERNS, Generator, rhythm_counts
+from fgg.generate import Generator
+from fgg.inputs import RHYTHM_PATTERNS, rhythm_counts
 from fgg.model import PRESETS, UNet
 from fgg.pianoroll import (
     NOTE_THRESHOLD,
