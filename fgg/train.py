@@ -1,7 +1,7 @@
 """Train the ε-prediction UNet on POP909 (``python -m fgg.train``).
 
     python -m fgg.train --preset small --steps 12000 --out runs/small [--resume] [--device auto]
-        [--mode melody+accompaniment]
+        [--mode melody+accompaniment] [--max-seconds 420]
     torchrun --nproc_per_node=2 -m fgg.train ...      # DDP (gloo on CPU, nccl on CUDA)
 
 Per step: a batch of 4-bar training segments (random transposition -5..+6), a random
@@ -325,7 +325,12 @@ def train(
     pop909=None,
     workers: int = 0,
     compile_model: bool = False,
+    max_seconds: float | None = None,
 ) -> dict:
+    """Train to ``cfg.steps``; with ``max_seconds``, stop earlier at the first log line after
+    that much wall time (validated and checkpointed there, so a lease on a rented GPU ends
+    with a usable model and a run that ``--resume`` continues)."""
+    began = time.perf_counter()
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     device = resolve_device(device_name)
     if distributed:
@@ -399,6 +404,11 @@ def train(
         step += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
+            out_of_time = max_seconds is not None and time.perf_counter() - began >= max_seconds
+            if distributed and max_seconds is not None:  # every rank must stop at the same step
+                flag = torch.tensor(float(out_of_time), device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                out_of_time = bool(flag.item())
             train_loss = window_loss.item() / window_n  # the one device sync per log line
             if not math.isfinite(train_loss):
                 raise FloatingPointError(f"loss became {train_loss} in steps {step - window_n + 1}-{step}")
@@ -406,7 +416,7 @@ def train(
             elapsed += now - window_start
             rate = window_n * global_batch / (now - window_start)
             valid = None
-            if step % cfg.valid_every == 0 or step == cfg.steps:
+            if step % cfg.valid_every == 0 or step == cfg.steps or out_of_time:
                 valid = validation_loss(trainer.ema, trainer.schedule, valid_set, cfg, device) if main_process else None
             if main_process:
                 bar.set_postfix(loss=f"{train_loss:.4f}", samples_s=f"{rate:.1f}")
@@ -420,10 +430,12 @@ def train(
                             f"{rate:.1f}",
                         ]
                     )
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
                     save_state(out, trainer.model, trainer.ema, trainer.opt, step, cfg, elapsed, valid)
             window_loss.zero_()
             window_n, window_start = 0, time.perf_counter()
+            if out_of_time:
+                break
     bar.close()
     if distributed:
         dist.barrier()
@@ -455,7 +467,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="data-loader processes building batches ahead")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network (CUDA: faster steps)")
     parser.add_argument("--pop909", help="POP909 folder (default $FGG_POP909_DIR or ../shared/data/pop909)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        help="wall-time budget: stop at the first log line after it (validated + checkpointed; --resume continues)",
+    )
     args = parser.parse_args(argv)
+    if args.max_seconds is not None and args.max_seconds <= 0:
+        parser.error(f"--max-seconds must be positive, got {args.max_seconds}")
     cfg = TrainConfig(
         preset=args.preset,
         mode=args.mode,
@@ -482,6 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         pop909=args.pop909,
         workers=args.workers,
         compile_model=args.compile,
+        max_seconds=args.max_seconds,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps(result), flush=True)

@@ -1,6 +1,6 @@
 """The whole tensor path on every device present: CPU always, CUDA where there is one
-(training + resume, generation with FGG and rhythm over 12 bars, every evaluation system,
-the app's generate and compare handlers)."""
+(training + resume, generation with FGG and rhythm over 12 bars, melody + accompaniment from
+chords alone, every evaluation system, the app's generate and compare handlers)."""
 
 from pathlib import Path
 
@@ -13,7 +13,8 @@ from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
 from fgg.data import load_valid_segments
 from fgg.generate import Generator
 from fgg.inputs import rhythm_counts
-from fgg.model import PRESETS, UNet
+from fgg.model import PRESETS, UNet, model_config
+from fgg.pianoroll import out_of_key_notes
 from fgg.train import TrainConfig, train
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -42,6 +43,16 @@ def test_generate_fgg_rhythm_long_piece(device, tiny_model):
     np.testing.assert_array_equal(r.accompaniment[0].sum(-1), rhythm_counts("eighth_arpeggio", 12 * 16))
     again = gen.generate("C G | Am F | Dm7 G7 | C", bars=12, rhythm="eighth_arpeggio", seed=4)
     np.testing.assert_array_equal(again.accompaniment, r.accompaniment)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_melody_and_accompaniment_from_chords_alone(device):
+    torch.manual_seed(0)
+    gen = Generator(UNet(model_config("tiny", "melody+accompaniment")).eval(), device)
+    r = gen.generate("Dm | G | Dm | G", scale="D dorian", bars=8, rhythm="ballad", seed=1)
+    assert r.melody_generated and r.melody.shape == r.accompaniment.shape == (2, 128, 64)
+    assert out_of_key_notes(r.melody, r.allowed) == 0 and out_of_key_notes(r.accompaniment, r.allowed) == 0
+    np.testing.assert_array_equal(r.accompaniment[0].sum(-1), rhythm_counts("ballad", 128))
 
 
 @pytest.mark.parametrize("device", DEVICES)

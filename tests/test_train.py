@@ -41,6 +41,19 @@ def test_resume_continues_exactly(pop909_dir, tmp_path):
         assert torch.equal(a[key], b[key]), key
 
 
+def test_time_budget_stops_at_a_log_line_validated_checkpointed_and_resumable(pop909_dir, tmp_path):
+    sparse = dict(TINY, valid_every=100, checkpoint_every=100)  # only the budget can make step 2 save
+    result = train(TrainConfig(steps=6, **sparse), tmp_path / "budget", pop909=pop909_dir, max_seconds=1e-9)
+    assert result["step"] == 2 and np.isfinite(result["valid_loss"])
+    with open(tmp_path / "budget" / "log.csv") as f:
+        assert [(r["step"], bool(r["valid_loss"])) for r in csv.DictReader(f)] == [("2", True)]
+    train(TrainConfig(steps=4, **sparse), tmp_path / "budget", resume=True, pop909=pop909_dir)
+    train(TrainConfig(steps=4, **sparse), tmp_path / "straight", pop909=pop909_dir)
+    a = load_file(str(tmp_path / "straight" / "state.safetensors"))
+    b = load_file(str(tmp_path / "budget" / "state.safetensors"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+
+
 def test_ddp_two_cpu_processes(pop909_dir, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", FGG_POP909_DIR=str(pop909_dir))
     cmd = [
