@@ -199,6 +199,16 @@ class Trainer:
         self._params: list[torch.Tensor] = list(self.model.parameters())
         self._ema_params: list[torch.Tensor] = list(self.ema.parameters())
 
+    def load_optimizer(self, state: dict) -> None:
+        """Restore a saved optimizer state. The saved moments are contiguous; CUDA's fused AdamW
+        refuses moments laid out unlike their (channels-last) parameters, so they are re-laid."""
+        self.opt.load_state_dict(state)
+        for param in self._params:
+            moments = self.opt.state.get(param, {})
+            for key, value in moments.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    moments[key] = torch.empty_like(param).copy_(value)
+
     def step(self, batch: dict[str, torch.Tensor], step: int) -> torch.Tensor:
         """One optimizer step (``step`` = its 0-based index: learning rate, EMA warm-up);
         returns the loss as a device tensor, not read back."""
@@ -362,7 +372,7 @@ def train(
     trainer = Trainer(cfg, device, model, distributed, compile_model)
     if tensors is not None:
         trainer.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        trainer.opt.load_state_dict(_unflatten_optimizer(tensors, meta["optimizer"]))
+        trainer.load_optimizer(_unflatten_optimizer(tensors, meta["optimizer"]))
 
     log_path = out / "log.csv"
     if main_process and not (resume and log_path.is_file()):

@@ -54,6 +54,26 @@ def test_time_budget_stops_at_a_log_line_validated_checkpointed_and_resumable(po
     assert all(torch.equal(a[key], b[key]) for key in a)
 
 
+def test_resumed_adam_moments_are_laid_out_like_channels_last_parameters(pop909_dir, tmp_path):
+    """CUDA trains channels-last, and its fused AdamW refuses moments of another layout (seen
+    on an H100: a resume failed at its first step); forced here on the CPU, which tolerates it."""
+    import json
+
+    from fgg.train import Trainer, _unflatten_optimizer
+
+    train(TrainConfig(steps=2, **TINY), tmp_path, pop909=pop909_dir)
+    meta = json.loads((tmp_path / "state.json").read_text())
+    trainer = Trainer(TrainConfig(steps=4, **TINY), torch.device("cpu"), channels_last=True)
+    trainer.load_optimizer(_unflatten_optimizer(load_file(str(tmp_path / "state.safetensors")), meta["optimizer"]))
+    relaid = 0
+    for param in trainer.model.parameters():
+        for value in trainer.opt.state[param].values():
+            if value.shape == param.shape:
+                assert value.stride() == param.stride()
+                relaid += param.dim() == 4 and not param.is_contiguous()
+    assert relaid > 0  # the check saw channels-last convolution weights
+
+
 def test_ddp_two_cpu_processes(pop909_dir, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", FGG_POP909_DIR=str(pop909_dir))
     cmd = [
