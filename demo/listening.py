@@ -52,7 +52,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS
+from fgg.checkpoint import DEFAULT_MODEL, shipped
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 POOL_DIR = REPO_ROOT / "assets" / "listening"
@@ -543,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="generate the pool of pairs")
     build.add_argument("--pairs", type=int, default=12)
     build.add_argument("--out", default=str(POOL_DIR))
-    build.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
+    build.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"))
     build.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     build.add_argument("--baselines", default=",".join(DEFAULT_BASELINES))
     results = sub.add_parser("results", help="print per-system means and preference tests as JSON")

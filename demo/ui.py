@@ -19,6 +19,7 @@ from demo.figures import before_after_figure
 from demo.guard import DELETE_CACHE, PRIVATE, Checkbox, Dropdown, Number, Slider, launch, user_error, validator
 from demo.how_it_works import load_example
 from demo.limits import MAX_CHORD_CHARS, Admission, client_of
+from demo.melody_source import melody_source_radio, wire_melody_source
 from demo.listening import ListeningStore
 from demo.listening_ui import build_admin_page, build_participant_page
 from eval.baselines import SYSTEMS
@@ -88,6 +89,7 @@ def build_app(
                             for n, name in enumerate(STYLES)
                         ]
                     style_note = gr.Markdown(elem_id="style-note")
+                    melody_source = melody_source_radio(controller)
                     with gr.Row():
                         song_picker = Dropdown(
                             controller.song_choices(),
@@ -138,7 +140,8 @@ def build_app(
                         value=controller.default_model,
                         label="Model",
                         elem_id="model",
-                        info="paper: trained as in the paper; small: 10× fewer parameters",
+                        info="paper: trained as in the paper; small: 10× fewer parameters; "
+                        "combined: writes the melody too",
                     )
                     fgg = Checkbox(
                         value=True,
@@ -409,6 +412,8 @@ def build_app(
 
         chords.change(follow_chords, [chords, bars_follow], bars, **private)
         bars.input(lambda: False, None, bars_follow, **private)
+
+        wire_melody_source(controller, melody_source, model, melody_file, segment_picker)
 
         def cfg_state(melody_file, segment, rhythm, model_name):
             given = bool(melody_file) or segment not in (None, C.NO_SEGMENT)

@@ -45,6 +45,7 @@ from fgg.checkpoint import (
     load_model,
     resolve_checkpoint,
     resolve_device,
+    shipped,
 )
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
@@ -490,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS), help="shipped model")
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"), help="shipped model")
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument(
         "--scale-table",

@@ -30,10 +30,10 @@ from eval.chord_metrics import ChordScorer
 from eval.run import item_seed, select_segments
 from fgg.checkpoint import (
     DEFAULT_MODEL,
-    SHIPPED_MODELS,
     load_model,
     resolve_checkpoint,
     resolve_device,
+    shipped,
 )
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segments", type=int, default=50, help="number of validation segments (evenly spread)")
     parser.add_argument("--strengths", default=",".join(str(s) for s in DEFAULT_STRENGTHS))
     parser.add_argument("--out", required=True, help="folder for strength_curve.csv / .html")
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"))
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))

@@ -24,10 +24,10 @@ import torch
 
 from fgg.checkpoint import (
     DEFAULT_MODEL,
-    SHIPPED_MODELS,
     load_model,
     resolve_checkpoint,
     resolve_device,
+    shipped,
 )
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, count_parameters, forward_gflops
@@ -196,7 +196,7 @@ def bench_training(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fgg.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"))
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="benchmark this preset with random weights instead")

@@ -13,9 +13,17 @@ from safetensors.torch import load_file, save_file
 from fgg.model import UNet, UNetConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHIPPED_MODELS = {name: REPO_ROOT / "assets" / "checkpoints" / f"fgg-{name}.safetensors" for name in ("paper", "small")}
+# The shipped models and what each generates (fgg.model.MODES).
+SHIPPED_MODES = {"paper": "accompaniment", "small": "accompaniment", "combined-paper": "melody+accompaniment"}
+SHIPPED_MODELS = {name: REPO_ROOT / "assets" / "checkpoints" / f"fgg-{name}.safetensors" for name in SHIPPED_MODES}
 DEFAULT_MODEL = "paper"
+DEFAULT_MODELS = {"accompaniment": DEFAULT_MODEL, "melody+accompaniment": "combined-paper"}  # per mode
 DEFAULT_CHECKPOINT = SHIPPED_MODELS[DEFAULT_MODEL]
+
+
+def shipped(mode: str = "accompaniment") -> list[str]:
+    """The shipped models of ``mode``, sorted."""
+    return sorted(name for name, m in SHIPPED_MODES.items() if m == mode)
 
 
 def resolve_checkpoint(model: str | os.PathLike) -> Path:

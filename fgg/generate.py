@@ -24,6 +24,7 @@ import torch
 
 from fgg.checkpoint import (
     DEFAULT_MODEL,
+    DEFAULT_MODELS,
     SHIPPED_MODELS,
     load_model,
     resolve_checkpoint,
@@ -390,14 +391,21 @@ def generate(
     steps: int = 10,
     seed: int = 0,
     tempo: float = 90.0,
-    model=DEFAULT_MODEL,
+    model=None,
     device: str = "auto",
     precision: str = "auto",
+    mode: str = "accompaniment",
     **kwargs,
 ) -> GenerationResult:
-    """Generate with a shipped model (``model`` = "paper", the default, or "small") or a
-    checkpoint path, loaded once; see ``Generator.generate``."""
-    return default_generator(model, device, precision).generate(
+    """Generate with a shipped model or a checkpoint path, loaded once; see
+    ``Generator.generate``. ``model=None`` takes ``mode``'s default: "paper" for the
+    accompaniment, "combined-paper" for melody and accompaniment from the chords alone."""
+    if mode not in DEFAULT_MODELS:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(DEFAULT_MODELS)}")
+    generator = default_generator(model or DEFAULT_MODELS[mode], device, precision)
+    if generator.mode != mode:
+        raise ValueError(f"mode {mode!r} needs a model of that mode; {model} generates {generator.mode!r}")
+    return generator.generate(
         chords,
         melody=melody,
         rhythm=rhythm,
@@ -455,7 +463,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tempo", type=float, default=90.0)
     parser.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
         choices=sorted(SHIPPED_MODELS),
         help="shipped model: paper (26.6 M parameters, best quality) or small (2.7 M, fastest)",
     )
@@ -478,7 +485,9 @@ def main(argv: list[str] | None = None) -> int:
             rhythm = rhythm or seg["onset_counts"][args.segment]
         if chords is None:
             raise ValueError("give --chords (or --segment)")
-        gen = Generator.from_checkpoint(args.checkpoint or args.model, args.device, args.precision)
+        gen = Generator.from_checkpoint(
+            args.checkpoint or args.model or DEFAULT_MODELS[args.mode], args.device, args.precision
+        )
         if gen.mode != args.mode:
             raise ValueError(
                 f"--mode {args.mode} needs a checkpoint trained for it; this one generates "

@@ -1,14 +1,16 @@
 """Numeric precision of the network (``precision="auto"|"fp32"|"bf16"``).
 
-bf16 runs the UNet under ``torch.autocast`` with channels-last activations (oneDNN's and
-cuDNN's fast bf16 convolutions are NHWC): on a CPU with native bf16 dot products (AVX-512
-BF16 or AMX) and on CUDA that is ~2x faster than fp32. The fp32 path is the unchanged
-reference, bit for bit. Only the
-network runs in bf16: its ε̂ is cast back to fp32 before x̂₀ is derived, so CFG, FGG's
+bf16 runs the UNet under ``torch.autocast`` with channels-last activations (oneDNN's fast
+bf16 convolutions are NHWC): on a CPU with native bf16 dot products (AVX-512 BF16 or AMX)
+that is ~1.6x faster than fp32. On CUDA a batch-1 sample is bound by kernel launches, not
+arithmetic, and autocast's casts add launches: measured on an H100 (``fgg.bench --device cuda
+--preset paper``), a 4-bar sample took 0.197 s in fp32 and 0.287 s in bf16, so ``auto`` keeps
+fp32 there (training, at batch 128, does use bf16 on CUDA). The fp32 path is the unchanged
+reference, bit for bit. Only the network runs in bf16: its ε̂ is cast back to fp32 before x̂₀ is derived, so CFG, FGG's
 projections and the DDIM update all stay fp32 — the out-of-key guarantee does not depend on
-the precision (tested). ``auto`` picks bf16 only where the hardware has it (detected through
-torch's own CPU-capability checks, not guessed from the model name), fp32 elsewhere, where
-emulated bf16 would be slower than fp32.
+the precision (tested). ``auto`` picks bf16 only on CPUs that have it natively (detected
+through torch's own CPU-capability checks, not guessed from the model name), fp32 elsewhere:
+emulated bf16 would be slower than fp32, and on CUDA see above.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 import torch
 
 PRECISIONS = ("auto", "fp32", "bf16")
-PRECISION_HELP = "network precision: auto = bf16 where the CPU has native bf16 or on CUDA, else fp32"
+PRECISION_HELP = "network precision: auto = bf16 on a CPU with native bf16, else fp32 (also on CUDA: faster at batch 1)"
 Network = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -29,13 +31,13 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """ "auto" -> "bf16" on CUDA and on CPUs with native bf16, else "fp32"; "fp32"/"bf16" as given."""
+    """ "auto" -> "bf16" on CPUs with native bf16, else "fp32" (CUDA included); "fp32"/"bf16" as given."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     if precision != "auto":
         return precision
     kind = torch.device(device).type
-    return "bf16" if kind == "cuda" or (kind == "cpu" and cpu_has_native_bf16()) else "fp32"
+    return "bf16" if kind == "cpu" and cpu_has_native_bf16() else "fp32"
 
 
 def network(model: torch.nn.Module | Network, precision: str) -> Network:

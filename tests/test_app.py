@@ -233,6 +233,21 @@ def test_api_melody_and_accompaniment_model(server, tmp_path):
         client.predict(chords="C", model="combined", api_name="/compare")
 
 
+def test_melody_source_and_model_stay_in_step(controller):
+    """"Melody: upload / from a segment / generate one" picks the model, and the model the radio."""
+    from demo.melody_source import GENERATE, SEGMENT, UPLOAD, model_for_source, source_for_model
+
+    assert model_for_source(controller, GENERATE, "small") == "combined"
+    assert model_for_source(controller, GENERATE, "combined") == "combined"
+    assert model_for_source(controller, UPLOAD, "combined") == "paper"  # back to the default
+    assert model_for_source(controller, SEGMENT, "small") == "small"  # a given melody keeps its model
+    assert source_for_model(controller, "combined", UPLOAD) == GENERATE
+    assert source_for_model(controller, "small", GENERATE) == SEGMENT
+    assert source_for_model(controller, "small", UPLOAD) == UPLOAD
+    writers_only = Controller({"combined": controller.generators["combined"]})
+    assert model_for_source(writers_only, UPLOAD, "combined") == "combined"  # nothing else to switch to
+
+
 def test_humanize_changes_the_performance_not_the_notes(controller):
     import pretty_midi
 

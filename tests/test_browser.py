@@ -128,6 +128,12 @@ def test_first_visit_segment_picker_bars_and_cfg(browser, server, controller):  
     page.locator("#style-note").get_by_text("D Dorian").wait_for()
     page.wait_for_function("document.querySelector('#chords textarea').value === 'Dm7 | G7 | Dm7 | G7'")
     page.locator("#melody-status").get_by_text("written by the combined model").wait_for()
+    assert page.locator("#melody-source").get_by_label("generate one").is_checked()
+    page.locator("#melody-source").get_by_label("from a POP909 segment").check()  # back to a given melody
+    page.locator("#melody-status").get_by_text("none").wait_for()
+    page.wait_for_function("document.querySelector('#model input').value.startsWith('paper')")
+    page.locator("#melody-source").get_by_label("generate one").check()
+    page.locator("#melody-status").get_by_text("written by the combined model").wait_for()
     page.close()
 
 

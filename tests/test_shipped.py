@@ -16,7 +16,7 @@ from fgg.generate import Generator
 
 EVAL_DIR = REPO_ROOT / "assets" / "eval"
 PAPER_SHA256 = "be9d49aca25323e9b9b6fdfc835b639124573ce34a7b25a83b938c04d0c82c4b"  # ../shared/checkpoints/README.md
-PRESETS = {"paper": ("paper", 26_624_514), "small": ("small", 2_688_466)}
+PRESETS = {"paper": ("paper", 26_624_514), "small": ("small", 2_688_466), "combined-paper": ("paper", 26_625_668)}
 EVALUATED_MODELS = ("paper", "small")  # committed runs under assets/eval/<model>/
 SEGMENTS = {"paper": 1709, "small": 400}  # paper: every validation segment; small: 400 of them
 
