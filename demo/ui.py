@@ -19,9 +19,9 @@ from demo.figures import before_after_figure
 from demo.guard import DELETE_CACHE, PRIVATE, Checkbox, Dropdown, Number, Slider, launch, user_error, validator
 from demo.how_it_works import load_example
 from demo.limits import MAX_CHORD_CHARS, Admission, client_of
-from demo.melody_source import melody_source_radio, wire_melody_source
 from demo.listening import ListeningStore
 from demo.listening_ui import build_admin_page, build_participant_page
+from demo.melody_source import melody_source_radio, wire_melody_source
 from eval.baselines import SYSTEMS
 from fgg.chords import PITCH_NAMES, parse_progression
 from fgg.styles import STYLES

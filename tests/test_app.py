@@ -234,7 +234,7 @@ def test_api_melody_and_accompaniment_model(server, tmp_path):
 
 
 def test_melody_source_and_model_stay_in_step(controller):
-    """"Melody: upload / from a segment / generate one" picks the model, and the model the radio."""
+    """ "Melody: upload / from a segment / generate one" picks the model, and the model the radio."""
     from demo.melody_source import GENERATE, SEGMENT, UPLOAD, model_for_source, source_for_model
 
     assert model_for_source(controller, GENERATE, "small") == "combined"
