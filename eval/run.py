@@ -41,15 +41,16 @@ from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_s
 from eval.chord_metrics import ChordScorer
 from fgg.checkpoint import (
     DEFAULT_MODEL,
+    DEFAULT_MODELS,
     SHIPPED_MODELS,
     load_model,
     resolve_checkpoint,
     resolve_device,
-    shipped,
 )
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import SamplingOptions
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes
+from fgg.model import UNet, mode_of
 from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, SEGMENT_STEPS, rolls_to_midi
 from fgg.precision import (
     PRECISION_HELP,
@@ -313,6 +314,8 @@ def run(
     needs_model = any(s in STOCHASTIC for s in systems)
     if model is None:
         model = load_model(resolve_checkpoint(checkpoint), device)[0] if needs_model else torch.nn.Identity()
+    if isinstance(model, UNet) and mode_of(model.config) != "accompaniment":
+        raise ValueError(f"{checkpoint} writes the melody too: evaluate it with --mode melody+accompaniment")
     model_device = next(iter(model.parameters()), torch.zeros(0)).device
     options = replace(options, precision=resolve_precision(precision, model_device))
     model_name = str(checkpoint) if str(checkpoint) in SHIPPED_MODELS else str(Path(checkpoint).resolve())
@@ -450,18 +453,16 @@ def write_examples(out: Path, system: str, chosen: np.ndarray, rolls: np.ndarray
 
 def _run_combined(args, n: int | None, device) -> int:
     from eval.combined import run_combined
-    from fgg.model import mode_of
 
-    model = load_model(resolve_checkpoint(args.checkpoint or args.model), device)[0]
+    source = args.checkpoint or args.model or DEFAULT_MODELS["melody+accompaniment"]
+    model = load_model(resolve_checkpoint(source), device)[0]
     if mode_of(model.config) != "melody+accompaniment":
         raise ValueError(
             "--mode melody+accompaniment needs a checkpoint of that mode "
             "(python -m fgg.train --mode melody+accompaniment)"
         )
     options = SamplingOptions(cfg_scale=args.cfg, steps=args.steps, precision=resolve_precision(args.precision, device))
-    summary = run_combined(
-        args.segments_file, n, Path(args.out), model, str(args.checkpoint or args.model), options, args.batch_size
-    )
+    summary = run_combined(args.segments_file, n, Path(args.out), model, str(source), options, args.batch_size)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
         print(
             summary[
@@ -491,7 +492,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", required=True)
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"), help="shipped model")
+    parser.add_argument(
+        "--model",
+        choices=sorted(SHIPPED_MODELS),
+        help=f"shipped model (default: {DEFAULT_MODELS['accompaniment']}; with --mode melody+accompaniment, "
+        f"{DEFAULT_MODELS['melody+accompaniment']})",
+    )
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument(
         "--scale-table",
@@ -529,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             n,
             args.seeds,
             Path(args.out),
-            args.checkpoint or args.model,
+            args.checkpoint or args.model or DEFAULT_MODEL,
             args.batch_size,
             SamplingOptions(cfg_scale=args.cfg, steps=args.steps),
             workers=args.workers,

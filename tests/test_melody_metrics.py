@@ -113,3 +113,5 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
         )
         == 2
     )  # an accompaniment model is refused
+    wrong_way = ["--checkpoint", str(tmp_path / "m.safetensors"), "--systems", "fgg", "--segments", "1"]
+    assert main([*wrong_way, "--out", str(tmp_path / "other")]) == 2  # and the other way round
