@@ -74,7 +74,11 @@ def build_evaluate_tab(app: gr.Blocks, controller: C.Controller, model_choices, 
             "page. Full runs: `python -m eval.run`."
         )
         run_model = Dropdown(
-            model_choices, value=controller.default_model, label="Model", info="the served model to evaluate"
+            model_choices,
+            value=controller.default_model,
+            label="Model",
+            info="the served model to evaluate (one that writes the melody: fgg, no_fgg and ground truth, "
+            "from the chords alone)",
         )
         n_segments = Slider(
             1,

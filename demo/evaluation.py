@@ -14,6 +14,7 @@ from demo.controller import Controller
 from demo.limits import PUBLIC_EVAL_SEGMENTS, InputError, choice, number, shown
 from eval.baselines import SYSTEMS
 from fgg.data import VALID_SEGMENTS_FILE
+from fgg.generate import SamplingOptions
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "assets" / "eval"
 STRENGTH_CURVE_FILE = EVAL_DIR / "strength_curve.csv"
@@ -60,7 +61,8 @@ def run_eval_now(
     controller: Controller, n_segments, systems, progress=None, model=None, cancel: threading.Event | None = None
 ):
     """A fresh small evaluation (one seed) in the workspace; returns (summary, per_sample CSV
-    path, summary CSV path). Setting ``cancel`` stops it after the batch in progress
+    path, summary CSV path). A melody-writing model is evaluated as ``eval.run --mode
+    melody+accompaniment`` does (``fgg``, ``no_fgg``, ``ground_truth``, whatever ``systems`` says). Setting ``cancel`` stops it after the batch in progress
     (``Cancelled``)."""
     from eval.run import run
 
@@ -74,6 +76,13 @@ def run_eval_now(
 
     out = controller.workspace.new("evaluate-")
     generator = controller.generator(name)
+    if generator.mode == "melody+accompaniment":  # from the chords alone: its own three systems
+        from eval.combined import run_combined
+
+        options = SamplingOptions(precision=generator.precision)
+        summary = run_combined(VALID_SEGMENTS_FILE, n, out, generator.model, name, options, 4, progress=report)
+        shutil.rmtree(out / ".work", ignore_errors=True)
+        return summary, str(out / "per_sample.csv"), str(out / "summary.csv")
     summary = run(
         VALID_SEGMENTS_FILE,
         systems,

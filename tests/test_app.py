@@ -203,6 +203,9 @@ def test_evaluate_run_now(controller):
     cancel.set()
     with pytest.raises(Cancelled):
         run_eval_now(controller, 8, ["fgg"], cancel=cancel)
+    combined, *_ = run_eval_now(controller, 2, ["fgg"], model="combined")  # chords alone, its three systems
+    assert list(combined["system"]) == ["fgg", "no_fgg", "ground_truth"]
+    assert combined.set_index("system").loc["fgg", "out_of_key_rate_melody"] == 0
 
 
 def test_api_melody_and_accompaniment_model(server, tmp_path):

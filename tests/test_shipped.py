@@ -96,3 +96,46 @@ def test_committed_strength_curve_is_graded_and_ends_at_zero():
     assert curve.strength.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and (curve.n >= 50).all()
     rates = curve.out_of_key_rate.tolist()
     assert all(a > b for a, b in pairwise(rates)) and rates[-1] == 0.0
+
+
+COMBINED_MODELS = ("combined-paper", "combined-small")  # melody+accompaniment runs under assets/eval/<model>/
+
+
+@pytest.mark.parametrize("name", COMBINED_MODELS)
+def test_committed_melody_and_accompaniment_evaluation(name):
+    """Chords alone in, 400 segments, fgg / no_fgg / ground_truth; FGG leaves no out-of-key
+    step in either track, the unguided model does."""
+    folder = EVAL_DIR / name
+    run = json.loads((folder / "run.json").read_text())
+    assert run["model"] == name and run["mode"] == "melody+accompaniment" and run["segments"] == 400
+    per_sample = pd.read_csv(folder / "per_sample.csv")
+    assert per_sample.groupby("system").size().to_dict() == {"fgg": 400, "ground_truth": 400, "no_fgg": 400}
+    fgg, no_fgg = (per_sample[per_sample.system == s] for s in ("fgg", "no_fgg"))
+    assert (fgg.out_of_key_rate_melody == 0).all() and (fgg.out_of_key_rate_accompaniment == 0).all()
+    assert no_fgg.out_of_key_rate.mean() > 0 and (fgg.melody_notes > 0).mean() > 0.9
+    summary = pd.read_csv(folder / "summary.csv").set_index("system")
+    assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
+
+
+def test_committed_style_check():
+    """20 pieces per style with FGG on and off (combined-paper): none outside the scale with FGG."""
+    from fgg.styles import STYLES
+
+    rows = pd.read_csv(EVAL_DIR / "style_check.csv")
+    assert rows.groupby(["style", "fgg"]).size().to_dict() == {(s, f): 20 for s in STYLES for f in (False, True)}
+    assert (rows[rows.fgg].outside_scale == 0).all() and (rows.notes > 0).all()
+
+
+def test_melody_and_accompaniment_done_when_command(tmp_path):
+    """The issue's command: two non-empty instruments, no note outside D Dorian, offline."""
+    import pretty_midi
+
+    from fgg.generate import main
+
+    out = tmp_path / "x.mid"
+    args = ["--mode", "melody+accompaniment", "--chords", "Dm | G | Dm | G", "--scale", "D dorian", "--bars", "8"]
+    assert main([*args, "--out", str(out)]) == 0
+    instruments = {i.name: i.notes for i in pretty_midi.PrettyMIDI(str(out)).instruments}
+    assert set(instruments) == {"melody", "accompaniment"} and all(instruments.values())
+    dorian = {2, 4, 5, 7, 9, 11, 0}
+    assert all(n.pitch % 12 in dorian for notes in instruments.values() for n in notes)
