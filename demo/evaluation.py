@@ -62,8 +62,8 @@ def run_eval_now(
 ):
     """A fresh small evaluation (one seed) in the workspace; returns (summary, per_sample CSV
     path, summary CSV path). A melody-writing model is evaluated as ``eval.run --mode
-    melody+accompaniment`` does (``fgg``, ``no_fgg``, ``ground_truth``, whatever ``systems`` says). Setting ``cancel`` stops it after the batch in progress
-    (``Cancelled``)."""
+    melody+accompaniment`` does (``fgg``, ``no_fgg``, ``ground_truth``, whatever ``systems``
+    says). Setting ``cancel`` stops it after the batch in progress (``Cancelled``)."""
     from eval.run import run
 
     n, systems, name = eval_request(controller, n_segments, systems, model)
