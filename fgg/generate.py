@@ -464,7 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--model",
         choices=sorted(SHIPPED_MODELS),
-        help="shipped model: paper (26.6 M parameters, best quality) or small (2.7 M, fastest)",
+        help="shipped model: paper (26.6 M parameters, best quality, the default) or small (2.7 M, fastest); "
+        "with --mode melody+accompaniment combined-paper (the default) or combined-small",
     )
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="auto")
