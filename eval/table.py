@@ -187,13 +187,38 @@ def headline_table(runs: dict[str, pd.DataFrame], systems=("fgg", "no_fgg")) -> 
     return "\n".join(lines)
 
 
+# A melody+accompaniment run (eval/combined.py) has its own metrics: per track, and the melody's.
+COMBINED_FULL = [
+    (m, METRIC_INFO[m][0])
+    for m in (
+        "out_of_key_rate",
+        "out_of_key_rate_melody",
+        "out_of_key_rate_accompaniment",
+        "chord_accuracy",
+        "chord_accuracy_labels",
+        "chord_similarity_full",
+        "note_density",
+        "melody_notes",
+        "melody_range",
+        "melody_pitch_class_entropy",
+        "melody_longest_run",
+        "melody_strong_beat_chord_tones",
+    )
+]
+
+
+def is_combined(frame: pd.DataFrame) -> bool:
+    return "out_of_key_rate_melody" in frame
+
+
 def full_table(summary: pd.DataFrame) -> str:
-    """One row per system, one column per metric."""
-    lines = ["| system | " + " | ".join(label for _, label in FULL) + " |", "|---|" + "---|" * len(FULL)]
+    """One row per system, one column per metric (the combined mode's own for its runs)."""
+    columns = COMBINED_FULL if is_combined(summary) else FULL
+    lines = ["| system | " + " | ".join(label for _, label in columns) + " |", "|---|" + "---|" * len(columns)]
     for system in summary.index:
         lines.append(
             f"| `{system}` (n = {int(summary.loc[system, 'n'])}) | "
-            + " | ".join(cell(summary, system, m) for m, _ in FULL)
+            + " | ".join(cell(summary, system, m) for m, _ in columns)
             + " |"
         )
     return "\n".join(lines)
@@ -205,17 +230,28 @@ PAIRED = [
     ("chord_similarity_full", "chord similarity (full)"),
     ("out_of_key_rate_paper_table", "out-of-key (paper's table)"),
 ]
+COMBINED_PAIRED = [
+    ("chord_accuracy", "chord accuracy"),
+    ("chord_accuracy_labels", "chord acc. vs input"),
+    ("chord_similarity_full", "chord similarity (full)"),
+    ("melody_strong_beat_chord_tones", "chord tones on strong beats"),
+    ("melody_pitch_class_entropy", "melody pitch-class entropy"),
+]
 
 
 def paired_table(per_sample: pd.DataFrame, system: str) -> str:
     """Mean per-segment difference ``system − other`` with its 95 % CI (1.96 · s / √n over the
     segments both have), for each other system: the comparison the README states."""
-    wide = {m: per_sample.pivot_table(index=["segment", "seed"], columns="system", values=m) for m, _ in PAIRED}
+    metrics = COMBINED_PAIRED if is_combined(per_sample) else PAIRED
+    wide = {m: per_sample.pivot_table(index=["segment", "seed"], columns="system", values=m) for m, _ in metrics}
     others = [s for s in per_sample.system.unique() if s != system]
-    lines = [f"| `{system}` minus | " + " | ".join(label for _, label in PAIRED) + " |", "|---|" + "---|" * len(PAIRED)]
+    lines = [
+        f"| `{system}` minus | " + " | ".join(label for _, label in metrics) + " |",
+        "|---|" + "---|" * len(metrics),
+    ]
     for other in others:
         cells = []
-        for metric, _ in PAIRED:
+        for metric, _ in metrics:
             diff = (wide[metric][system] - wide[metric][other]).dropna()
             ci = 1.96 * diff.std(ddof=1) / np.sqrt(len(diff)) if len(diff) > 1 else float("nan")
             cells.append(f"{diff.mean():+.4f} ± {ci:.4f}")

@@ -107,6 +107,13 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
     summary = pd.read_csv(tmp_path / "run" / "summary.csv").set_index("system")
     assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
     assert 0 < summary.loc["ground_truth", "melody_pitch_class_entropy"] <= np.log2(12)
+    from eval.table import full_table, paired_table
+
+    full = full_table(summary)  # the combined mode's own columns, not the accompaniment runs'
+    assert "out-of-key melody" in full and "chord tones on strong beats" in full and "groove" not in full
+    assert full.count("\n") == 1 + 3  # header, rule, a row per system
+    paired = paired_table(per_sample, "fgg")
+    assert "| `no_fgg` | " in paired and "chord similarity (smg)" not in paired
     assert (
         main(
             ["--mode", "melody+accompaniment", "--model", "small", "--segments", "1", "--out", str(tmp_path / "wrong")]

@@ -139,3 +139,17 @@ def test_melody_and_accompaniment_done_when_command(tmp_path):
     assert set(instruments) == {"melody", "accompaniment"} and all(instruments.values())
     dorian = {2, 4, 5, 7, 9, 11, 0}
     assert all(n.pitch % 12 in dorian for notes in instruments.values() for n in notes)
+
+
+def test_generate_picks_the_default_model_of_each_mode():
+    from fgg.checkpoint import DEFAULT_MODELS, shipped
+    from fgg.generate import generate
+
+    assert shipped("melody+accompaniment") == ["combined-paper", "combined-small"]
+    assert DEFAULT_MODELS == {"accompaniment": "paper", "melody+accompaniment": "combined-paper"}
+    result = generate("Dm | G", mode="melody+accompaniment", scale="D dorian", scale_mode="strict", seed=3)
+    assert result.melody_generated and result.melody.any() and result.out_of_key_notes == 0
+    with pytest.raises(ValueError, match="mode 'melody\\+accompaniment' needs a model of that mode; small generates"):
+        generate("Dm | G", model="small", mode="melody+accompaniment")
+    with pytest.raises(ValueError, match="unknown mode 'duet'"):
+        generate("Dm | G", mode="duet")
