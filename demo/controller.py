@@ -75,7 +75,12 @@ SYSTEM_HELP = {  # one line per evaluation system, for the UI
     "rule_based": "chord tones on the rhythm, no model (the floor)",
     "ground_truth": "the human POP909 accompaniment (needs a segment)",
 }
-MODEL_BLURBS = {"paper": "best quality", "small": "fastest", "combined-paper": "best quality"}
+MODEL_BLURBS = {
+    "paper": "best quality",
+    "small": "fastest",
+    "combined-paper": "best quality",
+    "combined-small": "fastest",
+}
 EXAMPLES = {
     "Pop I–V–vi–IV": "C G | Am F",
     "Jazz ii–V–I": "Dm7 | G7 | Cmaj7 | Cmaj7",

@@ -14,7 +14,12 @@ from fgg.model import UNet, UNetConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The shipped models and what each generates (fgg.model.MODES).
-SHIPPED_MODES = {"paper": "accompaniment", "small": "accompaniment", "combined-paper": "melody+accompaniment"}
+SHIPPED_MODES = {
+    "paper": "accompaniment",
+    "small": "accompaniment",
+    "combined-paper": "melody+accompaniment",
+    "combined-small": "melody+accompaniment",
+}
 SHIPPED_MODELS = {name: REPO_ROOT / "assets" / "checkpoints" / f"fgg-{name}.safetensors" for name in SHIPPED_MODES}
 DEFAULT_MODEL = "paper"
 DEFAULT_MODELS = {"accompaniment": DEFAULT_MODEL, "melody+accompaniment": "combined-paper"}  # per mode

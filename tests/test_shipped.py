@@ -16,7 +16,12 @@ from fgg.generate import Generator
 
 EVAL_DIR = REPO_ROOT / "assets" / "eval"
 PAPER_SHA256 = "be9d49aca25323e9b9b6fdfc835b639124573ce34a7b25a83b938c04d0c82c4b"  # ../shared/checkpoints/README.md
-PRESETS = {"paper": ("paper", 26_624_514), "small": ("small", 2_688_466), "combined-paper": ("paper", 26_625_668)}
+PRESETS = {
+    "paper": ("paper", 26_624_514),
+    "small": ("small", 2_688_466),
+    "combined-paper": ("paper", 26_625_668),
+    "combined-small": ("small", 2_688_756),
+}
 EVALUATED_MODELS = ("paper", "small")  # committed runs under assets/eval/<model>/
 SEGMENTS = {"paper": 1709, "small": 400}  # paper: every validation segment; small: 400 of them
 
