@@ -86,7 +86,9 @@ def test_generate_toggle_and_compare_in_browser(browser, server):  # noqa: F811
 
     page.get_by_role("tab", name="Evaluate").click()  # the committed runs, one per model, in words
     page.get_by_text("FGG strength trade-off").first.wait_for()
-    page.locator("#eval-model").get_by_text("small").click()
+    page.locator("#eval-model").get_by_text("combined-paper", exact=True).click()  # melody + accompaniment
+    page.locator("#eval-summary").get_by_text("out-of-key melody").first.wait_for()
+    page.locator("#eval-model").get_by_text("small", exact=True).click()
     page.locator("#eval-summary").get_by_text("chord accuracy (0–1)").first.wait_for()
     assert "out_of_key_rate_ci95" not in page.locator("#eval-summary").inner_text()
     page.locator("#eval-metric input").click()
