@@ -309,7 +309,7 @@ class Controller:
         rhythm="none",
         scale="from chords",
         tonic="C",
-        custom_scale="",
+        custom_scale=None,
         steps=10,
         seed=0,
         model=None,

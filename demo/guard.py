@@ -89,6 +89,31 @@ def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission
     return validate
 
 
+def api_handler(parameters: list[inspect.Parameter], body):
+    """A queued endpoint's function whose API parameters are ``parameters`` (their names and
+    defaults are what clients see), followed by the ``gr.Request`` and the ``gr.Progress``
+    that Gradio injects, found by signature; it calls ``body(values, request, progress)``
+    with ``values`` the bound API parameters by name."""
+    signature = inspect.Signature(
+        [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in parameters]
+        + [
+            inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=gr.Request),
+            inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=gr.Progress()),
+        ]
+    )
+
+    def handler(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        request, progress = values.pop("request"), values.pop("progress")
+        return body(values, request, progress)
+
+    handler.__signature__ = signature  # type: ignore[attr-defined]
+    handler.__annotations__ = {"request": gr.Request}
+    return handler
+
+
 def launch(app: gr.Blocks, **kwargs):
     """Queue and launch with the public-Space bounds (uploads ≤ 1 MB, refused before they are
     stored); ``kwargs`` go to ``Blocks.launch``."""

@@ -9,6 +9,7 @@ separate concurrency groups (the listening test skips the queue), so none waits 
 
 from __future__ import annotations
 
+import inspect
 import random
 
 import gradio as gr
@@ -16,7 +17,18 @@ import gradio as gr
 from demo import controller as C
 from demo.evaluate_tab import build_evaluate_tab
 from demo.figures import before_after_figure
-from demo.guard import DELETE_CACHE, PRIVATE, Checkbox, Dropdown, Number, Slider, launch, user_error, validator
+from demo.guard import (
+    DELETE_CACHE,
+    PRIVATE,
+    Checkbox,
+    Dropdown,
+    Number,
+    Slider,
+    api_handler,
+    launch,
+    user_error,
+    validator,
+)
 from demo.how_it_works import load_example
 from demo.limits import MAX_CHORD_CHARS, Admission, client_of
 from demo.listening import ListeningStore
@@ -321,50 +333,17 @@ def build_app(
         def done_message(warnings, what: str) -> str:
             return "\n".join([f"✓ {what}"] + [f"⚠️ {w}" for w in warnings])
 
-        def do_generate(
-            chords,
-            segment=C.NO_SEGMENT,
-            melody_file=None,
-            bars=None,
-            tempo=90,
-            fgg=True,
-            strength=1.0,
-            cfg_scale=7.5,
-            rhythm="none",
-            scale="from chords",
-            tonic="C",
-            custom_scale=None,
-            steps=10,
-            seed=0,
-            model=controller.default_model,
-            scale_table="ours",
-            scale_mode="with_chords",
-            humanize=False,
-            pedal=False,
-            request: gr.Request = None,
-            progress=gr.Progress(),
-        ):
+        # The API parameters of /generate (and, with two more, /compare): the controller's own,
+        # with its defaults, the served default model named.
+        request_parameters = [
+            p.replace(default=controller.default_model) if p.name == "model" else p
+            for p in inspect.signature(controller.resolve).parameters.values()
+        ]
+
+        def generate_body(values, request, progress):
             try:
                 mp3, midi, figure, sample, wav = controller.generate(
-                    chords,
-                    segment,
-                    melody_file,
-                    bars,
-                    tempo,
-                    fgg,
-                    strength,
-                    cfg_scale,
-                    rhythm,
-                    scale,
-                    tonic,
-                    custom_scale,
-                    steps,
-                    seed,
-                    model,
-                    scale_table,
-                    scale_mode,
-                    humanize,
-                    pedal,
+                    **values,
                     progress=lambda done, total: progress((done, total), desc="sampling", unit="steps"),
                 )
             except ValueError as err:
@@ -384,6 +363,8 @@ def build_app(
                 ),
                 wav,
             )
+
+        do_generate = api_handler(request_parameters, generate_body)
 
         gen_event = generate_btn.click(
             do_generate,
@@ -508,61 +489,27 @@ def build_app(
             **private,
         )
 
-        def do_compare(
-            chords,
-            segment=C.NO_SEGMENT,
-            melody_file=None,
-            bars=None,
-            tempo=90,
-            fgg=True,
-            strength=1.0,
-            cfg_scale=7.5,
-            rhythm="none",
-            scale="from chords",
-            tonic="C",
-            custom_scale=None,
-            steps=10,
-            seed=0,
-            model=controller.default_model,
-            scale_table="ours",
-            scale_mode="with_chords",
-            humanize=False,
-            pedal=False,
-            system_a="fgg",
-            system_b="no_fgg",
-            request: gr.Request = None,
-        ):
+        def compare_body(values, request, _progress):
             try:
-                *outputs, warnings = controller.compare(
-                    chords,
-                    segment,
-                    melody_file,
-                    bars,
-                    tempo,
-                    fgg,
-                    strength,
-                    cfg_scale,
-                    rhythm,
-                    scale,
-                    tonic,
-                    custom_scale,
-                    steps,
-                    seed,
-                    model,
-                    scale_table,
-                    scale_mode,
-                    humanize,
-                    pedal,
-                    system_a=system_a,
-                    system_b=system_b,
-                )
+                *outputs, warnings = controller.compare(**values)
             except ValueError as err:
                 raise user_error("/compare", err) from None
             finally:
                 generation.release(client_of(request))
             for warning in warnings:
                 gr.Warning(warning)
+            system_a, system_b, seed = values["system_a"], values["system_b"], values["seed"]
             return *outputs, done_message(warnings, f"A = {system_a}, B = {system_b}, seed {int(seed)}")
+
+        keyword = inspect.Parameter.KEYWORD_ONLY
+        do_compare = api_handler(
+            request_parameters
+            + [
+                inspect.Parameter("system_a", keyword, default="fgg"),
+                inspect.Parameter("system_b", keyword, default="no_fgg"),
+            ],
+            compare_body,
+        )
 
         def check_compare(*values):
             *values, system_a, system_b = values

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -185,6 +186,7 @@ def listening_server(controller, tmp_path_factory):  # noqa: F811
     """The app with a real 3-pair pool whose files and keys are full of system names."""
     import json
 
+    from demo.limits import Admission
     from demo.listening import ListeningStore
     from demo.ui import build_app, launch
     from fgg.data import load_valid_segments
@@ -215,11 +217,17 @@ def listening_server(controller, tmp_path_factory):  # noqa: F811
     (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
     store = ListeningStore(f"sqlite:///{tmp / 'answers.db'}", pool)
     os.environ["FGG_ADMIN_PASSWORD"] = "test-admin"  # read when the admin page is built
-    app = build_app(controller, store)
+    generation = Admission("generation", total=16, per_client=2)
+    app = build_app(controller, store, generation=generation)
     del os.environ["FGG_ADMIN_PASSWORD"]
     port = free_port()
     launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", store
+    # The flood's admitted generations run on in server threads after their clients cancel;
+    # an interpreter that exits under a running torch op aborts ("terminate called ...").
+    deadline = time.monotonic() + 300
+    while generation.held() and time.monotonic() < deadline:
+        time.sleep(0.2)
     app.close()
 
 
@@ -288,8 +296,6 @@ def test_a_generation_flood_does_not_lock_raters_out(browser, listening_server):
     """40 generations at once: the 38 beyond this visitor's share are refused within 2 s,
     saying why, and a rater still starts and submits meanwhile (the listening events do not
     go through the generation queue)."""
-    import time
-
     from gradio_client import Client
 
     url, store = listening_server
@@ -327,8 +333,6 @@ def test_a_generation_flood_does_not_lock_raters_out(browser, listening_server):
 
 
 def test_admin_view_needs_the_password_and_shows_the_plots(browser, listening_server):
-    import time
-
     url, store = listening_server
     rater = store.new_rater()  # answers of its own: the test must not depend on the participant test running first
     for trial in store.plan(rater):
