@@ -8,6 +8,7 @@ input is refused at once and no stack trace ever reaches the page.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -87,28 +88,6 @@ EXAMPLES = {
     "Minor-key ballad": "Am | F | Dm | E7",
     "Dorian vamp": "Dm7 | G | Dm7 | G",
 }
-# The /generate API's parameters, in order (the /compare API's are these + system_a, system_b).
-GENERATE_PARAMETERS = (
-    "chords",
-    "segment",
-    "melody_file",
-    "bars",
-    "tempo",
-    "fgg",
-    "strength",
-    "cfg_scale",
-    "rhythm",
-    "scale",
-    "tonic",
-    "custom_scale",
-    "steps",
-    "seed",
-    "model",
-    "scale_table",
-    "scale_mode",
-    "humanize",
-    "pedal",
-)
 KEY_NAMES = PITCH_NAMES
 CFG_HELP = {
     True: "how strongly the melody and rhythm steer the music (1 = the model ignores them)",
@@ -570,3 +549,8 @@ class Controller:
             pd.DataFrame(rows),
             list(req.warnings),
         )
+
+
+# The /generate API's parameters, in order: ``resolve``'s (the /compare API's are these +
+# system_a, system_b).
+GENERATE_PARAMETERS = tuple(inspect.signature(Controller.resolve).parameters)[1:]

@@ -7,13 +7,16 @@ the scale strict (no chord tones added), every generated note counted — melody
 accompaniment in melody+accompaniment mode. Two shares per piece: notes outside the scale
 (0 with FGG, by construction) and notes on the mode's characteristic pitch classes (B♮ in
 D Dorian): evidence that the music *sounds* modal, not merely filtered. Writes
-``style_check.csv`` (one row per piece) and prints the table the README shows.
+``style_check.csv`` (one row per piece) and ``style_check.json`` (the command, model and cost)
+and prints the table the README shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +26,7 @@ from eval.melody_metrics import pitch_class_share
 from eval.metrics import out_of_key_note_rate
 from fgg.generate import Generator
 from fgg.pianoroll import roll_to_notes
+from fgg.precision import device_description
 from fgg.styles import STYLES
 
 
@@ -78,14 +82,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="folder for style_check.csv")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
+    began = time.perf_counter()
     try:
-        rows = check(Generator.from_checkpoint(args.checkpoint, args.device), args.pieces, args.bars)
+        generator = Generator.from_checkpoint(args.checkpoint, args.device)
+        rows = check(generator, args.pieces, args.bars)
     except (FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.out:
         Path(args.out).mkdir(parents=True, exist_ok=True)
         rows.to_csv(Path(args.out) / "style_check.csv", index=False)
+        record = {
+            "command": "python -m eval.style_check " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "checkpoint": str(args.checkpoint),
+            "mode": generator.mode,
+            "pieces": args.pieces,
+            "bars": args.bars,
+            "precision": generator.precision,
+            "device": device_description(generator.device),
+            "seconds": round(time.perf_counter() - began, 1),
+        }
+        (Path(args.out) / "style_check.json").write_text(json.dumps(record, indent=2) + "\n")
     print(table(rows))
     return 0
 
