@@ -126,6 +126,8 @@ def test_committed_style_check():
     """20 pieces per style with FGG on and off (combined-paper): none outside the scale with FGG."""
     from fgg.styles import STYLES
 
+    record = json.loads((EVAL_DIR / "style_check.json").read_text())
+    assert record["checkpoint"] == "combined-paper" and record["pieces"] == 20 and record["bars"] == 8
     rows = pd.read_csv(EVAL_DIR / "style_check.csv")
     assert rows.groupby(["style", "fgg"]).size().to_dict() == {(s, f): 20 for s in STYLES for f in (False, True)}
     assert (rows[rows.fgg].outside_scale == 0).all() and (rows.notes > 0).all()
