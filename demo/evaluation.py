@@ -81,20 +81,19 @@ def run_eval_now(
 
         options = SamplingOptions(precision=generator.precision)
         summary = run_combined(VALID_SEGMENTS_FILE, n, out, generator.model, name, options, 4, progress=report)
-        shutil.rmtree(out / ".work", ignore_errors=True)
-        return summary, str(out / "per_sample.csv"), str(out / "summary.csv")
-    summary = run(
-        VALID_SEGMENTS_FILE,
-        systems,
-        n,
-        1,
-        out,
-        checkpoint=name,
-        batch_size=4,
-        progress=report,
-        model=generator.model,
-        precision=generator.precision,
-    )
+    else:
+        summary = run(
+            VALID_SEGMENTS_FILE,
+            systems,
+            n,
+            1,
+            out,
+            checkpoint=name,
+            batch_size=4,
+            progress=report,
+            model=generator.model,
+            precision=generator.precision,
+        )
     for folder in ("rolls", "midi", ".work"):  # only the two CSVs are returned
         shutil.rmtree(out / folder, ignore_errors=True)
     (out / "report.html").unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from eval import metrics as M
 from eval.baselines import canonical, item_generators
 from eval.chord_metrics import ChordScorer
 from eval.melody_metrics import melody_statistics
+from eval.table import COMBINED_METRICS
 from fgg.data import load_valid_segments
 from fgg.diffusion import Schedule
 from fgg.generate import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
@@ -30,20 +31,7 @@ from fgg.guidance import chord_allowed_pitch_classes
 from fgg.pianoroll import N_PITCHES
 
 SYSTEMS = ("fgg", "no_fgg", "ground_truth")
-COLUMNS = [
-    "out_of_key_rate",
-    "out_of_key_rate_melody",
-    "out_of_key_rate_accompaniment",
-    "chord_accuracy_labels",
-    "chord_accuracy",
-    "chord_similarity_full",
-    "note_density",
-    "melody_notes",
-    "melody_range",
-    "melody_pitch_class_entropy",
-    "melody_longest_run",
-    "melody_strong_beat_chord_tones",
-]
+COLUMNS = list(COMBINED_METRICS)
 
 
 def sample_tracks(

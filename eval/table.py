@@ -187,24 +187,23 @@ def headline_table(runs: dict[str, pd.DataFrame], systems=("fgg", "no_fgg")) -> 
     return "\n".join(lines)
 
 
-# A melody+accompaniment run (eval/combined.py) has its own metrics: per track, and the melody's.
-COMBINED_FULL = [
-    (m, METRIC_INFO[m][0])
-    for m in (
-        "out_of_key_rate",
-        "out_of_key_rate_melody",
-        "out_of_key_rate_accompaniment",
-        "chord_accuracy",
-        "chord_accuracy_labels",
-        "chord_similarity_full",
-        "note_density",
-        "melody_notes",
-        "melody_range",
-        "melody_pitch_class_entropy",
-        "melody_longest_run",
-        "melody_strong_beat_chord_tones",
-    )
-]
+# A melody+accompaniment run has its own metrics: per track, and the melody's. What
+# eval/combined.py scores, in its summary's order.
+COMBINED_METRICS = (
+    "out_of_key_rate",
+    "out_of_key_rate_melody",
+    "out_of_key_rate_accompaniment",
+    "chord_accuracy_labels",
+    "chord_accuracy",
+    "chord_similarity_full",
+    "note_density",
+    "melody_notes",
+    "melody_range",
+    "melody_pitch_class_entropy",
+    "melody_longest_run",
+    "melody_strong_beat_chord_tones",
+)
+COMBINED_FULL = [(m, METRIC_INFO[m][0]) for m in COMBINED_METRICS]
 
 
 def is_combined(frame: pd.DataFrame) -> bool:
