@@ -11,24 +11,24 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from fgg.model import UNet, UNetConfig
+from fgg.modes import ACCOMPANIMENT, MELODY_AND_ACCOMPANIMENT, Mode, get_mode
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# The shipped models and what each generates (fgg.model.MODES).
-SHIPPED_MODES = {
-    "paper": "accompaniment",
-    "small": "accompaniment",
-    "combined-paper": "melody+accompaniment",
-    "combined-small": "melody+accompaniment",
+# The shipped models and what each generates.
+SHIPPED_MODES: dict[str, Mode] = {
+    "paper": ACCOMPANIMENT,
+    "small": ACCOMPANIMENT,
+    "combined-paper": MELODY_AND_ACCOMPANIMENT,
+    "combined-small": MELODY_AND_ACCOMPANIMENT,
 }
 SHIPPED_MODELS = {name: REPO_ROOT / "assets" / "checkpoints" / f"fgg-{name}.safetensors" for name in SHIPPED_MODES}
-DEFAULT_MODEL = "paper"
-DEFAULT_MODELS = {"accompaniment": DEFAULT_MODEL, "melody+accompaniment": "combined-paper"}  # per mode
+DEFAULT_MODEL = ACCOMPANIMENT.default_model
 DEFAULT_CHECKPOINT = SHIPPED_MODELS[DEFAULT_MODEL]
 
 
-def shipped(mode: str = "accompaniment") -> list[str]:
+def shipped(mode: str | Mode = ACCOMPANIMENT) -> list[str]:
     """The shipped models of ``mode``, sorted."""
-    return sorted(name for name, m in SHIPPED_MODES.items() if m == mode)
+    return sorted(name for name, m in SHIPPED_MODES.items() if m == get_mode(mode))
 
 
 def resolve_checkpoint(model: str | os.PathLike) -> Path:

@@ -3,10 +3,15 @@
     python -m fgg.generate --chords "C G | Am F" --out out.mid [--melody in.mid] [--bars 8]
         [--no-fgg] [--cfg 7.5] [--steps 10] [--seed 0] [--scale dorian] [--rhythm eighth_arpeggio]
 
-Pieces longer than 4 bars are generated window by window: each 4-bar window overlaps the
-already generated music by ``overlap_bars`` bars, and that overlap is inpainted (held fixed
-through the sampler's known-region replacement), so bar joins are seamless and the cost
-grows linearly with length. The windows are assembled into one roll, decoded once.
+    from fgg.generate import generate
+    generate("C G | Am F", rhythm="ballad", seed=1).midi.write("out.mid")
+
+A request is resolved once (``fgg.inputs.resolve_spec`` -> ``GenerationSpec``) and sampled by
+``Generator.sample``. Pieces longer than 4 bars are generated window by window: each 4-bar
+window overlaps the already generated music by ``overlap_bars`` bars, and that overlap is
+inpainted (held fixed through the sampler's known-region replacement), so bar joins are
+seamless and the cost grows linearly with length. The windows are assembled into one roll,
+decoded once.
 """
 
 from __future__ import annotations
@@ -16,50 +21,20 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pretty_midi
 import torch
 
-from fgg.checkpoint import (
-    DEFAULT_MODEL,
-    DEFAULT_MODELS,
-    SHIPPED_MODELS,
-    load_model,
-    resolve_checkpoint,
-    resolve_device,
-)
-from fgg.chords import (
-    Progression,
-    parse_progression,
-    progression_from_labels,
-)
-from fgg.condition import (
-    chord_condition,
-    melody_condition,
-    null_melody_condition,
-    null_rhythm_condition,
-)
-from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
+from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
+from fgg.chords import Progression, progression_from_labels
+from fgg.diffusion import Schedule, StepCallback, sampling_timesteps
 from fgg.dynamics import shape_dynamics
-from fgg.guidance import (
-    SCALE_TABLES,
-    cfg_denoiser,
-    fgg_denoiser,
-    graded_allowed,
-    pitch_mask,
-)
-from fgg.inputs import (
-    RHYTHM_PATTERNS,
-    SCALE_MODES,
-    allowed_pitch_classes,
-    cut_progression_warnings,
-    fit_progression,
-    load_melody,
-    rhythm_counts,
-)
-from fgg.model import MODES, UNetConfig, mode_of
+from fgg.guidance import SCALE_TABLES
+from fgg.inputs import RHYTHM_PATTERNS, SCALE_MODES, GenerationSpec, resolve_spec
+from fgg.model import UNetConfig
+from fgg.modes import ACCOMPANIMENT, MODES, Mode, get_mode, mode_of
 from fgg.pianoroll import (
     N_PITCHES,
     NOTE_THRESHOLD,
@@ -71,14 +46,17 @@ from fgg.pianoroll import (
     roll_to_notes,
     rolls_to_midi,
 )
-from fgg.precision import PRECISION_HELP, PRECISIONS, network, resolve_precision
+from fgg.precision import PRECISION_HELP, PRECISIONS, resolve_precision
+from fgg.sampling import SamplingOptions, build_conditions, sample_batch
 
-MAX_BARS = 64
 MELODY_PROGRAM, ACCOMPANIMENT_PROGRAM = 0, 0
+Progress = Callable[[int, int], None]
 
 
 @dataclass
 class GenerationResult:
+    """What ``Generator.sample`` made: the rolls, the MIDI, and what was asked for."""
+
     accompaniment: np.ndarray  # (2, T, 64) bool
     melody: np.ndarray  # (2, T, 64) bool (all False without a melody)
     progression: Progression  # the chords actually used, T steps
@@ -105,111 +83,10 @@ class GenerationResult:
         return out_of_key_notes(self.accompaniment, self.allowed) + melody
 
 
-def build_conditions(
-    chroma: np.ndarray, counts: np.ndarray | None, melody: np.ndarray | None, mode: str = "accompaniment"
-):
-    """(B, T, 12) chroma, (B, T) onset counts or None (null rhythm), (B, 2, T, P) melody roll or
-    None (null melody) -> (cond, null) float tensors (B, 4, T, P) of condition channels; in
-    ``melody+accompaniment`` mode the chord channels alone, (B, 2, T, P)."""
-    chroma = np.asarray(chroma, dtype=np.float32)
-    b, n_steps = chroma.shape[:2]
-    chord = null_rhythm_condition(chroma) if counts is None else chord_condition(chroma, counts)
-    if mode == "melody+accompaniment":
-        return torch.from_numpy(chord), torch.from_numpy(null_rhythm_condition(chroma))
-    mel = null_melody_condition(n_steps, (b,)) if melody is None else melody_condition(melody)
-    cond = torch.from_numpy(np.concatenate([chord, mel], axis=1))
-    null = torch.from_numpy(np.concatenate([null_rhythm_condition(chroma), null_melody_condition(n_steps, (b,))], 1))
-    return cond, null
-
-
-def fgg_pixel_mask(allowed_pcs, chroma, root, strength: float = 1.0) -> torch.Tensor:
-    """(B, T, 12) allowed pitch classes, (B, T, 12) chord chroma, (B, T) roots -> (B, T, P)
-    bool pixels that FGG enforces at ``strength`` (``fgg.guidance.graded_allowed``)."""
-    graded = graded_allowed(
-        torch.as_tensor(np.asarray(allowed_pcs)),
-        torch.as_tensor(np.asarray(chroma)),
-        torch.as_tensor(np.asarray(root).astype(np.int64)),
-        strength,
-    )
-    return pitch_mask(graded)
-
-
-@dataclass(frozen=True)
-class SamplingOptions:
-    cfg_scale: float = 7.5
-    cfg_rescale: float = 0.7
-    fgg: bool = True
-    strength: float = 1.0
-    force_rhythm: bool = True  # with FGG and a rhythm: enforce the onset counts exactly
-    steps: int = 10
-    eta: float = 0.0
-    precision: str = "fp32"  # the network's, resolved ("fp32" | "bf16"; fgg.precision)
-
-
-@torch.inference_mode()
-def sample_batch(
-    model: torch.nn.Module,
-    schedule: Schedule,
-    cond: torch.Tensor,
-    null: torch.Tensor,
-    allowed: torch.Tensor,
-    counts: torch.Tensor | None,
-    x_init: torch.Tensor,
-    options: SamplingOptions = SamplingOptions(),
-    generator: torch.Generator | list | None = None,
-    callback: StepCallback | None = None,
-    known: torch.Tensor | None = None,
-    known_mask: torch.Tensor | None = None,
-    before_fgg: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-) -> torch.Tensor:
-    """Sample a batch of 4-bar windows; returns the final x̂₀ (B, 2, T, P) on the CPU.
-
-    cond/null (B, 4, T, P) condition channels (B, 2, … in melody+accompaniment mode), allowed
-    (B, T, P) bool pixels, counts (B, T) rhythm to enforce on the accompaniment (or None),
-    x_init (B, C, T, P) starting noise, C = 2 per generated track with the accompaniment last
-    (drawn by the caller so that each item's seed decides its sample whatever the batch). ``known``/``known_mask``
-    inpaint a region (see ``sample_ddim``). FGG runs when ``options.fgg`` and
-    ``options.strength`` > 0 (strength 0 is the unguided sampler, bit for bit); ``allowed`` is
-    then the mask for that strength (``fgg_pixel_mask``). ``before_fgg(x_t, x̂₀)`` sees every
-    step's prediction before FGG edits it (the evaluation measures the edit with it)."""
-    device = next(iter(model.parameters()), torch.zeros(0)).device
-    null_cond = null.to(device) if options.cfg_scale != 1.0 else None
-    denoiser = cfg_denoiser(
-        network(model, options.precision), schedule, cond.to(device), null_cond, options.cfg_scale, options.cfg_rescale
-    )
-    if before_fgg is not None:
-        denoiser = _observed(denoiser, before_fgg)
-    if options.fgg and options.strength > 0:
-        force = counts.to(device) if (counts is not None and options.force_rhythm) else None
-        denoiser = fgg_denoiser(denoiser, allowed.to(device), force, onset_channel=x_init.shape[1] - 2)
-    out = sample_ddim(
-        denoiser,
-        schedule,
-        tuple(x_init.shape),
-        sampling_timesteps(options.steps),
-        eta=options.eta,
-        generator=generator,
-        callback=callback,
-        known=None if known is None else known.to(device),
-        known_mask=None if known_mask is None else known_mask.to(device),
-        x_init=x_init.to(device),
-        device=device,
-    )
-    return out.float().cpu()
-
-
-def _observed(denoiser, observe):
-    def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        x0 = denoiser(x_t, t)
-        observe(x_t, x0)
-        return x0
-
-    return denoise
-
-
 class Generator:
-    """A loaded model + schedule; ``generate`` is the whole pipeline. ``precision`` ("auto",
-    "fp32", "bf16"; see ``fgg.precision``) is the default of every ``generate`` call."""
+    """A loaded model + schedule; ``sample`` turns a ``GenerationSpec`` into music.
+    ``precision`` ("auto", "fp32", "bf16"; see ``fgg.precision``) is the default of every
+    request that does not name one."""
 
     def __init__(
         self,
@@ -217,10 +94,12 @@ class Generator:
         device: str | torch.device = "cpu",
         meta: dict | None = None,
         precision: str = "auto",
+        name: str = "this model",
     ):
         self.model = model.to(device).eval()
+        self.name = name  # how errors name it: a shipped model's name or a checkpoint path
         config = getattr(model, "config", None)
-        self.mode = mode_of(config) if isinstance(config, UNetConfig) else "accompaniment"
+        self.mode: Mode = mode_of(config) if isinstance(config, UNetConfig) else ACCOMPANIMENT
         self.device = torch.device(device)
         self.precision = resolve_precision(precision, self.device)
         self.schedule = Schedule.paper()
@@ -231,80 +110,69 @@ class Generator:
         """``path``: a shipped model's name ("paper", "small") or a checkpoint path."""
         dev = resolve_device(device)
         model, meta = load_model(resolve_checkpoint(path), dev)
-        return cls(model, dev, meta, precision)
+        return cls(model, dev, meta, precision, name=str(path))
+
+    def generate(
+        self, chords, *, callback: StepCallback | None = None, progress: Progress | None = None, **inputs
+    ) -> GenerationResult:
+        """``resolve_spec(chords, **inputs)`` for this model's mode, sampled (``sample``)."""
+        return self.sample(resolve_spec(chords, mode=self.mode, **inputs), callback=callback, progress=progress)
 
     @torch.inference_mode()
-    def generate(
-        self,
-        chords,
-        melody=None,
-        rhythm=None,
-        bars: int | None = None,
-        cfg_scale: float = 7.5,
-        fgg: bool = True,
-        strength: float = 1.0,
-        scale=None,
-        steps: int = 10,
-        seed: int = 0,
-        tempo: float = 90.0,
-        cfg_rescale: float = 0.7,
-        eta: float = 0.0,
-        force_rhythm: bool = True,
-        overlap_bars: int = 1,
-        scale_table: str = "ours",
-        scale_mode: str = "with_chords",
-        precision: str | None = None,
-        callback: StepCallback | None = None,
-        progress: Callable[[int, int], None] | None = None,
+    def sample(
+        self, spec: GenerationSpec, callback: StepCallback | None = None, progress: Progress | None = None
     ) -> GenerationResult:
-        """Chords (text or ``Progression``) -> ``GenerationResult``; see the module docstring and
-        README for every option. ``bars=None`` takes the progression's length (at least 4); a
-        shorter ``bars`` cuts the progression and says so in ``result.warnings``. Raises
-        ``ValueError`` with a user-facing message on bad input."""
+        """The music of ``spec``; ``callback(i, t, x_t, x̂₀)`` sees every sampler step of every
+        window, ``progress(done, total)`` counts them."""
         began = time.perf_counter()
-        combined = self.mode == "melody+accompaniment"
-        if combined and melody is not None:
+        if spec.mode != self.mode:
             raise ValueError(
-                "this is a melody+accompaniment model: it writes the melody itself; give chords (and "
-                "optionally a rhythm) only"
+                f"mode {spec.mode.name!r} needs a model of that mode; {self.name} generates {self.mode.name!r}"
             )
-        progression = chords if isinstance(chords, Progression) else parse_progression(chords)
-        bars = max(progression.n_bars, SEGMENT_BARS) if bars is None else int(bars)
-        if not SEGMENT_BARS <= bars <= MAX_BARS:
-            raise ValueError(f"bars must be {SEGMENT_BARS}-{MAX_BARS}, got {bars}")
-        warnings = cut_progression_warnings(progression, bars)
-        if not 1 <= overlap_bars <= SEGMENT_BARS - 1:
-            raise ValueError(f"overlap_bars must be 1-{SEGMENT_BARS - 1}, got {overlap_bars}")
-        if not 1.0 <= cfg_scale <= 20.0:
-            raise ValueError(f"cfg_scale must be in 1-20, got {cfg_scale}")
-        progression = fit_progression(progression, bars)
-        n_steps = bars * STEPS_PER_BAR
-        counts = rhythm_counts(rhythm, n_steps)
-        melody_roll = np.zeros((2, n_steps, N_PITCHES), dtype=bool) if melody is None else load_melody(melody, n_steps)
-        allowed_pcs = allowed_pitch_classes(progression, scale, scale_table, scale_mode)
+        precision = self.precision if spec.precision is None else resolve_precision(spec.precision, self.device)
+        roll = self._sample_windows(spec, replace(spec.options, precision=precision), callback, progress)
+        # Canonical rolls: drop sustain pixels that no onset leads into.
+        tracks = {
+            name: notes_to_roll(roll_to_notes(roll[0, 2 * i : 2 * i + 2].numpy() > NOTE_THRESHOLD), spec.n_steps)
+            for i, name in enumerate(self.mode.tracks)
+        }  # name -> (2, T_total, P) bool
+        given = np.zeros((2, spec.n_steps, N_PITCHES), dtype=bool) if spec.melody is None else spec.melody
+        melody = tracks.get("melody", given)
+        return GenerationResult(
+            accompaniment=tracks["accompaniment"],
+            melody=melody,
+            progression=spec.progression,
+            allowed=spec.allowed,
+            midi=piece_midi(melody, tracks["accompaniment"], spec.tempo),
+            tempo=spec.tempo,
+            seed=spec.seed,
+            seconds=time.perf_counter() - began,
+            warnings=list(spec.warnings),
+            melody_generated=self.mode.writes_melody,
+        )
 
+    def _sample_windows(
+        self,
+        spec: GenerationSpec,
+        options: SamplingOptions,
+        callback: StepCallback | None,
+        progress: Progress | None,
+    ) -> torch.Tensor:
+        """(1, C, T_total, P) x̂₀ of the whole piece, 4-bar window by window (module docstring)."""
+        n_steps = spec.n_steps
         cond, null = build_conditions(
-            progression.chroma[None],
-            None if counts is None else counts[None],
-            None if melody is None else melody_roll[None],
+            spec.progression.chroma[None],
+            None if spec.counts is None else spec.counts[None],
+            None if spec.melody is None else spec.melody[None],
             self.mode,
-        )  # (1, 4|2, T_total, P)
-        allowed = fgg_pixel_mask(
-            allowed_pcs[None], progression.chroma[None], progression.root[None], strength
-        )  # (1, T_total, P)
-        counts_t = None if counts is None else torch.from_numpy(counts)[None]  # (1, T_total)
-        precision = self.precision if precision is None else resolve_precision(precision, self.device)
-        options = SamplingOptions(cfg_scale, cfg_rescale, fgg, strength, force_rhythm, steps, eta, precision)
-
-        hop = (SEGMENT_BARS - overlap_bars) * STEPS_PER_BAR
-        starts = list(range(0, n_steps - SEGMENT_STEPS + 1, hop))
-        if starts[-1] != n_steps - SEGMENT_STEPS:
-            starts.append(n_steps - SEGMENT_STEPS)
-        n_sampler_steps = len(sampling_timesteps(steps))
+        )  # (1, 6 - C, T_total, P) each
+        guide = torch.from_numpy(spec.guide)[None]  # (1, T_total, P)
+        counts = None if spec.counts is None else torch.from_numpy(spec.counts)[None]  # (1, T_total)
+        starts = window_starts(n_steps, spec.overlap_bars)
+        n_sampler_steps = len(sampling_timesteps(options.steps))
         total = len(starts) * n_sampler_steps
-        generator = torch.Generator().manual_seed(int(seed))
-        channels = 2 * len(MODES[self.mode])
-        roll = torch.zeros(1, channels, n_steps, N_PITCHES)  # (1, C, T_total, P)
+        generator = torch.Generator().manual_seed(spec.seed)
+        roll = torch.zeros(1, self.mode.channels, n_steps, N_PITCHES)  # (1, C, T_total, P)
         done_until = 0
         for w, start in enumerate(starts):
             window = slice(start, start + SEGMENT_STEPS)
@@ -319,14 +187,14 @@ class Generator:
                     progress(_w * n_sampler_steps + i + 1, total)
 
             # Noise is drawn on the CPU generator so a seed gives the same piece on any device.
-            x_init = torch.randn(1, channels, SEGMENT_STEPS, N_PITCHES, generator=generator)
-            out = sample_batch(
+            x_init = torch.randn(1, self.mode.channels, SEGMENT_STEPS, N_PITCHES, generator=generator)
+            roll[:, :, window] = sample_batch(
                 self.model,
                 self.schedule,
                 cond[:, :, window],
                 null[:, :, window],
-                allowed[:, window],
-                None if counts_t is None else counts_t[:, window],
+                guide[:, window],
+                None if counts is None else counts[:, window],
                 x_init,
                 options,
                 generator=generator,
@@ -334,26 +202,18 @@ class Generator:
                 known=roll[:, :, window] if known_steps else None,
                 known_mask=mask if known_steps else None,
             )
-            roll[:, :, window] = out
             done_until = start + SEGMENT_STEPS
+        return roll
 
-        tracks = roll[0].numpy() > NOTE_THRESHOLD  # (C, T_total, P), the accompaniment last
-        # Canonical rolls: drop sustain pixels that no onset leads into.
-        acc = notes_to_roll(roll_to_notes(tracks[-2:]), n_steps)
-        if combined:
-            melody_roll = notes_to_roll(roll_to_notes(tracks[:2]), n_steps)
-        return GenerationResult(
-            acc,
-            melody_roll,
-            progression,
-            allowed_pcs,
-            piece_midi(melody_roll, acc, tempo),
-            float(tempo),
-            int(seed),
-            time.perf_counter() - began,
-            warnings,
-            combined,
-        )
+
+def window_starts(n_steps: int, overlap_bars: int) -> list[int]:
+    """First steps of the 4-bar windows covering ``n_steps``, each overlapping the one before by
+    ``overlap_bars`` bars (the last one aligned to the end)."""
+    hop = (SEGMENT_BARS - overlap_bars) * STEPS_PER_BAR
+    starts = list(range(0, n_steps - SEGMENT_STEPS + 1, hop))
+    if starts[-1] != n_steps - SEGMENT_STEPS:
+        starts.append(n_steps - SEGMENT_STEPS)
+    return starts
 
 
 def piece_midi(melody: np.ndarray, accompaniment: np.ndarray, tempo: float) -> pretty_midi.PrettyMIDI:
@@ -379,49 +239,16 @@ def default_generator(model=DEFAULT_MODEL, device: str = "auto", precision: str 
     return _DEFAULT[key]
 
 
-def generate(
-    chords,
-    melody=None,
-    rhythm=None,
-    bars: int | None = None,
-    cfg_scale: float = 7.5,
-    fgg: bool = True,
-    strength: float = 1.0,
-    scale=None,
-    steps: int = 10,
-    seed: int = 0,
-    tempo: float = 90.0,
-    model=None,
-    device: str = "auto",
-    precision: str = "auto",
-    mode: str = "accompaniment",
-    **kwargs,
-) -> GenerationResult:
-    """Generate with a shipped model or a checkpoint path, loaded once; see
-    ``Generator.generate``. ``model=None`` takes ``mode``'s default: "paper" for the
-    accompaniment, "combined-paper" for melody and accompaniment from the chords alone."""
-    if mode not in DEFAULT_MODELS:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(DEFAULT_MODELS)}")
-    generator = default_generator(model or DEFAULT_MODELS[mode], device, precision)
-    if generator.mode != mode:
-        raise ValueError(f"mode {mode!r} needs a model of that mode; {model} generates {generator.mode!r}")
-    return generator.generate(
-        chords,
-        melody=melody,
-        rhythm=rhythm,
-        bars=bars,
-        cfg_scale=cfg_scale,
-        fgg=fgg,
-        strength=strength,
-        scale=scale,
-        steps=steps,
-        seed=seed,
-        tempo=tempo,
-        **kwargs,
-    )
+def generate(chords, *, model=None, device: str = "auto", precision: str = "auto", **inputs) -> GenerationResult:
+    """Generate with a shipped model or a checkpoint path (loaded once per process) on ``device``
+    at ``precision``; ``inputs`` are ``fgg.inputs.resolve_spec``'s (melody, rhythm, bars, fgg,
+    strength, scale, seed, mode, ...). ``model=None`` takes the mode's default: "paper" for
+    the accompaniment, "combined-paper" for melody and accompaniment from the chords alone."""
+    spec = resolve_spec(chords, **inputs)
+    return default_generator(model or spec.mode.default_model, device, precision).sample(spec)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fgg.generate", description="Generate a piano accompaniment.")
     parser.add_argument(
         "--chords", help='progression, bars separated by "|", e.g. "C G | Am F" (may be omitted with --segment)'
@@ -436,9 +263,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--mode",
         choices=list(MODES),
-        default="accompaniment",
-        help="accompaniment (for chords + melody) or melody+accompaniment (both from the chords; "
-        "needs a checkpoint trained with python -m fgg.train --mode melody+accompaniment)",
+        default=ACCOMPANIMENT.name,
+        help="; ".join(f"{m.name}: {m.description}" for m in MODES.values())
+        + " (a mode needs a checkpoint trained for it: python -m fgg.train --mode NAME)",
     )
     parser.add_argument("--bars", type=int, help="length in bars (default: the progression's, at least 4)")
     parser.add_argument("--rhythm", help=f"none | {' | '.join(RHYTHM_PATTERNS)}")
@@ -471,33 +298,36 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     parser.add_argument("--out", required=True, help="MIDI file to write")
-    args = parser.parse_args(argv)
-    try:
-        chords, melody, rhythm, tempo = args.chords, args.melody, args.rhythm, args.tempo
-        if args.segment is not None:
-            from fgg.data import load_valid_segments
+    return parser
 
-            seg = load_valid_segments()
-            if not 0 <= args.segment < len(seg["song_id"]):
-                raise ValueError(f"--segment must be 0-{len(seg['song_id']) - 1}, got {args.segment}")
-            chords = chords or progression_from_labels([str(x) for x in seg["chord_labels"][args.segment]])
-            if args.mode == "accompaniment":
-                melody = melody or seg["melody"][args.segment]
-            rhythm = rhythm or seg["onset_counts"][args.segment]
-        if chords is None:
+
+def segment_inputs(index: int, mode: Mode) -> dict:
+    """A POP909 validation segment's chords, rhythm and (for a mode that takes one) melody."""
+    from fgg.data import load_valid_segments  # the segments file is read only when a segment is asked for
+
+    seg = load_valid_segments()
+    if not 0 <= index < len(seg["song_id"]):
+        raise ValueError(f"--segment must be 0-{len(seg['song_id']) - 1}, got {index}")
+    inputs = {
+        "chords": progression_from_labels([str(x) for x in seg["chord_labels"][index]]),
+        "rhythm": seg["onset_counts"][index],
+    }
+    if mode.takes_melody:
+        inputs["melody"] = seg["melody"][index]
+    return inputs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    mode = get_mode(args.mode)
+    given = {"chords": args.chords, "melody": args.melody, "rhythm": args.rhythm}
+    try:
+        from_segment = {} if args.segment is None else segment_inputs(args.segment, mode)
+        inputs = {k: v if v is not None else from_segment.get(k) for k, v in given.items()}
+        if inputs["chords"] is None:
             raise ValueError("give --chords (or --segment)")
-        gen = Generator.from_checkpoint(
-            args.checkpoint or args.model or DEFAULT_MODELS[args.mode], args.device, args.precision
-        )
-        if gen.mode != args.mode:
-            raise ValueError(
-                f"--mode {args.mode} needs a checkpoint trained for it; this one generates "
-                f"{gen.mode} (train one with: python -m fgg.train --mode {args.mode} --out runs/NAME)"
-            )
-        result = gen.generate(
-            chords,
-            melody=melody,
-            rhythm=rhythm,
+        spec = resolve_spec(
+            **inputs,
             bars=args.bars,
             cfg_scale=args.cfg,
             fgg=not args.no_fgg,
@@ -505,30 +335,37 @@ def main(argv: list[str] | None = None) -> int:
             scale=args.scale,
             steps=args.steps,
             seed=args.seed,
-            tempo=tempo,
+            tempo=args.tempo,
             scale_table=args.scale_table,
             scale_mode=args.scale_mode,
+            mode=mode,
         )
+        gen = Generator.from_checkpoint(
+            args.checkpoint or args.model or mode.default_model, args.device, args.precision
+        )
+        if gen.mode != mode:
+            raise ValueError(
+                f"--mode {mode.name} needs a checkpoint trained for it; this one generates "
+                f"{gen.mode.name} (train one with: python -m fgg.train --mode {mode.name} --out runs/NAME)"
+            )
+        result = gen.sample(spec)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     result.midi.write(args.out)
-    print(
-        json.dumps(
-            {
-                "wrote": args.out,
-                "bars": result.n_bars,
-                "accompaniment_notes": len(result.notes),
-                "out_of_key_notes": result.out_of_key_notes,
-                "fgg": not args.no_fgg,
-                "mode": gen.mode,
-                "melody_notes": len(roll_to_notes(result.melody)),
-                "precision": gen.precision,
-                "seconds": round(result.seconds, 3),
-                "warnings": result.warnings,
-            }
-        )
-    )
+    summary = {
+        "wrote": args.out,
+        "bars": result.n_bars,
+        "accompaniment_notes": len(result.notes),
+        "out_of_key_notes": result.out_of_key_notes,
+        "fgg": not args.no_fgg,
+        "mode": gen.mode.name,
+        "melody_notes": len(roll_to_notes(result.melody)),
+        "precision": gen.precision,
+        "seconds": round(result.seconds, 3),
+        "warnings": result.warnings,
+    }
+    print(json.dumps(summary))
     return 0
 
 

@@ -1,27 +1,35 @@
-"""What a user gives, made ready for the sampler: rhythm patterns and onset counts, a melody
-from MIDI (or a roll), a progression fitted to the requested length, and the pitch classes
-allowed at each step (from the chords or a user scale).
+"""What a user gives, made ready for the sampler, once: ``resolve_spec`` checks every input
+(``fgg.checks.InputError`` names the bad one) and returns a ``GenerationSpec`` — the progression
+fitted to the requested length, the melody roll, the onset counts per step, the pitch classes
+allowed at each step (from the chords or a user scale) and FGG's pixel mask, the sampling
+options — which ``fgg.generate.Generator.sample`` consumes without resolving anything again.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pretty_midi
 import torch
 
-from fgg.chords import Progression, pitch_class, progression_from_labels
-from fgg.guidance import chord_allowed_pitch_classes, scale_pitch_classes
+from fgg.checks import InputError, choice, flag, number, text
+from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
+from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes, scale_pitch_classes
+from fgg.modes import ACCOMPANIMENT, Mode, get_mode
 from fgg.pianoroll import (
     BEATS_PER_BAR,
     N_PITCHES,
     NOTE_THRESHOLD,
+    SEGMENT_BARS,
     STEPS_PER_BAR,
     fold_pitches,
     midi_to_notes,
     notes_to_roll,
 )
+from fgg.precision import PRECISIONS
+from fgg.sampling import SamplingOptions, fgg_pixel_mask
 
 # Onset counts per 16th step of one 4/4 bar (how many accompaniment notes start there).
 RHYTHM_PATTERNS: dict[str, tuple[int, ...]] = {
@@ -135,3 +143,185 @@ def user_scale_pitch_classes(progression: Progression, scale) -> np.ndarray:
             tonic = int(roots[0]) if len(roots) else 0
         return scale_pitch_classes(name, tonic).numpy()  # resolves aliases, names an unknown scale
     return scale_pitch_classes(scale).numpy()
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """Bounds on what a caller may ask for, (lo, hi) inclusive; a value outside is refused,
+    never clamped. The library's are wide; a public app passes tighter ones."""
+
+    bars: tuple[int, int] = (SEGMENT_BARS, 64)
+    tempo: tuple[float, float] = (1.0, 1000.0)  # BPM
+    steps: tuple[int, int] = (1, 1000)  # DDIM steps, at most the schedule's length
+    cfg_scale: tuple[float, float] = (1.0, 20.0)
+    seed: tuple[int, int] = (0, 2**64 - 1)  # what torch.Generator.manual_seed takes
+    chord_chars: int = 100_000  # progression text, checked before parsing
+    scale_chars: int = 1_000  # a user scale's text
+
+
+LIBRARY_LIMITS = InputLimits()
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """A resolved generation request: everything the sampler needs, checked and laid out."""
+
+    mode: Mode
+    progression: Progression  # exactly ``bars`` bars
+    melody: np.ndarray | None  # (2, T, 64) bool; None: no melody (the null condition), or the mode writes it
+    counts: np.ndarray | None  # (T,) accompaniment onsets per step to enforce; None: the null rhythm
+    allowed: np.ndarray  # (T, 12) bool pitch classes allowed at each step
+    guide: np.ndarray  # (T, 64) bool pixels FGG keeps open at ``options.strength`` (fgg.sampling.fgg_pixel_mask)
+    options: SamplingOptions
+    seed: int
+    tempo: float
+    overlap_bars: int = 1  # of each 4-bar window with the music before it (pieces over 4 bars)
+    precision: str | None = None  # "auto" | "fp32" | "bf16"; None: the generator's own
+    warnings: tuple[str, ...] = ()  # what the caller should know (a cut progression)
+
+    @property
+    def n_steps(self) -> int:
+        return self.progression.n_steps
+
+    @property
+    def bars(self) -> int:
+        return self.progression.n_bars
+
+    @property
+    def cfg_has_effect(self) -> bool:
+        """CFG mixes the conditional and the null prediction; chords are never dropped, so with
+        neither a melody nor a rhythm the two are the same and the CFG scale changes nothing."""
+        return self.melody is not None or self.counts is not None
+
+
+def resolve_spec(
+    chords,
+    *,
+    melody=None,
+    rhythm=None,
+    bars=None,
+    cfg_scale=7.5,
+    fgg=True,
+    strength=1.0,
+    scale=None,
+    scale_mode="with_chords",
+    scale_table="ours",
+    steps=10,
+    seed=0,
+    tempo=90.0,
+    cfg_rescale=0.7,
+    eta=0.0,
+    force_rhythm=True,
+    overlap_bars=1,
+    precision=None,
+    mode: str | Mode = ACCOMPANIMENT.name,
+    limits: InputLimits = LIBRARY_LIMITS,
+) -> GenerationSpec:
+    """Check and resolve one generation request; ``InputError`` names the first bad input.
+
+    - ``chords``: progression text (bars separated by "|", e.g. "C G | Am F") or a ``Progression``.
+    - ``melody``: a (2, T, 64) roll, notes (N, 3), a ``PrettyMIDI`` or a MIDI path (``load_melody``);
+      None = no melody. Refused by a ``mode`` that writes the melody itself.
+    - ``rhythm``: None / "none" (the model decides), a ``RHYTHM_PATTERNS`` name, or per-step onset
+      counts (whole bars), tiled over the piece; with FGG the counts are enforced exactly
+      (``force_rhythm``).
+    - ``bars``: the length; None follows the progression (at least 4 bars; a longer one than
+      ``limits.bars`` allows is cut, with a warning). A progression is repeated to fill ``bars``.
+    - ``fgg``, ``strength`` (0–1, the share of out-of-key pitch classes forbidden, harshest
+      first), ``cfg_scale``/``cfg_rescale`` (classifier-free guidance), ``steps``/``eta`` (DDIM).
+    - ``scale``: None (allowed notes from each chord through ``scale_table``, "ours" or "paper"),
+      a scale name ("dorian", tonic = the first chord's root), "TONIC NAME" ("D dorian") or
+      note names; ``scale_mode`` "with_chords" also allows each chord's tones, "strict" not.
+    - ``seed``: decides the starting noise; ``tempo`` in BPM; ``overlap_bars`` between 4-bar
+      windows; ``precision`` of the network (None: the generator's); ``mode``: a name in
+      ``fgg.modes.MODES``; ``limits``: the bounds (``LIBRARY_LIMITS``, or an app's).
+    """
+    mode = _resolve_mode(mode)
+    progression = _parse_chords(chords, limits)
+    bars, warnings = _resolve_bars(bars, progression, limits)
+    progression = fit_progression(progression, bars)
+    n_steps = bars * STEPS_PER_BAR
+    melody_roll = _resolve_melody(melody, mode, n_steps)
+    try:
+        counts = rhythm_counts(rhythm, n_steps)
+    except ValueError as err:
+        raise InputError("rhythm", str(err)) from None
+    allowed = _resolve_allowed(progression, scale, scale_table, scale_mode, limits)
+    options = SamplingOptions(
+        cfg_scale=number(cfg_scale, "cfg_scale", *limits.cfg_scale),
+        cfg_rescale=number(cfg_rescale, "cfg_rescale", 0, 1),
+        fgg=flag(fgg, "fgg"),
+        strength=number(strength, "strength", 0, 1),
+        force_rhythm=flag(force_rhythm, "force_rhythm"),
+        steps=int(number(steps, "steps", *limits.steps, integer=True)),
+        eta=number(eta, "eta", 0, 1),
+    )
+    guide = fgg_pixel_mask(allowed[None], progression.chroma[None], progression.root[None], options.strength)
+    return GenerationSpec(
+        mode=mode,
+        progression=progression,
+        melody=melody_roll,
+        counts=counts,
+        allowed=allowed,
+        guide=guide[0].numpy(),  # (T, P)
+        options=options,
+        seed=int(number(seed, "seed", *limits.seed, integer=True)),
+        tempo=float(number(tempo, "tempo", *limits.tempo, unit="BPM")),
+        overlap_bars=int(number(overlap_bars, "overlap_bars", 1, SEGMENT_BARS - 1, integer=True)),
+        precision=None if precision is None else choice(precision, PRECISIONS, "precision"),
+        warnings=tuple(warnings),
+    )
+
+
+def _resolve_mode(mode) -> Mode:
+    try:
+        return get_mode(mode)
+    except ValueError as err:
+        raise InputError("mode", str(err)) from None
+
+
+def _parse_chords(chords, limits: InputLimits) -> Progression:
+    if isinstance(chords, Progression):
+        return chords
+    try:
+        return parse_progression(text(chords, "chords", limits.chord_chars))
+    except InputError:
+        raise
+    except ValueError as err:
+        raise InputError("chords", str(err)) from None
+
+
+def _resolve_bars(bars, progression: Progression, limits: InputLimits) -> tuple[int, list[str]]:
+    """The piece's length in bars, and the warning when it cuts the progression short."""
+    if bars is None or bars == "":
+        bars = min(max(progression.n_bars, limits.bars[0]), limits.bars[1])
+    bars = int(number(bars, "bars", *limits.bars, integer=True))
+    return bars, cut_progression_warnings(progression, bars)
+
+
+def _resolve_melody(melody, mode: Mode, n_steps: int) -> np.ndarray | None:
+    if melody is None:
+        return None
+    if mode.writes_melody:
+        raise InputError(
+            "melody",
+            f"this is a {mode.name} model: it writes the melody itself; give chords (and optionally a rhythm) only",
+        )
+    try:
+        return load_melody(melody, n_steps)
+    except ValueError as err:
+        raise InputError("melody", str(err)) from None
+
+
+def _resolve_allowed(progression: Progression, scale, scale_table, scale_mode, limits: InputLimits) -> np.ndarray:
+    """(T, 12) allowed pitch classes (``allowed_pitch_classes``), the scale's errors named."""
+    scale_table = choice(scale_table, SCALE_TABLES, "scale_table")
+    scale_mode = choice(scale_mode, SCALE_MODES, "scale_mode")
+    if isinstance(scale, str):
+        text(scale, "scale", limits.scale_chars)
+    elif scale is not None and len(scale) > limits.scale_chars:
+        raise InputError("scale", f"a scale of {len(scale):,} notes; the limit is {limits.scale_chars:,}")
+    try:
+        return allowed_pitch_classes(progression, scale, scale_table, scale_mode)
+    except ValueError as err:
+        raise InputError("scale", str(err)) from None

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fgg.modes import ACCOMPANIMENT, Mode, get_mode
+
 
 @dataclass
 class UNetConfig:
@@ -61,28 +63,9 @@ PRESETS: dict[str, UNetConfig] = {
 }
 
 
-# What the network generates: the accompaniment (conditioned on chords + melody), or melody and
-# accompaniment as separate tracks from the chords alone (the paper's second mode). Either way
-# the input is 6 channels: x_t (2 per track) ++ conditions (chord 2 + melody 2, or chord 2).
-MODES: dict[str, tuple[str, ...]] = {
-    "accompaniment": ("accompaniment",),
-    "melody+accompaniment": ("melody", "accompaniment"),
-}
-
-
-def model_config(preset: str, mode: str = "accompaniment") -> UNetConfig:
+def model_config(preset: str, mode: str | Mode = ACCOMPANIMENT) -> UNetConfig:
     """The ``preset``'s UNet for ``mode`` (its output: 2 channels, onset and sustain, per track)."""
-    if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
-    return replace(PRESETS[preset], out_channels=2 * len(MODES[mode]))
-
-
-def mode_of(config: UNetConfig) -> str:
-    """The mode a network was built for, from its output channels."""
-    for mode, tracks in MODES.items():
-        if config.out_channels == 2 * len(tracks):
-            return mode
-    raise ValueError(f"a UNet with {config.out_channels} output channels matches no mode")
+    return replace(PRESETS[preset], out_channels=get_mode(mode).channels)
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:

@@ -51,14 +51,15 @@ from tqdm import tqdm
 from fgg.checkpoint import resolve_device, save_model
 from fgg.data import TRANSPOSE_RANGE, PianoRollDataset, build_songs
 from fgg.diffusion import Schedule
-from fgg.model import MODES, PRESETS, UNet, UNetConfig, count_parameters, model_config
+from fgg.model import PRESETS, UNet, UNetConfig, count_parameters, model_config
+from fgg.modes import ACCOMPANIMENT, MODES, Mode, get_mode
 from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS
 
 
 @dataclass
 class TrainConfig:
     preset: str = "small"
-    mode: str = "accompaniment"  # or "melody+accompaniment" (fgg.model.MODES)
+    mode: str = ACCOMPANIMENT.name  # a name in fgg.modes.MODES
     steps: int = 12000
     batch_size: int = 32  # per process
     lr: float = 4e-4
@@ -76,20 +77,20 @@ class TrainConfig:
 
 
 def condition_batch(
-    batch: dict[str, torch.Tensor], drop_rhythm: torch.Tensor, drop_melody: torch.Tensor, mode: str = "accompaniment"
+    batch: dict[str, torch.Tensor],
+    drop_rhythm: torch.Tensor,
+    drop_melody: torch.Tensor,
+    mode: str | Mode = ACCOMPANIMENT,
 ) -> torch.Tensor:
-    """Condition channels: chord (+rhythm or null rhythm) ++ melody (or null melody), (B, 4, T, P);
-    in ``melody+accompaniment`` mode the melody is generated, so the chord channels alone, (B, 2, T, P)."""
-    chord = torch.where(drop_rhythm[:, None, None, None], batch["chord_null"], batch["chord"])
-    if mode == "melody+accompaniment":
-        return chord
-    melody = torch.where(drop_melody[:, None, None, None], torch.full_like(batch["melody"], -1.0), batch["melody"])
-    return torch.cat([chord, melody], dim=1)
-
-
-def target_batch(batch: dict[str, torch.Tensor], mode: str = "accompaniment") -> torch.Tensor:
-    """x₀: the accompaniment (B, 2, T, P), or melody ++ accompaniment (B, 4, T, P)."""
-    return torch.cat([batch[track] for track in MODES[mode]], dim=1)
+    """``mode``'s condition channels (``Mode.condition``): chord (+rhythm, or the null rhythm
+    where ``drop_rhythm``) ++ melody (or the null melody where ``drop_melody``), (B, 4, T, P);
+    the chord channels alone, (B, 2, T, P), for a mode that writes the melody."""
+    mode = get_mode(mode)
+    channels = {"chord": torch.where(drop_rhythm[:, None, None, None], batch["chord_null"], batch["chord"])}
+    if mode.takes_melody:
+        null = torch.full_like(batch["melody"], -1.0)
+        channels["melody"] = torch.where(drop_melody[:, None, None, None], null, batch["melody"])
+    return mode.condition(channels)
 
 
 def collate(dataset: PianoRollDataset, indices, transposes) -> dict[str, torch.Tensor]:
@@ -103,7 +104,7 @@ def draw_noise(
     num_timesteps: int,
     p_rhythm: float,
     p_melody: float,
-    mode: str = "accompaniment",
+    mode: str | Mode = ACCOMPANIMENT,
 ) -> dict[str, torch.Tensor]:
     """``batch`` plus its diffusion randomness: t ~ U{0..T-1}, ε (shaped like ``mode``'s x₀),
     the two dropout masks."""
@@ -111,7 +112,7 @@ def draw_noise(
     return {
         **batch,
         "t": torch.randint(0, num_timesteps, (b,), generator=generator),
-        "noise": torch.randn((b, 2 * len(MODES[mode]), steps, pitches), generator=generator),
+        "noise": torch.randn((b, get_mode(mode).channels, steps, pitches), generator=generator),
         "drop_rhythm": torch.rand(b, generator=generator) < p_rhythm,
         "drop_melody": torch.rand(b, generator=generator) < p_melody,
     }
@@ -125,8 +126,8 @@ def diffusion_loss(
     (default: on CUDA) is the activations' layout."""
     batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     noise, t = batch["noise"], batch["t"]  # (B, C, T, P), (B,)
-    mode = next(m for m, tracks in MODES.items() if 2 * len(tracks) == noise.shape[1])
-    x0 = target_batch(batch, mode)  # (B, C, T, P)
+    mode = next(m for m in MODES.values() if m.channels == noise.shape[1])
+    x0 = mode.target(batch)  # (B, C, T, P)
     cond = condition_batch(batch, batch["drop_rhythm"], batch["drop_melody"], mode)  # (B, 6 - C, T, P)
     x = torch.cat([schedule.add_noise(x0, noise, t), cond], dim=1)  # (B, 6, T, P)
     if device.type == "cuda" if channels_last is None else channels_last:
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="small", choices=sorted(PRESETS))
     parser.add_argument(
         "--mode",
-        default="accompaniment",
+        default=ACCOMPANIMENT.name,
         choices=list(MODES),
         help="what the model generates: the accompaniment (from chords + melody) or melody and "
         "accompaniment (from chords alone)",

@@ -7,8 +7,10 @@ import torch
 
 from fgg import generate as gen_module
 from fgg.diffusion import Schedule
+from fgg.checks import InputError
 from fgg.generate import Generator
-from fgg.inputs import RHYTHM_PATTERNS, rhythm_counts
+from fgg.inputs import RHYTHM_PATTERNS, GenerationSpec, InputLimits, resolve_spec, rhythm_counts
+from fgg.modes import ACCOMPANIMENT, MELODY_AND_ACCOMPANIMENT
 from fgg.model import PRESETS, UNet
 from fgg.pianoroll import (
     NOTE_THRESHOLD,
@@ -97,7 +99,7 @@ def test_scale_table_choice(tiny_generator):
     paper = tiny_generator.generate("Cm7 | F7", scale_table="paper", seed=3)
     assert paper.out_of_key_notes == 0
     assert not paper.allowed[0, 11] and tiny_generator.generate("Cm7 | F7", seed=3).allowed[0, 11]  # B: LT only in ours
-    with pytest.raises(ValueError, match="unknown scale table"):
+    with pytest.raises(ValueError, match="unknown scale_table 'nope'"):
         tiny_generator.generate("C", scale_table="nope")
 
 
@@ -107,7 +109,7 @@ def test_user_scale_keeps_the_chords_unless_strict(tiny_generator):
     strict = tiny_generator.generate("D | D | D | D", scale="F# dorian", scale_mode="strict", seed=1)
     assert not strict.allowed[:, 2].any()
     assert strict.out_of_key_notes == 0 and {p % 12 for _, _, p in strict.notes} <= {6, 8, 9, 11, 1, 3, 4}
-    with pytest.raises(ValueError, match="unknown scale mode"):
+    with pytest.raises(ValueError, match="unknown scale_mode 'loose'"):
         tiny_generator.generate("D", scale="dorian", scale_mode="loose")
 
 
@@ -150,13 +152,13 @@ def test_progress_and_callback(tiny_generator):
 def test_bad_inputs(tiny_generator, tmp_path):
     with pytest.raises(ValueError, match="bar 2: unrecognised chord symbol 'Hm'"):
         tiny_generator.generate("C | Hm")
-    with pytest.raises(ValueError, match="bars must be 4-64"):
+    with pytest.raises(ValueError, match="bars must be a whole number from 4 to 64"):
         tiny_generator.generate("C", bars=65)
     with pytest.raises(ValueError, match="unknown rhythm pattern 'polka'"):
         tiny_generator.generate("C", rhythm="polka")
     with pytest.raises(ValueError, match="unknown scale 'lydianish'"):
         tiny_generator.generate("C", scale="lydianish")
-    with pytest.raises(ValueError, match="strength must be in"):
+    with pytest.raises(ValueError, match="strength must be a number from 0 to 1"):
         tiny_generator.generate("C", strength=1.2)
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"not a midi file")
@@ -224,3 +226,52 @@ def test_cli(tmp_path, capsys, monkeypatch):
     assert names == ["melody", "accompaniment"]
     assert gen_module.main(["--segment", "99999", "--checkpoint", str(ckpt), "--out", str(out)]) == 2
     assert NOTE_THRESHOLD == 0.5
+
+
+def test_a_spec_is_resolved_once_and_sampled_as_is(tiny_generator):
+    spec = resolve_spec("C G | Am F", bars=6, rhythm="ballad", scale="D dorian", strength=0.5, seed=9, tempo=100)
+    assert isinstance(spec, GenerationSpec) and spec.mode is ACCOMPANIMENT
+    assert spec.bars == 6 and spec.n_steps == 96 and spec.progression.n_bars == 6  # fitted to the length
+    assert spec.counts.shape == (96,) and spec.melody is None and spec.cfg_has_effect
+    assert spec.allowed.shape == (96, 12) and spec.guide.shape == (96, 64) and spec.guide.dtype == bool
+    assert spec.options.strength == 0.5 and spec.options.cfg_scale == 7.5 and spec.seed == 9
+    with pytest.raises(AttributeError):
+        spec.seed = 1  # frozen: what was resolved is what is sampled
+    sampled = tiny_generator.sample(spec)
+    again = tiny_generator.generate("C G | Am F", bars=6, rhythm="ballad", scale="D dorian", strength=0.5, seed=9)
+    np.testing.assert_array_equal(sampled.accompaniment, again.accompaniment)
+    assert sampled.tempo == 100.0 and sampled.progression is spec.progression
+
+
+@pytest.mark.parametrize(
+    "inputs, parameter",
+    [
+        ({"chords": "C | Hm"}, "chords"),
+        ({"chords": "C" * 50, "limits": InputLimits(chord_chars=10)}, "chords"),
+        ({"chords": "C", "bars": 3}, "bars"),
+        ({"chords": "C", "seed": -1}, "seed"),
+        ({"chords": "C", "steps": 0}, "steps"),
+        ({"chords": "C", "tempo": "fast"}, "tempo"),
+        ({"chords": "C", "fgg": "false"}, "fgg"),
+        ({"chords": "C", "rhythm": "polka"}, "rhythm"),
+        ({"chords": "C", "scale": "lydianish"}, "scale"),
+        ({"chords": "C", "mode": "duet"}, "mode"),
+        ({"chords": "C", "melody": np.zeros((2, 64, 64), bool), "mode": MELODY_AND_ACCOMPANIMENT}, "melody"),
+        ({"chords": "C", "precision": "half"}, "precision"),
+        ({"chords": "C", "overlap_bars": 4}, "overlap_bars"),
+    ],
+)
+def test_resolve_spec_names_the_bad_input(inputs, parameter):
+    with pytest.raises(InputError) as caught:
+        resolve_spec(**inputs)
+    assert caught.value.parameter == parameter and str(caught.value)
+
+
+def test_a_long_progression_is_cut_to_the_limit_with_a_warning():
+    spec = resolve_spec(" | ".join(["C", "G"] * 20), limits=InputLimits(bars=(4, 32)))
+    assert spec.bars == 32 and "only its first 32 bars" in spec.warnings[0]
+
+
+def test_a_spec_of_another_mode_is_refused(tiny_generator):
+    with pytest.raises(ValueError, match="needs a model of that mode"):
+        tiny_generator.sample(resolve_spec("C", mode=MELODY_AND_ACCOMPANIMENT))

@@ -9,7 +9,9 @@ import torch
 
 from fgg import precision as P
 from fgg.diffusion import Schedule
-from fgg.generate import Generator, SamplingOptions, build_conditions, sample_batch
+from fgg.generate import Generator
+from fgg.modes import ACCOMPANIMENT
+from fgg.sampling import SamplingOptions, build_conditions, sample_batch
 from fgg.guidance import cfg_denoiser
 from fgg.model import PRESETS, UNet
 
@@ -100,7 +102,7 @@ def test_cfg_runs_one_forward_when_condition_is_null(tiny_model):
 
     chroma = np.zeros((1, 64, 12), dtype=np.float32)
     chroma[..., [0, 4, 7]] = 1
-    cond, null = build_conditions(chroma, None, None)
+    cond, null = build_conditions(chroma, None, None, ACCOMPANIMENT)
     schedule = Schedule.paper()
     x = torch.randn(1, 2, 64, 64, generator=torch.Generator().manual_seed(0))
     t = torch.tensor([500])
@@ -113,7 +115,7 @@ def test_cfg_runs_one_forward_when_condition_is_null(tiny_model):
         two = schedule.x0_from_eps(x, cfg_combine(*eps.chunk(2), 7.5, 0.7), t)
     torch.testing.assert_close(one, two, rtol=1e-5, atol=1e-5)
     counts = np.full((1, 64), 2.0, dtype=np.float32)
-    cond, null = build_conditions(chroma, counts, None)  # a rhythm: both predictions run
+    cond, null = build_conditions(chroma, counts, None, ACCOMPANIMENT)  # a rhythm: both predictions run
     calls.clear()
     with torch.inference_mode():
         cfg_denoiser(counted, schedule, cond, null, 7.5, 0.7)(x, t)
@@ -123,7 +125,7 @@ def test_cfg_runs_one_forward_when_condition_is_null(tiny_model):
 def test_sample_batch_observes_prediction_before_fgg(tiny_model):
     chroma = np.zeros((2, 64, 12), dtype=np.float32)
     chroma[..., [0, 4, 7]] = 1
-    cond, null = build_conditions(chroma, None, None)
+    cond, null = build_conditions(chroma, None, None, ACCOMPANIMENT)
     allowed = torch.zeros(2, 64, 64, dtype=torch.bool)
     allowed[..., ::12] = True  # only Cs allowed: FGG must edit
     seen = []

@@ -149,11 +149,15 @@ def test_melody_and_accompaniment_done_when_command(tmp_path):
 
 
 def test_generate_picks_the_default_model_of_each_mode():
-    from fgg.checkpoint import DEFAULT_MODELS, shipped
+    from fgg.checkpoint import shipped
     from fgg.generate import generate
+    from fgg.modes import MODES
 
     assert shipped("melody+accompaniment") == ["combined-paper", "combined-small"]
-    assert DEFAULT_MODELS == {"accompaniment": "paper", "melody+accompaniment": "combined-paper"}
+    assert {m.name: m.default_model for m in MODES.values()} == {
+        "accompaniment": "paper",
+        "melody+accompaniment": "combined-paper",
+    }
     result = generate("Dm | G", mode="melody+accompaniment", scale="D dorian", scale_mode="strict", seed=3)
     assert result.melody_generated and result.melody.any() and result.out_of_key_notes == 0
     with pytest.raises(ValueError, match="mode 'melody\\+accompaniment' needs a model of that mode; small generates"):

@@ -143,7 +143,7 @@ def test_melody_and_accompaniment_mode_trains_and_generates_two_tracks(pop909_di
     result = train(TrainConfig(steps=2, mode="melody+accompaniment", **TINY), tmp_path, pop909=pop909_dir)
     assert np.isfinite(result["valid_loss"])
     gen = Generator.from_checkpoint(tmp_path / "model.safetensors", "cpu")
-    assert gen.mode == "melody+accompaniment" and gen.meta["mode"] == "melody+accompaniment"
+    assert gen.mode.name == "melody+accompaniment" and gen.meta["mode"] == "melody+accompaniment"
     assert gen.model.config.out_channels == 4 and gen.model.config.in_channels == 6
     r = gen.generate("Dm | G | Dm | G", scale="D dorian", bars=8, rhythm="ballad", seed=3)
     assert r.melody_generated and r.melody.shape == r.accompaniment.shape == (2, 128, 64)
