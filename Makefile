@@ -1,6 +1,6 @@
 # Two commands on a fresh Debian/Ubuntu machine with Python 3.11:
 #   make demo   install (if needed) and launch the app on http://127.0.0.1:7860
-#   make test   install (if needed), lint (ruff + mypy), and run the whole test suite
+#   make test   install (if needed), lint (ruff + mypy + import contracts), and run the whole test suite
 # The install step is idempotent: it reruns only when a requirements/packages file changed.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -31,6 +31,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: lint
 	GRADIO_ANALYTICS_ENABLED=False $(VENV)/bin/python -m pytest -q tests

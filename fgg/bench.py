@@ -33,6 +33,7 @@ from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, count_parameters, forward_gflops
 from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS
 from fgg.precision import device_description, network
+from fgg.train import TrainConfig, Trainer, diffusion_loss, lr_at
 
 CHORDS = "C G | Am F | Dm7 G7 | C"
 
@@ -112,8 +113,6 @@ def legacy_step(trainer):
     batches: NCHW activations, AdamW and gradient clipping with torch's defaults (no fused
     kernel), a Python loop of per-parameter EMA updates and a loss read-back (device sync)
     every step."""
-    from fgg.train import diffusion_loss, lr_at
-
     trainer.model.to(memory_format=torch.contiguous_format)
     cfg = trainer.cfg
     opt = torch.optim.AdamW(trainer.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -150,7 +149,7 @@ def _host_profile(step, batches) -> dict[str, float]:
     (``aten::`` events inside no other ``aten::`` op: on a GPU, each is at least one kernel
     launch) and, among them, reads of a tensor back to Python (``aten::item``: on a GPU, each
     waits for the device)."""
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile  # only with --baseline; a heavy import
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for i, b in enumerate(batches):
@@ -176,8 +175,6 @@ def bench_training(
     """``fgg.train``'s training step on synthetic POP909-shaped batches: samples/s; with
     ``baseline``, also the pre-issue-10 step (``legacy_step``) and, for both, the host-side
     operator and sync counts per step (the profiler's view of launch/sync overhead)."""
-    from fgg.train import TrainConfig, Trainer
-
     cfg = TrainConfig(preset=preset, batch_size=batch)
     trainer = Trainer(cfg, device, compile_model=compile_model)
     batches = [trainer.synthetic_batch(seed) for seed in range(steps + 1)]

@@ -7,7 +7,7 @@ and by the app for its own parameters.
 from __future__ import annotations
 
 import math
-from numbers import Number
+from numbers import Integral, Number
 
 SHOWN_CHARS = 40
 
@@ -33,21 +33,22 @@ def shown(value, limit: int = SHOWN_CHARS) -> str:
 def number(value, name: str, lo: float, hi: float, *, integer: bool = False, unit: str = "") -> float | int:
     """``value`` as a number in [lo, hi] (an int if ``integer``), else ``InputError``. Numbers
     out of range are refused, not clamped: a caller who asked for seed 10³⁰ must learn that it
-    did not get it. Numeric strings ("120") are accepted; bools are not numbers here."""
-    unit = f" {unit}" if unit else ""
-    kind = "a whole number" if integer else "a number"
-    lo, hi = (f"{x:.0f}" if float(x).is_integer() else f"{x:g}" for x in (lo, hi))
+    did not get it. Numeric strings ("120") are accepted; bools are not numbers here. Integers
+    are compared exactly (a 64-bit seed never passes through a float)."""
+    limits = " to ".join(f"{x:.0f}" if float(x).is_integer() else f"{x:g}" for x in (lo, hi))
+    expected = f"{name} must be {'a whole number' if integer else 'a number'} from {limits}{f' {unit}' if unit else ''}"
     if isinstance(value, str):
         try:
             value = float(value.strip())
         except ValueError:
-            raise InputError(name, f"{name} must be {kind} from {lo} to {hi}{unit} (got {shown(value)})") from None
+            raise InputError(name, f"{expected} (got {shown(value)})") from None
     if isinstance(value, bool) or not isinstance(value, Number):
-        raise InputError(name, f"{name} must be {kind} from {lo} to {hi}{unit} (got {shown(value)})")
-    value = float(value)
-    if not math.isfinite(value) or not float(lo) <= value <= float(hi) or (integer and not value.is_integer()):
-        raise InputError(name, f"{name} must be {kind} from {lo} to {hi}{unit} (got {value:g})")
-    return int(value) if integer else value
+        raise InputError(name, f"{expected} (got {shown(value)})")
+    exact: float | int = int(value) if isinstance(value, Integral) else float(value)  # type: ignore[arg-type]
+    whole = isinstance(exact, int) or exact.is_integer()
+    if not math.isfinite(exact) or not lo <= exact <= hi or (integer and not whole):
+        raise InputError(name, f"{expected} (got {exact:g})")
+    return int(exact) if integer else float(exact)
 
 
 def text(value, name: str, max_chars: int) -> str:

@@ -307,7 +307,7 @@ class PianoRollDataset(_TorchDataset):
     def item(self, i: int, transpose: int = 0):
         """Item ``i`` at an explicit transposition (training draws it from its own seeded RNG
         so that ``--resume`` replays exactly the same batches)."""
-        import torch
+        import torch  # here, not at the top: building and exporting the data needs no torch
 
         song, bar = self.index[i]
         item = {k: torch.from_numpy(v) for k, v in model_inputs(self.collection.segment(song, bar, transpose)).items()}

@@ -22,6 +22,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pretty_midi
@@ -29,6 +30,7 @@ import torch
 
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.chords import Progression, progression_from_labels
+from fgg.data import load_valid_segments
 from fgg.diffusion import Schedule, StepCallback, sampling_timesteps
 from fgg.dynamics import shape_dynamics
 from fgg.guidance import SCALE_TABLES
@@ -303,8 +305,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def segment_inputs(index: int, mode: Mode) -> dict:
     """A POP909 validation segment's chords, rhythm and (for a mode that takes one) melody."""
-    from fgg.data import load_valid_segments  # the segments file is read only when a segment is asked for
-
     seg = load_valid_segments()
     if not 0 <= index < len(seg["song_id"]):
         raise ValueError(f"--segment must be 0-{len(seg['song_id']) - 1}, got {index}")
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     given = {"chords": args.chords, "melody": args.melody, "rhythm": args.rhythm}
     try:
         from_segment = {} if args.segment is None else segment_inputs(args.segment, mode)
-        inputs = {k: v if v is not None else from_segment.get(k) for k, v in given.items()}
+        inputs: dict[str, Any] = {k: v if v is not None else from_segment.get(k) for k, v in given.items()}
         if inputs["chords"] is None:
             raise ValueError("give --chords (or --segment)")
         spec = resolve_spec(

@@ -195,7 +195,7 @@ def count_parameters(model: nn.Module) -> int:
 
 def forward_gflops(model: UNet, batch: int = 1, steps: int = 64, pitches: int = 64) -> float:
     """Multiply-adds x 2 of one forward pass, counted by torch's flop counter."""
-    from torch.utils.flop_counter import FlopCounterMode
+    from torch.utils.flop_counter import FlopCounterMode  # benchmarks only: keeps it off the import path
 
     device = next(model.parameters()).device
     x = torch.zeros(batch, model.config.in_channels, steps, pitches, device=device)

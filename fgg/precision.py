@@ -16,6 +16,7 @@ emulated bf16 would be slower than fp32, and on CUDA see above.
 from __future__ import annotations
 
 import os
+import platform
 from collections.abc import Callable
 
 import torch
@@ -61,8 +62,6 @@ def device_description(device: str | torch.device) -> str:
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import platform
-
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:

@@ -328,6 +328,53 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * min(1.0, (step + 1) / max(cfg.warmup_steps, 1))
 
 
+def init_processes(device_name: str) -> tuple[torch.device, int, int]:
+    """(device, rank, world size); under ``torchrun`` (WORLD_SIZE > 1) joins the process group,
+    one CUDA device per local rank."""
+    device = resolve_device(device_name)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        if device.type == "cpu":
+            torch.set_num_threads(os.cpu_count() or 1)
+        return device, 0, 1
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, dist.get_rank(), dist.get_world_size()
+
+
+def resume_trainer(cfg: TrainConfig, out: Path, resume: bool, device, distributed: bool, compile_model: bool):
+    """A fresh ``Trainer``, or one restored from ``out/state.*`` (model, EMA, optimizer) when
+    resuming; returns (trainer, step, elapsed seconds)."""
+    if not (resume and (out / "state.json").is_file()):
+        return Trainer(cfg, device, None, distributed, compile_model), 0, 0.0
+    with open(out / "state.json", encoding="utf-8") as f:
+        meta = json.load(f)
+    model = UNet(UNetConfig.from_dict(meta["model_config"]))
+    tensors = load_file(str(out / "state.safetensors"))
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    trainer = Trainer(cfg, device, model, distributed, compile_model)
+    trainer.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    trainer.load_optimizer(_unflatten_optimizer(tensors, meta["optimizer"]))
+    return trainer, meta["step"], meta["elapsed_s"]
+
+
+def out_of_time(began: float, max_seconds: float | None, device, distributed: bool) -> bool:
+    """Whether the wall-time budget is spent; every rank agrees, so all stop at the same step."""
+    spent = max_seconds is not None and time.perf_counter() - began >= max_seconds
+    if distributed and max_seconds is not None:
+        flag = torch.tensor(float(spent), device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        spent = bool(flag.item())
+    return spent
+
+
+def append_log(path: Path, step: int, train_loss: float, valid: float | None, elapsed: float, rate: float) -> None:
+    with open(path, "a", newline="") as f:
+        valid_text = "" if valid is None else f"{valid:.5f}"
+        csv.writer(f).writerow([step, f"{train_loss:.5f}", valid_text, f"{elapsed:.1f}", f"{rate:.1f}"])
+
+
 def train(
     cfg: TrainConfig,
     out: Path,
@@ -342,61 +389,21 @@ def train(
     that much wall time (validated and checkpointed there, so a lease on a rented GPU ends
     with a usable model and a run that ``--resume`` continues)."""
     began = time.perf_counter()
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    device = resolve_device(device_name)
-    if distributed:
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    rank = dist.get_rank() if distributed else 0
-    world = dist.get_world_size() if distributed else 1
-    main_process = rank == 0
-    if device.type == "cpu" and not distributed:
-        torch.set_num_threads(os.cpu_count() or 1)
-
+    device, rank, world = init_processes(device_name)
+    distributed, main_process = world > 1, rank == 0
     collection, _ = build_songs(pop909)
     train_set = PianoRollDataset(collection, "train", augment=True)
     valid_set = PianoRollDataset(collection, "valid", augment=False)
-
     out.mkdir(parents=True, exist_ok=True)
-    step, elapsed = 0, 0.0
-    model = tensors = None
-    if resume and (out / "state.json").is_file():
-        with open(out / "state.json", encoding="utf-8") as f:
-            meta = json.load(f)
-        model = UNet(UNetConfig.from_dict(meta["model_config"]))
-        tensors = load_file(str(out / "state.safetensors"))
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        step, elapsed = meta["step"], meta["elapsed_s"]
-    trainer = Trainer(cfg, device, model, distributed, compile_model)
-    if tensors is not None:
-        trainer.ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        trainer.load_optimizer(_unflatten_optimizer(tensors, meta["optimizer"]))
-
+    trainer, step, elapsed = resume_trainer(cfg, out, resume, device, distributed, compile_model)
     log_path = out / "log.csv"
     if main_process and not (resume and log_path.is_file()):
         with open(log_path, "w", newline="") as f:
             csv.writer(f).writerow(["step", "train_loss", "valid_loss", "seconds", "samples_per_s"])
     if main_process:
-        print(
-            json.dumps(
-                {
-                    "preset": cfg.preset,
-                    "mode": cfg.mode,
-                    "parameters": count_parameters(trainer.model),
-                    "train_segments": len(train_set),
-                    "valid_segments": len(valid_set),
-                    "device": str(device),
-                    "world_size": world,
-                    "start_step": step,
-                    "workers": workers,
-                }
-            ),
-            flush=True,
-        )
-
+        start = {"preset": cfg.preset, "mode": cfg.mode, "parameters": count_parameters(trainer.model)}
+        start |= {"train_segments": len(train_set), "valid_segments": len(valid_set), "device": str(device)}
+        print(json.dumps(start | {"world_size": world, "start_step": step, "workers": workers}), flush=True)
     batches = torch.utils.data.DataLoader(
         StepBatches(train_set, cfg, rank, world, trainer.schedule.num_timesteps),
         batch_size=None,
@@ -405,48 +412,35 @@ def train(
         pin_memory=device.type == "cuda",
         prefetch_factor=4 if workers else None,
     )
-    global_batch = cfg.batch_size * world
     window_loss, window_n, window_start = torch.zeros((), device=device), 0, time.perf_counter()
     valid = None
     bar = tqdm(total=cfg.steps, initial=step, disable=not main_process, mininterval=5, dynamic_ncols=True)
     for batch in batches:
         window_loss += trainer.step(batch, step)
-        window_n += 1
-        step += 1
+        window_n, step = window_n + 1, step + 1
         bar.update(1)
-        if step % cfg.log_every == 0 or step == cfg.steps:
-            out_of_time = max_seconds is not None and time.perf_counter() - began >= max_seconds
-            if distributed and max_seconds is not None:  # every rank must stop at the same step
-                flag = torch.tensor(float(out_of_time), device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                out_of_time = bool(flag.item())
-            train_loss = window_loss.item() / window_n  # the one device sync per log line
-            if not math.isfinite(train_loss):
-                raise FloatingPointError(f"loss became {train_loss} in steps {step - window_n + 1}-{step}")
-            now = time.perf_counter()
-            elapsed += now - window_start
-            rate = window_n * global_batch / (now - window_start)
-            valid = None
-            if step % cfg.valid_every == 0 or step == cfg.steps or out_of_time:
-                valid = validation_loss(trainer.ema, trainer.schedule, valid_set, cfg, device) if main_process else None
-            if main_process:
-                bar.set_postfix(loss=f"{train_loss:.4f}", samples_s=f"{rate:.1f}")
-                with open(log_path, "a", newline="") as f:
-                    csv.writer(f).writerow(
-                        [
-                            step,
-                            f"{train_loss:.5f}",
-                            "" if valid is None else f"{valid:.5f}",
-                            f"{elapsed:.1f}",
-                            f"{rate:.1f}",
-                        ]
-                    )
-                if step % cfg.checkpoint_every == 0 or step == cfg.steps or out_of_time:
-                    save_state(out, trainer.model, trainer.ema, trainer.opt, step, cfg, elapsed, valid)
-            window_loss.zero_()
-            window_n, window_start = 0, time.perf_counter()
-            if out_of_time:
-                break
+        if step % cfg.log_every and step != cfg.steps:
+            continue
+        stop = out_of_time(began, max_seconds, device, distributed)
+        train_loss = window_loss.item() / window_n  # the one device sync per log line
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(f"loss became {train_loss} in steps {step - window_n + 1}-{step}")
+        now = time.perf_counter()
+        elapsed += now - window_start
+        rate = window_n * cfg.batch_size * world / (now - window_start)
+        last = step == cfg.steps or stop
+        valid = None
+        if main_process and (step % cfg.valid_every == 0 or last):
+            valid = validation_loss(trainer.ema, trainer.schedule, valid_set, cfg, device)
+        if main_process:
+            bar.set_postfix(loss=f"{train_loss:.4f}", samples_s=f"{rate:.1f}")
+            append_log(log_path, step, train_loss, valid, elapsed, rate)
+            if step % cfg.checkpoint_every == 0 or last:
+                save_state(out, trainer.model, trainer.ema, trainer.opt, step, cfg, elapsed, valid)
+        window_loss.zero_()
+        window_n, window_start = 0, time.perf_counter()
+        if stop:
+            break
     bar.close()
     if distributed:
         dist.barrier()
