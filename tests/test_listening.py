@@ -200,7 +200,7 @@ def test_clip_ids_are_opaque_and_per_rater(store):
 
 
 def test_database_url_and_ephemeral_storage_warning(monkeypatch, tmp_path):
-    from demo import listening as L
+    from demo.listening import store as L
 
     monkeypatch.setenv("FGG_DB_URL", "postgresql://u:p@db.example/answers")
     assert L.database_url() == "postgresql+psycopg://u:p@db.example/answers"
@@ -303,7 +303,7 @@ def test_cli_results_plots_and_password_export(tmp_path, monkeypatch, capsys):
 def test_clip_server_prerenders_and_serves_per_rater_bytes(tmp_path):
     from scipy.io import wavfile
 
-    from demo.listening_ui import ClipServer
+    from demo.tabs.listen import ClipServer
 
     pool = midi_pool(tmp_path / "pool", {5: "no_fgg"})
     store = ListeningStore(f"sqlite:///{tmp_path / 'a.db'}", pool)
@@ -321,7 +321,7 @@ def test_clip_server_prerenders_and_serves_per_rater_bytes(tmp_path):
 
 
 def test_new_sessions_are_limited_per_client():
-    from demo.listening_ui import ClientLimiter
+    from demo.tabs.listen import ClientLimiter
 
     now = [0.0]
     limiter = ClientLimiter(3, window=3600, clock=lambda: now[0])

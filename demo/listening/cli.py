@@ -1,0 +1,67 @@
+"""``python -m demo.listening build|results|export``: build the pool, print the results, export
+the answers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from demo.listening.admin import AdminGate
+from demo.listening.figures import results_html, results_view
+from demo.listening.pool import DEFAULT_BASELINES, POOL_DIR, build_pool
+from demo.listening.store import ListeningStore
+from fgg.checkpoint import DEFAULT_MODEL, shipped
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m demo.listening", description="Listening-test pool and results.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    build = sub.add_parser("build", help="generate the pool of pairs")
+    build.add_argument("--pairs", type=int, default=12)
+    build.add_argument("--out", default=str(POOL_DIR))
+    build.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"))
+    build.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
+    build.add_argument("--baselines", default=",".join(DEFAULT_BASELINES))
+    results = sub.add_parser("results", help="print per-system means and preference tests as JSON")
+    results.add_argument("--html", help="also write the admin view's plots to this HTML file")
+    export = sub.add_parser("export", help="print all answers as CSV or JSON (needs the admin password)")
+    export.add_argument("--password", required=True)
+    export.add_argument("--format", choices=("csv", "json"), default="csv")
+    return parser
+
+
+def run_build(args: argparse.Namespace) -> int:
+    manifest = build_pool(args.pairs, Path(args.out), args.checkpoint or args.model, tuple(args.baselines.split(",")))
+    print(json.dumps({"manifest": str(manifest), "pairs": args.pairs}))
+    return 0
+
+
+def run_results(args: argparse.Namespace) -> int:
+    store = ListeningStore()
+    answers = store.answers()
+    result = store.results(answers)
+    print(json.dumps(result, indent=2))
+    if args.html:
+        Path(args.html).write_text(results_html(results_view(result, answers)), encoding="utf-8")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    store = ListeningStore()
+    try:
+        AdminGate().check(args.password, "cli")
+    except PermissionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    sys.stdout.write(store.export_csv() if args.format == "csv" else store.export_json())
+    return 0
+
+
+COMMANDS = {"build": run_build, "results": run_results, "export": run_export}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return COMMANDS[args.command](args)

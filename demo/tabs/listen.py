@@ -1,0 +1,288 @@
+"""The listening test's participant page (blind): consent, a pair of clips, the ratings and a
+preference, one pair after another. Layout and wiring only; the store is ``demo.listening``.
+
+Blind by construction: the browser receives audio files named by opaque per-rater clip ids
+(``ListeningStore.clip_id``) whose bytes differ per rater (up to 0.1 s of trailing silence
+drawn from the id), so neither a URL, a file name nor a content hash links a clip to a
+system, a segment or another rater's clip. Listening events bypass the generation queue
+(``queue=False``: they are short database calls), so a flood of generations cannot lock
+raters out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pretty_midi
+from gradio.components import Component
+from scipy.io import wavfile
+
+from demo.audio import write_wav
+from demo.limits import client_of
+from demo.listening import CRITERIA, PREFERENCES, SCORES, ListeningStore
+
+NEW_RATERS_PER_CLIENT_PER_HOUR = 5
+KEPT_CLIPS = 64  # served clips kept on disk (Gradio keeps its own copy of each)
+MAX_PAD_SAMPLES = 2048  # a clip's rater-specific trailing silence: 1 to this many samples (≤ 0.1 s)
+CONSENT = (
+    "I agree that my ratings are stored anonymously (with a random token, no name, no address) "
+    "and used for research on music generation."
+)
+INSTRUCTIONS = """**Blind listening test.** Each pair plays the same melody and chords with two
+different accompaniments, A and B, in random order. Listen to both, rate each from 1 (poor) to
+5 (excellent) on creativity, harmony (does it fit the chords and melody?) and naturalness
+(could a person have played it?), then say which you prefer. About 1 minute per pair; you can
+stop and come back later in this browser."""
+log = logging.getLogger("fgg.listening")
+
+
+class ClientLimiter:
+    """At most ``limit`` events per client in any ``window`` seconds (sliding window)."""
+
+    def __init__(self, limit: int, window: float = 3600.0, clock: Callable[[], float] = time.monotonic):
+        self.limit, self.window, self._clock = limit, window, clock
+        self._events: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def allow(self, client: str) -> bool:
+        with self._lock:
+            now = self._clock()
+            recent = [t for t in self._events.get(client, []) if now - t < self.window]
+            allowed = len(recent) < self.limit
+            if allowed:
+                recent.append(now)
+            self._events[client] = recent
+            return allowed
+
+
+class ClipServer:
+    """Renders each pool MIDI once, then writes what one rater hears under an opaque name.
+    Gradio copies each served clip into its own cache, so only the last ``keep`` clips are
+    kept here (a clip asked for again is simply written again): temp space stays bounded
+    however many raters come."""
+
+    def __init__(self, store: ListeningStore, folder: Path | None = None, keep: int = KEPT_CLIPS):
+        self.store = store
+        self.folder = folder or Path(tempfile.mkdtemp(prefix="clips-"))
+        self.keep = keep
+        self._written: deque[Path] = deque()
+        self._lock = threading.Lock()
+
+    def _rendered(self, midi_path: str) -> Path:
+        wav = self.folder / "rendered" / (hashlib.sha256(midi_path.encode()).hexdigest()[:32] + ".wav")
+        with self._lock:
+            if not wav.is_file():
+                write_wav(pretty_midi.PrettyMIDI(midi_path), wav)
+        return wav
+
+    def _render_pool(self) -> None:
+        for pair in self.store.pairs():
+            for name in (pair.midi_x, pair.midi_y):
+                try:
+                    self._rendered(str(self.store.pool_dir / name))
+                except Exception as err:  # a broken pool file: the rater who reaches it gets the error
+                    log.warning("cannot render %s: %s", name, err)
+
+    def prerender(self) -> threading.Thread:
+        """Render the whole pool in the background at start-up, so no rater waits for it."""
+        thread = threading.Thread(target=self._render_pool, name="listening-prerender", daemon=True)
+        thread.start()
+        return thread
+
+    def clip(self, rater: str, pair_id: int, side: str, midi_path: str) -> str:
+        """The WAV ``rater`` hears as ``side``: named by the clip id, with 1–``MAX_PAD_SAMPLES``
+        samples of trailing silence (inaudible) so its bytes are this rater's own."""
+        clip_id = self.store.clip_id(rater, pair_id, side)
+        out = self.folder / "clips" / f"{clip_id}.wav"
+        if not out.is_file():
+            rate, audio = wavfile.read(self._rendered(midi_path))
+            pad = np.zeros((1 + int(clip_id[:6], 16) % MAX_PAD_SAMPLES,) + audio.shape[1:], dtype=audio.dtype)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            wavfile.write(out, rate, np.concatenate([audio, pad]))
+            with self._lock:
+                self._written.append(out)
+                stale = [self._written.popleft() for _ in range(max(0, len(self._written) - self.keep))]
+            for old in stale:
+                old.unlink(missing_ok=True)
+        return str(out)
+
+
+@dataclass(frozen=True)
+class ParticipantPage:
+    """The page's components, by name."""
+
+    consent: gr.Checkbox
+    start_button: gr.Button
+    token: gr.BrowserState  # the rater's token, kept in this browser only
+    pair: gr.State  # the pair on screen (its id), None before Start and after the last one
+    status: gr.Markdown
+    notice: gr.Markdown
+    listen_a: gr.Audio
+    listen_b: gr.Audio
+    ratings_a: dict[str, gr.Radio]  # criterion -> its 1-5 radio
+    ratings_b: dict[str, gr.Radio]
+    preference: gr.Radio
+    submit_button: gr.Button
+
+    @property
+    def answers(self) -> list[gr.Radio]:
+        """Every control the rater must set before submitting."""
+        return [*self.ratings_a.values(), *self.ratings_b.values(), self.preference]
+
+    @property
+    def shown(self) -> list[Component]:
+        """What showing a pair (or a message instead) may change."""
+        return [self.pair, self.status, self.notice, self.listen_a, self.listen_b, *self.answers, self.submit_button]
+
+
+def participant_layout() -> ParticipantPage:
+    """The page's components, inside the current ``gr.Blocks``/``gr.Tab``."""
+    gr.Markdown(INSTRUCTIONS)
+    consent = gr.Checkbox(label=CONSENT, value=False, elem_id="listening-consent")
+    start_button = gr.Button("Start / continue", variant="primary", elem_id="listening-start")
+    token = gr.BrowserState(None, storage_key="listening-rater")
+    pair = gr.State(None)
+    status = gr.Markdown(elem_id="listening-status")
+    # Messages go to the page, not to toasts: these events skip the queue, which carries toasts.
+    notice = gr.Markdown(elem_id="listening-notice")
+    with gr.Row():
+        with gr.Column():
+            listen_a = gr.Audio(label="A", type="filepath", interactive=False, elem_id="listening-a")
+            ratings_a = {
+                c: gr.Radio(list(SCORES), value=None, label=f"A · {c}", elem_id=f"listening-a-{c}") for c in CRITERIA
+            }
+        with gr.Column():
+            listen_b = gr.Audio(label="B", type="filepath", interactive=False, elem_id="listening-b")
+            ratings_b = {
+                c: gr.Radio(list(SCORES), value=None, label=f"B · {c}", elem_id=f"listening-b-{c}") for c in CRITERIA
+            }
+    preference = gr.Radio(
+        list(PREFERENCES), value=None, label="Which do you prefer overall?", elem_id="listening-preference"
+    )
+    submit_button = gr.Button("Submit and next", interactive=False, elem_id="listening-submit")
+    return ParticipantPage(
+        consent=consent,
+        start_button=start_button,
+        token=token,
+        pair=pair,
+        status=status,
+        notice=notice,
+        listen_a=listen_a,
+        listen_b=listen_b,
+        ratings_a=ratings_a,
+        ratings_b=ratings_b,
+        preference=preference,
+        submit_button=submit_button,
+    )
+
+
+def next_pair_view(page: ParticipantPage, store: ListeningStore, clips: ClipServer, rater: str) -> dict:
+    """Updates for ``page.shown``: the rater's next pair and its clips (or a closing message
+    when none is left), every answer unset, submit disabled."""
+    cleared = {control: None for control in page.answers} | {page.submit_button: gr.update(interactive=False)}
+    trial = store.next_trial(rater)
+    if trial is None:
+        done = len(store.answered(rater))
+        message = (
+            f"**All {done} pairs rated — thank you!** Your answers are saved."
+            if done
+            else "The listening pool is empty: build it with `python -m demo.listening build`."
+        )
+        return {
+            page.pair: None,
+            page.status: message,
+            page.notice: "",
+            page.listen_a: None,
+            page.listen_b: None,
+            **cleared,
+        }
+    return {
+        page.pair: trial.pair_id,
+        page.status: f"**Pair {trial.number} of {trial.total}**",
+        page.notice: "",
+        page.listen_a: clips.clip(rater, trial.pair_id, "A", trial.midi_a),
+        page.listen_b: clips.clip(rater, trial.pair_id, "B", trial.midi_b),
+        **cleared,
+    }
+
+
+def warning_view(page: ParticipantPage, message: str) -> dict:
+    """Updates that say what is wrong and change nothing else (the pair and the answers stay)."""
+    return {page.notice: f"⚠️ {message}"}
+
+
+def wire_participant_page(
+    page: ParticipantPage, store: ListeningStore, clips: ClipServer, new_raters: ClientLimiter
+) -> None:
+    """Start (or continue) a rater, enable submit once everything is answered, store an answer."""
+
+    def start(agreed: bool, stored_token: str | None, request: gr.Request) -> dict:
+        if not agreed:
+            return warning_view(page, "Please tick the consent box first.")
+        try:
+            rater = store.resume_rater(stored_token) if stored_token else None
+        except ValueError:
+            rater = None  # a token from an older database: start afresh
+        if rater is None:
+            if not new_raters.allow(client_of(request)):
+                return warning_view(
+                    page, "Too many new sessions from your network in the last hour; please try again later."
+                )
+            rater = store.new_rater()
+        return {page.token: rater} | next_pair_view(page, store, clips, rater)
+
+    page.start_button.click(
+        start, [page.consent, page.token], [page.token, *page.shown], queue=False, api_visibility="private"
+    )
+
+    def toggle_submit(values: dict) -> dict:
+        complete = values[page.pair] is not None and all(values[control] is not None for control in page.answers)
+        return gr.update(interactive=complete)
+
+    for control in page.answers:
+        control.change(
+            toggle_submit, {page.pair, *page.answers}, page.submit_button, queue=False, api_visibility="private"
+        )
+
+    def submit(values: dict) -> dict:
+        rater, pair = values[page.token], values[page.pair]
+        try:
+            if not rater or pair is None:
+                raise ValueError("press Start first")
+            if any(values[control] is None for control in page.answers):
+                raise ValueError("rate A and B on every criterion and choose a preference first")
+            store.submit(
+                rater,
+                int(pair),
+                {c: values[radio] for c, radio in page.ratings_a.items()},
+                {c: values[radio] for c, radio in page.ratings_b.items()},
+                values[page.preference],
+            )
+        except ValueError as err:
+            return warning_view(page, str(err))
+        return next_pair_view(page, store, clips, rater)
+
+    page.submit_button.click(
+        submit, {page.token, page.pair, *page.answers}, page.shown, queue=False, api_visibility="private"
+    )
+
+
+def build_participant_page(
+    store: ListeningStore, clips: ClipServer | None = None, new_raters: ClientLimiter | None = None
+) -> None:
+    """The participant's page, inside the current ``gr.Blocks``/``gr.Tab``."""
+    if clips is None:
+        clips = ClipServer(store)
+        clips.prerender()
+    page = participant_layout()
+    wire_participant_page(page, store, clips, new_raters or ClientLimiter(NEW_RATERS_PER_CLIENT_PER_HOUR))
