@@ -27,6 +27,12 @@ from pathlib import Path
 
 import numpy as np
 import pretty_midi
+import pyloudnorm
+import soundfile
+from scipy.signal import resample_poly
+
+from fgg.data import load_valid_segments
+from fgg.generate import piece_midi
 
 SAMPLE_RATE = 44100
 CHANNELS = 2
@@ -60,7 +66,7 @@ def synthesize(
     midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None, sample_rate: int = SAMPLE_RATE
 ) -> np.ndarray:
     """(N, 2) float32 stereo of ``midi`` as FluidSynth plays it (not normalised)."""
-    try:
+    try:  # here, not at the top: without libfluidsynth the app still starts and says what is missing
         import fluidsynth
     except ImportError as err:  # pyfluidsynth present but libfluidsynth missing, or the reverse
         raise RuntimeError("FluidSynth is not available: install libfluidsynth3 (Debian) and pyfluidsynth") from err
@@ -103,16 +109,12 @@ def synthesize(
 
 def true_peak_db(audio: np.ndarray) -> float:
     """Peak of the 4× oversampled signal, in dBTP (BS.1770-4's true-peak estimate)."""
-    from scipy.signal import resample_poly
-
     peak = float(np.abs(resample_poly(audio, 4, 1, axis=0)).max()) if len(audio) else 0.0
     return 20 * np.log10(peak) if peak > 0 else float("-inf")
 
 
 def loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """Integrated loudness in LUFS (ITU-R BS.1770-4); -inf for silence."""
-    import pyloudnorm
-
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(audio))
 
 
@@ -144,8 +146,6 @@ def render_audio(midi: pretty_midi.PrettyMIDI, sample_rate: int = SAMPLE_RATE) -
 
 def write_audio(audio: np.ndarray, path: str | os.PathLike, sample_rate: int = SAMPLE_RATE) -> Path:
     """Write ``audio`` as WAV (16-bit), MP3 or OGG Vorbis, by the path's suffix."""
-    import soundfile
-
     path = Path(path)
     if path.suffix not in FORMATS:
         raise ValueError(f"unknown audio format {path.suffix!r}; choose one of {', '.join(FORMATS)}")
@@ -177,9 +177,6 @@ def info() -> dict:
 def bench(repeats: int = 5) -> dict:
     """Median render time (synthesis + loudness normalisation) of a POP909 segment's melody +
     accompaniment, 4 and 32 bars, with each SoundFont present."""
-    from fgg.data import load_valid_segments
-    from fgg.generate import piece_midi
-
     seg = load_valid_segments()
     pieces = {
         4: (seg["melody"][0], seg["accompaniment"][0]),

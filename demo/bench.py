@@ -17,6 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+from gradio_client import Client
+
 from demo.controller import Controller
 from demo.listening import ListeningStore
 from demo.ui import build_app, launch
@@ -34,8 +37,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chords", default="C G | Am F")
     parser.add_argument("--rhythm", default="none", help="a rhythm pattern (CFG then runs two predictions per step)")
     args = parser.parse_args(argv)
-    from gradio_client import Client
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -46,8 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     app = build_app(Controller({args.model: generator}), ListeningStore(f"sqlite:///{tmp / 'bench.db'}", tmp))
     launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
-        import httpx
-
         # Like the browser: the page gets file URLs and fetches only the audio it plays (the
         # MIDI and WAV downloads are fetched when clicked).
         client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)

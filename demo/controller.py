@@ -1,134 +1,83 @@
-"""What the app's buttons do, as plain Python (the Blocks in ``demo/ui.py`` only wire these up).
+"""What the app's buttons do, as plain Python (the tabs in ``demo/tabs`` only wire these up).
 
-Every entry point first resolves its inputs into a ``Request`` (``Controller.resolve``), which
-checks each one against ``demo.limits`` and raises ``InputError`` naming the API parameter,
-the limit and the value; the UI runs the same check when a request joins the queue, so bad
-input is refused at once and no stack trace ever reaches the page.
+A request (``demo.request.AppRequest``, the API's parameters by name) is resolved once:
+``Controller.resolve`` does what only the app knows — a POP909 segment's chords, melody and
+rhythm, the size of an uploaded melody, the Scale dropdown + tonic + custom notes as one
+scale, the model's name as its ``Generator`` and mode — and hands the rest to
+``fgg.inputs.resolve_spec`` under the public bounds (``demo.limits.PUBLIC_LIMITS``), which
+returns the ``GenerationSpec`` the generator samples. A bad value raises ``InputError`` naming
+the API parameter, the limit and the value; the UI runs the same check when a request joins
+the queue, so bad input is refused at once and no stack trace ever reaches the page.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 
 from demo.audio import render_audio, write_audio
 from demo.figures import diff_figure, piano_roll_figure
-from demo.limits import (
-    MAX_CHORD_CHARS,
-    MAX_CUSTOM_SCALE_CHARS,
-    MAX_MIDI_BYTES,
-    SEED_RANGE,
-    InputError,
-    Workspace,
-    choice,
-    number,
-    shown,
-    text,
-)
+from demo.limits import MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_LIMITS, Workspace
+from demo.request import NO_SEGMENT, RHYTHM_CHOICES, SCALE_CHOICES, AppRequest, CompareRequest
 from eval import metrics as M
 from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg import dynamics
-from fgg.chords import PITCH_NAMES, Progression, parse_progression
+from fgg.checks import InputError, choice, flag, number, shown, text
+from fgg.chords import PITCH_NAMES
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
-from fgg.generate import GenerationResult, Generator, SamplingOptions, piece_midi
-from fgg.guidance import SCALE_TABLES
-from fgg.inputs import (
-    RHYTHM_PATTERNS,
-    SCALE_MODES,
-    allowed_pitch_classes,
-    cut_progression_warnings,
-    fit_progression,
-    load_melody,
-    rhythm_counts,
-)
+from fgg.generate import GenerationResult, Generator, piece_midi
+from fgg.inputs import GenerationSpec, resolve_spec
 from fgg.model import count_parameters
-from fgg.pianoroll import (
-    BEATS_PER_BAR,
-    SEGMENT_BARS,
-    SEGMENT_STEPS,
-    STEPS_PER_BAR,
-    roll_to_notes,
-    rolls_to_midi,
-)
+from fgg.pianoroll import BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR, roll_to_notes, rolls_to_midi
 
-NO_SEGMENT = -1
-BAR_RANGE = (4, 32)
-TEMPO_RANGE = (40, 220)
-STEP_RANGE = (2, 50)
-CFG_RANGE = (1.0, 12.0)
-RHYTHM_CHOICES = ["none", "from segment"] + list(RHYTHM_PATTERNS)
-SCALE_CHOICES = ["from chords", "major", "minor", "dorian", "mixolydian", "pentatonic", "blues", "custom"]
-SYSTEM_HELP = {  # one line per evaluation system, for the UI
-    "fgg": "the full method: FGG at every sampling step",
-    "no_fgg": "the same model and noise, no guidance",
-    "last_step_remove": "unguided, then out-of-key notes deleted at the end",
-    "last_step_round": "unguided, then out-of-key notes moved to the nearest allowed pitch",
-    "inpaint": "out-of-key pixels held empty at every step (inpainting)",
-    "null_rhythm": "FGG without the rhythm condition",
-    "rule_based": "chord tones on the rhythm, no model (the floor)",
-    "ground_truth": "the human POP909 accompaniment (needs a segment)",
-}
 MODEL_BLURBS = {
     "paper": "best quality",
     "small": "fastest",
     "combined-paper": "best quality",
     "combined-small": "fastest",
 }
-EXAMPLES = {
-    "Pop I–V–vi–IV": "C G | Am F",
-    "Jazz ii–V–I": "Dm7 | G7 | Cmaj7 | Cmaj7",
-    "Minor-key ballad": "Am | F | Dm | E7",
-    "Dorian vamp": "Dm7 | G | Dm7 | G",
-}
-KEY_NAMES = PITCH_NAMES
-CFG_HELP = {
-    True: "how strongly the melody and rhythm steer the music (1 = the model ignores them)",
-    False: "no effect with chords alone: chords are never dropped, so both of CFG's predictions are the "
-    "same. Add a melody, a segment or a rhythm to use it.",
-}
+# The longest melody a segment's is tiled to (``resolve_spec`` cuts it to the piece).
+SEGMENT_TILES = -(-PUBLIC_LIMITS.bars[1] * STEPS_PER_BAR // SEGMENT_STEPS)
 
 
-@dataclass
-class Request:
-    """A checked generation request: what the model is conditioned on and how it samples."""
+@dataclass(frozen=True)
+class GenerateResult:
+    """What /generate makes, by name."""
 
-    progression: Progression  # exactly ``bars`` bars
-    melody: np.ndarray | None  # (2, T, 64) bool, None = no melody given (null melody condition)
-    counts: np.ndarray | None  # (T,) onset counts, None = null rhythm
-    scale: object  # None (from chords), "D dorian", or note names
-    allowed: np.ndarray  # (T, 12) bool pitch classes allowed at each step
-    tempo: float
-    segment: int | None
-    fgg: bool = True
-    strength: float = 1.0
-    cfg_scale: float = 7.5
-    steps: int = 10
-    seed: int = 0
-    model: str = ""
-    scale_table: str = "ours"
-    scale_mode: str = "with_chords"
-    warnings: tuple[str, ...] = ()
-    humanize: bool = False
-    pedal: bool = False
+    audio: str  # MP3 path, for the player
+    midi: str  # MIDI path
+    figure: go.Figure  # the piano roll
+    metrics: dict  # of this sample (JSON)
+    wav: str  # WAV path, for download
+    warnings: tuple[str, ...]  # what the visitor should know (a cut progression)
 
-    @property
-    def cfg_has_effect(self) -> bool:
-        """CFG mixes the conditional and the null prediction; chords are never dropped, so with
-        neither a melody nor a rhythm the two are the same and the CFG scale changes nothing."""
-        return self.melody is not None or self.counts is not None
+
+@dataclass(frozen=True)
+class CompareResult:
+    """What /compare makes, by name: side A and side B, what changed, and the metrics."""
+
+    audio_a: str
+    audio_b: str
+    midi_a: str
+    midi_b: str
+    plot_a: go.Figure
+    plot_b: go.Figure
+    diff: go.Figure  # the notes changed from A to B
+    table: pd.DataFrame  # one row per metric: A, B, B − A
+    warnings: tuple[str, ...]
 
 
 def check_midi_upload(path) -> str | None:
     """None without an upload; else the path, after the size checks (corrupt files are
-    reported by ``load_melody``). Messages name the file as the visitor named it, never the
+    reported by ``resolve_spec``). Messages name the file as the visitor named it, never the
     server's path."""
     if path in (None, ""):
         return None
@@ -158,10 +107,19 @@ def chords_text_from_labels(labels) -> str:
     return " | ".join(bars)
 
 
-def _flag(value, name: str) -> bool:
-    if value not in (True, False):  # also 1/0, never "false" (truthy) or None
-        raise InputError(name, f"{name} must be true or false (got {shown(value)})")
-    return bool(value)
+def scale_spec(scale, tonic, custom_scale) -> str | list[str] | None:
+    """The Scale dropdown, Tonic and custom notes -> ``resolve_spec``'s ``scale``: None (from
+    the chords), "D dorian", or note names."""
+    scale = choice(scale or "from chords", SCALE_CHOICES, "scale")
+    custom = text(custom_scale, "custom_scale", MAX_CUSTOM_SCALE_CHARS)
+    if scale == "from chords":
+        return None
+    if scale == "custom":
+        notes = [t for t in custom.replace(",", " ").split() if t]
+        if not notes:
+            raise InputError("custom_scale", "custom scale: list its notes, e.g. 'C D E G A'")
+        return notes
+    return f"{choice(tonic, PITCH_NAMES, 'tonic')} {scale}"
 
 
 class Controller:
@@ -187,18 +145,22 @@ class Controller:
             (
                 f"{name} — {count_parameters(g.model) / 1e6:.1f} M"
                 + (f", {MODEL_BLURBS[name]}" if name in MODEL_BLURBS else "")
-                + (", writes the melody too" if g.mode == "melody+accompaniment" else ""),
+                + (", writes the melody too" if g.mode.writes_melody else ""),
                 name,
             )
             for name, g in self.generators.items()
         ]
 
     def melody_writers(self) -> list[str]:
-        """The served models of the melody+accompaniment mode."""
-        return [name for name, g in self.generators.items() if g.mode == "melody+accompaniment"]
+        """The served models that write the melody too."""
+        return [name for name, g in self.generators.items() if g.mode.writes_melody]
+
+    def model_name(self, model=None) -> str:
+        """A served model's name, checked (None: the default)."""
+        return choice(model or self.default_model, list(self.generators), "model")
 
     def generator(self, model=None) -> Generator:
-        return self.generators[choice(model or self.default_model, list(self.generators), "model")]
+        return self.generators[self.model_name(model)]
 
     # -- POP909 segments
 
@@ -209,7 +171,7 @@ class Controller:
         if not len(keyed):
             return "key unknown"
         t = keyed[0]
-        return f"{KEY_NAMES[int(tonic[t])]} {'minor' if minor[t] else 'major'}"
+        return f"{PITCH_NAMES[int(tonic[t])]} {'minor' if minor[t] else 'major'}"
 
     def has_melody(self, index: int) -> bool:
         return bool(self.segments["melody"][index].any())
@@ -229,7 +191,7 @@ class Controller:
         out = []
         for song in np.unique(songs):
             idx = np.flatnonzero(songs == song)
-            silent = sum(not self.has_melody(i) for i in idx)
+            silent = sum(not self.has_melody(int(i)) for i in idx)
             out.append(
                 (
                     f"song {int(song):03d} · {self.segment_key(idx[0])} · {len(idx)} segments"
@@ -245,15 +207,16 @@ class Controller:
         idx = range(len(songs)) if song in (None, "") else np.flatnonzero(songs == int(song))
         return [(self.segment_label(int(i)), int(i)) for i in idx]
 
-    def _segment(self, index) -> int | None:
+    def segment_index(self, index) -> int | None:
+        """A segment's index, checked; None for no segment."""
         if index in (None, "", NO_SEGMENT):
             return None
         index = number(index, "segment", NO_SEGMENT, len(self.segments["song_id"]) - 1, integer=True)
-        return None if index == NO_SEGMENT else index
+        return None if index == NO_SEGMENT else int(index)
 
     def segment_fields(self, index) -> tuple[str, float, str]:
         """(chord text, tempo, melody description) of a validation segment, to fill the inputs."""
-        i = self._segment(index)
+        i = self.segment_index(index)
         if i is None:
             raise InputError("segment", "choose a POP909 segment first")
         return (
@@ -263,7 +226,7 @@ class Controller:
         )
 
     def melody_description(self, segment: int | None, upload: str | None = None, model: str | None = None) -> str:
-        if model in self.generators and self.generators[model].mode == "melody+accompaniment":
+        if model in self.generators and self.generators[model].mode.writes_melody:
             return f"Melody: written by the {model} model, with the accompaniment (from the chords alone)."
         if upload:
             return f"Melody: the uploaded file {shown(os.path.basename(upload))} (it replaces any segment's melody)."
@@ -275,139 +238,76 @@ class Controller:
 
     # -- requests
 
-    def resolve(
-        self,
-        chords: str,
-        segment=NO_SEGMENT,
-        melody_file=None,
-        bars=None,
-        tempo=90,
-        fgg=True,
-        strength=1.0,
-        cfg_scale=7.5,
-        rhythm="none",
-        scale="from chords",
-        tonic="C",
-        custom_scale=None,
-        steps=10,
-        seed=0,
-        model=None,
-        scale_table="ours",
-        scale_mode="with_chords",
-        humanize=False,
-        pedal=False,
-    ) -> Request:
-        """Check every input (``InputError`` names the first bad one) and resolve the request.
-        ``bars=None`` follows the progression (4–32 bars); empty chords with a segment take the
-        segment's chords."""
-        chords = text(chords, "chords", MAX_CHORD_CHARS)
-        seg = self._segment(segment)
-        if not chords.strip() and seg is not None:
-            chords = chords_text_from_labels(self.segments["chord_labels"][seg])
+    def resolve(self, request: AppRequest) -> GenerationSpec:
+        """Check every input (``InputError`` names the first bad API parameter) and resolve the
+        request. ``bars=None`` follows the progression (4–32 bars); empty chords with a segment
+        take the segment's chords."""
+        chords = text(request.chords, "chords", MAX_CHORD_CHARS)
+        segment = self.segment_index(request.segment)
+        if not chords.strip() and segment is not None:
+            chords = chords_text_from_labels(self.segments["chord_labels"][segment])
+        name = self.model_name(request.model)
+        scale = scale_spec(request.scale, request.tonic, request.custom_scale)
+        flag(request.humanize, "humanize")
+        flag(request.pedal, "pedal")
         try:
-            progression = parse_progression(chords)
-        except ValueError as err:
-            raise InputError("chords", str(err)) from None
-        if bars in (None, ""):
-            bars = min(max(progression.n_bars, BAR_RANGE[0]), BAR_RANGE[1])
-        bars = number(bars, "bars", *BAR_RANGE, integer=True)
-        warnings = tuple(cut_progression_warnings(progression, bars))
-        tempo = number(tempo, "tempo", *TEMPO_RANGE, unit="BPM")
-        fgg = _flag(fgg, "fgg")
-        strength = number(strength, "strength", 0, 1)
-        cfg_scale = number(cfg_scale, "cfg_scale", *CFG_RANGE)
-        steps = number(steps, "steps", *STEP_RANGE, integer=True)
-        seed = number(seed, "seed", *SEED_RANGE, integer=True)
-        model = choice(model or self.default_model, list(self.generators), "model")
-        scale_table = choice(scale_table or "ours", SCALE_TABLES, "scale_table")
-        scale_mode = choice(scale_mode or "with_chords", SCALE_MODES, "scale_mode")
-        rhythm = choice(rhythm or "none", RHYTHM_CHOICES, "rhythm")
-        scale = choice(scale or "from chords", SCALE_CHOICES, "scale")
-        custom_scale = text(custom_scale, "custom_scale", MAX_CUSTOM_SCALE_CHARS)
-        n_steps = bars * STEPS_PER_BAR
-        melody = None
-        path = check_midi_upload(melody_file)
-        writes_melody = self.generators[model].mode == "melody+accompaniment"
-        if writes_melody and path is not None:
-            raise InputError(
-                "melody_file",
-                f"the {model} model writes its own melody: remove the melody file or choose an accompaniment model",
+            return resolve_spec(
+                chords,
+                melody=self._melody(request.melody_file, segment, name),
+                rhythm=self._rhythm(request.rhythm, segment),
+                bars=request.bars,
+                cfg_scale=request.cfg_scale,
+                fgg=request.fgg,
+                strength=request.strength,
+                scale=scale,
+                scale_mode=request.scale_mode or "with_chords",
+                scale_table=request.scale_table or "ours",
+                steps=request.steps,
+                seed=request.seed,
+                tempo=request.tempo,
+                mode=self.generators[name].mode,
+                limits=PUBLIC_LIMITS,
             )
-        try:
+        except InputError as err:  # named as the API calls it
+            renamed = {"melody": "melody_file", "scale": "custom_scale" if request.scale == "custom" else "scale"}
+            if err.parameter not in renamed:
+                raise
+            raise InputError(renamed[err.parameter], str(err)) from None
+
+    def _melody(self, melody_file, segment: int | None, model: str):
+        """The melody for ``resolve_spec``: an upload's path, a segment's roll, or None."""
+        path = check_midi_upload(melody_file)
+        if self.generators[model].mode.writes_melody:
             if path is not None:
-                melody = load_melody(path, n_steps)
-            elif seg is not None and not writes_melody:
-                tiled = np.tile(self.segments["melody"][seg], (1, -(-n_steps // SEGMENT_STEPS), 1))
-                melody = load_melody(tiled, n_steps)
-        except ValueError as err:
-            raise InputError("melody_file", str(err)) from None
-        if rhythm == "from segment":
-            if seg is None:
-                raise InputError("rhythm", "rhythm 'from segment' needs a POP909 segment: pick one or choose a pattern")
-            counts = rhythm_counts(self.segments["onset_counts"][seg], n_steps)
-        else:
-            counts = rhythm_counts(None if rhythm == "none" else rhythm, n_steps)
-        if scale == "from chords":
-            scale_spec = None
-        elif scale == "custom":
-            scale_spec = [t for t in custom_scale.replace(",", " ").split() if t]
-            if not scale_spec:
-                raise InputError("custom_scale", "custom scale: list its notes, e.g. 'C D E G A'")
-        else:
-            scale_spec = f"{choice(tonic, PITCH_NAMES, 'tonic')} {scale}"
-        progression = fit_progression(progression, bars)
-        try:
-            allowed = allowed_pitch_classes(progression, scale_spec, scale_table, scale_mode)
-        except ValueError as err:
-            raise InputError("custom_scale" if scale == "custom" else "scale", str(err)) from None
-        return Request(
-            progression,
-            melody,
-            counts,
-            scale_spec,
-            allowed,
-            tempo,
-            seg,
-            fgg,
-            strength,
-            cfg_scale,
-            steps,
-            seed,
-            model,
-            scale_table,
-            scale_mode,
-            warnings,
-            _flag(humanize, "humanize"),
-            _flag(pedal, "pedal"),
-        )
+                raise InputError(
+                    "melody_file",
+                    f"the {model} model writes its own melody: remove the melody file or choose an accompaniment model",
+                )
+            return None
+        if path is not None or segment is None:
+            return path
+        return np.tile(self.segments["melody"][segment], (1, SEGMENT_TILES, 1))
+
+    def _rhythm(self, rhythm, segment: int | None):
+        """The rhythm for ``resolve_spec``: "none", a pattern's name or a segment's onset counts."""
+        rhythm = choice(rhythm or "none", RHYTHM_CHOICES, "rhythm")
+        if rhythm != "from segment":
+            return rhythm
+        if segment is None:
+            raise InputError("rhythm", "rhythm 'from segment' needs a POP909 segment: pick one or choose a pattern")
+        return self.segments["onset_counts"][segment]
 
     # -- tab 1: generate
 
-    def generate(self, *args, progress=None, **kwargs) -> tuple[str, str, object, dict, str]:
-        """``resolve``'s inputs -> (MP3 path for the player, MIDI path, piano-roll figure,
-        metrics, WAV path for download)."""
-        req = self.resolve(*args, **kwargs)
-        result = self.generator(req.model).generate(
-            req.progression,
-            melody=req.melody,
-            rhythm=req.counts,
-            bars=req.progression.n_bars,
-            cfg_scale=req.cfg_scale,
-            fgg=req.fgg,
-            strength=req.strength,
-            scale=req.scale,
-            steps=req.steps,
-            seed=req.seed,
-            tempo=req.tempo,
-            progress=progress,
-            scale_table=req.scale_table,
-            scale_mode=req.scale_mode,
-        )
-        result.warnings.extend(req.warnings)
-        if req.pedal:
+    def generate(self, request: AppRequest, progress=None) -> GenerateResult:
+        """The request's music: MP3 for the player, MIDI, piano roll, metrics, WAV for download.
+        ``progress(done, total)`` counts the sampler's steps."""
+        spec = self.resolve(request)
+        result = self.generator(request.model).sample(spec, progress=progress)
+        if request.pedal:
             dynamics.pedal_at_chord_changes(result.midi, result.progression.labels)
-        if req.humanize:  # the demo's option; the listening test's clips are never humanized
-            dynamics.humanize(result.midi, req.seed)
+        if request.humanize:  # the demo's option; the listening test's clips are never humanized
+            dynamics.humanize(result.midi, spec.seed)
         out = self.workspace.new("generate-")
         midi_path = out / f"fgg_seed{result.seed}.mid"
         result.midi.write(str(midi_path))
@@ -424,12 +324,20 @@ class Controller:
                 result.melody,
                 result.progression.labels,
                 result.allowed,
-                title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if req.fgg else 'off'}",
+                title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if spec.options.fgg else 'off'}",
             )
             metrics = self.sample_metrics(result, out) | {"render_seconds": round(render_seconds, 3)}
-            return str(mp3_path.result()), str(midi_path), figure, metrics, str(wav_path)
+            return GenerateResult(
+                audio=str(mp3_path.result()),
+                midi=str(midi_path),
+                figure=figure,
+                metrics=metrics,
+                wav=str(wav_path),
+                warnings=tuple(result.warnings),
+            )
 
     def sample_metrics(self, result: GenerationResult, workdir: Path) -> dict:
+        # smg_metrics (the paper's chord recogniser) is slow to import: only when a sample is scored.
         from smg_metrics import midi_to_chords_dp
 
         acc_path = workdir / "accompaniment_only.mid"
@@ -450,107 +358,106 @@ class Controller:
 
     # -- tab 2: compare
 
-    def compare_rolls(self, req: Request, systems) -> dict[str, np.ndarray]:
-        """(2, T, 64) rolls of ``systems`` on a 4-bar request. Sampled with the request's own
-        settings and seed, so ``fgg``/``no_fgg`` are exactly what Generate makes with 4 bars
-        and FGG on/off (tested)."""
-        seg = req.segment
-        gen = self.generator(req.model)
-        batch = SegmentBatch(
-            melody=(req.melody if req.melody is not None else np.zeros((2, SEGMENT_STEPS, 64), bool))[None],
-            accompaniment=None if seg is None else self.segments["accompaniment"][seg][None],
-            chroma=req.progression.chroma[None],
-            root=req.progression.root[None],
-            bass=req.progression.bass[None],
-            onset_counts=None if req.counts is None else req.counts[None],
-            scale_table=req.scale_table,
-            null_melody=req.melody is None,
+    def compare_spec(self, request: CompareRequest) -> tuple[GenerationSpec, str, str]:
+        """The request cut to 4 bars, and its two systems, checked."""
+        systems = (
+            choice(request.system_a, list(SYSTEMS), "system_a"),
+            choice(request.system_b, list(SYSTEMS), "system_b"),
         )
-        batch.allowed = req.allowed[None]  # a user scale replaces the chord-derived one
-        options = SamplingOptions(
-            cfg_scale=req.cfg_scale, strength=req.strength, steps=req.steps, precision=gen.precision
-        )
-        ctx = EvalContext(gen.model, gen.schedule, options)
-        return {name: run_system(name, batch, [req.seed], ctx).rolls[0] for name in dict.fromkeys(systems)}
-
-    def compare_request(self, *args, system_a="fgg", system_b="no_fgg", **kwargs) -> tuple[Request, str, str]:
-        """``resolve``'s inputs cut to 4 bars, and the two systems, checked."""
-        systems = choice(system_a, list(SYSTEMS), "system_a"), choice(system_b, list(SYSTEMS), "system_b")
-        req = self.resolve(
-            **(dict(zip(GENERATE_PARAMETERS[: len(args)], args, strict=True)) | kwargs | {"bars": SEGMENT_BARS})
-        )
-        if req.model in self.melody_writers():
+        spec = self.resolve(replace(request, bars=SEGMENT_BARS))
+        name = self.model_name(request.model)
+        if self.generators[name].mode.writes_melody:
             raise InputError(
                 "model",
-                f"Compare runs the evaluation's accompaniment systems; the {req.model} model "
+                f"Compare runs the evaluation's accompaniment systems; the {name} model "
                 "writes the melody too: choose an accompaniment model",
             )
-        for parameter, name in zip(("system_a", "system_b"), systems, strict=True):
-            if name == "ground_truth" and req.segment is None:
+        for parameter, system in zip(("system_a", "system_b"), systems, strict=True):
+            if system == "ground_truth" and self.segment_index(request.segment) is None:
                 raise InputError(
                     parameter,
                     f"{parameter}: ground_truth is a POP909 segment's human accompaniment; "
                     "pick a segment (typed chords have none)",
                 )
-        return req, *systems
+        return spec, *systems
 
-    def compare(self, *args, **kwargs):
-        """Two systems on the Generate tab's request, cut to its first 4 bars, same seed:
-        (MP3 A, MP3 B, MIDI A, MIDI B, roll A, roll B, changed-notes figure, metrics table, warnings)."""
-        req, system_a, system_b = self.compare_request(*args, **kwargs)
-        rolls = self.compare_rolls(req, [system_a, system_b])
-        melody = req.melody if req.melody is not None else np.zeros((2, SEGMENT_STEPS, 64), bool)
+    def compare_rolls(
+        self, spec: GenerationSpec, segment: int | None, generator: Generator, systems
+    ) -> dict[str, np.ndarray]:
+        """(2, T, 64) rolls of ``systems`` on a 4-bar spec. Sampled with the spec's own options
+        and seed, so ``fgg``/``no_fgg`` are exactly what Generate makes with 4 bars and FGG
+        on/off (tested)."""
+        batch = SegmentBatch(
+            melody=(spec.melody if spec.melody is not None else np.zeros((2, SEGMENT_STEPS, 64), bool))[None],
+            accompaniment=None if segment is None else self.segments["accompaniment"][segment][None],
+            chroma=spec.progression.chroma[None],
+            root=spec.progression.root[None],
+            bass=spec.progression.bass[None],
+            onset_counts=None if spec.counts is None else spec.counts[None],
+            null_melody=spec.melody is None,
+        )
+        batch.allowed = spec.allowed[None]  # a user scale replaces the chord-derived one
+        ctx = EvalContext(generator.model, generator.schedule, replace(spec.options, precision=generator.precision))
+        return {name: run_system(name, batch, [spec.seed], ctx).rolls[0] for name in dict.fromkeys(systems)}
+
+    def compare(self, request: CompareRequest) -> CompareResult:
+        """Two systems on the Generate tab's request, cut to its first 4 bars, same seed."""
+        spec, system_a, system_b = self.compare_spec(request)
+        segment = self.segment_index(request.segment)
+        rolls = self.compare_rolls(spec, segment, self.generator(request.model), [system_a, system_b])
+        melody = spec.melody if spec.melody is not None else np.zeros((2, SEGMENT_STEPS, 64), bool)
         out = self.workspace.new("compare-")
-        wavs, midis, figures = [], [], []
+        audio, midis, figures = [], [], []
         for side, name in (("A", system_a), ("B", system_b)):
-            midi = piece_midi(melody, rolls[name], req.tempo)
-            midis.append(str(out / f"{side}_{name}_seed{req.seed}.mid"))
+            midi = piece_midi(melody, rolls[name], spec.tempo)
+            midis.append(str(out / f"{side}_{name}_seed{spec.seed}.mid"))
             midi.write(midis[-1])
-            wavs.append(str(write_audio(render_audio(midi), out / f"{side}_{name}_seed{req.seed}.mp3")))
+            audio.append(str(write_audio(render_audio(midi), out / f"{side}_{name}_seed{spec.seed}.mp3")))
             figures.append(
-                piano_roll_figure(rolls[name], melody, req.progression.labels, req.allowed, title=f"{side}: {name}")
+                piano_roll_figure(rolls[name], melody, spec.progression.labels, spec.allowed, title=f"{side}: {name}")
             )
         a, b = rolls[system_a], rolls[system_b]
-        rows = []
-        for metric, fn in (
-            ("out_of_key_rate", lambda r: M.out_of_key_rate(r, req.allowed)),
-            ("out_of_key_note_rate", lambda r: M.out_of_key_note_rate(r, req.allowed)),
-            ("notes", lambda r: len(roll_to_notes(r))),
-            ("note_density", M.note_density),
-            ("polyphony", M.polyphony),
-            ("pitch_range", M.pitch_range),
-        ):
-            va, vb = float(fn(a)), float(fn(b))
-            rows.append(
-                {
-                    "metric": metric,
-                    f"A ({system_a})": round(va, 4),
-                    f"B ({system_b})": round(vb, 4),
-                    "B − A": round(vb - va, 4),
-                }
-            )
+        return CompareResult(
+            audio_a=audio[0],
+            audio_b=audio[1],
+            midi_a=midis[0],
+            midi_b=midis[1],
+            plot_a=figures[0],
+            plot_b=figures[1],
+            diff=diff_figure(
+                a, b, spec.progression.labels, title=f"Notes changed from A ({system_a}) to B ({system_b})"
+            ),
+            table=compare_table(a, b, spec.allowed, system_a, system_b),
+            warnings=spec.warnings,
+        )
+
+
+def compare_table(a: np.ndarray, b: np.ndarray, allowed: np.ndarray, system_a: str, system_b: str) -> pd.DataFrame:
+    """One row per metric of rolls ``a`` and ``b`` (and B − A), then the notes changed."""
+    rows = []
+    for metric, fn in (
+        ("out_of_key_rate", lambda r: M.out_of_key_rate(r, allowed)),
+        ("out_of_key_note_rate", lambda r: M.out_of_key_note_rate(r, allowed)),
+        ("notes", lambda r: len(roll_to_notes(r))),
+        ("note_density", M.note_density),
+        ("polyphony", M.polyphony),
+        ("pitch_range", M.pitch_range),
+    ):
+        va, vb = float(fn(a)), float(fn(b))
         rows.append(
             {
-                "metric": "notes changed A→B",
-                f"A ({system_a})": None,
-                f"B ({system_b})": None,
-                "B − A": M.notes_changed(a, b),
+                "metric": metric,
+                f"A ({system_a})": round(va, 4),
+                f"B ({system_b})": round(vb, 4),
+                "B − A": round(vb - va, 4),
             }
         )
-        diff = diff_figure(a, b, req.progression.labels, title=f"Notes changed from A ({system_a}) to B ({system_b})")
-        return (
-            wavs[0],
-            wavs[1],
-            midis[0],
-            midis[1],
-            figures[0],
-            figures[1],
-            diff,
-            pd.DataFrame(rows),
-            list(req.warnings),
-        )
-
-
-# The /generate API's parameters, in order: ``resolve``'s (the /compare API's are these +
-# system_a, system_b).
-GENERATE_PARAMETERS = tuple(inspect.signature(Controller.resolve).parameters)[1:]
+    rows.append(
+        {
+            "metric": "notes changed A→B",
+            f"A ({system_a})": None,
+            f"B ({system_b})": None,
+            "B − A": M.notes_changed(a, b),
+        }
+    )
+    return pd.DataFrame(rows)

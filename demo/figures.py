@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from fgg.chords import chord_name
+from fgg.chords import PITCH_NAMES, chord_name
 from fgg.pianoroll import (
     HIGHEST_PITCH,
     LOWEST_PITCH,
@@ -14,7 +15,6 @@ from fgg.pianoroll import (
     roll_to_notes,
 )
 
-NOTE_NAMES = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"]
 COLOURS = {
     "accompaniment": "#3b6fb6",
     "melody": "#f28e2b",
@@ -26,7 +26,7 @@ COLOURS = {
 
 
 def note_name(pitch: int) -> str:
-    return f"{NOTE_NAMES[pitch % 12]}{pitch // 12 - 1}"
+    return f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}"
 
 
 def _note_trace(notes: np.ndarray, name: str, colour: str, width: int = 7) -> go.Scatter:
@@ -132,7 +132,6 @@ def before_after_figure(
 ) -> go.Figure:
     """The "How it works" figure: the same 4 bars without FGG (top) and with it (bottom),
     notes on disallowed pitch classes in red."""
-    from plotly.subplots import make_subplots
 
     fig = make_subplots(
         rows=2,

@@ -12,37 +12,55 @@ from __future__ import annotations
 
 import inspect
 import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gradio as gr
 
-from demo.limits import MAX_UPLOAD, Admission, Busy, InputError, client_of, shown
+from demo.limits import MAX_UPLOAD, Admission, Busy, client_of
+from fgg.checks import InputError, shown
 
 LOG = logging.getLogger("fgg.app")
 QUEUE_SIZE = 32  # Gradio's own bound on waiting requests, above the sum of the admissions
 DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads, outputs) older than 30 min
-PRIVATE = {"api_visibility": "private", "queue": False}  # UI-only events: not in the API, outside the queue
+C = TypeVar("C", bound=gr.components.Component)
+PRIVATE: dict[str, Any] = {
+    "api_visibility": "private",
+    "queue": False,
+}  # UI-only events: not in the API, outside the queue
 
 
-def _lenient(base):
-    """``base`` whose API input is passed on as sent when Gradio's own preprocessing refuses it,
-    so the server's check (``demo.limits``) answers: Gradio's messages name neither the
-    parameter nor the limit, say nothing for a non-number, and echo a huge value in full."""
+def _lenient(base: Callable[..., C]) -> Callable[..., C]:
+    """``base``'s constructor, whose component passes its API input on as sent when Gradio's own
+    preprocessing refuses it, so the server's check (``fgg.checks``) answers: Gradio's messages
+    name neither the parameter nor the limit, say nothing for a non-number, and echo a huge
+    value in full. The component stays a ``base`` (the config and the API's description are
+    the same); only this instance's ``preprocess`` is wrapped (a subclass here would make Gradio
+    write a type stub beside this file)."""
 
-    class Lenient(base):
-        is_template = True  # the browser draws it as ``base``
+    def make(*args, **kwargs) -> C:
+        component = base(*args, **kwargs)
+        strict = component.preprocess
 
-        def preprocess(self, payload):
+        def preprocess(payload):
             try:
-                return super().preprocess(payload)
+                return strict(payload)
             except Exception:
                 return payload
 
-    Lenient.__name__ = Lenient.__qualname__ = f"Lenient{base.__name__}"
-    return Lenient
+        component.preprocess = preprocess  # type: ignore[method-assign]
+        return component
+
+    return make
 
 
-Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox = map(
-    _lenient, (gr.Number, gr.Slider, gr.Dropdown, gr.Radio, gr.CheckboxGroup, gr.Checkbox)
+Number, Slider, Dropdown, Radio, CheckboxGroup, Checkbox = (
+    _lenient(gr.Number),
+    _lenient(gr.Slider),
+    _lenient(gr.Dropdown),
+    _lenient(gr.Radio),
+    _lenient(gr.CheckboxGroup),
+    _lenient(gr.Checkbox),
 )
 
 
@@ -57,9 +75,10 @@ def user_error(endpoint: str, err: Exception) -> gr.Error:
     return gr.Error(str(err), print_exception=False)
 
 
-def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission):
+def validator(endpoint: str, names: tuple[str, ...], check: Callable[[dict[str, Any]], object], admission: Admission):
     """A Gradio validator for an endpoint with API parameters ``names``: runs ``check`` on
-    the inputs (an ``InputError`` marks its parameter) and then admits the request."""
+    the inputs by name (``{name: value}``; an ``InputError`` marks its parameter) and then
+    admits the request."""
 
     def validate(*args):
         *values, request = args
@@ -69,7 +88,7 @@ def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission
             return [gr.validate(i != index, message if i == index else "") for i in range(len(names))]
 
         try:
-            check(*values)
+            check(dict(zip(names, values, strict=True)))
         except InputError as err:
             return only(names.index(err.parameter) if err.parameter in names else 0, str(err))
         except ValueError as err:
@@ -81,7 +100,7 @@ def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission
         return [gr.validate(True, "")] * len(names)
 
     # Gradio passes a gr.Request only to a parameter annotated so, found by signature.
-    validate.__signature__ = inspect.Signature(
+    validate.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
         + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
     )
@@ -89,7 +108,7 @@ def validator(endpoint: str, names: tuple[str, ...], check, admission: Admission
     return validate
 
 
-def api_handler(parameters: list[inspect.Parameter], body):
+def api_handler(parameters: list[inspect.Parameter], body: Callable[[dict[str, Any], Any, Any], Any]):
     """A queued endpoint's function whose API parameters are ``parameters`` (their names and
     defaults are what clients see), followed by the ``gr.Request`` and the ``gr.Progress``
     that Gradio injects, found by signature; it calls ``body(values, request, progress)``

@@ -17,6 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from eval.baselines import EvalContext, SegmentBatch, run_system
+from eval.run import item_seed
+from fgg.checkpoint import load_model, resolve_checkpoint
+from fgg.data import load_valid_segments
+from fgg.pianoroll import out_of_key_notes
+from fgg.sampling import SamplingOptions
+
 ASSET = Path(__file__).resolve().parent.parent / "assets" / "how_it_works.npz"
 EVAL_RUN = Path(__file__).resolve().parent.parent / "assets" / "eval" / "paper"
 
@@ -37,13 +44,6 @@ def pick_segment(per_sample: pd.DataFrame, segments: dict) -> int:
 
 
 def build(run_folder: Path = EVAL_RUN, model: str = "paper", out: Path = ASSET) -> dict:
-    from eval.baselines import EvalContext, SegmentBatch, run_system
-    from eval.run import item_seed
-    from fgg.checkpoint import load_model, resolve_checkpoint
-    from fgg.data import load_valid_segments
-    from fgg.generate import SamplingOptions
-    from fgg.pianoroll import out_of_key_notes
-
     settings = json.loads((run_folder / "run.json").read_text())
     segments = load_valid_segments()
     index = pick_segment(pd.read_csv(run_folder / "per_sample.csv"), segments)

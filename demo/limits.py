@@ -1,91 +1,43 @@
-"""What a visitor may send a public Space, checked on the server, and what it is told otherwise.
+"""What a visitor may send a public Space, and how much of the server one visitor may hold.
 
-Every check raises ``InputError``: a ``ValueError`` that knows which API parameter was wrong,
-with a message that names the parameter, the limit and the value (shortened) — never a
-server path, never a parser's internals. ``Admission`` bounds how much work one endpoint
-holds (waiting or running) in all and per client, refusing the excess when it asks.
+The values themselves are checked by ``fgg.checks`` (``InputError`` names the parameter, the
+limit and the shortened value) against the public bounds here (``PUBLIC_LIMITS``). ``Admission``
+bounds how much work one endpoint holds (waiting or running) in all and per client, refusing
+the excess when it asks.
 """
 
 from __future__ import annotations
 
 import atexit
-import math
 import shutil
 import tempfile
 import threading
 import time
 from collections import deque
-from numbers import Number
 from pathlib import Path
+
+from fgg.inputs import InputLimits
 
 MAX_CHORD_CHARS = 2_000
 MAX_CUSTOM_SCALE_CHARS = 100
 MAX_MIDI_BYTES = 1_000_000
 MAX_UPLOAD = "1mb"  # Gradio's ``max_file_size``: a bigger upload is refused before it is stored
 PUBLIC_EVAL_SEGMENTS = 20  # an anonymous "run now" evaluation: at most this many segments × 1 seed
-SEED_RANGE = (0, 2**31 - 1)
-SHOWN_CHARS = 40
-
-
-class InputError(ValueError):
-    """A bad value of API parameter ``parameter``; ``str(err)`` is the message for the user."""
-
-    def __init__(self, parameter: str, message: str):
-        super().__init__(message)
-        self.parameter = parameter
+# What a visitor may ask of one generation (``fgg.inputs.resolve_spec`` refuses the rest); the
+# Generate tab's sliders take their ranges from here.
+PUBLIC_LIMITS = InputLimits(
+    bars=(4, 32),
+    tempo=(40, 220),
+    steps=(2, 50),
+    cfg_scale=(1.0, 12.0),
+    seed=(0, 2**31 - 1),
+    chord_chars=MAX_CHORD_CHARS,
+    scale_chars=MAX_CUSTOM_SCALE_CHARS,
+)
 
 
 class Busy(Exception):
     """An endpoint (or this client's share of it) is full; the message says which limit."""
-
-
-def shown(value, limit: int = SHOWN_CHARS) -> str:
-    """``repr(value)`` cut to ``limit`` characters, with the full length, so a huge bad value is
-    never echoed back (or logged) in full."""
-    text = repr(value)
-    if len(text) <= limit:
-        return text
-    size = len(value) if hasattr(value, "__len__") else len(text)
-    return f"{text[:limit]}… ({size:,} characters)"
-
-
-def number(value, name: str, lo: float, hi: float, *, integer: bool = False, unit: str = "") -> float | int:
-    """``value`` as a number in [lo, hi] (an int if ``integer``), else ``InputError``. Numbers
-    out of range are refused, not clamped: a caller who asked for seed 10³⁰ must learn that it
-    did not get it. Numeric strings ("120") are accepted; bools are not numbers here."""
-    unit = f" {unit}" if unit else ""
-    kind = "a whole number" if integer else "a number"
-    lo, hi = (f"{x:.0f}" if float(x).is_integer() else f"{x:g}" for x in (lo, hi))
-    if isinstance(value, str):
-        try:
-            value = float(value.strip())
-        except ValueError:
-            raise InputError(name, f"{name} must be {kind} from {lo} to {hi}{unit} (got {shown(value)})") from None
-    if isinstance(value, bool) or not isinstance(value, Number):
-        raise InputError(name, f"{name} must be {kind} from {lo} to {hi}{unit} (got {shown(value)})")
-    value = float(value)
-    if not math.isfinite(value) or not float(lo) <= value <= float(hi) or (integer and not value.is_integer()):
-        raise InputError(name, f"{name} must be {kind} from {lo} to {hi}{unit} (got {value:g})")
-    return int(value) if integer else value
-
-
-def text(value, name: str, max_chars: int) -> str:
-    """A string of at most ``max_chars`` characters (None is the empty string); checked before
-    anything parses it."""
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InputError(name, f"{name} must be text (got {shown(value)})")
-    if len(value) > max_chars:
-        raise InputError(name, f"{name} is {len(value):,} characters long; the limit is {max_chars:,}")
-    return value
-
-
-def choice(value, options, name: str):
-    """A dropdown value re-checked on the server."""
-    if not isinstance(value, (str, int, float)) or value not in options:
-        raise InputError(name, f"unknown {name} {shown(value)}; choose one of {', '.join(map(str, options))}")
-    return value
 
 
 def client_of(request) -> str:

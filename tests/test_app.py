@@ -12,6 +12,7 @@ from gradio_client import Client, handle_file
 
 from demo.controller import Controller
 from demo.listening import ListeningStore
+from demo.request import COMPARE_PARAMETERS, GENERATE_PARAMETERS, AppRequest, CompareRequest
 from demo.ui import build_app, launch
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, model_config
@@ -48,6 +49,8 @@ def test_api_generate_returns_audio_midi_figure_metrics(server):
     client = Client(server, verbose=False)
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     params = api["/generate"]["parameters"]
+    assert [p["parameter_name"] for p in params] == list(GENERATE_PARAMETERS)  # the request's fields, in order
+    assert [p["parameter_name"] for p in api["/compare"]["parameters"]] == list(COMPARE_PARAMETERS)
     assert params[0]["parameter_name"] == "chords"
     assert all(p["parameter_has_default"] for p in params)  # only the chords are needed
     mp3, midi, figure, metrics, status, wav = client.predict(chords="C G | Am F", seed=3, api_name="/generate")
@@ -131,12 +134,12 @@ def test_api_midi_upload_checks(server, tmp_path):
 
 
 def test_controller_refuses_out_of_range_values_naming_them(controller, tmp_path):
-    from demo.limits import InputError
+    from fgg.checks import InputError
 
     huge = tmp_path / "huge.mid"
     huge.write_bytes(b"\0" * 1_100_000)
     with pytest.raises(ValueError, match="1.1 MB; the limit is 1 MB"):
-        controller.generate("C", melody_file=str(huge))
+        controller.generate(AppRequest("C", melody_file=str(huge)))
     for kwargs, parameter, message in [
         (dict(tempo=-5), "tempo", "tempo must be a number from 40 to 220 BPM (got -5)"),
         (dict(steps=999), "steps", "steps must be a whole number from 2 to 50 (got 999)"),
@@ -154,14 +157,45 @@ def test_controller_refuses_out_of_range_values_naming_them(controller, tmp_path
         (dict(scale="custom", custom_scale="C H"), "custom_scale", "not a note name"),
     ]:
         with pytest.raises(InputError, match=re.escape(message)) as err:
-            controller.resolve("C G", **kwargs)
+            controller.resolve(AppRequest("C G", **kwargs))
         assert err.value.parameter == parameter, kwargs
     with pytest.raises(InputError, match="1,000,000 characters long; the limit is 2,000"):
-        controller.resolve("C " * 500_000)
-    req = controller.resolve("C G | " * 40)  # bars follow the progression, up to 32, and say so
+        controller.resolve(AppRequest("C " * 500_000))
+    req = controller.resolve(AppRequest("C G | " * 40))  # bars follow the progression, up to 32, and say so
     assert req.progression.n_bars == 32 and "40 bars" in req.warnings[0]
-    assert controller.resolve("C G").progression.n_bars == 4 and not controller.resolve("C G").cfg_has_effect
-    assert controller.resolve("C G", rhythm="ballad").cfg_has_effect
+    assert controller.resolve(AppRequest("C G")).progression.n_bars == 4
+    assert not controller.resolve(AppRequest("C G")).cfg_has_effect
+    assert controller.resolve(AppRequest("C G", rhythm="ballad")).cfg_has_effect
+
+
+def test_a_request_is_resolved_once_in_the_library(controller, monkeypatch):
+    """One ``resolve_spec`` call per request: the progression is fitted and the allowed notes
+    computed once, and the generator samples that spec (Generate and Compare alike)."""
+    import demo.controller
+    import fgg.inputs
+    from fgg.inputs import GenerationSpec
+
+    calls: dict[str, int] = {}
+
+    def counted(name, fn):
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(demo.controller, "resolve_spec", counted("resolve_spec", demo.controller.resolve_spec))
+    for name in ("fit_progression", "allowed_pitch_classes"):
+        monkeypatch.setattr(fgg.inputs, name, counted(name, getattr(fgg.inputs, name)))
+    expected = {"resolve_spec": 1, "fit_progression": 1, "allowed_pitch_classes": 1}
+    result = controller.generate(AppRequest("C G | Am F", rhythm="ballad", steps=2, seed=1))
+    assert calls == expected and result.metrics["notes"] > 0 and result.warnings == ()
+    calls.clear()
+    compared = controller.compare(CompareRequest("C G | Am F | Dm | G7 | C", steps=2, seed=1))
+    assert calls == expected and "5 bars" in compared.warnings[0] and compared.table.iloc[0, 1] == 0.0
+    spec = controller.resolve(AppRequest("Dm7 | G", scale="dorian", tonic="D", model="combined"))
+    assert isinstance(spec, GenerationSpec) and spec.mode.writes_melody and spec.melody is None
+    assert spec.allowed[:, 1].sum() == 0 and spec.allowed[:, 11].all()  # D dorian: no C#, every B
 
 
 def test_segment_fills_inputs(controller):
@@ -170,9 +204,9 @@ def test_segment_fills_inputs(controller):
 
     assert parse_progression(text).labels == tuple(str(x) for x in controller.segments["chord_labels"][0])
     assert 40 <= tempo <= 220 and melody.startswith("Melody: ")
-    req = controller.resolve(text, segment=0, rhythm="from segment")
+    req = controller.resolve(AppRequest(text, segment=0, rhythm="from segment"))
     assert req.melody is not None and req.counts is not None
-    assert controller.resolve("", segment=0).progression.labels == parse_progression(text).labels
+    assert controller.resolve(AppRequest("", segment=0)).progression.labels == parse_progression(text).labels
     silent = next(i for i in range(len(controller.segments["song_id"])) if not controller.has_melody(i))
     assert (
         controller.segment_label(silent).endswith("no melody") and "no melody" in controller.segment_fields(silent)[2]
@@ -203,7 +237,7 @@ def test_evaluate_run_now(controller):
     cancel.set()
     with pytest.raises(Cancelled):
         run_eval_now(controller, 8, ["fgg"], cancel=cancel)
-    combined, *_ = run_eval_now(controller, 2, ["fgg"], model="combined")  # chords alone, its three systems
+    combined, *_ = run_eval_now(controller, 2, ["fgg", "no_fgg", "ground_truth"], model="combined")  # chords alone
     assert list(combined["system"]) == ["fgg", "no_fgg", "ground_truth"]
     assert combined.set_index("system").loc["fgg", "out_of_key_rate_melody"] == 0
 
@@ -255,7 +289,8 @@ def test_humanize_changes_the_performance_not_the_notes(controller):
     import pretty_midi
 
     plain, humanized, again = (
-        pretty_midi.PrettyMIDI(controller.generate("C G | Am F", seed=4, humanize=h)[1]) for h in (False, True, True)
+        pretty_midi.PrettyMIDI(controller.generate(AppRequest("C G | Am F", seed=4, humanize=h)).midi)
+        for h in (False, True, True)
     )
     notes = lambda m: [(n.pitch, round(n.start, 6)) for i in m.instruments for n in i.notes]  # noqa: E731
     assert notes(humanized) == notes(again) != notes(plain)  # seeded

@@ -71,10 +71,11 @@ def test_every_eval_system(device, tiny_model):
 @pytest.mark.parametrize("device", DEVICES)
 def test_app_handlers(device, tiny_model, tmp_path):
     from demo.controller import Controller
+    from demo.request import AppRequest, CompareRequest
 
     controller = Controller({"paper": Generator(tiny_model, device)})
-    _, midi, _, metrics, wav = controller.generate("Am F | C G", rhythm="ballad", seed=2)
-    assert metrics["out_of_key_notes"] == 0 and Path(wav).read_bytes()[:4] == b"RIFF"
-    *_, table, _ = controller.compare("Am F | C G", system_a="inpaint", system_b="null_rhythm", seed=2)
+    result = controller.generate(AppRequest("Am F | C G", rhythm="ballad", seed=2))
+    assert result.metrics["out_of_key_notes"] == 0 and Path(result.wav).read_bytes()[:4] == b"RIFF"
+    table = controller.compare(CompareRequest("Am F | C G", system_a="inpaint", system_b="null_rhythm", seed=2)).table
     assert table.iloc[0, 1] == 0.0 and table.iloc[0, 2] == 0.0  # out_of_key_rate of A and B
     tiny_model.to("cpu")

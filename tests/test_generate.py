@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from fgg import generate as gen_module
-from fgg.diffusion import Schedule
 from fgg.checks import InputError
+from fgg.diffusion import Schedule
 from fgg.generate import Generator
 from fgg.inputs import RHYTHM_PATTERNS, GenerationSpec, InputLimits, resolve_spec, rhythm_counts
-from fgg.modes import ACCOMPANIMENT, MELODY_AND_ACCOMPANIMENT
 from fgg.model import PRESETS, UNet
+from fgg.modes import ACCOMPANIMENT, MELODY_AND_ACCOMPANIMENT
 from fgg.pianoroll import (
     NOTE_THRESHOLD,
     midi_to_notes,

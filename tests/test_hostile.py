@@ -15,9 +15,10 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
-from demo.controller import GENERATE_PARAMETERS, Controller
+from demo.controller import Controller
 from demo.limits import Admission, Workspace
 from demo.listening import ListeningStore
+from demo.request import GENERATE_PARAMETERS, AppRequest
 from demo.ui import build_app, launch
 from tests.test_app import controller, free_port  # noqa: F401  (fixture)
 
@@ -193,7 +194,7 @@ def test_a_visitor_who_leaves_stops_the_evaluation_and_generation_is_not_blocked
 def test_temp_space_is_bounded(controller, tmp_path):  # noqa: F811
     bounded = Controller(controller.generators, workspace=Workspace(tmp_path / "work", keep=3))
     for seed in range(6):
-        bounded.generate("C G | Am F", seed=seed, steps=2)
+        bounded.generate(AppRequest("C G | Am F", seed=seed, steps=2))
     folders = list((tmp_path / "work").iterdir())
     assert len(folders) == 3 and all(f.name.startswith("generate-") for f in folders)
     assert bounded.workspace.size_bytes() < 3 * 4_000_000  # a 4-bar request: WAV, MP3, MIDI ≈ 2.5 MB

@@ -10,10 +10,10 @@ import torch
 from fgg import precision as P
 from fgg.diffusion import Schedule
 from fgg.generate import Generator
-from fgg.modes import ACCOMPANIMENT
-from fgg.sampling import SamplingOptions, build_conditions, sample_batch
 from fgg.guidance import cfg_denoiser
 from fgg.model import PRESETS, UNet
+from fgg.modes import ACCOMPANIMENT
+from fgg.sampling import SamplingOptions, build_conditions, sample_batch
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 CHORDS = "C Cmaj7 | Am7 F#dim | Dm7b5 G7 | Ebaug Bbsus4 | Fm6 C/E | Dbmaj7 G7sus4 | Abm E | C"

@@ -1,0 +1,494 @@
+"""The Generate tab: chords (typed, an example, a style preset or a POP909 segment), a melody,
+the sampler's settings, and the music with its piano roll and metrics (the /generate API).
+
+``build_generate_tab`` lays the tab out and returns its components by name (``GenerateTab``;
+the inputs are named as the API's parameters); ``wire_generate_tab`` connects them, after the
+whole page is laid out (its ``gr.State`` is made there, so the layout's component ids stay).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from demo.controller import Controller
+from demo.guard import PRIVATE, Checkbox, Dropdown, Number, Slider, api_handler, user_error, validator
+from demo.limits import MAX_CHORD_CHARS, PUBLIC_LIMITS, Admission, client_of
+from demo.melody_source import melody_source_radio, wire_melody_source
+from demo.request import GENERATE_PARAMETERS, NO_SEGMENT, RHYTHM_CHOICES, SCALE_CHOICES, AppRequest, api_parameters
+from fgg.chords import PITCH_NAMES, parse_progression
+from fgg.pianoroll import SEGMENT_BARS
+from fgg.styles import STYLES
+
+EXAMPLES = {
+    "Pop I–V–vi–IV": "C G | Am F",
+    "Jazz ii–V–I": "Dm7 | G7 | Cmaj7 | Cmaj7",
+    "Minor-key ballad": "Am | F | Dm | E7",
+    "Dorian vamp": "Dm7 | G | Dm7 | G",
+}
+CFG_HELP = {
+    True: "how strongly the melody and rhythm steer the music (1 = the model ignores them)",
+    False: "no effect with chords alone: chords are never dropped, so both of CFG's predictions are the "
+    "same. Add a melody, a segment or a rhythm to use it.",
+}
+
+
+@dataclass(frozen=True)
+class GenerateTab:
+    """The tab's components; those of the /generate parameters carry the parameter's name."""
+
+    chords: gr.Textbox
+    example_buttons: list[gr.Button]
+    style_buttons: list[gr.Button]
+    style_note: gr.Markdown
+    melody_source: gr.Radio
+    song_picker: gr.Dropdown
+    segment_picker: gr.Dropdown
+    melody_status: gr.Markdown
+    clear_segment: gr.Button
+    segment: gr.Number
+    melody_file: gr.File
+    bars: gr.Slider
+    tempo: gr.Slider
+    model: gr.Dropdown
+    fgg: gr.Checkbox
+    strength: gr.Slider
+    cfg_scale: gr.Slider
+    rhythm: gr.Dropdown
+    scale: gr.Dropdown
+    tonic: gr.Dropdown
+    custom_scale: gr.Textbox
+    scale_table: gr.Dropdown
+    scale_mode: gr.Dropdown
+    steps: gr.Slider
+    humanize: gr.Checkbox
+    pedal: gr.Checkbox
+    seed: gr.Number
+    dice: gr.Button
+    generate: gr.Button
+    cancel: gr.Button
+    status: gr.Markdown
+    audio: gr.Audio
+    midi: gr.File
+    wav: gr.File
+    figure: gr.Plot
+    metrics: gr.JSON
+
+    def inputs(self) -> list[gr.components.Component]:
+        """The components of the /generate parameters, in the API's order."""
+        return [getattr(self, name) for name in GENERATE_PARAMETERS]
+
+
+# -- layout
+
+
+def build_generate_tab(controller: Controller) -> GenerateTab:
+    """The tab, laid out (inside the current ``gr.Blocks``)."""
+    with gr.Tab("Generate"):
+        with gr.Row():
+            with gr.Column(scale=3, min_width=300):
+                music = _chords_inputs(controller) | _source_inputs(controller)
+            with gr.Column(scale=2, min_width=300):
+                settings = _guidance_inputs(controller) | _scale_inputs() | _sampling_inputs()
+        with gr.Row():
+            buttons: dict[str, Any] = {
+                "generate": gr.Button("Generate", variant="primary", elem_id="generate"),
+                "cancel": gr.Button("Cancel", variant="stop"),
+            }
+        status = gr.Markdown(elem_id="generate-status")
+        with gr.Row():
+            files: dict[str, Any] = {
+                "audio": gr.Audio(label="Audio", type="filepath", elem_id="audio-out"),
+                "midi": gr.File(label="MIDI", elem_id="midi-out"),
+                "wav": gr.File(label="WAV (44.1 kHz stereo)", elem_id="wav-out"),
+            }
+        figure = gr.Plot(label="Piano roll")
+        metrics = gr.JSON(label="Metrics of this sample")
+    return GenerateTab(**music, **settings, **buttons, status=status, **files, figure=figure, metrics=metrics)
+
+
+def _chords_inputs(controller: Controller) -> dict[str, Any]:
+    chords = gr.Textbox(
+        label="Chord progression",
+        value=EXAMPLES["Pop I–V–vi–IV"],
+        elem_id="chords",
+        max_length=MAX_CHORD_CHARS,
+        lines=2,
+        info=f"Bars separated by |, e.g. 'C G | Am F'. Lead-sheet symbols (Am7, G7/B, "
+        f"N.C.) or Harte labels (A:min7); % repeats a bar. At most "
+        f"{MAX_CHORD_CHARS:,} characters.",
+    )
+    with gr.Row():
+        example_buttons = [gr.Button(name, size="sm", min_width=120) for name in EXAMPLES]
+    with gr.Row(visible=bool(controller.melody_writers())):
+        style_buttons = [
+            gr.Button(f"🎼 {name}", size="sm", min_width=120, elem_id=f"style-{n}") for n, name in enumerate(STYLES)
+        ]
+    return {
+        "chords": chords,
+        "example_buttons": example_buttons,
+        "style_buttons": style_buttons,
+        "style_note": gr.Markdown(elem_id="style-note"),
+    }
+
+
+def _source_inputs(controller: Controller) -> dict[str, Any]:
+    melody_source = melody_source_radio(controller)
+    with gr.Row():
+        song_picker = Dropdown(
+            controller.song_choices(),
+            value=None,
+            label="…or a POP909 song",
+            elem_id="song-picker",
+            scale=2,
+            min_width=200,
+            info="88 validation songs; type to search (number, key)",
+        )
+        segment_picker = Dropdown(
+            [],
+            value=None,
+            label="Segment (4 bars)",
+            elem_id="segment-picker",
+            scale=2,
+            min_width=200,
+            info="fills and replaces the chords, melody, tempo and rhythm",
+        )
+    with gr.Row():
+        melody_status = gr.Markdown(controller.melody_description(None), elem_id="melody-status")
+        clear_segment = gr.Button("✕ no segment", size="sm", min_width=100, elem_id="clear-segment")
+    segment = Number(value=NO_SEGMENT, precision=0, visible="hidden", elem_id="segment")
+    melody_file = gr.File(
+        label="Melody MIDI (optional, ≤ 1 MB; replaces a segment's melody)",
+        file_types=[".mid", ".midi"],
+        elem_id="melody-file",
+    )
+    with gr.Row():
+        bars = Slider(
+            *PUBLIC_LIMITS.bars,
+            value=4,
+            step=1,
+            label="Bars",
+            elem_id="bars",
+            info="follows the progression's length unless you move it",
+        )
+        tempo = Slider(
+            *PUBLIC_LIMITS.tempo,
+            value=90,
+            step=1,
+            label="Tempo (BPM)",
+            info="playback speed; does not change the notes",
+        )
+    return {
+        "melody_source": melody_source,
+        "song_picker": song_picker,
+        "segment_picker": segment_picker,
+        "melody_status": melody_status,
+        "clear_segment": clear_segment,
+        "segment": segment,
+        "melody_file": melody_file,
+        "bars": bars,
+        "tempo": tempo,
+    }
+
+
+def _guidance_inputs(controller: Controller) -> dict[str, Any]:
+    return {
+        "model": Dropdown(
+            controller.model_choices(),
+            value=controller.default_model,
+            label="Model",
+            elem_id="model",
+            info="paper: trained as in the paper; small: 10× fewer parameters; combined: writes the melody too",
+        ),
+        "fgg": Checkbox(
+            value=True,
+            label="Fine-grained guidance (FGG)",
+            elem_id="fgg-toggle",
+            info="off = the model alone (it may play out-of-key notes)",
+        ),
+        "strength": Slider(
+            0,
+            1,
+            value=1.0,
+            step=0.05,
+            label="FGG strength",
+            info="share of the out-of-key pitch classes forbidden, harshest first (1 = all)",
+        ),
+        "cfg_scale": Slider(
+            *PUBLIC_LIMITS.cfg_scale,
+            value=7.5,
+            step=0.5,
+            label="CFG scale",
+            elem_id="cfg",
+            interactive=False,
+            info=CFG_HELP[False],
+        ),
+        "rhythm": Dropdown(
+            RHYTHM_CHOICES,
+            value="none",
+            label="Rhythm",
+            elem_id="rhythm",
+            info="onsets per 16th the accompaniment must play; none = the model decides",
+        ),
+    }
+
+
+def _scale_inputs() -> dict[str, Any]:
+    with gr.Row():
+        scale = Dropdown(
+            SCALE_CHOICES,
+            value="from chords",
+            label="Scale",
+            min_width=140,
+            info="allowed notes: from each chord, or a scale",
+        )
+        tonic = Dropdown(PITCH_NAMES, value="C", label="Tonic", min_width=100, info="of a named scale")
+    custom_scale = gr.Textbox(
+        label="Custom scale notes",
+        placeholder="C D E G A",
+        max_length=100,
+        info="with Scale = custom: the allowed note names",
+    )
+    with gr.Row():
+        scale_table = Dropdown(
+            [("ours (root-aware)", "ours"), ("paper's table", "paper")],
+            value="ours",
+            label="Chord → scale table",
+            min_width=140,
+            info="how a chord becomes allowed notes (Scale = from chords)",
+        )
+        scale_mode = Dropdown(
+            [("scale + each chord's tones", "with_chords"), ("scale only (strict)", "strict")],
+            value="with_chords",
+            label="User scale",
+            min_width=140,
+            info="a named/custom scale also allows the chord's own notes, or not",
+        )
+    return {
+        "scale": scale,
+        "tonic": tonic,
+        "custom_scale": custom_scale,
+        "scale_table": scale_table,
+        "scale_mode": scale_mode,
+    }
+
+
+def _sampling_inputs() -> dict[str, Any]:
+    steps = Slider(
+        *PUBLIC_LIMITS.steps,
+        value=10,
+        step=1,
+        label="Sampling steps",
+        info="10 = the paper; more is slower, rarely better",
+    )
+    with gr.Row():
+        humanize = Checkbox(
+            value=False,
+            label="Humanize",
+            elem_id="humanize",
+            min_width=140,
+            info="small timing and loudness variations, from the seed",
+        )
+        pedal = Checkbox(
+            value=False,
+            label="Sustain pedal",
+            elem_id="pedal",
+            min_width=140,
+            info="on the accompaniment, re-pedalled at each chord change",
+        )
+    with gr.Row():
+        seed = Number(
+            value=0,
+            precision=0,
+            label="Seed",
+            minimum=PUBLIC_LIMITS.seed[0],
+            maximum=PUBLIC_LIMITS.seed[1],
+            min_width=120,
+            info="same seed + same settings = same music",
+        )
+        dice = gr.Button("🎲 random", size="sm", min_width=80)
+    return {"steps": steps, "humanize": humanize, "pedal": pedal, "seed": seed, "dice": dice}
+
+
+# -- wiring
+
+
+def done_message(warnings, what: str) -> str:
+    """The status line of a finished request, its warnings below."""
+    return "\n".join([f"✓ {what}"] + [f"⚠️ {w}" for w in warnings])
+
+
+def wire_generate_tab(tab: GenerateTab, controller: Controller, generation: Admission) -> None:
+    """Connect the tab (inside the ``gr.Blocks``, after the whole page is laid out)."""
+    _wire_generate(tab, controller, generation)
+    bars_follow = gr.State(True)  # bars follow the progression until the visitor moves the slider
+    _wire_bars_follow(tab, bars_follow)
+    wire_melody_source(controller, tab.melody_source, tab.model, tab.melody_file, tab.segment_picker)
+    _wire_cfg_and_melody_status(tab, controller)
+    _wire_presets(tab, controller, bars_follow)
+    _wire_segment_pickers(tab, controller, bars_follow)
+
+
+def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admission) -> None:
+    """The /generate endpoint, its Cancel button and the dice."""
+
+    def generate_body(values: dict[str, Any], request, progress) -> dict:
+        try:
+            result = controller.generate(
+                AppRequest(**values),
+                progress=lambda done, total: progress((done, total), desc="sampling", unit="steps"),
+            )
+        except ValueError as err:
+            raise user_error("/generate", err) from None
+        finally:
+            generation.release(client_of(request))
+        for warning in result.warnings:
+            gr.Warning(warning)
+        m = result.metrics
+        what = f"{m['notes']} notes in {m['seconds']:.2f} s, audio in {m['render_seconds']:.2f} s"
+        return {
+            tab.audio: result.audio,
+            tab.midi: result.midi,
+            tab.figure: result.figure,
+            tab.metrics: result.metrics,
+            tab.status: done_message(result.warnings, what),
+            tab.wav: result.wav,
+        }
+
+    event = tab.generate.click(
+        api_handler(api_parameters(AppRequest, controller.default_model), generate_body),
+        tab.inputs(),
+        [tab.audio, tab.midi, tab.figure, tab.metrics, tab.status, tab.wav],  # the API's returns, in order
+        api_name="generate",
+        concurrency_id="sample",
+        concurrency_limit=2,
+        show_progress_on=[tab.status],
+        validator=validator(
+            "/generate", GENERATE_PARAMETERS, lambda values: controller.resolve(AppRequest(**values)), generation
+        ),
+    )
+    tab.cancel.click(None, None, None, cancels=[event], api_visibility="private")
+    tab.dice.click(lambda: random.randint(*PUBLIC_LIMITS.seed), None, tab.seed, **PRIVATE)
+
+
+def _wire_bars_follow(tab: GenerateTab, bars_follow: gr.State) -> None:
+    """Bars follow the chords until the visitor moves the slider."""
+
+    def follow_chords(text, follow):
+        if not follow:
+            return gr.skip()
+        try:
+            n = parse_progression(text[:MAX_CHORD_CHARS]).n_bars
+        except (ValueError, TypeError):
+            return gr.skip()
+        return min(max(n, PUBLIC_LIMITS.bars[0]), PUBLIC_LIMITS.bars[1])
+
+    tab.chords.change(follow_chords, [tab.chords, bars_follow], tab.bars, **PRIVATE)
+    tab.bars.input(lambda: False, None, bars_follow, **PRIVATE)
+
+
+def _wire_cfg_and_melody_status(tab: GenerateTab, controller: Controller) -> None:
+    """CFG is enabled (and says why) only where it has an effect; the melody line says where
+    the melody comes from."""
+    writers = controller.melody_writers()
+
+    def cfg_state(melody_file, segment, rhythm, model_name):
+        given = bool(melody_file) or segment not in (None, NO_SEGMENT)
+        effect = (given and model_name not in writers) or rhythm not in (None, "none")
+        return gr.update(interactive=effect, info=CFG_HELP[effect])
+
+    cfg_inputs: list[Any] = [tab.melody_file, tab.segment, tab.rhythm, tab.model]
+    for control in cfg_inputs:
+        control.change(cfg_state, cfg_inputs, tab.cfg_scale, **PRIVATE)
+
+    def melody_text(melody_file, segment, model_name):
+        seg = None if segment in (None, NO_SEGMENT) else int(segment)
+        return controller.melody_description(seg, getattr(melody_file, "name", melody_file), model_name)
+
+    for control in (tab.melody_file, tab.model):
+        control.change(melody_text, [tab.melody_file, tab.segment, tab.model], tab.melody_status, **PRIVATE)
+
+
+def _wire_presets(tab: GenerateTab, controller: Controller, bars_follow: gr.State) -> None:
+    """The style presets, the examples and "no segment"."""
+    writers = controller.melody_writers()
+
+    def cleared() -> dict:  # no segment, and bars follow the chords again
+        return {
+            bars_follow: True,
+            tab.segment: NO_SEGMENT,
+            tab.song_picker: None,
+            tab.segment_picker: None,
+            tab.rhythm: "none",
+        }
+
+    def no_segment() -> dict:
+        return cleared() | {tab.melody_status: controller.melody_description(None)}
+
+    def pick_style(name: str) -> dict:
+        """A style preset: its chords and strict scale, 8 bars, on the first melody-writing model."""
+        style = STYLES[name]
+        tonic, scale_name = style.scale.split()
+        return cleared() | {
+            tab.chords: style.chords,
+            tab.bars: 8,
+            bars_follow: False,
+            tab.tonic: tonic,
+            tab.scale: scale_name,
+            tab.scale_mode: "strict",
+            tab.model: writers[0],
+            tab.style_note: f"**{style.name}**: {style.why} FGG keeps every note in the scale; compare with FGG off.",
+        }
+
+    segment_outputs = [bars_follow, tab.segment, tab.song_picker, tab.segment_picker, tab.rhythm]
+    style_outputs = [tab.chords, tab.bars, bars_follow, tab.tonic, tab.scale, tab.scale_mode, tab.model]
+    style_outputs += [*segment_outputs[1:], tab.style_note]
+    for button, name in zip(tab.style_buttons, STYLES, strict=True):
+        button.click(lambda n=name: pick_style(n), None, style_outputs, **PRIVATE)
+    for button, text in zip(tab.example_buttons, EXAMPLES.values(), strict=True):
+        button.click(
+            lambda t=text: no_segment() | {tab.chords: t},
+            None,
+            [tab.chords, *segment_outputs, tab.melody_status],
+            **PRIVATE,
+        )
+    tab.clear_segment.click(no_segment, None, [*segment_outputs, tab.melody_status], **PRIVATE)
+
+
+def _wire_segment_pickers(tab: GenerateTab, controller: Controller, bars_follow: gr.State) -> None:
+    """A song, then one of its 4-bar segments: chords, tempo, rhythm and melody at once."""
+
+    def pick_song(song):
+        try:
+            return gr.update(choices=controller.segment_choices(song), value=None)
+        except (ValueError, TypeError):
+            return gr.update(choices=[], value=None)
+
+    tab.song_picker.input(pick_song, tab.song_picker, tab.segment_picker, **PRIVATE)
+
+    def pick_segment(index, melody_file, model_name):
+        try:
+            text, seg_tempo, _ = controller.segment_fields(index)
+        except ValueError:
+            return gr.skip()
+        return {
+            tab.segment: index,
+            tab.chords: text,
+            tab.tempo: seg_tempo,
+            tab.rhythm: "from segment",
+            tab.bars: SEGMENT_BARS,
+            bars_follow: True,
+            tab.melody_status: controller.melody_description(
+                int(index), getattr(melody_file, "name", melody_file), model_name
+            ),
+        }
+
+    tab.segment_picker.input(
+        pick_segment,
+        [tab.segment_picker, tab.melody_file, tab.model],
+        [tab.segment, tab.chords, tab.tempo, tab.rhythm, tab.bars, bars_follow, tab.melody_status],
+        **PRIVATE,
+    )
