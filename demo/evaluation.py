@@ -11,10 +11,12 @@ from pathlib import Path
 import pandas as pd
 
 from demo.controller import Controller
-from demo.limits import PUBLIC_EVAL_SEGMENTS, InputError, choice, number, shown
+from demo.limits import PUBLIC_EVAL_SEGMENTS
 from eval.baselines import SYSTEMS
+from eval.run import run
+from fgg.checks import InputError, choice, number, shown
 from fgg.data import VALID_SEGMENTS_FILE
-from fgg.generate import SamplingOptions
+from fgg.modes import get_mode
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "assets" / "eval"
 STRENGTH_CURVE_FILE = EVAL_DIR / "strength_curve.csv"
@@ -44,8 +46,9 @@ def load_strength_curve(path: str | os.PathLike = STRENGTH_CURVE_FILE) -> pd.Dat
 
 def eval_request(controller: Controller, n_segments, systems, model=None) -> tuple[int, list[str], str]:
     """Checked inputs of a "run now" evaluation: at most ``PUBLIC_EVAL_SEGMENTS`` segments, one
-    seed (bigger runs are ``python -m eval.run``'s job, not a public page's)."""
-    n = number(n_segments, "n_segments", 1, PUBLIC_EVAL_SEGMENTS, integer=True)
+    seed (bigger runs are ``python -m eval.run``'s job, not a public page's), systems of the
+    model's mode."""
+    n = int(number(n_segments, "n_segments", 1, PUBLIC_EVAL_SEGMENTS, integer=True))
     if not isinstance(systems, (list, tuple)) or len(systems) > len(SYSTEMS):
         raise InputError("systems", f"systems must be a list of up to {len(SYSTEMS)} of {', '.join(SYSTEMS)}")
     unknown = [s for s in systems if not isinstance(s, str) or s not in SYSTEMS]
@@ -54,18 +57,24 @@ def eval_request(controller: Controller, n_segments, systems, model=None) -> tup
     systems = list(dict.fromkeys(systems))
     if not systems:
         raise InputError("systems", "choose at least one system to evaluate")
-    return n, systems, choice(model or controller.default_model, list(controller.generators), "model")
+    name = choice(model or controller.default_model, list(controller.generators), "model")
+    mode = get_mode(controller.generators[name].mode)
+    foreign = [s for s in systems if s not in mode.systems]
+    if foreign:
+        raise InputError(
+            "systems",
+            f"{foreign[0]} does not evaluate the {name} model, which writes {mode.description}; "
+            f"choose from {', '.join(mode.systems)}",
+        )
+    return n, systems, name
 
 
 def run_eval_now(
     controller: Controller, n_segments, systems, progress=None, model=None, cancel: threading.Event | None = None
 ):
-    """A fresh small evaluation (one seed) in the workspace; returns (summary, per_sample CSV
-    path, summary CSV path). A melody-writing model is evaluated as ``eval.run --mode
-    melody+accompaniment`` does (``fgg``, ``no_fgg``, ``ground_truth``, whatever ``systems``
-    says). Setting ``cancel`` stops it after the batch in progress (``Cancelled``)."""
-    from eval.run import run
-
+    """A fresh small evaluation (one seed) in the workspace, as ``python -m eval.run --mode``
+    the model's mode does it; returns (summary, per_sample CSV path, summary CSV path).
+    Setting ``cancel`` stops it after the batch in progress (``Cancelled``)."""
     n, systems, name = eval_request(controller, n_segments, systems, model)
 
     def report(done, total):
@@ -76,24 +85,19 @@ def run_eval_now(
 
     out = controller.workspace.new("evaluate-")
     generator = controller.generator(name)
-    if generator.mode == "melody+accompaniment":  # from the chords alone: its own three systems
-        from eval.combined import run_combined
-
-        options = SamplingOptions(precision=generator.precision)
-        summary = run_combined(VALID_SEGMENTS_FILE, n, out, generator.model, name, options, 4, progress=report)
-    else:
-        summary = run(
-            VALID_SEGMENTS_FILE,
-            systems,
-            n,
-            1,
-            out,
-            checkpoint=name,
-            batch_size=4,
-            progress=report,
-            model=generator.model,
-            precision=generator.precision,
-        )
+    summary = run(
+        VALID_SEGMENTS_FILE,
+        systems,
+        n,
+        1,
+        out,
+        checkpoint=name,
+        batch_size=4,
+        progress=report,
+        model=generator.model,
+        precision=generator.precision,
+        mode=generator.mode,
+    )
     for folder in ("rolls", "midi", ".work"):  # only the two CSVs are returned
         shutil.rmtree(out / folder, ignore_errors=True)
     (out / "report.html").unlink(missing_ok=True)

@@ -1,11 +1,14 @@
 """The systems compared by the evaluation: one registry, one interface.
 
 A system is ``fn(batch: SegmentBatch, seeds: list[int], ctx: EvalContext) -> SystemOutput``:
-the rolls ``(B, 2, T, 64)`` bool, and, for systems that correct a model prediction, the
-uncorrected prediction the correction started from (to measure how much it had to edit).
-Every model-based system draws item b's starting noise from ``seeds[b]`` alone, so the same
-(segment, seed) starts from the same x_T in every system and in any batch composition
-(sampling is deterministic DDIM, η = 0). Adding a system is one function + one registry entry.
+the rolls ``(B, C, T, 64)`` bool of the batch's mode (``fgg.modes``; C = 2 per track, the
+accompaniment last: 2 for the accompaniment, 4 = melody then accompaniment when the model
+writes the melody too), and, for systems that correct a model prediction, the uncorrected
+prediction the correction started from (to measure how much it had to edit). Every
+model-based system draws item b's starting noise (C, T, P) from ``seeds[b]`` alone, so the
+same (segment, seed) starts from the same x_T in every system and in any batch composition
+(sampling is deterministic DDIM, η = 0). A mode lists the systems that evaluate it
+(``Mode.systems``). Adding a system is one function + one registry entry.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ import numpy as np
 import torch
 
 from fgg.diffusion import Schedule
-from fgg.generate import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
 from fgg.guidance import chord_allowed_pitch_classes, pitch_mask
+from fgg.modes import ACCOMPANIMENT, Mode
 from fgg.pianoroll import (
     HIGHEST_PITCH,
     LOWEST_PITCH,
@@ -27,6 +30,7 @@ from fgg.pianoroll import (
     notes_to_roll,
     roll_to_notes,
 )
+from fgg.sampling import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
 
 
 @dataclass
@@ -41,6 +45,7 @@ class SegmentBatch:
     # True: no melody was given (the app's typed chords), so the model gets the null melody
     # condition, as in ``Generator.generate``; a POP909 segment without melody is a silent one.
     null_melody: bool = False
+    mode: Mode = ACCOMPANIMENT  # what the model writes: the systems' rolls are this mode's tracks
     allowed: np.ndarray = field(init=False)  # (B, T, 12) bool chord-derived allowed pitch classes
 
     def __post_init__(self):
@@ -49,10 +54,21 @@ class SegmentBatch:
         ).numpy()
 
     @classmethod
-    def from_segments(cls, segments: dict[str, np.ndarray], index, scale_table: str = "ours") -> SegmentBatch:
+    def from_segments(
+        cls,
+        segments: dict[str, np.ndarray],
+        index,
+        scale_table: str = "ours",
+        mode: Mode = ACCOMPANIMENT,
+        rhythm: bool = True,
+    ) -> SegmentBatch:
+        """POP909 segments ``index``; ``rhythm=False`` gives the model the null rhythm instead
+        of the segment's onset counts."""
         return cls(
-            **{k: segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass", "onset_counts")},
+            **{k: segments[k][index] for k in ("melody", "accompaniment", "chroma", "root", "bass")},
+            onset_counts=segments["onset_counts"][index] if rhythm else None,
             scale_table=scale_table,
+            mode=mode,
         )
 
     def __len__(self) -> int:
@@ -68,8 +84,8 @@ class EvalContext:
 
 @dataclass
 class SystemOutput:
-    rolls: np.ndarray  # (B, 2, T, P) bool
-    # (B, 2, T, P) bool: the model's own prediction before this system's correction (FGG's
+    rolls: np.ndarray  # (B, C, T, P) bool, the batch's mode's tracks
+    # (B, C, T, P) bool: the model's own prediction before this system's correction (FGG's
     # projection, the inpainted region, a last-step edit); None where nothing was corrected.
     uncorrected: np.ndarray | None = None
 
@@ -80,6 +96,16 @@ System = Callable[[SegmentBatch, list, EvalContext], SystemOutput]
 def canonical(roll: np.ndarray) -> np.ndarray:
     """Binarise a (2, T, P) roll and keep only what decodes to notes."""
     return notes_to_roll(roll_to_notes(roll > NOTE_THRESHOLD), roll.shape[1])
+
+
+def canonical_tracks(roll: np.ndarray) -> np.ndarray:
+    """``canonical`` of each 2-channel track of a (C, T, P) roll."""
+    return np.concatenate([canonical(roll[c : c + 2]) for c in range(0, len(roll), 2)])
+
+
+def split_tracks(mode: Mode, rolls: np.ndarray) -> dict[str, np.ndarray]:
+    """(…, C, T, P) rolls of ``mode`` -> {track name: (…, 2, T, P)}, in the mode's order."""
+    return {name: rolls[..., 2 * i : 2 * i + 2, :, :] for i, name in enumerate(mode.tracks)}
 
 
 def item_generators(seeds: list[int]) -> list[torch.Generator]:
@@ -96,17 +122,17 @@ def sample_system(
 ) -> SystemOutput:
     """Sample with the model; for corrected sampling (FGG or inpainting) also return the last
     step's prediction before the correction, so the size of the last edit can be measured."""
-    n_steps = batch.chroma.shape[1]
+    n_steps, channels = batch.chroma.shape[1], batch.mode.channels
     counts = batch.onset_counts if rhythm else None  # None (no rhythm given) -> null rhythm
-    cond, null = build_conditions(batch.chroma, counts, None if batch.null_melody else batch.melody)
+    cond, null = build_conditions(batch.chroma, counts, None if batch.null_melody else batch.melody, batch.mode)
     allowed = pitch_mask(torch.from_numpy(batch.allowed))  # (B, T, P) the full set: inpainting, corrections
     guided = fgg_pixel_mask(batch.allowed, batch.chroma, batch.root, ctx.options.strength) if fgg else allowed
     known = known_mask = None
     if inpaint_out_of_key:  # disallowed pixels are a known, empty region
-        known = torch.zeros(len(batch), 2, n_steps, N_PITCHES)
+        known = torch.zeros(len(batch), channels, n_steps, N_PITCHES)
         known_mask = (~allowed).unsqueeze(1)  # (B, 1, T, P)
     generators = item_generators(seeds)
-    x_init = torch.stack([torch.randn(2, n_steps, N_PITCHES, generator=g) for g in generators])  # (B, 2, T, P)
+    x_init = torch.stack([torch.randn(channels, n_steps, N_PITCHES, generator=g) for g in generators])  # (B, C, T, P)
     raw: dict[str, torch.Tensor] = {}
     # The last step's prediction before FGG's projection / the inpainting overwrite is what
     # the unguided denoiser makes of the final x_t: the size of the last correction, for free.
@@ -124,10 +150,10 @@ def sample_system(
         known_mask=known_mask,
         before_fgg=lambda x_t, x0: raw.update(x0=x0),
     )
-    rolls = np.stack([canonical(r) for r in out.numpy()])
+    rolls = np.stack([canonical_tracks(r) for r in out.numpy()])
     if not (fgg or inpaint_out_of_key):
         return SystemOutput(rolls)
-    return SystemOutput(rolls, np.stack([canonical(r) for r in raw["x0"].float().cpu().numpy()]))
+    return SystemOutput(rolls, np.stack([canonical_tracks(r) for r in raw["x0"].float().cpu().numpy()]))
 
 
 def remove_out_of_key(roll: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -228,7 +254,8 @@ def _rule_based(batch, seeds, ctx):
 def _ground_truth(batch, seeds, ctx):
     if batch.accompaniment is None:
         raise ValueError("ground_truth needs a POP909 segment (there is no human accompaniment for typed chords)")
-    return SystemOutput(batch.accompaniment.copy())
+    human = {"melody": batch.melody, "accompaniment": batch.accompaniment}  # (B, 2, T, P) each
+    return SystemOutput(batch.mode.target({k: torch.from_numpy(v) for k, v in human.items()}).numpy())
 
 
 SYSTEMS: dict[str, System] = {
@@ -239,7 +266,7 @@ SYSTEMS: dict[str, System] = {
     "inpaint": _inpaint,  # out-of-key pixels inpainted as a known empty region at every step
     "null_rhythm": _null_rhythm,  # FGG with the rhythm condition dropped
     "rule_based": _rule_based,  # chord tones on the given rhythm, no learning (the floor)
-    "ground_truth": _ground_truth,  # the human POP909 accompaniment (the ceiling)
+    "ground_truth": _ground_truth,  # the human POP909 tracks (the ceiling)
 }
 STOCHASTIC = {"fgg", "no_fgg", "last_step_remove", "last_step_round", "inpaint", "null_rhythm"}
 
@@ -255,6 +282,10 @@ def run_system(
     already sampled, lets the last-step baselines skip resampling."""
     if name not in SYSTEMS:
         raise ValueError(f"unknown system {name!r}; choose from {', '.join(SYSTEMS)}")
+    if name not in batch.mode.systems:
+        raise ValueError(
+            f"{name} does not evaluate the {batch.mode.name} mode; choose from {', '.join(batch.mode.systems)}"
+        )
     if name in POSTPROCESS and unguided is not None:
         return SystemOutput(
             np.stack([POSTPROCESS[name](r, a) for r, a in zip(unguided, batch.allowed, strict=True)]), unguided

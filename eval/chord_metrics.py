@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pretty_midi
+import smg_metrics  # the package itself is light; its submodules are imported where used
 import torch
 
 from fgg.chords import pitch_class
@@ -34,6 +36,7 @@ def recognize(midi_path: str) -> list[tuple[float, float, str]]:
     """smg's DP chord recognition, ``(start, end, label)`` intervals: exactly what
     ``recognize_chords_beat`` and ``midi_to_chords_dp`` compute (both call ``recognize_chords``
     with these defaults), run once instead of twice, and without the unused extra parse."""
+    # smg_metrics' submodules are slow to import (up to ~5 s): only scoring needs them
     from smg_metrics.chord_recognition import ChordRecognitionDP
 
     return [
@@ -63,6 +66,7 @@ def beat_chord_vectors(intervals: list[tuple[float, float, str]], midi, n_beats:
     smg's recogniser, ``intervals`` = ``recognize(path)``; chroma = duration-weighted pitch
     classes of the notes that start in the beat, else of those sounding in it, normalised).
     ``midi``: the file, parsed (``pretty_midi.PrettyMIDI``). No intervals give ``N`` beats."""
+    # smg_metrics' submodules are slow to import (up to ~5 s): only scoring needs them
     from smg_metrics.chord_similarity import _build_chord_vector
 
     notes = [n for inst in midi.instruments if not inst.is_drum for n in inst.notes]
@@ -90,6 +94,7 @@ def smg_window_count(midi) -> int:
 def normalize_label(label: str) -> tuple[int, str] | None:
     """(root pitch class, 'maj'|'min') as smg compares chords, or None for no chord;
     roots compared as pitch classes so that enharmonic spellings (A#/Bb) agree."""
+    # smg_metrics' submodules are slow to import (up to ~5 s): only scoring needs them
     from smg_metrics.chord_accuracy import _normalize_label
 
     norm = _normalize_label(str(label))
@@ -144,19 +149,16 @@ class ChordScorer:
 
     def _encoder(self):
         if self._model is None:
+            # smg_metrics' submodules are slow to import (up to ~5 s): only scoring needs them
             from smg_metrics.chord_similarity import _get_cached_model
 
-            weights = (
-                Path(__import__("smg_metrics").__file__).parent / "model_weights" / "polydis-v1-chd_encoder_only.pt"
-            )
+            weights = Path(smg_metrics.__file__).parent / "model_weights" / "polydis-v1-chd_encoder_only.pt"
             self._model = _get_cached_model(weights, "cpu")  # loaded once per process
         return self._model
 
     def _analyse(self, path: str, n_steps: int) -> tuple[list[str], np.ndarray, int]:
         """(per-beat labels, (n_windows, 8, 36) chord vectors of every 2-bar window of the
         segment, how many of those windows smg's own ``compute_cs`` would use)."""
-        import pretty_midi
-
         midi = pretty_midi.PrettyMIDI(path)
         has_notes = any(inst.notes for inst in midi.instruments)
         intervals = recognize(path) if has_notes else []

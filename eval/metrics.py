@@ -161,6 +161,7 @@ def beat_chord_accuracy(predicted_labels: list[str], reference_labels: list[str]
     """Fraction of beats whose recognised chord matches the reference label, compared as
     root + major/minor family (``smg_metrics`` normalisation); beats whose reference is
     ``N`` are left out. NaN when no beat has a reference chord."""
+    # smg_metrics' submodules are slow to import (up to ~5 s): only scoring needs them
     from smg_metrics.chord_accuracy import _normalize_label
 
     pairs = [(p, r) for p, r in zip(predicted_labels, reference_labels, strict=True) if _normalize_label(r) != "N"]

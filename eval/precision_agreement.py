@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from eval.baselines import STOCHASTIC
-from eval.run import RUN_SETTINGS_FILE, load_stored_rolls, table_allowed
+from eval.run import RUN_SETTINGS_FILE, load_stored_rolls
+from eval.scoring import table_allowed
 from fgg.data import load_valid_segments
 from fgg.pianoroll import out_of_key_notes, roll_to_notes
 

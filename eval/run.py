@@ -1,11 +1,15 @@
-"""Evaluation runner (``python -m eval.run``).
+"""Evaluation runner (``python -m eval.run``), one for every mode.
 
     python -m eval.run --segments all --systems all --seeds 1 --out assets/eval
+    python -m eval.run --mode melody+accompaniment --segments 400 --out assets/eval/combined-paper
 
-Runs every system on N validation segments (``assets/pop909_valid_segments.npz``; N taken
-deterministically, evenly spread) and K seeds, and writes to ``--out``:
+Runs the systems of a mode (``fgg.modes``: ``Mode.systems``, each in ``eval/baselines.py``) on
+N validation segments (``assets/pop909_valid_segments.npz``; N taken deterministically, evenly
+spread) and K seeds, scores them as the mode's entry of ``eval.scoring.SCORERS`` says (the
+accompaniment: chords + rhythm + melody in; a melody and an accompaniment: the chords alone
+in), and writes to ``--out``:
 - ``per_sample.csv``: one row per segment x system x seed (``system, segment, seed`` then
-  one column per metric; see ``eval/METRICS.md``);
+  one column per metric of the mode; see ``eval/METRICS.md``);
 - ``summary.csv``: one row per system: each metric's mean and ``<metric>_ci95`` (half-width
   of the 95 % normal-approximation CI), plus ``diversity`` when K ≥ 2;
 - ``out_of_key_pitch_classes.csv``: out-of-key sounding steps per system and pitch class
@@ -27,8 +31,9 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,52 +42,26 @@ import torch
 from tqdm import tqdm
 
 from eval import metrics as M
-from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_system
+from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_system, split_tracks
 from eval.chord_metrics import ChordScorer
-from fgg.checkpoint import (
-    DEFAULT_MODEL,
-    DEFAULT_MODELS,
-    SHIPPED_MODELS,
-    load_model,
-    resolve_checkpoint,
-    resolve_device,
-)
+from eval.plots import write_report
+from eval.scoring import SCORERS, Job, Scorer, root_relative_out_of_key
+from eval.table import console_summary
+from fgg.checkpoint import SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device, shipped
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
-from fgg.generate import SamplingOptions
-from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes
-from fgg.model import UNet, mode_of
-from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, SEGMENT_STEPS, rolls_to_midi
-from fgg.precision import (
-    PRECISION_HELP,
-    PRECISIONS,
-    device_description,
-    resolve_precision,
-)
+from fgg.guidance import SCALE_TABLES
+from fgg.model import UNet
+from fgg.modes import ACCOMPANIMENT, MODES, Mode, get_mode, mode_of
+from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS, rolls_to_midi
+from fgg.precision import PRECISION_HELP, PRECISIONS, device_description, resolve_precision
+from fgg.sampling import SamplingOptions
 
 KEY_COLUMNS = ["system", "segment", "seed"]
-METRIC_COLUMNS = [
-    "out_of_key_rate",
-    "out_of_key_rate_paper_table",
-    "out_of_key_note_rate",
-    "key_out_of_key_rate",
-    "smg_out_of_key_fraction",
-    "chord_accuracy",
-    "chord_accuracy_labels",
-    "chord_similarity",
-    "chord_similarity_full",
-    "note_density",
-    "polyphony",
-    "pitch_range",
-    "groove_similarity",
-    "oa_pitch",
-    "oa_duration",
-    "oa_ioi",
-    "notes_edited",
-    "key_fixes",
-    "key_fixes_per_note",
-]
 # What a stored run was made with; resuming into a folder made otherwise is refused.
 RUN_SETTINGS_FILE = "run.json"
+# What a run.json written before a setting was recorded was made with: no mode, an accompaniment
+# run; no scale table or strength, a melody+accompaniment run (always our table, full strength).
+LEGACY_SETTINGS = {"mode": ACCOMPANIMENT.name, "scale_table": "ours", "strength": 1.0}
 EXAMPLE_SEGMENTS = 3
 CHECKPOINT_SECONDS = 120  # how often a long run stores its sampled rolls and elapsed time
 
@@ -98,64 +77,6 @@ def item_seed(seed: int, segment: int) -> int:
     return seed * 1_000_003 + segment
 
 
-def root_relative_out_of_key(roll: np.ndarray, allowed: np.ndarray, root: np.ndarray) -> np.ndarray:
-    """(12,) counts of out-of-key sounding pixels by interval above the chord root."""
-    bad = M.sounding(roll) & ~M.pixel_allowed(allowed)  # (T, 64)
-    t, p = np.nonzero(bad)
-    rel = (p + LOWEST_PITCH - np.maximum(root[t], 0)) % 12
-    return np.bincount(rel, minlength=12)
-
-
-def table_allowed(segments: dict, seg: int, table: str) -> np.ndarray:
-    """(T, 12) allowed pitch classes of segment ``seg`` under chord -> scale ``table``."""
-    return chord_allowed_pitch_classes(
-        torch.from_numpy(segments["root"][seg].astype(np.int64)), torch.from_numpy(segments["chroma"][seg]), table
-    ).numpy()
-
-
-def score_rows(jobs: list, segments: dict, scorer: ChordScorer) -> list[list]:
-    """Every metric of a batch of samples: ``jobs`` = (system, segment, seed, roll,
-    guide_allowed, uncorrected) -> CSV rows. The out-of-key rates use fixed tables whatever
-    guided the system (ours, and the paper's); ``key_fixes`` counts against
-    ``guide_allowed``, the set the system's correction enforced. The chord metrics of the
-    whole batch share one chord-encoder forward."""
-    from smg_metrics import out_of_key_fraction
-
-    segs = [int(job[1]) for job in jobs]
-    chords = scorer.score_many(
-        [job[3] for job in jobs],
-        [str(seg) for seg in segs],
-        [segments["accompaniment"][seg] for seg in segs],
-        [segments["chord_labels"][seg] for seg in segs],
-    )
-    nan = float("nan")
-    lines = []
-    for i, ((system, seg, seed, roll, guide_allowed, uncorrected), chord) in enumerate(zip(jobs, chords, strict=True)):
-        gt = segments["accompaniment"][seg]
-        key_allowed = M.key_allowed(segments["key_tonic"][seg], segments["key_minor"][seg])
-        ours, paper = table_allowed(segments, seg, "ours"), table_allowed(segments, seg, "paper")
-        row = {
-            "out_of_key_rate": M.out_of_key_rate(roll, ours),
-            "out_of_key_rate_paper_table": M.out_of_key_rate(roll, paper),
-            "out_of_key_note_rate": M.out_of_key_note_rate(roll, ours),
-            "key_out_of_key_rate": M.out_of_key_rate(roll, key_allowed),
-            "note_density": M.note_density(roll),
-            "polyphony": M.polyphony(roll),
-            "pitch_range": M.pitch_range(roll),
-            "groove_similarity": M.groove_similarity(roll, gt),
-            "smg_out_of_key_fraction": out_of_key_fraction(scorer.pred_path(i)) if roll[0].any() else 0.0,
-            "notes_edited": M.notes_changed(roll, uncorrected) if uncorrected is not None else nan,
-            "key_fixes": M.out_of_key_notes(uncorrected, guide_allowed) if uncorrected is not None else nan,
-            "key_fixes_per_note": (
-                M.out_of_key_note_rate(uncorrected, guide_allowed) if uncorrected is not None else nan
-            ),
-        }
-        row.update(M.overlap_metrics(roll, gt))
-        row.update(chord)
-        lines.append([system, seg, seed] + [row[c] for c in METRIC_COLUMNS])
-    return lines
-
-
 # Scoring runs in worker processes (chord recognition dominates the cost), overlapped with
 # sampling; each worker keeps its own segments and ChordScorer (with its cache of reference
 # analyses).
@@ -169,8 +90,8 @@ def _init_worker(segments_file: str, workdir: str, single_thread: bool) -> None:
     _WORKER["scorer"] = ChordScorer(Path(workdir) / f"w{os.getpid()}")
 
 
-def _score_jobs(jobs: list) -> list[list]:
-    return score_rows(jobs, _WORKER["segments"], _WORKER["scorer"])
+def _score_jobs(mode: Mode, jobs: list[Job]) -> list[list]:
+    return SCORERS[mode].score(jobs, _WORKER["segments"], _WORKER["scorer"])
 
 
 class _InlineExecutor:
@@ -199,8 +120,13 @@ def _unpack(packed: np.ndarray) -> np.ndarray:
     return np.unpackbits(packed, axis=-1).astype(bool)
 
 
+def _onsets(roll: np.ndarray) -> np.ndarray:
+    """A (C, T, P) roll's onsets of every track side by side, as a (1, T, C/2 · P) roll."""
+    return np.concatenate(list(roll[0::2]), axis=-1)[None]
+
+
 def summarize(
-    per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: int, columns: list[str] = METRIC_COLUMNS
+    per_sample: pd.DataFrame, out: Path, systems: list[str], seeds: int, columns=SCORERS[ACCOMPANIMENT].columns
 ) -> pd.DataFrame:
     rows = []
     for system in systems:
@@ -214,7 +140,7 @@ def summarize(
             row[f"{col}_ci95"] = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
         if seeds >= 2 and system in STOCHASTIC:
             rolls = [_unpack(np.load(out / "rolls" / f"{system}_seed{k}.npz")["rolls"]) for k in range(seeds)]
-            per_segment = [M.diversity([r[i] for r in rolls]) for i in range(len(rolls[0]))]
+            per_segment = [M.diversity([_onsets(r[i]) for r in rolls]) for i in range(len(rolls[0]))]
             row["diversity"] = float(np.mean(per_segment))
             row["diversity_ci95"] = 1.96 * float(np.std(per_segment, ddof=1)) / np.sqrt(len(per_segment))
         rows.append(row)
@@ -243,11 +169,11 @@ def save_rolls(path: Path, rolls: np.ndarray, chosen: np.ndarray, filled: np.nda
 
 def check_run_settings(out: Path, settings: dict) -> None:
     """Write ``run.json`` on a fresh run; refuse to resume a run made with other settings
-    (another checkpoint, scale table, CFG, steps, precision), whose stored rows would be
-    mixed in."""
+    (another mode, checkpoint, scale table, CFG, steps, precision), whose stored rows would
+    be mixed in."""
     path = out / RUN_SETTINGS_FILE
     if path.is_file():
-        before = json.loads(path.read_text(encoding="utf-8"))
+        before = LEGACY_SETTINGS | json.loads(path.read_text(encoding="utf-8"))
         changed = {k: (before.get(k), v) for k, v in settings.items() if before.get(k) != v}
         if changed:
             detail = "; ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in changed.items())
@@ -284,13 +210,184 @@ def default_workers(device: torch.device) -> int:
     return (cores - 2) // 2 if cores >= 4 else 0
 
 
+def resolve_systems(requested: str | list[str], mode: Mode) -> list[str]:
+    """``--systems`` ("all" or a comma list) -> the systems to run, each one of ``mode``'s."""
+    if requested == "all":
+        return list(mode.systems)
+    names = [s.strip() for s in requested.split(",") if s.strip()] if isinstance(requested, str) else requested
+    unknown = [s for s in names if s not in SYSTEMS]
+    if unknown:
+        raise ValueError(f"unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+    foreign = [s for s in names if s not in mode.systems]
+    if foreign:
+        raise ValueError(
+            f"{', '.join(foreign)} does not evaluate the {mode.name} mode; choose from {', '.join(mode.systems)}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def load_for_mode(
+    model: torch.nn.Module | None, checkpoint: str | Path, mode: Mode, systems: list[str], device
+) -> torch.nn.Module:
+    """The network to sample with (``model`` if given, else ``checkpoint`` loaded onto
+    ``device``; none when no system samples), refused unless it writes ``mode``'s tracks."""
+    if model is None:
+        needs_model = any(s in STOCHASTIC for s in systems)
+        model = load_model(resolve_checkpoint(checkpoint), device)[0] if needs_model else torch.nn.Identity()
+    if isinstance(model, UNet) and mode_of(model.config) != mode:
+        made = mode_of(model.config)
+        raise ValueError(
+            f"{checkpoint} writes {made.description} (mode {made.name}): evaluate it with --mode {made.name}; "
+            f"--mode {mode.name} needs a model of that mode (--model {' / '.join(shipped(mode))} or a --checkpoint "
+            f"trained with python -m fgg.train --mode {mode.name})"
+        )
+    return model
+
+
+def run_settings(checkpoint: str | Path, mode: Mode, scale_table: str, options: SamplingOptions) -> dict:
+    """What decides a run's samples (``run.json``; a resume must match them)."""
+    return {
+        "model": str(checkpoint) if str(checkpoint) in SHIPPED_MODELS else str(Path(checkpoint).resolve()),
+        "mode": mode.name,
+        "scale_table": scale_table,
+        "cfg_scale": options.cfg_scale,
+        "steps": options.steps,
+        "strength": options.strength,
+        "precision": options.precision,
+    }
+
+
+def _stored_keys(path: Path, columns) -> set[tuple[str, int, int]]:
+    """(system, segment, seed) of the rows ``per_sample.csv`` already holds (a fresh file
+    gets its header)."""
+    if not path.is_file():
+        with open(path, "w", newline="") as f:
+            csv.writer(f).writerow(KEY_COLUMNS + list(columns))
+        return set()
+    with open(path, newline="") as f:
+        return {(r["system"], int(r["segment"]), int(r["seed"])) for r in csv.DictReader(f)}
+
+
+@dataclass
+class Runner:
+    """One invocation of a run: samples every (system, seed) batch by batch, hands the rows
+    still missing to the scoring pool, appends them to ``per_sample.csv`` and checkpoints
+    the rolls and the time spent."""
+
+    out: Path
+    segments: dict
+    chosen: np.ndarray
+    mode: Mode
+    ctx: EvalContext
+    pool: ProcessPoolExecutor | _InlineExecutor
+    seeds: int = 1
+    batch_size: int = 16
+    scale_table: str = "ours"
+    progress: Callable[[int, int], None] | None = None  # (done, total); raising stops the run
+    clock: float = field(default_factory=time.perf_counter)  # when the time not yet recorded began
+    done: set[tuple[str, int, int]] = field(init=False)  # (system, segment, seed) rows already written
+    scoring: list[Future] = field(init=False, default_factory=list)  # rows being scored
+    heat: dict[str, np.ndarray] = field(init=False, default_factory=dict)  # out-of-key counts by interval
+    finished: int = field(init=False, default=0)  # samples done (this invocation's bar and ``progress``)
+    total: int = field(init=False, default=0)
+    bar: tqdm | None = field(init=False, default=None)
+
+    def __post_init__(self):
+        self.done = _stored_keys(self.out / "per_sample.csv", self.scorer.columns)
+
+    @property
+    def scorer(self) -> Scorer:
+        return SCORERS[self.mode]
+
+    def evaluate(self, systems: list[str]) -> None:
+        order = sorted(systems, key=lambda s: s != "no_fgg")  # the unguided reference first
+        self.total = len(order) * self.seeds * len(self.chosen)
+        with tqdm(total=self.total, desc="eval", mininterval=2) as self.bar:
+            for system in order:
+                self.heat.setdefault(system, np.zeros(12, dtype=np.int64))
+                for seed in range(self.seeds):
+                    self.system_seed(system, seed)
+
+    def advance(self, n: int) -> None:
+        self.finished += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.progress is not None:
+            self.progress(self.finished, self.total)
+
+    def system_seed(self, system: str, seed: int) -> None:
+        """Every batch of one system and seed, resumed from its checkpointed rolls."""
+        roll_file = self.rolls_file(system, seed)
+        rolls, filled = load_stored_rolls(roll_file, self.chosen) or (
+            np.zeros((len(self.chosen), self.mode.channels, SEGMENT_STEPS, N_PITCHES), dtype=bool),
+            np.zeros(len(self.chosen), dtype=bool),
+        )
+        unguided = None if system == "no_fgg" else load_stored_rolls(self.rolls_file("no_fgg", seed), self.chosen)
+        last_save = time.perf_counter()
+        for lo in range(0, len(self.chosen), self.batch_size):
+            part = slice(lo, min(lo + self.batch_size, len(self.chosen)))
+            self.batch(system, seed, part, rolls, filled, unguided)
+            self.advance(part.stop - part.start)
+            if time.perf_counter() - last_save > CHECKPOINT_SECONDS:
+                self.write_scored(wait=True)  # rows first: stored rolls without their rows are resampled
+                self.store_progress(roll_file, rolls, filled)
+                last_save = time.perf_counter()
+        self.write_scored(wait=True)
+        self.store_progress(roll_file, rolls, filled)
+        if seed == 0:
+            write_examples(self.out, system, self.chosen, rolls, self.segments, self.mode)
+
+    def rolls_file(self, system: str, seed: int) -> Path:
+        return self.out / "rolls" / f"{system}_seed{seed}.npz"
+
+    def batch(self, system: str, seed: int, part: slice, rolls, filled, unguided_all) -> None:
+        """Sample the segments ``chosen[part]`` unless stored, and score those without a row."""
+        idx = self.chosen[part]
+        pending = [(j, int(s)) for j, s in enumerate(idx) if (system, int(s), seed) not in self.done]
+        batch = SegmentBatch.from_segments(self.segments, idx, self.scale_table, self.mode, self.scorer.rhythm)
+        uncorrected = None
+        if pending or not filled[part].all():
+            unguided = None if unguided_all is None or not unguided_all[1][part].all() else unguided_all[0][part]
+            output = run_system(system, batch, [item_seed(seed, int(s)) for s in idx], self.ctx, unguided=unguided)
+            rolls[part], filled[part] = output.rolls, True
+            uncorrected = output.uncorrected
+        if pending:
+            jobs = [
+                Job(system, s, seed, rolls[part][j], batch.allowed[j], None if uncorrected is None else uncorrected[j])
+                for j, s in pending
+            ]
+            self.scoring.append(self.pool.submit(_score_jobs, self.mode, jobs))
+            self.write_scored(wait=False)
+        for j in range(len(idx)):
+            self.heat[system] += root_relative_out_of_key(rolls[part][j], batch.allowed[j], batch.root[j])
+
+    def write_scored(self, wait: bool) -> None:
+        """Append the rows of finished scoring jobs (all of them if ``wait``)."""
+        ready = list(self.scoring) if wait else [f for f in self.scoring if f.done()]
+        for future in ready:
+            with open(self.out / "per_sample.csv", "a", newline="") as f:
+                csv.writer(f).writerows(future.result())
+            self.scoring.remove(future)
+
+    def store_progress(self, roll_file: Path, rolls: np.ndarray, filled: np.ndarray) -> None:
+        """Store the rolls sampled so far and the time spent, so an interrupted run resumes
+        where it stopped and its ``seconds`` stay true."""
+        save_rolls(roll_file, rolls, self.chosen, filled)
+        self.record_time()
+
+    def record_time(self, **facts) -> None:
+        now = time.perf_counter()
+        record_run(self.out, seconds=now - self.clock, **facts)
+        self.clock = now
+
+
 def run(
     segments_file: str | Path,
     systems: list[str],
     n_segments: int | None,
     seeds: int,
     out: Path,
-    checkpoint: str | Path = DEFAULT_MODEL,
+    checkpoint: str | Path | None = None,
     batch_size: int = 16,
     options: SamplingOptions = SamplingOptions(),
     progress=None,
@@ -299,205 +396,80 @@ def run(
     scale_table: str = "ours",
     device: str | torch.device = "cpu",
     precision: str = "auto",
+    mode: str | Mode = ACCOMPANIMENT,
 ) -> pd.DataFrame:
-    """Evaluate ``systems``; ``model`` (already loaded, on any device) takes precedence over
-    ``checkpoint`` (a shipped model's name or a path, loaded onto ``device``). ``precision``
+    """Evaluate ``systems`` (each one of ``mode``'s) and return the summary. ``model``
+    (already loaded, on any device) takes precedence over ``checkpoint`` (a shipped model's
+    name or a path, loaded onto ``device``; default: the mode's default model). ``precision``
     (``fgg.precision``) replaces ``options.precision``. ``workers`` scoring processes run
     beside sampling (0: score inline; None: ``default_workers``)."""
     clock = time.perf_counter()
+    mode = get_mode(mode)
+    systems = resolve_systems(systems, mode)
     if scale_table not in SCALE_TABLES:
         raise ValueError(f"unknown scale table {scale_table!r}; choose one of {', '.join(SCALE_TABLES)}")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "rolls").mkdir(exist_ok=True)
-    segments = load_valid_segments(segments_file)
-    chosen = select_segments(len(segments["song_id"]), n_segments)
-    needs_model = any(s in STOCHASTIC for s in systems)
-    if model is None:
-        model = load_model(resolve_checkpoint(checkpoint), device)[0] if needs_model else torch.nn.Identity()
-    if isinstance(model, UNet) and mode_of(model.config) != "accompaniment":
-        raise ValueError(f"{checkpoint} writes the melody too: evaluate it with --mode melody+accompaniment")
+    checkpoint = checkpoint or mode.default_model
+    model = load_for_mode(model, checkpoint, mode, systems, device)
     model_device = next(iter(model.parameters()), torch.zeros(0)).device
     options = replace(options, precision=resolve_precision(precision, model_device))
-    model_name = str(checkpoint) if str(checkpoint) in SHIPPED_MODELS else str(Path(checkpoint).resolve())
-    check_run_settings(
-        out,
-        {
-            "model": model_name,
-            "scale_table": scale_table,
-            "cfg_scale": options.cfg_scale,
-            "steps": options.steps,
-            "strength": options.strength,
-            "precision": options.precision,
-        },
-    )
-    ctx = EvalContext(model, options=options)
-    per_sample_path = out / "per_sample.csv"
-    done = set()
-    if per_sample_path.is_file():
-        with open(per_sample_path, newline="") as f:
-            done = {(r["system"], int(r["segment"]), int(r["seed"])) for r in csv.DictReader(f)}
-    else:
-        with open(per_sample_path, "w", newline="") as f:
-            csv.writer(f).writerow(KEY_COLUMNS + METRIC_COLUMNS)
-    heat = {s: np.zeros(12, dtype=np.int64) for s in systems}
-    order = sorted(systems, key=lambda s: s != "no_fgg")  # the unguided reference first
-    total, finished = len(order) * seeds * len(chosen), 0
-    bar = tqdm(total=total, desc="eval", mininterval=2)
+    (out / "rolls").mkdir(parents=True, exist_ok=True)
+    check_run_settings(out, run_settings(checkpoint, mode, scale_table, options))
+    segments = load_valid_segments(segments_file)
+    chosen = select_segments(len(segments["song_id"]), n_segments)
     workers = default_workers(model_device) if workers is None else max(0, min(workers, os.cpu_count() or 1))
     pool_cls = ProcessPoolExecutor if workers > 0 else _InlineExecutor
-    scoring: list[Future] = []
-
-    def write_scored(wait: bool) -> None:
-        """Append the rows of finished scoring jobs (all of them if ``wait``)."""
-        ready = list(scoring) if wait else [f for f in scoring if f.done()]
-        for future in ready:
-            with open(per_sample_path, "a", newline="") as f:
-                csv.writer(f).writerows(future.result())
-            scoring.remove(future)
-
-    def store_progress(roll_file, rolls, filled) -> None:
-        """Store the rolls sampled so far and the time spent, so an interrupted run resumes
-        where it stopped and its ``seconds`` stay true."""
-        nonlocal clock
-        save_rolls(roll_file, rolls, chosen, filled)
-        now = time.perf_counter()
-        record_run(out, seconds=now - clock)
-        clock = now
-
     with pool_cls(
         workers, initializer=_init_worker, initargs=(str(segments_file), str(out / ".work"), workers > 0)
     ) as pool:
-        for system in order:
-            for seed in range(seeds):
-                roll_file = out / "rolls" / f"{system}_seed{seed}.npz"
-                stored = load_stored_rolls(roll_file, chosen)
-                rolls, filled = stored or (
-                    np.zeros((len(chosen), 2, SEGMENT_STEPS, N_PITCHES), dtype=bool),
-                    np.zeros(len(chosen), dtype=bool),
-                )
-                unguided_all = (
-                    load_stored_rolls(out / "rolls" / f"no_fgg_seed{seed}.npz", chosen) if system != "no_fgg" else None
-                )
-                last_save = time.perf_counter()
-                for lo in range(0, len(chosen), batch_size):
-                    idx = chosen[lo : lo + batch_size]
-                    part = slice(lo, lo + len(idx))
-                    pending = [(j, int(s)) for j, s in enumerate(idx) if (system, int(s), seed) not in done]
-                    batch = SegmentBatch.from_segments(segments, idx, scale_table)
-                    unguided = (
-                        None if unguided_all is None or not unguided_all[1][part].all() else unguided_all[0][part]
-                    )
-                    uncorrected = None
-                    if pending or not filled[part].all():
-                        output = run_system(
-                            system, batch, [item_seed(seed, int(s)) for s in idx], ctx, unguided=unguided
-                        )
-                        rolls[part], filled[part] = output.rolls, True
-                        uncorrected = output.uncorrected
-                    if pending:
-                        scoring.append(
-                            pool.submit(
-                                _score_jobs,
-                                [
-                                    (
-                                        system,
-                                        s,
-                                        seed,
-                                        rolls[lo + j],
-                                        batch.allowed[j],
-                                        None if uncorrected is None else uncorrected[j],
-                                    )
-                                    for j, s in pending
-                                ],
-                            )
-                        )
-                        write_scored(wait=False)
-                    for j in range(len(idx)):
-                        heat[system] += root_relative_out_of_key(rolls[lo + j], batch.allowed[j], batch.root[j])
-                    finished += len(idx)
-                    bar.update(len(idx))
-                    if progress is not None:
-                        progress(finished, total)
-                    if time.perf_counter() - last_save > CHECKPOINT_SECONDS:
-                        write_scored(wait=True)  # rows first: stored rolls without their rows are resampled
-                        store_progress(roll_file, rolls, filled)
-                        last_save = time.perf_counter()
-                write_scored(wait=True)
-                store_progress(roll_file, rolls, filled)
-                if seed == 0:
-                    write_examples(out, system, chosen, rolls, segments)
-    bar.close()
-    per_sample = pd.read_csv(per_sample_path)
+        ctx = EvalContext(model, options=options)
+        runner = Runner(out, segments, chosen, mode, ctx, pool, seeds, batch_size, scale_table, progress, clock)
+        runner.evaluate(systems)
+    summary = finish(out, chosen, systems, seeds, runner.heat, SCORERS[mode].columns)
+    runner.record_time(input=SCORERS[mode].given, segments=len(chosen))
+    return summary
+
+
+def finish(out: Path, chosen: np.ndarray, systems: list[str], seeds: int, heat: dict, columns) -> pd.DataFrame:
+    """Write ``summary.csv``, the out-of-key table and the report from this run's rows."""
+    per_sample = pd.read_csv(out / "per_sample.csv")
     per_sample = per_sample[per_sample.segment.isin(chosen) & per_sample.seed.lt(seeds)]
-    summary = summarize(per_sample, out, systems, seeds)
+    summary = summarize(per_sample, out, systems, seeds, columns)
     summary.to_csv(out / "summary.csv", index=False)
     heat_table = pd.DataFrame(
         [{"system": s, "interval": i, "count": int(c)} for s in systems for i, c in enumerate(heat[s])]
     )
     heat_table.to_csv(out / "out_of_key_pitch_classes.csv", index=False)
-    from eval.plots import write_report
-
     write_report(out, summary, per_sample, heat_table)
-    record_run(out, seconds=time.perf_counter() - clock)
     return summary
 
 
-def write_examples(out: Path, system: str, chosen: np.ndarray, rolls: np.ndarray, segments: dict) -> None:
+def write_examples(
+    out: Path, system: str, chosen: np.ndarray, rolls: np.ndarray, segments: dict, mode: Mode = ACCOMPANIMENT
+) -> None:
+    """MIDI of the first segments: the system's tracks, with the segment's melody where the
+    mode does not write one."""
     (out / "midi").mkdir(exist_ok=True)
     for j, seg in enumerate(chosen[:EXAMPLE_SEGMENTS]):
-        midi = rolls_to_midi(
-            {"melody": segments["melody"][seg], "accompaniment": rolls[j]}, float(segments["tempo"][seg])
-        )
+        tracks = {"melody": segments["melody"][seg]} | split_tracks(mode, rolls[j])
+        midi = rolls_to_midi(tracks, float(segments["tempo"][seg]))
         midi.write(str(out / "midi" / f"segment{int(seg):04d}_{system}.mid"))
 
 
-def _run_combined(args, n: int | None, device) -> int:
-    from eval.combined import run_combined
-
-    source = args.checkpoint or args.model or DEFAULT_MODELS["melody+accompaniment"]
-    model = load_model(resolve_checkpoint(source), device)[0]
-    if mode_of(model.config) != "melody+accompaniment":
-        raise ValueError(
-            "--mode melody+accompaniment needs a checkpoint of that mode "
-            "(python -m fgg.train --mode melody+accompaniment)"
-        )
-    options = SamplingOptions(cfg_scale=args.cfg, steps=args.steps, precision=resolve_precision(args.precision, device))
-    summary = run_combined(args.segments_file, n, Path(args.out), model, str(source), options, args.batch_size)
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
-        print(
-            summary[
-                [
-                    "system",
-                    "n",
-                    "out_of_key_rate",
-                    "out_of_key_rate_melody",
-                    "chord_accuracy_labels",
-                    "melody_pitch_class_entropy",
-                ]
-            ].to_string(index=False)
-        )
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n")[0])
     parser.add_argument("--segments", default="all", help="number of validation segments, or 'all'")
-    parser.add_argument("--systems", default="all", help=f"comma list from {','.join(SYSTEMS)} or 'all'")
+    systems_of = "; ".join(f"{m.name}: {','.join(m.systems)}" for m in MODES.values())
+    parser.add_argument("--systems", default="all", help=f"comma list of the mode's systems or 'all' ({systems_of})")
     parser.add_argument(
         "--mode",
-        choices=["accompaniment", "melody+accompaniment"],
-        default="accompaniment",
-        help="melody+accompaniment: a model of that mode from the chords alone, systems fgg, no_fgg "
-        "and ground_truth (eval/combined.py); one seed",
+        choices=list(MODES),
+        default=ACCOMPANIMENT.name,
+        help="what the model writes: " + "; ".join(f"{m.name}, {m.description}" for m in MODES.values()),
     )
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--out", required=True)
-    parser.add_argument(
-        "--model",
-        choices=sorted(SHIPPED_MODELS),
-        help=f"shipped model (default: {DEFAULT_MODELS['accompaniment']}; with --mode melody+accompaniment, "
-        f"{DEFAULT_MODELS['melody+accompaniment']})",
-    )
+    defaults = ", ".join(f"{m.default_model} for --mode {m.name}" for m in MODES.values())
+    parser.add_argument("--model", choices=sorted(SHIPPED_MODELS), help=f"shipped model (default: {defaults})")
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument(
         "--scale-table",
@@ -517,31 +489,30 @@ def main(argv: list[str] | None = None) -> int:
         help="scoring processes beside sampling (0 = score inline; "
         "default: none on a CPU with < 4 cores, all cores but one beside a GPU)",
     )
-    args = parser.parse_args(argv)
-    systems = list(SYSTEMS) if args.systems == "all" else [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = [s for s in systems if s not in SYSTEMS]
-    if unknown:
-        print(f"error: unknown system(s) {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}", file=sys.stderr)
-        return 2
-    n = None if args.segments == "all" else int(args.segments)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    mode = get_mode(args.mode)
     began = time.perf_counter()
     try:
+        systems = resolve_systems(args.systems, mode)
         device = resolve_device(args.device)
-        if args.mode == "melody+accompaniment":
-            return _run_combined(args, n, device)
         summary = run(
             args.segments_file,
             systems,
-            n,
+            None if args.segments == "all" else int(args.segments),
             args.seeds,
             Path(args.out),
-            args.checkpoint or args.model or DEFAULT_MODEL,
+            args.checkpoint or args.model or mode.default_model,
             args.batch_size,
             SamplingOptions(cfg_scale=args.cfg, steps=args.steps),
             workers=args.workers,
             scale_table=args.scale_table,
             device=device,
             precision=args.precision,
+            mode=mode,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -552,21 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         device=str(device),
         device_name=device_description(device),
         torch_threads=torch.get_num_threads(),
-        segments=int(summary["n"].max()) // args.seeds if len(summary) else 0,
     )
-    cols = [
-        "system",
-        "n",
-        "out_of_key_rate",
-        "out_of_key_rate_paper_table",
-        "chord_accuracy",
-        "chord_similarity",
-        "chord_similarity_full",
-        "note_density",
-        "groove_similarity",
-    ]
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 4):
-        print(summary[[c for c in cols if c in summary]].to_string(index=False))
+    print(console_summary(summary))
     print(json.dumps({"out": args.out, "seconds": round(time.perf_counter() - began, 1)}))
     return 0
 

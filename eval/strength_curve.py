@@ -28,15 +28,10 @@ from eval import metrics as M
 from eval.baselines import EvalContext, SegmentBatch, sample_system
 from eval.chord_metrics import ChordScorer
 from eval.run import item_seed, select_segments
-from fgg.checkpoint import (
-    DEFAULT_MODEL,
-    load_model,
-    resolve_checkpoint,
-    resolve_device,
-    shipped,
-)
+from fgg.checkpoint import load_model, resolve_checkpoint, resolve_device, shipped
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
-from fgg.generate import SamplingOptions
+from fgg.modes import ACCOMPANIMENT
+from fgg.sampling import SamplingOptions
 
 CURVE_COLUMNS = ["strength", "out_of_key_rate", "chord_accuracy", "chord_similarity_full"]
 DEFAULT_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -123,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segments", type=int, default=50, help="number of validation segments (evenly spread)")
     parser.add_argument("--strengths", default=",".join(str(s) for s in DEFAULT_STRENGTHS))
     parser.add_argument("--out", required=True, help="folder for strength_curve.csv / .html")
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"))
+    parser.add_argument("--model", default=ACCOMPANIMENT.default_model, choices=shipped(ACCOMPANIMENT))
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))

@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         record = {
             "command": "python -m eval.style_check " + " ".join(argv if argv is not None else sys.argv[1:]),
             "checkpoint": str(args.checkpoint),
-            "mode": generator.mode,
+            "mode": generator.mode.name,
             "pieces": args.pieces,
             "bars": args.bars,
             "precision": generator.precision,

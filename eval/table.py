@@ -5,6 +5,9 @@
     python -m eval.table assets/eval/paper --paired fgg                 # fgg minus each system, per segment
 
 Cells are ``mean ± 95 % CI half-width`` from each run's ``summary.csv``; rates in percent.
+The metric columns of each mode's ``per_sample.csv`` (``METRIC_COLUMNS``, ``COMBINED_METRICS``)
+are defined here, once; ``eval.scoring`` computes them and ``eval.run`` prints its summary with
+``console_summary``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,44 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+# The accompaniment mode's per_sample.csv metric columns, in order (eval.scoring.score_rows).
+METRIC_COLUMNS = (
+    "out_of_key_rate",
+    "out_of_key_rate_paper_table",
+    "out_of_key_note_rate",
+    "key_out_of_key_rate",
+    "smg_out_of_key_fraction",
+    "chord_accuracy",
+    "chord_accuracy_labels",
+    "chord_similarity",
+    "chord_similarity_full",
+    "note_density",
+    "polyphony",
+    "pitch_range",
+    "groove_similarity",
+    "oa_pitch",
+    "oa_duration",
+    "oa_ioi",
+    "notes_edited",
+    "key_fixes",
+    "key_fixes_per_note",
+)
+# A melody+accompaniment run has its own metrics: per track, and the melody's
+# (eval.scoring.score_pieces), in its per_sample.csv's order.
+COMBINED_METRICS = (
+    "out_of_key_rate",
+    "out_of_key_rate_melody",
+    "out_of_key_rate_accompaniment",
+    "chord_accuracy_labels",
+    "chord_accuracy",
+    "chord_similarity_full",
+    "note_density",
+    "melody_notes",
+    "melody_range",
+    "melody_pitch_class_entropy",
+    "melody_longest_run",
+    "melody_strong_beat_chord_tones",
+)
 PERCENT = {
     "out_of_key_rate",
     "out_of_key_rate_paper_table",
@@ -82,7 +123,7 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
     "key_fixes": ("wrong notes fixed at the end", "notes", "Out-of-key notes the final correction had to fix."),
     "key_fixes_per_note": ("… per note", "% of notes", "The same, per note of the uncorrected prediction."),
     "diversity": ("diversity", "0–1", "How different the samples of one segment are across seeds (needs ≥ 2 seeds)."),
-    # melody+accompaniment runs (eval/combined.py)
+    # melody+accompaniment runs (eval.scoring.score_pieces)
     "out_of_key_rate_melody": ("out-of-key melody", "% of steps", "The out-of-key rate of the melody track alone."),
     "out_of_key_rate_accompaniment": (
         "out-of-key accompaniment",
@@ -187,22 +228,6 @@ def headline_table(runs: dict[str, pd.DataFrame], systems=("fgg", "no_fgg")) -> 
     return "\n".join(lines)
 
 
-# A melody+accompaniment run has its own metrics: per track, and the melody's. What
-# eval/combined.py scores, in its summary's order.
-COMBINED_METRICS = (
-    "out_of_key_rate",
-    "out_of_key_rate_melody",
-    "out_of_key_rate_accompaniment",
-    "chord_accuracy_labels",
-    "chord_accuracy",
-    "chord_similarity_full",
-    "note_density",
-    "melody_notes",
-    "melody_range",
-    "melody_pitch_class_entropy",
-    "melody_longest_run",
-    "melody_strong_beat_chord_tones",
-)
 COMBINED_FULL = [(m, METRIC_INFO[m][0]) for m in COMBINED_METRICS]
 
 
@@ -212,7 +237,32 @@ def is_combined(frame: pd.DataFrame) -> bool:
 
 def full_table(summary: pd.DataFrame) -> str:
     """One row per system, one column per metric (the combined mode's own for its runs)."""
-    columns = COMBINED_FULL if is_combined(summary) else FULL
+    return system_table(summary, COMBINED_FULL if is_combined(summary) else FULL)
+
+
+# What ``python -m eval.run`` prints when it is done: the headline metrics of the run's mode.
+CONSOLE = HEADLINE + [("groove_similarity", METRIC_INFO["groove_similarity"][0])]
+COMBINED_CONSOLE = [
+    (m, METRIC_INFO[m][0])
+    for m in (
+        "out_of_key_rate",
+        "out_of_key_rate_melody",
+        "chord_accuracy_labels",
+        "chord_similarity_full",
+        "melody_pitch_class_entropy",
+    )
+]
+
+
+def console_summary(summary: pd.DataFrame) -> str:
+    """A fresh run's ``summary.csv`` (as ``eval.run.run`` returns it) as the markdown table
+    ``eval.run`` prints: one row per system, its mode's headline metrics."""
+    summary = summary.set_index("system") if "system" in summary else summary
+    return system_table(summary, COMBINED_CONSOLE if is_combined(summary) else CONSOLE)
+
+
+def system_table(summary: pd.DataFrame, columns: list[tuple[str, str]]) -> str:
+    """One row per system (``summary`` indexed by system), one column per (metric, label)."""
     lines = ["| system | " + " | ".join(label for _, label in columns) + " |", "|---|" + "---|" * len(columns)]
     for system in summary.index:
         lines.append(

@@ -25,7 +25,8 @@ from eval.chord_metrics import (
 )
 from fgg.checkpoint import load_model, save_model
 from fgg.data import load_valid_segments
-from fgg.model import PRESETS, UNet
+from fgg.model import PRESETS, UNet, model_config
+from fgg.modes import ACCOMPANIMENT, MELODY_AND_ACCOMPANIMENT
 from fgg.pianoroll import notes_to_roll, roll_to_notes
 
 C_MAJOR = np.zeros((64, 12), bool)
@@ -286,20 +287,15 @@ def test_uncorrected_is_the_unguided_prediction_at_the_final_step(tiny_checkpoin
     """The evaluation reads the last pre-correction x̂₀ off the sampler instead of re-running
     the network: it must equal a fresh unguided prediction from the final x_t."""
     from eval.baselines import item_generators
-    from fgg.generate import (
-        SamplingOptions,
-        build_conditions,
-        fgg_pixel_mask,
-        sample_batch,
-    )
     from fgg.guidance import cfg_denoiser
+    from fgg.sampling import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
 
     seg = load_valid_segments()
     batch = SegmentBatch.from_segments(seg, [10, 400])
     model = load_model(tiny_checkpoint)[0]
     ctx = EvalContext(model, options=SamplingOptions(precision="fp32"))
     output = run_system("fgg", batch, [5, 6], ctx)
-    cond, null = build_conditions(batch.chroma, batch.onset_counts, batch.melody)
+    cond, null = build_conditions(batch.chroma, batch.onset_counts, batch.melody, ACCOMPANIMENT)
     final = {}
     gens = item_generators([5, 6])
     x_init = torch.stack([torch.randn(2, 64, 64, generator=g) for g in gens])
@@ -424,3 +420,111 @@ def test_precision_agreement_counts_pixels_notes_and_out_of_key(tmp_path):
     assert r["notes_second_also_in_first"] == 1.0
     assert r["pixels_equal"] == pytest.approx(1 - rolls[1].sum() / rolls[:2].size)
     assert main([str(tmp_path / "a"), str(tmp_path / "nothing")]) == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_combined_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = UNet(model_config("tiny", MELODY_AND_ACCOMPANIMENT))
+    return save_model(tmp_path_factory.mktemp("ckpt") / "tiny-combined.safetensors", model)
+
+
+def test_combined_systems_sample_the_tracks_from_the_chords_alone(tiny_combined_checkpoint):
+    """In melody+accompaniment mode a system returns (B, 4, T, P) rolls, melody then
+    accompaniment, sampled from the chords alone (null rhythm) with item b's starting noise
+    ``randn(4, T, P)`` from its own seed: the committed combined runs' recipe, bit for bit."""
+    from eval.baselines import canonical, item_generators
+    from fgg.sampling import SamplingOptions, build_conditions, fgg_pixel_mask, sample_batch
+
+    seg = load_valid_segments()
+    batch = SegmentBatch.from_segments(seg, [3, 400], mode=MELODY_AND_ACCOMPANIMENT, rhythm=False)
+    assert batch.onset_counts is None
+    model = load_model(tiny_combined_checkpoint)[0]
+    ctx = EvalContext(model, options=SamplingOptions(precision="fp32"))
+    rolls = run_system("fgg", batch, [5, 6], ctx).rolls
+    assert rolls.shape == (2, 4, 64, 64) and rolls.dtype == bool
+    for roll, allowed in zip(rolls, batch.allowed, strict=True):
+        assert M.out_of_key_rate(roll[:2], allowed) == 0 and M.out_of_key_rate(roll[2:], allowed) == 0
+    cond, null = build_conditions(batch.chroma, None, None, MELODY_AND_ACCOMPANIMENT)
+    gens = item_generators([5, 6])
+    out = sample_batch(
+        model,
+        ctx.schedule,
+        cond,
+        null,
+        fgg_pixel_mask(batch.allowed, batch.chroma, batch.root),
+        None,
+        torch.stack([torch.randn(4, 64, 64, generator=g) for g in gens]),
+        ctx.options,
+        generator=gens,
+    ).numpy()
+    for b in range(2):
+        np.testing.assert_array_equal(rolls[b, :2], canonical(out[b, :2]))
+        np.testing.assert_array_equal(rolls[b, 2:], canonical(out[b, 2:]))
+    truth = run_system("ground_truth", batch, [0, 0], ctx).rolls
+    np.testing.assert_array_equal(truth, np.concatenate([batch.melody, batch.accompaniment], axis=1))
+    with pytest.raises(ValueError, match="does not evaluate the melody.accompaniment mode"):
+        run_system("rule_based", batch, [0, 0], ctx)
+
+
+def test_combined_run_resumes_after_an_interruption(tiny_combined_checkpoint, tmp_path, monkeypatch):
+    """``eval.run --mode melody+accompaniment`` killed mid-system resumes like the
+    accompaniment runner: the rows and rolls it stored are not recomputed, and the result is
+    an uninterrupted run's; run.json keeps the settings, sums the seconds and refuses a resume
+    with other settings."""
+    import json
+
+    from eval import run as R
+
+    common = [
+        "--mode",
+        "melody+accompaniment",
+        "--segments",
+        "6",
+        "--checkpoint",
+        str(tiny_combined_checkpoint),
+        "--batch-size",
+        "2",
+        "--precision",
+        "fp32",
+        "--workers",
+        "0",
+    ]
+    straight, out = tmp_path / "straight", tmp_path / "interrupted"
+    assert R.main(common + ["--out", str(straight)]) == 0
+    real, sampled = R.run_system, []
+
+    def killed_at_the_fifth_batch(name, batch, *args, **kwargs):
+        if len(sampled) == 4:  # no_fgg's three batches and fgg's first are done
+            raise RuntimeError("killed")
+        sampled.append((name, len(batch)))
+        return real(name, batch, *args, **kwargs)
+
+    monkeypatch.setattr(R, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(R, "run_system", killed_at_the_fifth_batch)
+    with pytest.raises(RuntimeError, match="killed"):
+        R.main(common + ["--out", str(out)])
+    assert pd.read_csv(out / "per_sample.csv").groupby("system").size().to_dict() == {"fgg": 2, "no_fgg": 6}
+    before = json.loads((out / "run.json").read_text())["seconds"]
+    sampled.clear()
+    monkeypatch.setattr(
+        R, "run_system", lambda name, batch, *a, **k: sampled.append((name, len(batch))) or real(name, batch, *a, **k)
+    )
+    assert R.main(common + ["--out", str(out)]) == 0
+    assert sampled == [("fgg", 2), ("fgg", 2)] + [("ground_truth", 2)] * 3  # only what was not stored
+    key = ["system", "segment", "seed"]
+    for name in ("per_sample.csv", "summary.csv"):
+        a, b = (pd.read_csv(folder / name) for folder in (straight, out))
+        if name == "per_sample.csv":
+            a, b = (x.sort_values(key).reset_index(drop=True) for x in (a, b))
+        pd.testing.assert_frame_equal(a, b)
+    chosen = R.select_segments(1709, 6)
+    for system in ("no_fgg", "fgg", "ground_truth"):
+        a, b = (R.load_stored_rolls(folder / "rolls" / f"{system}_seed0.npz", chosen) for folder in (straight, out))
+        assert a[1].all() and b[1].all() and a[0].shape == (6, 4, 64, 64)
+        np.testing.assert_array_equal(a[0], b[0])
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["mode"] == "melody+accompaniment" and doc["input"] == "chords only (null rhythm)"
+    assert doc["seconds"] > before and doc["precision"] == "fp32" and doc["segments"] == 6
+    assert doc["command"].startswith("python -m eval.run --mode melody+accompaniment") and doc["device"] == "cpu"
+    assert R.main(common + ["--out", str(out), "--cfg", "3"]) == 2  # other settings: refused, not mixed in

@@ -106,6 +106,13 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
     assert (fgg.out_of_key_rate == 0).all() and (fgg.out_of_key_rate_melody == 0).all()
     summary = pd.read_csv(tmp_path / "run" / "summary.csv").set_index("system")
     assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
+    # the same outputs as an accompaniment run: rolls to resume from, MIDI with both tracks, a report
+    assert (tmp_path / "run" / "rolls" / "fgg_seed0.npz").is_file() and (tmp_path / "run" / "report.html").is_file()
+    midi = sorted((tmp_path / "run" / "midi").glob("*.mid"))
+    assert len(midi) == 3 * 3
+    import pretty_midi
+
+    assert [i.name for i in pretty_midi.PrettyMIDI(str(midi[0])).instruments] == ["melody", "accompaniment"]
     assert 0 < summary.loc["ground_truth", "melody_pitch_class_entropy"] <= np.log2(12)
     from eval.table import full_table, paired_table
 
@@ -122,3 +129,5 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
     )  # an accompaniment model is refused
     wrong_way = ["--checkpoint", str(tmp_path / "m.safetensors"), "--systems", "fgg", "--segments", "1"]
     assert main([*wrong_way, "--out", str(tmp_path / "other")]) == 2  # and the other way round
+    foreign = ["--mode", "melody+accompaniment", "--checkpoint", str(tmp_path / "m.safetensors"), "--segments", "1"]
+    assert main([*foreign, "--systems", "rule_based", "--out", str(tmp_path / "foreign")]) == 2  # not its system
