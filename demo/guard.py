@@ -75,6 +75,21 @@ def user_error(endpoint: str, err: Exception) -> gr.Error:
     return gr.Error(str(err), print_exception=False)
 
 
+def serve_admitted(endpoint: str, admission: Admission, request, work):
+    """``work()`` for a request its validator admitted: a ``ValueError`` becomes the visitor's
+    error (one log line, no traceback), the admission is released however the call ends, and
+    the result's ``warnings`` are shown as toasts."""
+    try:
+        result = work()
+    except ValueError as err:
+        raise user_error(endpoint, err) from None
+    finally:
+        admission.release(client_of(request))
+    for warning in result.warnings:
+        gr.Warning(warning)
+    return result
+
+
 def validator(endpoint: str, names: tuple[str, ...], check: Callable[[dict[str, Any]], object], admission: Admission):
     """A Gradio validator for an endpoint with API parameters ``names``: runs ``check`` on
     the inputs by name (``{name: value}``; an ``InputError`` marks its parameter) and then

@@ -53,6 +53,7 @@ def api_view() -> dict:
     import tempfile
 
     import torch
+    from gradio.context import Context
     from gradio_client import Client
 
     from demo.controller import Controller
@@ -71,7 +72,12 @@ def api_view() -> dict:
         pool = Path(tmp) / "pool"
         pool.mkdir()
         (pool / "manifest.json").write_text(json.dumps({"pairs": []}))
+        # Gradio numbers components with one process-wide counter, and unlabeled API returns are
+        # named after those numbers ("value_69"): build the app as a fresh process (a deployed
+        # Space) does, whatever apps earlier tests built in this one.
+        before, Context.id = Context.id, 0
         app = build_app(Controller(generators), ListeningStore(f"sqlite:///{tmp}/db.sqlite", pool))
+        Context.id = max(before, Context.id)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]

@@ -4,13 +4,14 @@ seed, side by side with what changed and their metrics (the /compare API)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
 
 from demo.controller import Controller
-from demo.guard import Dropdown, api_handler, user_error, validator
-from demo.limits import Admission, client_of
+from demo.guard import Dropdown, api_handler, serve_admitted, validator
+from demo.limits import Admission
 from demo.request import COMPARE_PARAMETERS, CompareRequest, api_parameters
 from demo.tabs.generate import GenerateTab, done_message
 from eval.baselines import SYSTEMS
@@ -88,14 +89,8 @@ def wire_compare_tab(tab: CompareTab, generate: GenerateTab, controller: Control
     generation admission and concurrency group with /generate."""
 
     def compare_body(values: dict[str, Any], request, _progress) -> dict:
-        try:
-            result = controller.compare(CompareRequest(**values))
-        except ValueError as err:
-            raise user_error("/compare", err) from None
-        finally:
-            generation.release(client_of(request))
-        for warning in result.warnings:
-            gr.Warning(warning)
+        work = partial(controller.compare, CompareRequest(**values))
+        result = serve_admitted("/compare", generation, request, work)
         what = f"A = {values['system_a']}, B = {values['system_b']}, seed {int(values['seed'])}"
         return {
             tab.audio_a: result.audio_a,

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import gradio as gr
 
 from demo.controller import Controller
-from demo.guard import PRIVATE, Checkbox, Dropdown, Number, Slider, api_handler, user_error, validator
-from demo.limits import MAX_CHORD_CHARS, PUBLIC_LIMITS, Admission, client_of
+from demo.guard import PRIVATE, Checkbox, Dropdown, Number, Slider, api_handler, serve_admitted, validator
+from demo.limits import MAX_CHORD_CHARS, PUBLIC_LIMITS, Admission
 from demo.melody_source import melody_source_radio, wire_melody_source
 from demo.request import GENERATE_PARAMETERS, NO_SEGMENT, RHYTHM_CHOICES, SCALE_CHOICES, AppRequest, api_parameters
 from fgg.chords import PITCH_NAMES, parse_progression
@@ -336,17 +337,11 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
     """The /generate endpoint, its Cancel button and the dice."""
 
     def generate_body(values: dict[str, Any], request, progress) -> dict:
-        try:
-            result = controller.generate(
-                AppRequest(**values),
-                progress=lambda done, total: progress((done, total), desc="sampling", unit="steps"),
-            )
-        except ValueError as err:
-            raise user_error("/generate", err) from None
-        finally:
-            generation.release(client_of(request))
-        for warning in result.warnings:
-            gr.Warning(warning)
+        def report(done: int, total: int) -> None:
+            progress((done, total), desc="sampling", unit="steps")
+
+        work = partial(controller.generate, AppRequest(**values), progress=report)
+        result = serve_admitted("/generate", generation, request, work)
         m = result.metrics
         what = f"{m['notes']} notes in {m['seconds']:.2f} s, audio in {m['render_seconds']:.2f} s"
         return {
