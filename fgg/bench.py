@@ -31,6 +31,7 @@ from fgg.checkpoint import (
 )
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, count_parameters, forward_gflops
+from fgg.modes import ACCOMPANIMENT
 from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS
 from fgg.precision import device_description, network
 from fgg.train import TrainConfig, Trainer, diffusion_loss, lr_at
@@ -191,9 +192,9 @@ def bench_training(
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fgg.bench", description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"))
+    parser.add_argument("--model", default=DEFAULT_MODEL, choices=shipped(ACCOMPANIMENT))
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="benchmark this preset with random weights instead")
@@ -207,36 +208,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="with --train: also the pre-issue-10 training step, and host-side op/sync counts",
     )
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
-    common_facts = {
-        "device": str(device),
-        "device_name": device_description(device),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
-    train_batch = args.train_batch or (128 if device.type == "cuda" else 32)
-    if args.train:
-        preset = args.preset or (args.model if args.model in PRESETS else "paper")
-        print(
-            json.dumps(
-                {
-                    **common_facts,
-                    **bench_training(preset, device, train_batch, compile_model=args.compile, baseline=args.baseline),
-                }
-            )
-        )
-        return 0
-    if args.preset:
-        torch.manual_seed(0)
-        model, source = UNet(PRESETS[args.preset]), f"preset {args.preset} (random weights)"
-        preset = args.preset
-    else:
-        source = args.checkpoint or args.model
-        model = load_model(resolve_checkpoint(source), device)[0]
-        preset = next((name for name, cfg in PRESETS.items() if cfg == model.config), "paper")
+    return parser
+
+
+def bench_sampling(model: UNet, device: torch.device, repeats: int) -> dict:
+    """Median seconds of 4 bars (FGG on/off, fp32/bf16, with and without melody + rhythm) and
+    of 32 bars, with the out-of-key counts of the guided samples and the bf16 floor."""
     gens = {p: Generator(model, device, precision=p) for p in ("fp32", "bf16")}
     melody = np.zeros((2, SEGMENT_STEPS, N_PITCHES), dtype=bool)
     melody[0, ::8, 40] = True
@@ -257,18 +234,16 @@ def main(argv: list[str] | None = None) -> int:
             four_bars("bf16", fgg=False),
             four_bars("bf16", melody=None, rhythm=None),
         ],
-        args.repeats,
+        repeats,
     )
     four_bars("fp32")(), four_bars("bf16")()  # the out-of-key counts of the FGG samples
     auto = Generator(model, device)
     long_piece = _median_seconds(
-        lambda: auto.generate(CHORDS, bars=32, fgg=True, rhythm="eighth_arpeggio"), max(3, args.repeats // 4), warmup=1
+        lambda: auto.generate(CHORDS, bars=32, fgg=True, rhythm="eighth_arpeggio"), max(3, repeats // 4), warmup=1
     )
     peak = matmul_peak_gflops(device)
     flops_4bar = 10 * 2 * forward_gflops(model)  # 10 steps x (conditional + null) forwards
-    result = {
-        "model": source,
-        **common_facts,
+    return {
         "auto_precision": auto.precision,
         "parameters": count_parameters(model),
         "gflop_per_forward": round(forward_gflops(model), 3),
@@ -283,6 +258,38 @@ def main(argv: list[str] | None = None) -> int:
         "sample_32bar_fgg_auto_s": round(long_piece, 3),
         "bf16_matmul_peak_gflops": round(peak, 1),
         "sample_4bar_bf16_floor_s": round(flops_4bar / peak, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    common_facts = {
+        "device": str(device),
+        "device_name": device_description(device),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    train_batch = args.train_batch or (128 if device.type == "cuda" else 32)
+    if args.train:
+        preset = args.preset or (args.model if args.model in PRESETS else "paper")
+        training = bench_training(preset, device, train_batch, compile_model=args.compile, baseline=args.baseline)
+        print(json.dumps({**common_facts, **training}))
+        return 0
+    if args.preset:
+        torch.manual_seed(0)
+        model, source = UNet(PRESETS[args.preset]), f"preset {args.preset} (random weights)"
+        preset = args.preset
+    else:
+        source = args.checkpoint or args.model
+        model = load_model(resolve_checkpoint(source), device)[0]
+        preset = next((name for name, cfg in PRESETS.items() if cfg == model.config), "paper")
+    result = {
+        "model": source,
+        **common_facts,
+        **bench_sampling(model, device, args.repeats),
         **forward_variants(model, device, compile_model=args.compile),
         **bench_training(preset, device, train_batch),
     }
