@@ -329,3 +329,186 @@ def test_new_sessions_are_limited_per_client():
     assert limiter.allow("5.6.7.8")  # per client
     now[0] += 3601
     assert limiter.allow("1.2.3.4")  # the window slides
+
+
+def test_a_replayed_answer_is_stored_once_for_the_pair_heard(store):
+    """A repeat of an answer (the same pair token) — identical or with other ratings — writes
+    nothing and returns the stored answer and the same next pair: progress does not move."""
+    rater = store.new_rater()
+    first = store.next_trial(rater)
+    token = store.pair_token(rater, first.pair_id)
+    answered = store.answer(rater, token, scores(4), scores(2), "A")
+    assert answered.first and answered.pair_id == first.pair_id and answered.next.number == 2
+    assert answered.answer == {"a": scores(4), "b": scores(2), "preference": "A"}
+    for ratings in ((scores(4), scores(2), "A"), (scores(1), scores(5), "B")):
+        again = store.answer(rater, token, *ratings)
+        assert not again.first and again.answer == answered.answer and again.next == answered.next
+    rows = store.answers()
+    assert len(rows) == 1 and rows[0]["pair"] == f"p{first.pair_id - 1}" and rows[0]["preferred"] == first.system_a
+    assert store.answered(rater) == {first.pair_id} and store.next_trial(rater) == answered.next
+
+
+def test_a_replay_racing_itself_is_stored_once(store):
+    rater = store.new_rater()
+    first = store.next_trial(rater)
+    token = store.pair_token(rater, first.pair_id)
+    results, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def go(k):
+        try:
+            barrier.wait()
+            results.append(store.answer(rater, token, scores(1 + k % 5), scores(2), "AB"[k % 2]))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 8 and len(store.answers()) == 1
+    assert sum(r.first for r in results) == 1  # exactly one request wrote it
+    assert all(r.answer == results[0].answer and r.next == results[0].next for r in results)
+    assert store.answered(rater) == {first.pair_id} and results[0].next.number == 2
+
+
+def test_pair_tokens_of_other_raters_or_garbled_are_refused(store):
+    a, b = store.new_rater(), store.new_rater()
+    pair = store.next_trial(a).pair_id
+    token_a, token_b = store.pair_token(a, pair), store.pair_token(b, pair)
+    assert token_a != token_b and len(token_a) == 32
+    garbled = [token_b, "", None, 123, token_a[:-1], token_a + "0", token_a.upper(), "ä" * 32, "0" * 32, str(pair)]
+    for bad in garbled:
+        with pytest.raises(ValueError, match=r"^this answer is not for a pair you were given [^\n]*$"):
+            store.answer(a, bad, scores(3), scores(3), "same")
+    with pytest.raises(ValueError, match="not for a pair you were given"):
+        store.answer(b, token_a, scores(3), scores(3), "same")  # a's token under b's session
+    assert store.answers() == []
+    assert store.answer(a, token_a, scores(3), scores(3), "same").first  # the right one still works
+
+
+class StubClips:
+    """Clips without rendering: one tiny WAV per (rater, pair, side), named by the clip id."""
+
+    def __init__(self, store, folder):
+        self.store, self.folder = store, folder
+        folder.mkdir(exist_ok=True)
+
+    def clip(self, rater, pair_id, side, midi_path):
+        from scipy.io import wavfile
+
+        out = self.folder / f"{self.store.clip_id(rater, pair_id, side)}.wav"
+        if not out.is_file():
+            wavfile.write(out, 8000, np.zeros(80, dtype=np.int16))
+        return str(out)
+
+
+class ParticipantBrowser:
+    """The participant page driven as a browser does: each event through ``Blocks.process_api``
+    with the values the page holds; each response updates them."""
+
+    def __init__(self, store, tmp_path):
+        import gradio as gr
+
+        from demo.tabs.listen import build_participant_page
+
+        with gr.Blocks() as self.blocks:
+            self.page = build_participant_page(store, StubClips(store, tmp_path / "clips"))
+        self.values = {block: getattr(block, "value", None) for block in self.blocks.blocks.values()}
+
+    def fn(self, name):
+        return next(f for f in self.blocks.fns.values() if f.name == name)
+
+    def request(self, name):
+        """The inputs a browser would send for event ``name`` now."""
+        return [self.values[block] for block in self.fn(name).inputs]
+
+    def send(self, name, inputs=None):
+        """Send ``inputs`` (default: the page's current values); apply and return the response."""
+        import asyncio
+
+        from gradio.state_holder import SessionState
+
+        fn = self.fn(name)
+        inputs = self.request(name) if inputs is None else inputs
+        out = asyncio.run(self.blocks.process_api(fn, inputs, state=SessionState(self.blocks)))
+        response = {}
+        for block, value in zip(fn.outputs, out["data"], strict=True):
+            if not (isinstance(value, dict) and value.get("__type__") == "update" and len(value) == 1):
+                response[block] = value.get("value") if isinstance(value, dict) and "__type__" in value else value
+                self.values[block] = response[block]
+        return response
+
+    def rate(self, a, b, preference):
+        for c in CRITERIA:
+            self.values[self.page.ratings_a[c]], self.values[self.page.ratings_b[c]] = a, b
+        self.values[self.page.preference] = preference
+
+
+@pytest.fixture
+def started(store, tmp_path):
+    """A participant who has agreed and pressed Start: pair 1 on screen."""
+    browser = ParticipantBrowser(store, tmp_path)
+    browser.values[browser.page.consent] = True
+    shown = browser.send("start")
+    assert shown[browser.page.status] == "**Pair 1 of 6**"
+    return browser
+
+
+def test_a_replayed_submit_through_the_page_is_stored_once_for_the_pair_heard(store, started):
+    """The reported bug: submit, get the acknowledgement, send the identical request again —
+    it must not be stored as the answer to pair 2 (and must not move the rater to pair 3)."""
+    page, rater = started.page, started.values[started.page.token]
+    heard = store.next_trial(rater)
+    started.rate(4, 2, "A")
+    request = started.request("submit")
+    ack = started.send("submit")
+    assert ack[page.status] == "**Pair 2 of 6**" and ack[page.pair_token]
+    for replay in (request, [3 if isinstance(v, int) else ("B" if v == "A" else v) for v in request]):
+        again = started.send("submit", list(replay))  # the same request (then with other ratings)
+        assert again[page.status] == "**Pair 2 of 6**" and again[page.pair_token] == ack[page.pair_token]
+    rows = store.answers()
+    assert len(rows) == 1 and rows[0]["pair"] == f"p{heard.pair_id - 1}" and rows[0]["preferred"] == heard.system_a
+    assert store.answered(rater) == {heard.pair_id} and store.next_trial(rater).number == 2
+    started.rate(3, 3, "same")  # the next real answer is for pair 2
+    assert started.send("submit")[page.status] == "**Pair 3 of 6**" and len(store.answers()) == 2
+
+
+def test_concurrent_replays_through_the_page_are_stored_once(store, started):
+    page, rater = started.page, started.values[started.page.token]
+    started.rate(5, 1, "A")
+    request = started.request("submit")
+    responses, errors = [], []
+    barrier = threading.Barrier(6)
+
+    def go():
+        try:
+            barrier.wait()
+            responses.append(started.send("submit", list(request)))
+        except Exception as err:  # pragma: no cover - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(responses) == 6 and len(store.answers()) == 1
+    assert {(r[page.status], r[page.pair_token]) for r in responses} == {
+        ("**Pair 2 of 6**", store.pair_token(rater, store.next_trial(rater).pair_id))
+    }
+    assert store.next_trial(rater).number == 2
+
+
+def test_the_page_refuses_a_pair_token_not_given_to_the_rater(store, started):
+    page, rater = started.page, started.values[started.page.token]
+    other = store.new_rater()
+    started.rate(4, 4, "same")
+    for bad in (store.pair_token(other, store.next_trial(other).pair_id), "garbled", "0" * 32):
+        started.values[page.pair_token] = bad
+        refused = started.send("submit")
+        assert set(refused) == {page.notice}  # a message, nothing else changes
+        assert refused[page.notice].startswith("⚠️ this answer is not for a pair you were given")
+        assert "\n" not in refused[page.notice] and "Traceback" not in refused[page.notice]
+    assert store.answers() == [] and store.next_trial(rater).number == 1

@@ -73,6 +73,18 @@ class Trial:
     midi_b: str
 
 
+@dataclass(frozen=True)
+class Answered:
+    """What storing an answer (``ListeningStore.answer``) says: the stored answer (the first one
+    to the pair: ``{"a": {...}, "b": {...}, "preference": ...}``), the pair it is for, the rater's
+    next trial (None when all are answered), and whether this request wrote it (False: a repeat)."""
+
+    answer: dict
+    pair_id: int
+    next: Trial | None
+    first: bool
+
+
 def rating_value(value: object, name: str) -> int:
     """A rating as sent by any client -> an int in SCORES; anything else (3.5, True, NaN, "4",
     None) is refused with a message naming the rating."""

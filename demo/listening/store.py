@@ -3,7 +3,10 @@
 
 A rater is a random token the server issues (never a name the rater types, so nobody continues
 someone else's session by guessing); answers are keyed by (rater, pair) and the first one
-stands (a repeated or concurrent submit returns it, never an error); ratings are checked here
+stands (a repeated or concurrent submit returns it, never an error); the page names the pair
+an answer is for by a server-signed pair token (``pair_token``), handed out with the pair's
+clips and sent back with the answer, so a replayed submit can only ever repeat the answer to
+the pair that was heard (``answer``), never land on the pair after it; ratings are checked here
 (``rating_value``), whatever the client sends; the audio a rater hears is named by an opaque
 per-rater clip id (``clip_id``), never by system or segment.
 """
@@ -29,6 +32,7 @@ from demo.listening.pool import POOL_DIR, REPO_ROOT
 from demo.listening.schema import (
     ATTENTION_SYSTEM,
     CRITERIA,
+    Answered,
     Base,
     Pair,
     Rater,
@@ -42,6 +46,8 @@ from demo.listening.stats import summarize
 DEFAULT_DB = REPO_ROOT / "data" / "listening.db"
 PERSISTENT_DB = Path("/data") / "listening.db"  # a Space's persistent storage, where mounted
 UNKNOWN_RATER = "unknown rater token: press Start to begin a new session"
+UNKNOWN_PAIR = "this answer is not for a pair you were given (stale or invalid pair token): press Start to continue"
+PAIR_TOKEN_CHARS = 32  # hex digits of the HMAC: 128 bits
 RATER_TOKEN_BYTES = 18  # 24 URL-safe characters, 144 random bits
 log = logging.getLogger("fgg.listening")
 
@@ -204,6 +210,22 @@ class ListeningStore:
         message = f"{rater_id}:{pair_id}:{side}".encode()
         return hmac.new(self._clip_secret, message, hashlib.sha256).hexdigest()[:24]
 
+    def pair_token(self, rater_id: str, pair_id: int) -> str:
+        """The signed name of ``pair_id`` as given to ``rater_id``: an HMAC under the store's
+        secret (domain-separated from ``clip_id``), opaque, and valid for this rater only."""
+        message = f"pair-token\0{rater_id}\0{pair_id}".encode()
+        return hmac.new(self._clip_secret, message, hashlib.sha256).hexdigest()[:PAIR_TOKEN_CHARS]
+
+    def heard_trial(self, rater_id: str, token: object) -> Trial:
+        """The trial of ``rater_id`` that ``token`` (``pair_token``) names; a token of another
+        rater's pair, a forged or garbled one is refused (``UNKNOWN_PAIR``)."""
+        token = token if isinstance(token, str) else ""
+        if len(token) == PAIR_TOKEN_CHARS and all(ch in "0123456789abcdef" for ch in token):
+            for trial in self.plan(rater_id):
+                if hmac.compare_digest(token, self.pair_token(rater_id, trial.pair_id)):
+                    return trial
+        raise ValueError(UNKNOWN_PAIR)
+
     def answered(self, rater_id: str) -> set[int]:
         with Session(self.engine) as session:
             return set(session.scalars(select(Rating.pair_id).where(Rating.rater_id == rater_id)))
@@ -214,20 +236,46 @@ class ListeningStore:
 
     # -- answers
 
+    def answer(self, rater_id: str, token: object, ratings_a: dict, ratings_b: dict, preference: str) -> Answered:
+        """Store the answer to the pair ``token`` names (``heard_trial``) once, and say what comes
+        next. A repeat — a double click, a network retry, a replayed request, whatever ratings it
+        carries — writes nothing and returns the stored answer and the same next pair: the rater's
+        progress moves only with answers to pairs they were given, never with a replay."""
+        if not isinstance(rater_id, str) or not rater_id:
+            raise ValueError(UNKNOWN_RATER)
+        trial = self.heard_trial(rater_id, token)
+        stored, first = self._stored(rater_id, trial.pair_id), False
+        if stored is None:  # new (else a repeat: its ratings are not even looked at)
+            stored, first = self._store(rater_id, trial, ratings_a, ratings_b, preference)
+        return Answered(stored, trial.pair_id, self.next_trial(rater_id), first)
+
     def submit(self, rater_id: str, pair_id: int, ratings_a: dict, ratings_b: dict, preference: str) -> dict:
         """Store one answer and return it (as ``{"a": {...}, "b": {...}, "preference": ...}``).
         Scores are integers 1-5 per criterion (``rating_value``); the A/B sides are the ones
         ``plan`` showed this rater. The first answer to a pair stands: submitting it again —
-        a double click, a retry, two tabs at once — returns the stored answer, never an error."""
-        a = {c: rating_value(ratings_a.get(c), f"A · {c}") for c in CRITERIA}
-        b = {c: rating_value(ratings_b.get(c), f"B · {c}") for c in CRITERIA}
-        preference = preference_value(preference)
+        a double click, a retry, two tabs at once — returns the stored answer, never an error.
+        The page goes through ``answer`` (the pair named by its signed token) instead."""
         trial = next((t for t in self.plan(rater_id) if t.pair_id == pair_id), None)
         if trial is None:
             raise ValueError(f"unknown pair {pair_id}")
+        return self._store(rater_id, trial, ratings_a, ratings_b, preference)[0]
+
+    def _stored(self, rater_id: str, pair_id: int) -> dict | None:
+        with Session(self.engine) as session:
+            rating = session.scalar(select(Rating).where(Rating.rater_id == rater_id, Rating.pair_id == pair_id))
+            return None if rating is None else submitted(rating)
+
+    def _store(
+        self, rater_id: str, trial: Trial, ratings_a: dict, ratings_b: dict, preference: str
+    ) -> tuple[dict, bool]:
+        """Write the answer of ``rater_id`` to ``trial`` unless one is stored; return the stored
+        one and whether this call wrote it."""
+        a = {c: rating_value(ratings_a.get(c), f"A · {c}") for c in CRITERIA}
+        b = {c: rating_value(ratings_b.get(c), f"B · {c}") for c in CRITERIA}
+        preference = preference_value(preference)
         answer = Rating(
             rater_id=rater_id,
-            pair_id=pair_id,
+            pair_id=trial.pair_id,
             system_a=trial.system_a,
             system_b=trial.system_b,
             preference=preference,
@@ -238,16 +286,17 @@ class ListeningStore:
         with Session(self.engine) as session:
             if session.get(Rater, rater_id) is None:
                 raise ValueError(UNKNOWN_RATER)
-            first = select(Rating).where(Rating.rater_id == rater_id, Rating.pair_id == pair_id)
-            stored = session.scalar(first)
+            first = select(Rating).where(Rating.rater_id == rater_id, Rating.pair_id == trial.pair_id)
+            stored, wrote = session.scalar(first), False
             if stored is None:
                 session.add(answer)
                 try:
                     session.commit()
+                    wrote = True
                 except IntegrityError:  # the same answer raced in from another request
                     session.rollback()
                 stored = session.scalars(first).one()
-            return submitted(stored)
+            return submitted(stored), wrote
 
     def answers(self) -> list[dict]:
         """One dict per answer (``answer_record``), sides resolved to systems (fgg vs baseline)."""

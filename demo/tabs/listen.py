@@ -4,9 +4,15 @@ preference, one pair after another. Layout and wiring only; the store is ``demo.
 Blind by construction: the browser receives audio files named by opaque per-rater clip ids
 (``ListeningStore.clip_id``) whose bytes differ per rater (up to 0.1 s of trailing silence
 drawn from the id), so neither a URL, a file name nor a content hash links a clip to a
-system, a segment or another rater's clip. Listening events bypass the generation queue
-(``queue=False``: they are short database calls), so a flood of generations cannot lock
-raters out.
+system, a segment or another rater's clip.
+
+An answer names the pair it is for by a server-signed pair token (``ListeningStore.pair_token``)
+that the page holds in a hidden component and sends with the submit: the request itself says
+which pair was heard, so a replayed submit (a double click, a network retry) repeats the answer
+to that pair and shows the same next pair, and never counts as the answer to a pair not heard.
+
+Listening events bypass the generation queue (``queue=False``: they are short database calls),
+so a flood of generations cannot lock raters out.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from scipy.io import wavfile
 
 from demo.audio import write_wav
 from demo.limits import client_of
-from demo.listening import CRITERIA, PREFERENCES, SCORES, ListeningStore
+from demo.listening import CRITERIA, PREFERENCES, SCORES, ListeningStore, Trial
 
 NEW_RATERS_PER_CLIENT_PER_HOUR = 5
 KEPT_CLIPS = 64  # served clips kept on disk (Gradio keeps its own copy of each)
@@ -124,7 +130,7 @@ class ParticipantPage:
     consent: gr.Checkbox
     start_button: gr.Button
     token: gr.BrowserState  # the rater's token, kept in this browser only
-    pair: gr.State  # the pair on screen (its id), None before Start and after the last one
+    pair_token: gr.Textbox  # hidden: the signed token of the pair on screen, "" before Start and after the last one
     status: gr.Markdown
     notice: gr.Markdown
     listen_a: gr.Audio
@@ -142,7 +148,15 @@ class ParticipantPage:
     @property
     def shown(self) -> list[Component]:
         """What showing a pair (or a message instead) may change."""
-        return [self.pair, self.status, self.notice, self.listen_a, self.listen_b, *self.answers, self.submit_button]
+        return [
+            self.pair_token,
+            self.status,
+            self.notice,
+            self.listen_a,
+            self.listen_b,
+            *self.answers,
+            self.submit_button,
+        ]
 
 
 def participant_layout() -> ParticipantPage:
@@ -151,7 +165,7 @@ def participant_layout() -> ParticipantPage:
     consent = gr.Checkbox(label=CONSENT, value=False, elem_id="listening-consent")
     start_button = gr.Button("Start / continue", variant="primary", elem_id="listening-start")
     token = gr.BrowserState(None, storage_key="listening-rater")
-    pair = gr.State(None)
+    pair_token = gr.Textbox("", visible="hidden", interactive=False, show_label=False, elem_id="listening-pair")
     status = gr.Markdown(elem_id="listening-status")
     # Messages go to the page, not to toasts: these events skip the queue, which carries toasts.
     notice = gr.Markdown(elem_id="listening-notice")
@@ -174,7 +188,7 @@ def participant_layout() -> ParticipantPage:
         consent=consent,
         start_button=start_button,
         token=token,
-        pair=pair,
+        pair_token=pair_token,
         status=status,
         notice=notice,
         listen_a=listen_a,
@@ -187,10 +201,16 @@ def participant_layout() -> ParticipantPage:
 
 
 def next_pair_view(page: ParticipantPage, store: ListeningStore, clips: ClipServer, rater: str) -> dict:
-    """Updates for ``page.shown``: the rater's next pair and its clips (or a closing message
-    when none is left), every answer unset, submit disabled."""
+    """Updates for ``page.shown``: the rater's next pair (``trial_view``)."""
+    return trial_view(page, store, clips, rater, store.next_trial(rater))
+
+
+def trial_view(
+    page: ParticipantPage, store: ListeningStore, clips: ClipServer, rater: str, trial: Trial | None
+) -> dict:
+    """Updates for ``page.shown``: ``trial`` with its clips and its signed pair token (or a
+    closing message when it is None: none left), every answer unset, submit disabled."""
     cleared = {control: None for control in page.answers} | {page.submit_button: gr.update(interactive=False)}
-    trial = store.next_trial(rater)
     if trial is None:
         done = len(store.answered(rater))
         message = (
@@ -199,7 +219,7 @@ def next_pair_view(page: ParticipantPage, store: ListeningStore, clips: ClipServ
             else "The listening pool is empty: build it with `python -m demo.listening build`."
         )
         return {
-            page.pair: None,
+            page.pair_token: "",
             page.status: message,
             page.notice: "",
             page.listen_a: None,
@@ -207,7 +227,7 @@ def next_pair_view(page: ParticipantPage, store: ListeningStore, clips: ClipServ
             **cleared,
         }
     return {
-        page.pair: trial.pair_id,
+        page.pair_token: store.pair_token(rater, trial.pair_id),
         page.status: f"**Pair {trial.number} of {trial.total}**",
         page.notice: "",
         page.listen_a: clips.clip(rater, trial.pair_id, "A", trial.midi_a),
@@ -246,43 +266,45 @@ def wire_participant_page(
     )
 
     def toggle_submit(values: dict) -> dict:
-        complete = values[page.pair] is not None and all(values[control] is not None for control in page.answers)
+        complete = bool(values[page.pair_token]) and all(values[control] is not None for control in page.answers)
         return gr.update(interactive=complete)
 
     for control in page.answers:
         control.change(
-            toggle_submit, {page.pair, *page.answers}, page.submit_button, queue=False, api_visibility="private"
+            toggle_submit, {page.pair_token, *page.answers}, page.submit_button, queue=False, api_visibility="private"
         )
 
     def submit(values: dict) -> dict:
-        rater, pair = values[page.token], values[page.pair]
+        """Store the answer to the pair the request's token names; a repeat shows the same next pair."""
+        rater, pair_token = values[page.token], values[page.pair_token]
         try:
-            if not rater or pair is None:
+            if not rater or not pair_token:
                 raise ValueError("press Start first")
             if any(values[control] is None for control in page.answers):
                 raise ValueError("rate A and B on every criterion and choose a preference first")
-            store.submit(
+            answered = store.answer(
                 rater,
-                int(pair),
+                pair_token,
                 {c: values[radio] for c, radio in page.ratings_a.items()},
                 {c: values[radio] for c, radio in page.ratings_b.items()},
                 values[page.preference],
             )
         except ValueError as err:
             return warning_view(page, str(err))
-        return next_pair_view(page, store, clips, rater)
+        return trial_view(page, store, clips, rater, answered.next)
 
     page.submit_button.click(
-        submit, {page.token, page.pair, *page.answers}, page.shown, queue=False, api_visibility="private"
+        submit, {page.token, page.pair_token, *page.answers}, page.shown, queue=False, api_visibility="private"
     )
 
 
 def build_participant_page(
     store: ListeningStore, clips: ClipServer | None = None, new_raters: ClientLimiter | None = None
-) -> None:
-    """The participant's page, inside the current ``gr.Blocks``/``gr.Tab``."""
+) -> ParticipantPage:
+    """The participant's page, inside the current ``gr.Blocks``/``gr.Tab`` (its components returned)."""
     if clips is None:
         clips = ClipServer(store)
         clips.prerender()
     page = participant_layout()
     wire_participant_page(page, store, clips, new_raters or ClientLimiter(NEW_RATERS_PER_CLIENT_PER_HOUR))
+    return page
