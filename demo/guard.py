@@ -4,8 +4,10 @@ the queue, and refusals are one log line and a clear message.
 The validator (``validator``) runs the controller's checks on the inputs as they arrive, so a
 bad value is refused at once — naming the parameter and the limit — instead of after waiting
 behind other work; then it admits the request against ``demo.limits.Admission`` (bounded work
-per endpoint and per visitor). The components here pass values Gradio's own preprocessing
-would refuse through to that check, whose message says more.
+per endpoint and per visitor). ``launch`` ties those admissions to the app's queue
+(``follow_queue``), so a request the queue drops before its handler runs gives its place back.
+The components here pass values Gradio's own preprocessing would refuse through to that
+check, whose message says more.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def serve_admitted(endpoint: str, admission: Admission, request, work):
     except ValueError as err:
         raise user_error(endpoint, err) from None
     finally:
-        admission.release(client_of(request))
+        admission.release(client_of(request), job_of(request))
     for warning in result.warnings:
         gr.Warning(warning)
     return result
@@ -109,7 +111,7 @@ def validator(endpoint: str, names: tuple[str, ...], check: Callable[[dict[str, 
         except ValueError as err:
             return only(0, str(err))
         try:
-            admission.admit(client_of(request))
+            admission.admit(client_of(request), job_of(request))
         except Busy as err:
             return only(0, str(err))
         return [gr.validate(True, "")] * len(names)
@@ -120,7 +122,42 @@ def validator(endpoint: str, names: tuple[str, ...], check: Callable[[dict[str, 
         + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
     )
     validate.__annotations__ = {"request": gr.Request}
+    validate.admission = admission  # type: ignore[attr-defined]  # found by follow_queue
     return validate
+
+
+def job_of(request) -> object | None:
+    """What identifies a request's job in Gradio's queue: the HTTP request that joined it (the
+    validator's and the handler's ``gr.Request`` wrap the same one, and so does the queue's event)."""
+    return getattr(request, "request", None)
+
+
+def follow_queue(app: gr.Blocks) -> None:
+    """Ties the admissions of ``app``'s endpoints (their validators') to its queue, so a place
+    is given back however its job ends: each admission sees which jobs wait or run (``live``),
+    and learns when a job's handler starts (from then on the handler releases it). A job the
+    queue drops before its handler runs (its client left, it was cancelled) thereby frees its
+    place at the next ``admit`` or ``held``."""
+    queue = app._queue
+    admissions = {getattr(fn.validator, "admission", None) for fn in app.fns.values()} - {None}
+
+    def live() -> set[int]:  # snapshots: called from the validators' threads while the event loop mutates these
+        events = list(queue.event_ids_to_events.values())
+        events += [event for job in list(queue.active_jobs) if job for event in job]
+        return {id(event.request) for event in events}
+
+    for admission in admissions:
+        admission.live = live  # type: ignore[union-attr]
+    process_events = queue.process_events
+
+    async def process_events_and_start(events, *args, **kwargs):
+        for event in events:  # the queue runs the handler of exactly these (alive) events
+            admission = getattr(event.fn.validator, "admission", None)
+            if admission is not None and event.alive:
+                admission.start(event.request)
+        return await process_events(events, *args, **kwargs)
+
+    queue.process_events = process_events_and_start  # type: ignore[method-assign]
 
 
 def api_handler(parameters: list[inspect.Parameter], body: Callable[[dict[str, Any], Any, Any], Any]):
@@ -152,4 +189,5 @@ def launch(app: gr.Blocks, **kwargs):
     """Queue and launch with the public-Space bounds (uploads ≤ 1 MB, refused before they are
     stored); ``kwargs`` go to ``Blocks.launch``."""
     app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+    follow_queue(app)
     return app.launch(max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], **kwargs)

@@ -14,6 +14,8 @@ import tempfile
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 from fgg.inputs import InputLimits
@@ -45,58 +47,96 @@ def client_of(request) -> str:
     return getattr(getattr(request, "client", None), "host", None) or "unknown"
 
 
+@dataclass(eq=False)
+class _Ticket:
+    """One admitted request: its client, the object that identifies its job in the queue
+    (``job``: the HTTP request that joined it, or ``None``), when it was admitted, and
+    whether its handler has started (from then on the handler releases it)."""
+
+    client: str
+    job: object | None
+    since: float
+    started: bool = False
+
+
 class Admission:
     """At most ``total`` requests on one endpoint, and ``per_client`` of any one client,
     admitted and not yet released (waiting in the queue or running).
 
     ``admit`` runs when a request joins the queue (a Gradio validator), so the excess is
-    refused at once instead of after waiting; ``release`` runs when the request ends. A
-    request admitted but never run (its client left while it waited) is forgotten after
-    ``ttl`` seconds."""
+    refused at once instead of after waiting; ``release`` runs when its handler ends. A
+    request whose handler never runs (its client left while it waited, it was cancelled or
+    dropped by the queue) cannot keep its place: with ``live`` set (``demo.guard.follow_queue``:
+    the ids of the jobs waiting or running in the queue), every ``admit`` and ``held`` first
+    forgets the tickets whose job is no longer there, unless their handler has started
+    (``start``) or they are younger than ``grace`` seconds (the queue adds a job just after
+    admitting it). As a last resort, any ticket is forgotten after ``ttl`` seconds."""
 
-    def __init__(self, what: str, total: int, per_client: int, ttl: float = 900.0, clock=time.monotonic):
-        self.what, self.total, self.per_client, self.ttl, self._clock = what, total, per_client, ttl, clock
-        self._tickets: dict[str, deque[float]] = {}
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        per_client: int,
+        ttl: float = 900.0,
+        grace: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.what, self.total, self.per_client, self.ttl, self.grace = what, total, per_client, ttl, grace
+        self._clock = clock
+        self._tickets: list[_Ticket] = []
         self._lock = threading.Lock()
+        self.live: Callable[[], Collection[int]] | None = None
+
+    def _ended(self, ticket: _Ticket, now: float, live: Collection[int] | None) -> bool:
+        age = now - ticket.since
+        if age > self.ttl:
+            return True
+        if live is None or ticket.job is None or ticket.started or age < self.grace:
+            return False
+        return id(ticket.job) not in live
 
     def _expire(self, now: float) -> None:
-        for client in list(self._tickets):
-            tickets = self._tickets[client]
-            while tickets and now - tickets[0] > self.ttl:
-                tickets.popleft()
-            if not tickets:
-                del self._tickets[client]
+        live = self.live() if self.live is not None else None
+        self._tickets = [t for t in self._tickets if not self._ended(t, now, live)]
 
-    def admit(self, client: str) -> None:
+    def admit(self, client: str, job: object | None = None) -> None:
+        """Admit one request of ``client`` (``job``: what identifies it in the queue) or raise ``Busy``."""
         with self._lock:
             now = self._clock()
             self._expire(now)
-            mine = self._tickets.get(client, deque())
-            if len(mine) >= self.per_client:
+            mine = sum(t.client == client for t in self._tickets)
+            if mine >= self.per_client:
                 raise Busy(
-                    f"you already have {len(mine)} {self.what} request(s) waiting or running "
+                    f"you already have {mine} {self.what} request(s) waiting or running "
                     f"(limit {self.per_client} per visitor); wait for them to finish"
                 )
-            if sum(map(len, self._tickets.values())) >= self.total:
+            if len(self._tickets) >= self.total:
                 raise Busy(
                     f"the server is busy: {self.total} {self.what} requests are waiting or running; "
                     "try again in a minute"
                 )
-            mine.append(now)
-            self._tickets[client] = mine
+            self._tickets.append(_Ticket(client, job, now))
 
-    def release(self, client: str) -> None:
+    def start(self, job: object) -> None:
+        """``job``'s handler has started: from now on its ``release`` gives the place back."""
         with self._lock:
-            tickets = self._tickets.get(client)
-            if tickets:
-                tickets.popleft()
-                if not tickets:
-                    del self._tickets[client]
+            for ticket in self._tickets:
+                if ticket.job is job:
+                    ticket.started = True
+
+    def release(self, client: str, job: object | None = None) -> None:
+        """Give back ``job``'s place (gone already: nothing), or without ``job`` the oldest
+        of ``client``'s, a started one first."""
+        with self._lock:
+            mine = [t for t in self._tickets if t.client == client and (job is None or t.job is job)]
+            mine.sort(key=lambda t: not t.started)  # stable: the oldest started one first
+            if mine:
+                self._tickets.remove(mine[0])
 
     def held(self) -> int:
         with self._lock:
             self._expire(self._clock())
-            return sum(map(len, self._tickets.values()))
+            return len(self._tickets)
 
 
 class Workspace:

@@ -15,8 +15,9 @@ import httpx
 import pytest
 from gradio_client import Client, handle_file
 
+import demo.guard
 from demo.controller import Controller
-from demo.limits import Admission, Workspace
+from demo.limits import Admission, Busy, Workspace, client_of
 from demo.listening import ListeningStore
 from demo.request import GENERATE_PARAMETERS, AppRequest
 from demo.ui import build_app, launch
@@ -189,6 +190,95 @@ def test_a_visitor_who_leaves_stops_the_evaluation_and_generation_is_not_blocked
     rows = len((runs[-1] / "per_sample.csv").read_text().splitlines()) - 1
     time.sleep(2.0)
     assert len((runs[-1] / "per_sample.csv").read_text().splitlines()) - 1 == rows < 80  # stopped, unfinished
+
+
+class FakeJob:  # stands for the HTTP request that joined a job
+    pass
+
+
+def test_a_ticket_whose_job_left_the_queue_is_forgotten_unless_its_handler_started():
+    now = [0.0]
+    admission = Admission("generation", total=3, per_client=2, grace=1.0, clock=lambda: now[0])
+    queued: set[int] = set()
+    admission.live = lambda: queued
+    a, b, c = FakeJob(), FakeJob(), FakeJob()
+    admission.admit("1.2.3.4", a)
+    admission.admit("1.2.3.4", b)
+    with pytest.raises(Busy, match="you already have 2 generation request"):
+        admission.admit("1.2.3.4", c)  # within the grace: the queue has not added them yet
+    queued.update({id(a), id(b)})
+    now[0] = 5.0
+    admission.start(a)  # a runs; b waits, then its client leaves and the queue drops both
+    queued.clear()
+    admission.admit("1.2.3.4", c)  # b's place is back; a's is the handler's to give back
+    assert admission.held() == 2
+    admission.release("1.2.3.4", b)  # gone already: nothing
+    assert admission.held() == 2
+    admission.release("1.2.3.4", a)
+    assert admission.held() == 1
+    now[0] = 5.0 + 901
+    assert admission.held() == 0  # the last resort: ttl
+
+
+def _generate_data(url: str, **values) -> list:
+    """A /generate join's data: the API's defaults, with ``values`` instead."""
+    info = httpx.get(url + "gradio_api/info", timeout=30).json()["named_endpoints"]["/generate"]["parameters"]
+    return [values.get(p["parameter_name"], p.get("parameter_default")) for p in info]
+
+
+def _join(url: str, fn: int, data: list, session: str, address: str) -> httpx.Response:
+    body = {"data": data, "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None}
+    return httpx.post(url + "gradio_api/queue/join", json=body, headers={"x-test-address": address}, timeout=30)
+
+
+def _completions(url: str, session: str, expected: int, seconds: float) -> int:
+    """Reads ``session``'s event stream until ``expected`` jobs completed (or ``seconds`` passed)."""
+    done, deadline = 0, time.monotonic() + seconds
+    with httpx.stream("GET", url + f"gradio_api/queue/data?session_hash={session}", timeout=seconds) as stream:
+        for line in stream.iter_lines():
+            done += '"process_completed"' in line
+            if done >= expected or time.monotonic() > deadline:
+                break
+    return done
+
+
+@pytest.mark.parametrize("leavers", [1, 7])
+def test_visitors_who_leave_while_queued_do_not_keep_their_places(hostile_server, monkeypatch, leavers):
+    """A busy visitor fills the generation group (2 long jobs); each leaver (its own address)
+    joins 2 generations, which wait, and drops its event stream after 1 s. Within 2 s of the
+    busy jobs' end no place is held, and every leaver is admitted again."""
+    url, generation, _ = hostile_server
+    monkeypatch.setattr(demo.guard, "client_of", lambda r: r.headers.get("x-test-address") or client_of(r))
+    config = httpx.get(url + "config", timeout=30).json()
+    fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "generate")
+    heavy, light = _generate_data(url, chords="C G | Am F", bars=8, steps=20), _generate_data(url, chords="C", steps=2)
+    run = f"{leavers}-"  # sessions and addresses of their own in each run
+
+    def join(data, session: str, k: int) -> int:
+        return _join(url, fn, data, f"{session}{run}{k}", f"10.{leavers}.{session != 'busy'}.{k}").status_code
+
+    began = time.monotonic()
+    assert [join(heavy, "busy", 0) for _ in range(2)] == [200, 200]
+    assert [join(light, "leaver", k) for k in range(leavers) for _ in range(2)] == [200] * 2 * leavers
+    assert generation.held() == 2 + 2 * leavers
+    for k in range(leavers):
+        with httpx.stream("GET", url + f"gradio_api/queue/data?session_hash=leaver{run}{k}", timeout=30):
+            time.sleep(1.0 if k == 0 else 0.05)  # the visitor's page, open a moment, then closed
+    assert _completions(url, f"busy{run}0", 2, 120) == 2, "the busy visitor's jobs never finished"
+    drained = time.monotonic()
+    while generation.held() and time.monotonic() - drained < FAST:
+        time.sleep(0.05)
+    freed = time.monotonic() - drained
+    codes = [join(light, "again", 0)]
+    readmitted = time.monotonic() - drained
+    codes += [join(light, "again", k) for k in range(1, leavers)]
+    print(f"busy {drained - began:.1f} s; held 0 after {freed:.2f} s, re-admitted after {readmitted:.2f} s: {codes}")
+    assert freed < FAST and readmitted < FAST and codes == [200] * leavers, (freed, readmitted, codes)
+    assert sum(_completions(url, f"again{run}{k}", 1, 60) for k in range(leavers)) == leavers
+    deadline = time.monotonic() + 30
+    while generation.held() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert generation.held() == 0
 
 
 def test_temp_space_is_bounded(controller, tmp_path):  # noqa: F811
