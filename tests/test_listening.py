@@ -16,6 +16,29 @@ from demo.listening import CRITERIA, AdminGate, Base, ListeningStore, Rater
 POSTGRES_URL = os.environ.get("FGG_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://fgg:fgg@127.0.0.1/fgg_test
 
 
+def at_once(n: int, call) -> list:
+    """``call(k)`` for k < n from n threads released together; their results (any order), or
+    the first error raised in a thread."""
+    results, errors = [], []
+    barrier = threading.Barrier(n)
+
+    def go(k):
+        try:
+            barrier.wait()
+            results.append(call(k))
+        except Exception as err:  # re-raised below, in the test's thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
     """The store on SQLite and on a live PostgreSQL server (``FGG_TEST_POSTGRES_URL``; with
@@ -93,22 +116,8 @@ def test_same_pair_race_is_idempotent(store):
     the stored answer, nobody gets an error."""
     rater = store.new_rater()
     pair = store.next_trial(rater).pair_id
-    results, errors = [], []
-    barrier = threading.Barrier(8)
-
-    def go(k):
-        try:
-            barrier.wait()
-            results.append(store.submit(rater, pair, scores(1 + k % 5), scores(2), "A"))
-        except Exception as err:  # pragma: no cover - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=go, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(store.answers()) == 1
+    results = at_once(8, lambda k: store.submit(rater, pair, scores(1 + k % 5), scores(2), "A"))
+    assert len(store.answers()) == 1
     assert all(r == results[0] for r in results)
 
 
@@ -352,22 +361,8 @@ def test_a_replay_racing_itself_is_stored_once(store):
     rater = store.new_rater()
     first = store.next_trial(rater)
     token = store.pair_token(rater, first.pair_id)
-    results, errors = [], []
-    barrier = threading.Barrier(8)
-
-    def go(k):
-        try:
-            barrier.wait()
-            results.append(store.answer(rater, token, scores(1 + k % 5), scores(2), "AB"[k % 2]))
-        except Exception as err:  # pragma: no cover - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=go, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(results) == 8 and len(store.answers()) == 1
+    results = at_once(8, lambda k: store.answer(rater, token, scores(1 + k % 5), scores(2), "AB"[k % 2]))
+    assert len(results) == 8 and len(store.answers()) == 1
     assert sum(r.first for r in results) == 1  # exactly one request wrote it
     assert all(r.answer == results[0].answer and r.next == results[0].next for r in results)
     assert store.answered(rater) == {first.pair_id} and results[0].next.number == 2
@@ -479,22 +474,8 @@ def test_concurrent_replays_through_the_page_are_stored_once(store, started):
     page, rater = started.page, started.values[started.page.token]
     started.rate(5, 1, "A")
     request = started.request("submit")
-    responses, errors = [], []
-    barrier = threading.Barrier(6)
-
-    def go():
-        try:
-            barrier.wait()
-            responses.append(started.send("submit", list(request)))
-        except Exception as err:  # pragma: no cover - reported below
-            errors.append(err)
-
-    threads = [threading.Thread(target=go) for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors and len(responses) == 6 and len(store.answers()) == 1
+    responses = at_once(6, lambda _: started.send("submit", list(request)))
+    assert len(responses) == 6 and len(store.answers()) == 1
     assert {(r[page.status], r[page.pair_token]) for r in responses} == {
         ("**Pair 2 of 6**", store.pair_token(rater, store.next_trial(rater).pair_id))
     }
