@@ -4,7 +4,7 @@ the queue, and refusals are one log line and a clear message.
 The validator (``validator``) runs the controller's checks on the inputs as they arrive, so a
 bad value is refused at once — naming the parameter and the limit — instead of after waiting
 behind other work; then it admits the request against ``demo.limits.Admission`` (bounded work
-per endpoint and per visitor). ``launch`` ties those admissions to the app's queue
+per endpoint and per visitor). ``demo.serving.launch`` ties those admissions to the app's queue
 (``follow_queue``), so a request the queue drops before its handler runs gives its place back.
 The components here pass values Gradio's own preprocessing would refuse through to that
 check, whose message says more.
@@ -19,12 +19,10 @@ from typing import Any, TypeVar
 
 import gradio as gr
 
-from demo.limits import MAX_UPLOAD, Admission, Busy, client_of
+from demo.limits import Admission, Busy, client_of
 from fgg.checks import InputError, shown
 
 LOG = logging.getLogger("fgg.app")
-QUEUE_SIZE = 32  # Gradio's own bound on waiting requests, above the sum of the admissions
-DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads, outputs) older than 30 min
 C = TypeVar("C", bound=gr.components.Component)
 PRIVATE: dict[str, Any] = {
     "api_visibility": "private",
@@ -183,11 +181,3 @@ def api_handler(parameters: list[inspect.Parameter], body: Callable[[dict[str, A
     handler.__signature__ = signature  # type: ignore[attr-defined]
     handler.__annotations__ = {"request": gr.Request}
     return handler
-
-
-def launch(app: gr.Blocks, **kwargs):
-    """Queue and launch with the public-Space bounds (uploads ≤ 1 MB, refused before they are
-    stored); ``kwargs`` go to ``Blocks.launch``."""
-    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
-    follow_queue(app)
-    return app.launch(max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], **kwargs)

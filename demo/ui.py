@@ -13,10 +13,10 @@ import gradio as gr
 
 from demo.controller import Controller
 from demo.figures import before_after_figure
-from demo.guard import DELETE_CACHE, launch
 from demo.how_it_works import load_example
 from demo.limits import Admission
 from demo.listening import ListeningStore
+from demo.serving import DELETE_CACHE, launch
 from demo.tabs.admin import build_admin_page
 from demo.tabs.compare import build_compare_tab, wire_compare_tab
 from demo.tabs.evaluate import build_evaluate_tab
