@@ -24,8 +24,10 @@ $(STAMP): requirements.txt requirements-dev.txt packages.txt
 	$(VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
+# A plain command (no shell syntax): make runs it without a shell, so a SIGTERM to make reaches
+# the app, which then removes its temp folder (demo/workspace.py).
 demo: install
-	GRADIO_ANALYTICS_ENABLED=False $(VENV)/bin/python app.py --host $(HOST) --port $(PORT)
+	$(VENV)/bin/python app.py --host $(HOST) --port $(PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .

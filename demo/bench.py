@@ -1,20 +1,36 @@
-"""Click-to-audio benchmark of the app (``python -m demo.bench``).
+"""Benchmarks of the app as its visitors meet it (``python -m demo.bench``), each printing one
+JSON object of medians (p50), p95s and every run.
 
-Starts the app in-process on a free port and calls ``/generate`` through gradio_client the
-way the browser does (4 bars, default settings: FGG on, CFG 7.5, 10 steps), timing from the
-request to the returned, playable audio (sampling + MIDI + FluidSynth + loudness + MP3 and WAV
-+ figure + metrics + transfer). Prints one JSON object with the median and all runs.
+- default: click to audio. ``/generate`` through gradio_client the way the browser calls it
+  (4 bars, default settings: FGG on, CFG 7.5, 10 steps), timed from the request to the
+  returned, playable MP3 (sampling + MIDI + FluidSynth + loudness + MP3 and WAV + figure +
+  metrics + transfer).
+- ``--users 1 2 4``: that many visitors (each its own address) calling ``/generate`` back to
+  back: throughput (calls per second) and each call's latency, for every serving layout in
+  ``--layouts`` (``JOBSxTHREADS``: generations at once × torch threads each), side by side in
+  one process.
+- ``--flood``: 40 ``/generate`` calls at once, from 1 address and then from 8, while a rater
+  goes on with the listening test: how long a refusal takes, how long a served call takes,
+  and how long each of the rater's actions takes.
+
+Every visitor is a raw HTTP client bound to its own loopback address (127.0.0.K), so the app
+sees distinct addresses without any test hook.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -22,55 +38,269 @@ from gradio_client import Client
 
 from demo.controller import Controller
 from demo.listening import ListeningStore
-from demo.ui import build_app, launch
+from demo.listening.clips import ClipServer
+from demo.serving import ServingLayout, launch
+from demo.ui import build_app
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS
 from fgg.generate import Generator
 from fgg.precision import PRECISION_HELP, PRECISIONS
 
+FLOOD_CALLS = 40
 
-def main(argv: list[str] | None = None) -> int:
+
+def percentiles(seconds: list[float]) -> dict:
+    """p50 and p95 (nearest rank) of ``seconds``, and how many."""
+    ranked = sorted(seconds)
+    if not ranked:
+        return {"n": 0}
+    p95 = ranked[min(len(ranked) - 1, round(0.95 * len(ranked) + 0.5) - 1)]
+    return {"n": len(ranked), "p50_s": round(statistics.median(ranked), 3), "p95_s": round(p95, 3)}
+
+
+class Visitor:
+    """One visitor of the app at ``url`` from loopback ``address``: joins the queue and reads
+    its results as the browser does (``/queue/join`` + ``/queue/data``), and calls the
+    listening page's events (``/run/predict``)."""
+
+    def __init__(self, url: str, address: str = "127.0.0.1"):
+        self.url = url
+        self.http = httpx.Client(base_url=url, transport=httpx.HTTPTransport(local_address=address), timeout=600)
+        self._sessions = 0
+        self.name = address
+
+    def join(self, fn: int, data: list) -> tuple[httpx.Response, str]:
+        self._sessions += 1
+        session = f"bench-{self.name}-{self._sessions}-{time.monotonic_ns()}"
+        body = {"data": data, "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None}
+        return self.http.post("gradio_api/queue/join", json=body), session
+
+    def result(self, session: str) -> list:
+        """The output data of ``session``'s job, once it completes (``RuntimeError`` if it failed)."""
+        with self.http.stream("GET", f"gradio_api/queue/data?session_hash={session}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:") and '"process_completed"' in line:
+                    message = json.loads(line[5:])
+                    if not message.get("success"):
+                        raise RuntimeError(str(message.get("output"))[:300])
+                    return message["output"]["data"]
+        raise RuntimeError(f"{session}: the stream ended without a result")
+
+    def generate(self, fn: int, data: list) -> float:
+        """One ``/generate`` call to playable audio: seconds."""
+        began = time.perf_counter()
+        response, session = self.join(fn, data)
+        response.raise_for_status()
+        audio = self.result(session)[0]
+        self.http.get(audio["url"]).raise_for_status()
+        return time.perf_counter() - began
+
+    def event(self, fn: int, data: list) -> list:
+        body = {"data": data, "fn_index": fn, "session_hash": f"bench-{self.name}", "event_data": None}
+        response = self.http.post("gradio_api/run/predict", json=body)
+        response.raise_for_status()
+        return response.json()["data"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(generator: Generator, name: str, layout: ServingLayout) -> Iterator[tuple[str, object]]:
+    """The app on a free port, served with ``layout``: its URL and its ``gr.Blocks``."""
+    tmp = Path(tempfile.mkdtemp(prefix="fgg-bench-"))
+    store = ListeningStore(f"sqlite:///{tmp / 'bench.db'}")
+    ClipServer(store).prerender().join()  # the pool's renders cached before anything is timed
+    app = build_app(Controller({name: generator}), store)
+    port = free_port()
+    launch(app, layout, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/", app
+    finally:
+        app.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def endpoint(app, name: str) -> int:
+    """The fn index of ``app``'s private event whose function is named ``name``."""
+    return next(i for i, fn in app.fns.items() if fn.api_name is None and fn.name == name)
+
+
+def generate_fn(url: str) -> int:
+    """The fn index of ``/generate`` on the server at ``url``."""
+    config = httpx.get(url + "config", timeout=30).json()
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == "generate")
+
+
+def generate_data(url: str, **values) -> list:
+    """A ``/generate`` join's data: the API's defaults, with ``values`` instead."""
+    info = httpx.get(url + "gradio_api/info", timeout=30).json()["named_endpoints"]["/generate"]["parameters"]
+    return [values.get(p["parameter_name"], p.get("parameter_default")) for p in info]
+
+
+def at_once(calls: list[Callable[[], object]]) -> list:
+    """Run ``calls`` in threads started together; their results (or exceptions), in order."""
+    results: list = [None] * len(calls)
+    barrier = threading.Barrier(len(calls))
+
+    def run(k: int) -> None:
+        barrier.wait()
+        try:
+            results[k] = calls[k]()
+        except Exception as err:  # noqa: BLE001  (reported as the run's result)
+            results[k] = err
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def bench_click_to_audio(url: str, args) -> dict:
+    client = Client(url, verbose=False, download_files=False)  # the page fetches only the audio it plays
+    client.predict(chords=args.chords, rhythm=args.rhythm, api_name="/generate")  # warm-up
+    runs = []
+    for seed in range(args.repeats):
+        began = time.perf_counter()
+        audio, *_ = client.predict(chords=args.chords, rhythm=args.rhythm, seed=seed, api_name="/generate")
+        playable = httpx.get(audio["url"], timeout=60)
+        runs.append(time.perf_counter() - began)
+        assert audio["url"].endswith(".mp3") and playable.status_code == 200 and playable.content
+    return {"click_to_audio_4bar_median_s": round(statistics.median(runs), 3), "runs_s": [round(r, 3) for r in runs]}
+
+
+def bench_users(url: str, users: int, calls_each: int, chords: str) -> dict:
+    """``users`` visitors, each making ``calls_each`` 4-bar calls back to back."""
+    fn = generate_fn(url)
+    visitors = [Visitor(url, f"127.0.0.{10 + k}") for k in range(users)]
+
+    def visit(visitor: Visitor, k: int) -> list[float]:
+        return [visitor.generate(fn, generate_data(url, chords=chords, seed=100 * k + n)) for n in range(calls_each)]
+
+    began = time.perf_counter()
+    latencies = at_once([partial(visit, v, k) for k, v in enumerate(visitors)])
+    wall = time.perf_counter() - began
+    failed = [r for r in latencies if isinstance(r, Exception)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} visitor(s) failed: {failed[0]}")
+    flat = [s for runs in latencies for s in runs]
+    return {"users": users, "calls_per_s": round(len(flat) / wall, 3), "wall_s": round(wall, 2), **percentiles(flat)}
+
+
+def rater_actions(url: str, app, stop: threading.Event) -> list[tuple[str, float]]:
+    """A rater pressing Start (or continue) and submitting answers until ``stop``: (action, seconds) each."""
+    start, submit = endpoint(app, "start"), endpoint(app, "submit")
+    rater = Visitor(url, "127.0.0.99")
+    ids = {fn: [block._id for block in app.fns[fn].inputs] for fn in (start, submit)}
+    outputs = {fn: [block._id for block in app.fns[fn].outputs] for fn in (start, submit)}
+    elem = {block.elem_id: block._id for block in app.blocks.values() if getattr(block, "elem_id", None)}
+    values: dict[int, object] = {elem["listening-consent"]: True}
+    actions = []
+    while not stop.is_set():
+        for fn, name in ((start, "start"), (submit, "submit")):
+            if name == "submit":
+                for key, block_id in elem.items():
+                    if key.startswith("listening-") and key.count("-") == 2 and key != "listening-preference":
+                        values[block_id] = 4  # every rating
+                values[elem["listening-preference"]] = "same"
+            began = time.perf_counter()
+            data = rater.event(fn, [values.get(i) for i in ids[fn]])
+            actions.append((name, time.perf_counter() - began))
+            for block_id, value in zip(outputs[fn], data, strict=True):
+                if not (isinstance(value, dict) and value.get("__type__") == "update"):
+                    values[block_id] = value
+                elif "value" in value:
+                    values[block_id] = value["value"]
+    return actions
+
+
+def bench_flood(url: str, app, addresses: int, chords: str) -> dict:
+    """``FLOOD_CALLS`` 4-bar ``/generate`` calls at once, spread over ``addresses`` visitors,
+    while a rater goes on; the served calls are followed to their audio."""
+    fn = generate_fn(url)
+    data = generate_data(url, chords=chords)
+    visitors = [Visitor(url, f"127.0.0.{20 + k}") for k in range(addresses)]
+    stop = threading.Event()
+    rater: list = []
+    rater_thread = threading.Thread(target=lambda: rater.extend(rater_actions(url, app, stop)))
+    rater_thread.start()
+    time.sleep(0.5)  # the rater is on a pair before the flood comes
+
+    def call(visitor: Visitor) -> tuple[str, float]:
+        began = time.perf_counter()
+        response, session = visitor.join(fn, data)
+        if response.status_code != 200:
+            return "refused", time.perf_counter() - began
+        visitor.result(session)
+        return "served", time.perf_counter() - began
+
+    outcomes = at_once([partial(call, visitors[k % addresses]) for k in range(FLOOD_CALLS)])
+    stop.set()
+    rater_thread.join()
+    failed = [o for o in outcomes if isinstance(o, Exception)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} call(s) failed: {failed[0]}")
+    return {
+        "addresses": addresses,
+        "refused": percentiles([s for what, s in outcomes if what == "refused"]),
+        "served": percentiles([s for what, s in outcomes if what == "served"]),
+        "rater": percentiles([s for _, s in rater]),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m demo.bench", description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=sorted(SHIPPED_MODELS))
     parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
-    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--repeats", type=int, default=7, help="click to audio: timed calls")
     parser.add_argument("--chords", default="C G | Am F")
     parser.add_argument("--rhythm", default="none", help="a rhythm pattern (CFG then runs two predictions per step)")
-    args = parser.parse_args(argv)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    tmp = Path(tempfile.mkdtemp(prefix="fgg-bench-"))
+    parser.add_argument("--users", type=int, nargs="+", help="concurrent visitors to measure, e.g. 1 2 4")
+    parser.add_argument("--calls", type=int, default=4, help="--users: calls per visitor")
+    parser.add_argument(
+        "--layouts",
+        nargs="+",
+        default=["auto"],
+        help="serving layouts, JOBSxTHREADS (e.g. 2x2 1x2 2x1) or auto (this machine's: demo.serving)",
+    )
+    parser.add_argument(
+        "--url", help="--users against a server already running there (e.g. another version of the app)"
+    )
+    parser.add_argument(
+        "--flood", action="store_true", help=f"{FLOOD_CALLS} calls at once, from 1 and from 8 addresses"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.url:  # a server of its own: only its /generate is measured
+        bench_users(args.url, 1, 1, args.chords)  # warm-up
+        users = [bench_users(args.url, n, args.calls, args.chords) for n in args.users or [1]]
+        print(json.dumps({"url": args.url, "users": users}))
+        return 0
     source = args.checkpoint or args.model
     generator = Generator.from_checkpoint(source, "cpu", args.precision)
-    app_precision = generator.precision
-    app = build_app(Controller({args.model: generator}), ListeningStore(f"sqlite:///{tmp / 'bench.db'}", tmp))
-    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
-        # Like the browser: the page gets file URLs and fetches only the audio it plays (the
-        # MIDI and WAV downloads are fetched when clicked).
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False, download_files=False)
-        client.predict(chords=args.chords, rhythm=args.rhythm, api_name="/generate")  # warm-up
-        runs = []
-        for seed in range(args.repeats):
-            began = time.perf_counter()
-            audio, *_ = client.predict(chords=args.chords, rhythm=args.rhythm, seed=seed, api_name="/generate")
-            playable = httpx.get(audio["url"], timeout=60)
-            runs.append(time.perf_counter() - began)
-            assert audio["url"].endswith(".mp3") and playable.status_code == 200 and playable.content
-    finally:
-        app.close()
-    print(
-        json.dumps(
-            {
-                "click_to_audio_4bar_median_s": round(statistics.median(runs), 3),
-                "runs_s": [round(r, 3) for r in runs],
-                "model": source,
-                "rhythm": args.rhythm,
-                "precision": app_precision,
-            }
-        )
-    )
+    report: dict = {"model": source, "precision": generator.precision, "cores": ServingLayout.cores()}
+    for text in args.layouts:
+        layout = ServingLayout.parse(text)
+        with serving(generator, args.model, layout) as (url, app):
+            measured: dict = {"layout": str(layout)}
+            if args.users or args.flood:
+                bench_users(url, 1, 1, args.chords)  # warm-up
+            if args.users:
+                measured["users"] = [bench_users(url, n, args.calls, args.chords) for n in args.users]
+            if args.flood:
+                measured["flood"] = [bench_flood(url, app, n, args.chords) for n in (1, 8)]
+            if not (args.users or args.flood):
+                measured |= bench_click_to_audio(url, args) | {"rhythm": args.rhythm}
+        report.setdefault("runs", []).append(measured)
+    print(json.dumps(report))
     return 0
 
 

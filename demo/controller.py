@@ -24,8 +24,9 @@ import plotly.graph_objects as go
 
 from demo.audio import render_audio, write_audio
 from demo.figures import diff_figure, piano_roll_figure
-from demo.limits import MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_LIMITS, Workspace
+from demo.limits import MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_LIMITS
 from demo.request import NO_SEGMENT, RHYTHM_CHOICES, SCALE_CHOICES, AppRequest, CompareRequest
+from demo.workspace import Workspace
 from eval import metrics as M
 from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy

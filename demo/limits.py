@@ -8,15 +8,10 @@ the excess when it asks.
 
 from __future__ import annotations
 
-import atexit
-import shutil
-import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from pathlib import Path
 
 from fgg.inputs import InputLimits
 
@@ -99,22 +94,30 @@ class Admission:
         live = self.live() if self.live is not None else None
         self._tickets = [t for t in self._tickets if not self._ended(t, now, live)]
 
+    def _refuse_if_full(self, client: str) -> None:
+        mine = sum(t.client == client for t in self._tickets)
+        if mine >= self.per_client:
+            raise Busy(
+                f"you already have {mine} {self.what} request(s) waiting or running "
+                f"(limit {self.per_client} per visitor); wait for them to finish"
+            )
+        if len(self._tickets) >= self.total:
+            raise Busy(
+                f"the server is busy: {self.total} {self.what} requests are waiting or running; try again in a minute"
+            )
+
+    def check(self, client: str) -> None:
+        """Raise ``Busy`` if a request of ``client`` would be refused now (admitting nothing)."""
+        with self._lock:
+            self._expire(self._clock())
+            self._refuse_if_full(client)
+
     def admit(self, client: str, job: object | None = None) -> None:
         """Admit one request of ``client`` (``job``: what identifies it in the queue) or raise ``Busy``."""
         with self._lock:
             now = self._clock()
             self._expire(now)
-            mine = sum(t.client == client for t in self._tickets)
-            if mine >= self.per_client:
-                raise Busy(
-                    f"you already have {mine} {self.what} request(s) waiting or running "
-                    f"(limit {self.per_client} per visitor); wait for them to finish"
-                )
-            if len(self._tickets) >= self.total:
-                raise Busy(
-                    f"the server is busy: {self.total} {self.what} requests are waiting or running; "
-                    "try again in a minute"
-                )
+            self._refuse_if_full(client)
             self._tickets.append(_Ticket(client, job, now))
 
     def start(self, job: object) -> None:
@@ -137,32 +140,3 @@ class Admission:
         with self._lock:
             self._expire(self._clock())
             return len(self._tickets)
-
-
-class Workspace:
-    """The files requests produce (WAV, MIDI, CSV), in one folder per process.
-
-    Gradio copies every returned file into its own cache (pruned by the app's
-    ``delete_cache``), so ours are needed only until the response is sent: each request gets a
-    subfolder, the oldest beyond ``keep`` are deleted as new ones are made, and the whole
-    folder goes when the process exits. Temp space is bounded by ``keep`` requests' files."""
-
-    def __init__(self, root: str | Path | None = None, keep: int = 16):
-        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="fgg-app-"))
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.keep = keep
-        self._folders: deque[Path] = deque()
-        self._lock = threading.Lock()
-        atexit.register(shutil.rmtree, self.root, True)
-
-    def new(self, prefix: str) -> Path:
-        folder = Path(tempfile.mkdtemp(prefix=prefix, dir=self.root))
-        with self._lock:
-            self._folders.append(folder)
-            stale = [self._folders.popleft() for _ in range(max(0, len(self._folders) - self.keep))]
-        for old in stale:
-            shutil.rmtree(old, ignore_errors=True)
-        return folder
-
-    def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.root.rglob("*") if f.is_file())

@@ -1,20 +1,76 @@
-"""How the app is served: the queue, its concurrency and torch's threads, chosen from the
-machine's core count, and the launch with the public-Space bounds."""
+"""How the app is served: how many generations run at once and how many torch threads each
+uses (``ServingLayout``, chosen from the machine's core count), the queue, and the launch with
+the public-Space bounds."""
 
 from __future__ import annotations
 
-import gradio as gr
+import os
+import re
+from dataclasses import dataclass
 
-from demo.guard import follow_queue
+import gradio as gr
+import torch
+
+from demo.guard import follow_queue, http_error_handlers
 from demo.limits import MAX_UPLOAD
 
 QUEUE_SIZE = 32  # Gradio's own bound on waiting requests, above the sum of the admissions
 DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads, outputs) older than 30 min
 
 
-def launch(app: gr.Blocks, **kwargs):
-    """Queue and launch with the public-Space bounds (uploads ≤ 1 MB, refused before they are
-    stored); ``kwargs`` go to ``Blocks.launch``."""
-    app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=2)
+@dataclass(frozen=True)
+class ServingLayout:
+    """``jobs`` generations at once (the queue's concurrency for ``/generate`` and ``/compare``),
+    each sampling with ``threads`` torch intra-op threads.
+
+    ``for_cores`` gives every job a core of its own and never more threads than cores: two
+    jobs on two cores, one thread each. Threads beyond the cores only contend — each of torch's
+    OpenMP teams spins while it waits, so 2 jobs × 2 threads on 2 cores measured no faster in
+    all than one job after another — and a job of one thread needs no team at all. Two jobs
+    rather than one overlap a request's single-threaded parts (MIDI, FluidSynth, MP3, figure,
+    metrics) with the other's sampling. ``python -m demo.bench --users 1 2 4 --layouts ...``
+    measures the alternatives side by side (README, "Serving")."""
+
+    jobs: int
+    threads: int
+
+    @staticmethod
+    def cores() -> int:
+        """The cores this process may run on (a container's or ``taskset``'s limit included)."""
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+    @classmethod
+    def for_cores(cls, cores: int) -> ServingLayout:
+        jobs = min(2, max(1, cores))
+        return cls(jobs=jobs, threads=max(1, cores // jobs))
+
+    @classmethod
+    def parse(cls, text: str) -> ServingLayout:
+        """``"auto"`` (this machine's ``for_cores``) or ``"JOBSxTHREADS"``, e.g. ``"2x1"``."""
+        if text == "auto":
+            return cls.for_cores(cls.cores())
+        match = re.fullmatch(r"([1-9]\d*)x([1-9]\d*)", text)
+        if not match:
+            raise ValueError(f"serving layout {text!r}: give auto or JOBSxTHREADS, e.g. 2x1")
+        return cls(jobs=int(match[1]), threads=int(match[2]))
+
+    def __str__(self) -> str:
+        return f"{self.jobs}x{self.threads}"
+
+    def apply(self, app: gr.Blocks) -> None:
+        """Set torch's threads (process-wide: every job's sampling uses ``threads``) and queue ``app``."""
+        torch.set_num_threads(self.threads)
+        # api_open=False: a queued endpoint is reached only through the queue (its validator,
+        # its admission); Gradio would otherwise also run it on a direct POST (/run/generate).
+        app.queue(max_size=QUEUE_SIZE, default_concurrency_limit=self.jobs, api_open=False)
+
+
+def launch(app: gr.Blocks, layout: ServingLayout | None = None, **kwargs):
+    """Queue ``app`` with ``layout`` (default: this machine's) and launch it with the
+    public-Space bounds (uploads ≤ 1 MB, refused before they are stored); ``kwargs`` go to
+    ``Blocks.launch``."""
+    (layout or ServingLayout.for_cores(ServingLayout.cores())).apply(app)
     follow_queue(app)
-    return app.launch(max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], **kwargs)
+    return app.launch(
+        max_file_size=MAX_UPLOAD, footer_links=["api", "gradio"], app_kwargs=http_error_handlers(), **kwargs
+    )

@@ -26,8 +26,13 @@ def shown(value, limit: int = SHOWN_CHARS) -> str:
     text = repr(value)
     if len(text) <= limit:
         return text
-    size = len(value) if hasattr(value, "__len__") else len(text)
-    return f"{text[:limit]}… ({size:,} characters)"
+    if isinstance(value, str):
+        size = f"{len(value):,} characters"
+    elif hasattr(value, "__len__"):
+        size = f"{len(value):,} items"
+    else:
+        size = f"{len(text):,} characters"
+    return f"{text[:limit]}… ({size})"
 
 
 def number(value, name: str, lo: float, hi: float, *, integer: bool = False, unit: str = "") -> float | int:
@@ -67,6 +72,24 @@ def choice(value, options, name: str):
     """A dropdown value re-checked on the server."""
     if not isinstance(value, (str, int, float)) or value not in options:
         raise InputError(name, f"unknown {name} {shown(value)}; choose one of {', '.join(map(str, options))}")
+    return value
+
+
+def one_of(value, options, name: str):
+    """The option ``value`` is, else ``InputError`` ("… must be one of 1, 2, 3, 4, 5 (got 3.5)").
+    A number is the numeric option it equals (3.0 is 3; NaN, True and "3" are none), a string
+    only the same string."""
+    for option in options:
+        kinds = [(isinstance(x, bool), isinstance(x, str)) for x in (value, option)]
+        if kinds[0] == kinds[1] and isinstance(value, (str, Number)) and value == option:
+            return option
+    raise InputError(name, f"{name} must be one of {', '.join(map(str, options))} (got {shown(value)})")
+
+
+def boolean(value, name: str) -> bool:
+    """Exactly True or False: not 1/0, not "true", not None."""
+    if not isinstance(value, bool):
+        raise InputError(name, f"{name} must be true or false (got {shown(value)})")
     return value
 
 

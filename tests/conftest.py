@@ -24,3 +24,17 @@ def collection(pop909_dir):
     """All of POP909, through the real cache (a cache hit after the first run)."""
     songs, _ = build_songs(pop909_dir)
     return songs
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_render_cache(tmp_path_factory):
+    """The listening pool's renders (``demo.listening.clips``) go to a folder of the test run's
+    own instead of the user's ``~/.cache/fgg-music``."""
+    folder = tmp_path_factory.mktemp("render-cache")
+    previous = os.environ.get("FGG_CACHE_DIR")
+    os.environ["FGG_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("FGG_CACHE_DIR", None)
+    else:
+        os.environ["FGG_CACHE_DIR"] = previous

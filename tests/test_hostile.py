@@ -4,6 +4,7 @@ evaluation of 200 segments, a visitor who leaves mid-evaluation, temp files pili
 Every refusal must come at once (< 2 s), name the parameter and the limit, never show a
 path or a traceback, and leave one line in the log."""
 
+import io
 import json
 import logging
 import tempfile
@@ -12,15 +13,17 @@ import time
 from pathlib import Path
 
 import httpx
+import pretty_midi
 import pytest
 from gradio_client import Client, handle_file
 
 import demo.guard
 from demo.controller import Controller
-from demo.limits import Admission, Busy, Workspace, client_of
-from demo.listening import ListeningStore
+from demo.limits import Admission, Busy, client_of
+from demo.listening import CRITERIA, ListeningStore
 from demo.request import GENERATE_PARAMETERS, AppRequest
 from demo.ui import build_app, launch
+from demo.workspace import Workspace
 from tests.test_app import controller, free_port  # noqa: F401  (fixture)
 
 FAST = 2.0  # seconds: every refusal arrives within this
@@ -47,6 +50,7 @@ HOSTILE = [  # (endpoint, arguments, parameter named, words the message must con
     ("/generate", dict(chords="C", seed=1e30), "seed", "seed must be a whole number from 0 to 2147483647"),
     ("/generate", dict(chords="C", seed=-1), "seed", "seed must be a whole number from 0"),
     ("/generate", dict(chords="C", segment=10**9), "segment", "segment must be a whole number from -1 to 1708"),
+    ("/generate", dict(chords="C", segment=1.5), "segment", "segment must be a whole number from -1 to 1708 (got 1.5)"),
     ("/generate", dict(chords="C", steps=10_000), "steps", "steps must be a whole number from 2 to 50"),
     ("/generate", dict(chords="C", bars=10_000), "bars", "bars must be a whole number from 4 to 32"),
     ("/generate", dict(chords="C", cfg_scale=None), "cfg_scale", "cfg_scale must be a number from 1 to 12 (got None)"),
@@ -66,6 +70,12 @@ HOSTILE = [  # (endpoint, arguments, parameter named, words the message must con
     ),
     ("/evaluate", dict(n_segments=5, systems=5 * ["fgg", "no_fgg"], model_name="paper"), "systems", "up to 8"),
     ("/evaluate", dict(n_segments=5, systems=["fgg; rm -rf /"], model_name="paper"), "systems", "unknown system"),
+    (
+        "/evaluate",
+        dict(n_segments=5, systems=["fgg"], model_name="../x"),
+        "model_name",
+        "unknown model_name '../x'; choose one of paper",
+    ),
 ]
 
 
@@ -132,6 +142,191 @@ def test_raw_http_join_with_a_bad_value_gets_a_422_naming_it(hostile_server):
     assert "chords is 1,000,000 characters long; the limit is 2,000" in detail and len(detail) < 2_000
 
 
+def _event_id(url: str, name: str) -> int:
+    """The fn_index of the event named ``name`` (an API name, or a private event's own)."""
+    config = httpx.get(url + "config", timeout=30).json()
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == name)
+
+
+def _call(url: str, route: str, fn: int, data: list, session: str) -> httpx.Response:
+    """A raw call of event ``fn``: ``route`` "queue/join", or "run/predict" (how the browser
+    sends a ``queue=False`` event). NaN is sent too (a browser's JSON.stringify would send null)."""
+    body = {"data": data, "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None}
+    content = json.dumps(body)  # allows NaN, unlike httpx's json=
+    return httpx.post(
+        url + f"gradio_api/{route}", content=content, headers={"content-type": "application/json"}, timeout=60
+    )
+
+
+def _one_bounded_log_line(caplog, capfd) -> str:
+    lines = [r.getMessage() for r in caplog.records if r.name == "fgg.app"]
+    assert len(lines) == 1 and "\n" not in lines[0] and len(lines[0]) < 400, lines
+    assert "Traceback" not in capfd.readouterr().err
+    caplog.clear()
+    return lines[0]
+
+
+SUBMIT = ("rater_token", "pair_token", *(f"{side}_{c}" for side in "ab" for c in CRITERIA), "preference")
+
+
+def _submit(**sent) -> list:
+    """A listening submit's data (in the order of its inputs): a well-formed answer, ``sent`` instead."""
+    values = {"rater_token": None, "pair_token": "0" * 32, "preference": "A"} | dict.fromkeys(SUBMIT[2:-1], 3)
+    return [(values | sent)[name] for name in SUBMIT]
+
+
+LISTENING_HOSTILE = [  # (event, data, parameter named, the message)
+    ("start", [True, 12345], "rater_token", "rater_token must be text (got 12345)"),
+    ("start", ["yes", None], "consent", "consent must be true or false (got 'yes')"),
+    ("start", [True, "t" * 10_000_000], "rater_token", "rater_token is 10,000,000 characters long; the limit is 64"),
+    ("submit", _submit(a_harmony=3.5), "a_harmony", "A · harmony must be one of 1, 2, 3, 4, 5 (got 3.5)"),
+    ("submit", _submit(b_creativity=0), "b_creativity", "B · creativity must be one of 1, 2, 3, 4, 5 (got 0)"),
+    ("submit", _submit(a_naturalness=float("nan")), "a_naturalness", "must be one of 1, 2, 3, 4, 5 (got nan)"),
+    ("submit", _submit(a_harmony=True), "a_harmony", "A · harmony must be one of 1, 2, 3, 4, 5 (got True)"),
+    (
+        "submit",
+        _submit(a_creativity="x" * 10_000_000),
+        "a_creativity",
+        "A · creativity must be one of 1, 2, 3, 4, 5 (got '" + "x" * 39 + "… (10,000,000 characters))",
+    ),
+    ("submit", _submit(preference="C"), "preference", "preference must be one of A, B, same (got 'C')"),
+    (
+        "submit",
+        _submit(pair_token="f" * 100_000),
+        "pair_token",
+        "pair_token is 100,000 characters long; the limit is 64",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "event,data,parameter,message",
+    LISTENING_HOSTILE,
+    ids=[f"{e}-{p}-{i}" for i, (e, _, p, _) in enumerate(LISTENING_HOSTILE)],
+)
+def test_listening_calls_are_checked_like_the_rest(hostile_server, event, data, parameter, message, caplog, capfd):
+    """Finding 3: the listening page's events, called over HTTP with what its page never sends.
+    Joining the queue: a 422 naming the parameter, at once. Called directly, as the browser
+    does (Gradio runs no validator there): the page's notice says it, twice in a session (the
+    first answer makes Gradio replace the session's radios). Never an echo, a traceback or
+    more than one short log line."""
+    url, *_ = hostile_server
+    caplog.set_level(logging.INFO, logger="fgg.app")
+    fn = _event_id(url, event)
+    began = time.perf_counter()
+    joined = _call(url, "queue/join", fn, data, f"listen-join-{parameter}")
+    assert time.perf_counter() - began < FAST
+    assert joined.status_code == 422 and len(joined.text) < 2_000, joined.text[:300]
+    refused = [d for d in joined.json()["detail"] if not d["is_valid"]]
+    assert [d["parameter_name"] for d in refused] == [parameter] and message in refused[0]["message"], refused
+    assert message in _one_bounded_log_line(caplog, capfd)
+    for _ in range(2):
+        direct = _call(url, "run/predict", fn, data, f"listen-run-{parameter}")
+        assert direct.status_code == 200 and len(direct.text) < 2_000, direct.text[:300]
+        notices = [v for v in direct.json()["data"] if isinstance(v, str) and v.startswith("⚠️")]
+        assert len(notices) == 1 and message in notices[0], notices
+        assert message in _one_bounded_log_line(caplog, capfd)
+
+
+@pytest.mark.parametrize("event", ["generate", "compare", "evaluate", "start", "submit"])
+def test_a_call_with_more_values_than_parameters_is_refused(hostile_server, event, caplog, capfd):
+    """Finding 8: Gradio ignores extra values; every event refuses them, naming the count (a
+    join: 422; a direct call: one line), and refuses too few without echoing them."""
+    url, generation, evaluation = hostile_server
+    caplog.set_level(logging.INFO, logger="fgg.app")
+    fn = _event_id(url, event)
+    config = httpx.get(url + "config", timeout=30).json()
+    n = len(next(d for d in config["dependencies"] if d["id"] == fn)["inputs"])
+    for sent in (n + 1, n + 5, n - 1):
+        data = ["x" * 100_000] * sent
+        joined = _call(url, "queue/join", fn, data, f"extra-{event}-{sent}")
+        assert joined.status_code == 422, joined.text[:300]
+        assert joined.json()["detail"] == [
+            {
+                "__type__": "validate",
+                "is_valid": False,
+                "message": f"/{event} takes {n} values, one per parameter in order (got {sent})",
+                "parameter_name": "data",
+            }
+        ]
+        assert f"takes {n} values" in _one_bounded_log_line(caplog, capfd)
+        direct = _call(url, "run/predict", fn, data, f"extra-{event}-{sent}")
+        if event in ("generate", "compare", "evaluate"):  # queued: no way around the queue
+            assert direct.status_code == 404, direct.text[:300]
+            continue
+        assert direct.json()["error"] == f"/{event} takes {n} values, one per parameter in order (got {sent})"
+        assert f"takes {n} values" in _one_bounded_log_line(caplog, capfd)
+    assert generation.held() == 0 and evaluation.held() == 0
+
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "tune.mid", "/tmp/gradio/../../etc/passwd", 12345])
+def test_a_file_not_uploaded_is_refused_without_a_server_path(hostile_server, path, caplog, capfd):
+    """Finding 8: a FileData whose path is not an upload (an absolute path, a relative one —
+    Gradio's message made it absolute with the server's working directory — or not text), in
+    the file input or inside any other, is refused as that parameter's, in one line that shows
+    no path (Gradio's own 400 said "Cannot move /etc/passwd to the gradio cache dir…")."""
+    url, generation, _ = hostile_server
+    caplog.set_level(logging.INFO, logger="fgg.app")
+    fn = _event_id(url, "generate")
+    file = {"path": path, "meta": {"_type": "gradio.FileData"}}
+    why = (
+        "names a file not uploaded to this server (upload it first: /gradio_api/upload returns its path)"
+        if isinstance(path, str)
+        else "must be a file (the FileData of an upload: the path /gradio_api/upload returned) or null"
+    )
+    for parameter, value in (("melody_file", file), ("chords", {"notes": [file]})):
+        response = _call(url, "queue/join", fn, _generate_data(url, **{parameter: value}), f"path-{parameter}")
+        text = response.text
+        assert response.status_code == 422, text[:300]
+        refused = [d for d in response.json()["detail"] if not d["is_valid"]]
+        assert [(d["parameter_name"], d["message"]) for d in refused] == [(parameter, f"{parameter} {why}")]
+        for leak in ("passwd", "tune.mid", str(Path.cwd()), "Cannot move", "cache"):
+            assert leak not in text
+        line = _one_bounded_log_line(caplog, capfd)
+        assert "passwd" not in line and str(Path.cwd()) not in line
+    assert generation.held() == 0
+
+
+def test_an_uploaded_file_is_accepted(hostile_server):
+    """What /upload stored passes the check of files, and the generation runs."""
+    url, *_ = hostile_server
+    tune = pretty_midi.PrettyMIDI()
+    tune.instruments.append(pretty_midi.Instrument(0))
+    tune.instruments[0].notes.append(pretty_midi.Note(velocity=80, pitch=64, start=0.0, end=1.0))
+    midi = io.BytesIO()
+    tune.write(midi)
+    upload = httpx.post(url + "gradio_api/upload", files={"files": ("tune.mid", midi.getvalue())}, timeout=30)
+    file = {"path": upload.json()[0], "orig_name": "tune.mid", "meta": {"_type": "gradio.FileData"}}
+    data = _generate_data(url, chords="C", melody_file=file, steps=2)
+    assert _call(url, "queue/join", _event_id(url, "generate"), data, "uploaded").status_code == 200
+    assert _completions(url, "uploaded", 1, 120) == 1
+
+
+def test_a_body_not_of_the_routes_shape_is_refused_without_its_echo(hostile_server, caplog):
+    """FastAPI answers a body that is not its route's shape with all of the input (10 MB sent,
+    10 MB back); the app (``demo.guard.http_error_handlers``) a line per error, none of the input."""
+    url, *_ = hostile_server
+    caplog.set_level(logging.INFO, logger="fgg.app")
+    for body, where in (
+        ({"data": "x" * 10_000_000, "fn_index": 0, "session_hash": "s"}, ["body", "data"]),
+        ({"data": [], "fn_index": "y" * 10_000_000, "session_hash": "s"}, ["body", "fn_index"]),
+    ):
+        response = httpx.post(url + "gradio_api/queue/join", json=body, timeout=60)
+        assert response.status_code == 422 and len(response.text) < 500, response.text[:300]
+        assert [e["loc"] for e in response.json()["detail"]][:1] == [where]
+    lines = [r.getMessage() for r in caplog.records if r.name == "fgg.app"]
+    assert len(lines) == 2 and all(len(line) < 200 and "xxx" not in line for line in lines), lines
+
+
+def test_a_queued_endpoint_cannot_be_called_around_the_queue(hostile_server):
+    """Gradio also runs a queued event on a direct POST unless its API is closed: that call
+    skipped the validator and the admission (every limit of this module)."""
+    url, generation, _ = hostile_server
+    response = httpx.post(url + "gradio_api/run/generate", json={"data": _generate_data(url, chords="C")}, timeout=60)
+    assert response.status_code == 404, response.text[:300]
+    assert generation.held() == 0
+
+
 def test_one_visitor_cannot_fill_the_generation_queue(hostile_server):
     """Of 10 generations sent at once by one visitor, 2 are admitted; the other 8 are told why
     at once; the places come back when the two finish."""
@@ -148,6 +343,29 @@ def test_one_visitor_cannot_fill_the_generation_queue(hostile_server):
     assert all(
         "you already have 2 generation request(s) waiting or running (limit 2 per visitor)" in text for text in refused
     )
+    assert generation.held() == 0
+
+
+def test_a_refused_join_costs_no_work(hostile_server, controller, monkeypatch):  # noqa: F811
+    """A visitor whose share is taken is refused before the join's values are even checked
+    (the checks resolve the whole request): during a flood, refusals must not compete with the
+    running generations for the cores. ``python -m demo.bench --flood`` measures how fast."""
+    url, generation, _ = hostile_server
+    monkeypatch.setattr(demo.guard, "client_of", lambda r: r.headers.get("x-test-address") or client_of(r))
+    fn = _event_id(url, "generate")
+    heavy = _generate_data(url, chords="C G | Am F", bars=8, steps=50)
+    assert [_join(url, fn, heavy, f"share{k}", "10.9.9.9").status_code for k in range(2)] == [200, 200]
+    resolved, resolve = [], controller.resolve
+    monkeypatch.setattr(controller, "resolve", lambda request: resolved.append(request.chords) or resolve(request))
+    flood = _generate_data(url, chords="D | Em")
+    refused = [_join(url, fn, flood, f"flood{k}", "10.9.9.9") for k in range(10)]
+    assert [r.status_code for r in refused] == [422] * 10
+    assert all("limit 2 per visitor" in r.text for r in refused)
+    assert "D | Em" not in resolved
+    assert sum(_completions(url, f"share{k}", 1, 120) for k in range(2)) == 2
+    deadline = time.monotonic() + 30
+    while generation.held() and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert generation.held() == 0
 
 

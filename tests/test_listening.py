@@ -312,13 +312,14 @@ def test_cli_results_plots_and_password_export(tmp_path, monkeypatch, capsys):
 def test_clip_server_prerenders_and_serves_per_rater_bytes(tmp_path):
     from scipy.io import wavfile
 
-    from demo.tabs.listen import ClipServer
+    from demo.listening.clips import ClipServer, RenderCache
 
     pool = midi_pool(tmp_path / "pool", {5: "no_fgg"})
     store = ListeningStore(f"sqlite:///{tmp_path / 'a.db'}", pool)
-    clips = ClipServer(store, tmp_path / "clips")
+    clips = ClipServer(store, tmp_path / "clips", renders=RenderCache(tmp_path / "cache"))
     clips.prerender().join(timeout=120)
-    assert len(list((tmp_path / "clips" / "rendered").glob("*.wav"))) == 2
+    contents = {path.read_bytes() for path in pool.glob("*.mid")}  # both of this pool's files are alike
+    assert len(list((tmp_path / "cache" / "rendered").glob("*.wav"))) == len(contents)  # one render per content
     store._clip_secret = b"fixed secret for a deterministic test"
     pair = store.pairs()[0].id
     files = [clips.clip(r, pair, "A", str(pool / "p5_fgg.mid")) for r in ("rater-1", "rater-2")]
@@ -493,3 +494,38 @@ def test_the_page_refuses_a_pair_token_not_given_to_the_rater(store, started):
         assert refused[page.notice].startswith("⚠️ this answer is not for a pair you were given")
         assert "\n" not in refused[page.notice] and "Traceback" not in refused[page.notice]
     assert store.answers() == [] and store.next_trial(rater).number == 1
+
+
+def test_the_page_checks_what_it_never_sends_before_use(store, started):
+    """Issue 22, finding 3: a submit with a rating of 0, 3.5, NaN, True, "4" or 10 MB, an
+    unknown preference or an oversized pair token is answered in the page's notice, naming the
+    value (cut), and nothing is stored; Gradio's own refusal named no rating and echoed it all."""
+    page = started.page
+    started.rate(4, 4, "same")
+    cut = "'" + "x" * 39 + "… (10,000,000 characters)"
+    for bad, shown in ((0, "0"), (3.5, "3.5"), (float("nan"), "nan"), (True, "True"), ("4", "'4'"), ("x" * 10**7, cut)):
+        started.values[page.ratings_a["harmony"]] = bad
+        assert started.send("submit") == {page.notice: f"⚠️ A · harmony must be one of 1, 2, 3, 4, 5 (got {shown})"}
+    started.rate(4, 4, "C")
+    assert started.send("submit") == {page.notice: "⚠️ preference must be one of A, B, same (got 'C')"}
+    started.rate(4, 4, "same")
+    started.values[page.pair_token] = "f" * 100_000
+    assert started.send("submit") == {page.notice: "⚠️ pair_token is 100,000 characters long; the limit is 64"}
+    assert store.answers() == []
+
+
+def test_the_page_checks_the_consent_and_the_token_before_use(store, tmp_path):
+    """The consent must be a boolean (12345 is not consent), the kept rater token short text or null."""
+    browser = ParticipantBrowser(store, tmp_path)
+    page = browser.page
+    for consent, token, message in (
+        (12345, None, "consent must be true or false (got 12345)"),
+        ("false", None, "consent must be true or false (got 'false')"),
+        (True, 12345, "rater_token must be text (got 12345)"),
+        (True, ["x"] * 1000, "rater_token must be text (got ['x', 'x', 'x', 'x', 'x', 'x', 'x', 'x',… (1,000 items))"),
+        (True, "t" * 1000, "rater_token is 1,000 characters long; the limit is 64"),
+    ):
+        browser.values[page.consent], browser.values[page.token] = consent, token
+        assert browser.send("start") == {page.notice: f"⚠️ {message}"}
+    browser.values[page.consent], browser.values[page.token] = True, None
+    assert browser.send("start")[page.status] == "**Pair 1 of 6**"

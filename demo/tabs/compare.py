@@ -120,7 +120,7 @@ def wire_compare_tab(tab: CompareTab, generate: GenerateTab, controller: Control
         ],
         api_name="compare",
         concurrency_id="sample",
-        concurrency_limit=2,
+        concurrency_limit="default",  # the serving layout's jobs (demo.serving.launch)
         show_progress_on=[tab.status],
         validator=validator(
             "/compare",

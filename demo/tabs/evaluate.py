@@ -18,6 +18,7 @@ from demo.tabs.compare import system_choices
 from eval.plots import metric_bar, out_of_key_heatmap
 from eval.strength_curve import curve_figure
 from eval.table import METRIC_INFO, readable_summary
+from fgg.checks import choice
 
 Runs = dict[str, tuple[Any, Any, Any]]  # model -> (summary, per-sample, out-of-key heat) of its committed run
 
@@ -213,7 +214,9 @@ def _wire_run_now(tab: EvaluateTab, controller: Controller, evaluation: Admissio
             cancel.set()
 
     def check(values: dict[str, Any]) -> None:
-        E.eval_request(controller, values["n_segments"], values["systems"], values["model_name"])
+        """``E.eval_request``'s checks, the model's under this endpoint's name for it."""
+        model = choice(values["model_name"] or controller.default_model, list(controller.generators), "model_name")
+        E.eval_request(controller, values["n_segments"], values["systems"], model)
 
     tab.run.click(
         do_run_eval,

@@ -359,7 +359,7 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
         [tab.audio, tab.midi, tab.figure, tab.metrics, tab.status, tab.wav],  # the API's returns, in order
         api_name="generate",
         concurrency_id="sample",
-        concurrency_limit=2,
+        concurrency_limit="default",  # the serving layout's jobs (demo.serving.launch)
         show_progress_on=[tab.status],
         validator=validator(
             "/generate", GENERATE_PARAMETERS, lambda values: controller.resolve(AppRequest(**values)), generation

@@ -17,29 +17,23 @@ so a flood of generations cannot lock raters out.
 
 from __future__ import annotations
 
-import hashlib
+import inspect
 import logging
-import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import gradio as gr
-import numpy as np
-import pretty_midi
 from gradio.components import Component
-from scipy.io import wavfile
 
-from demo.audio import write_wav
+from demo.guard import Radio, log_refusal, validator
 from demo.limits import client_of
 from demo.listening import CRITERIA, PREFERENCES, SCORES, ListeningStore, Trial
+from demo.listening.clips import ClipServer
+from fgg.checks import InputError, boolean, one_of, text
 
 NEW_RATERS_PER_CLIENT_PER_HOUR = 5
-KEPT_CLIPS = 64  # served clips kept on disk (Gradio keeps its own copy of each)
-MAX_PAD_SAMPLES = 2048  # a clip's rater-specific trailing silence: 1 to this many samples (≤ 0.1 s)
 CONSENT = (
     "I agree that my ratings are stored anonymously (with a random token, no name, no address) "
     "and used for research on music generation."
@@ -69,58 +63,6 @@ class ClientLimiter:
                 recent.append(now)
             self._events[client] = recent
             return allowed
-
-
-class ClipServer:
-    """Renders each pool MIDI once, then writes what one rater hears under an opaque name.
-    Gradio copies each served clip into its own cache, so only the last ``keep`` clips are
-    kept here (a clip asked for again is simply written again): temp space stays bounded
-    however many raters come."""
-
-    def __init__(self, store: ListeningStore, folder: Path | None = None, keep: int = KEPT_CLIPS):
-        self.store = store
-        self.folder = folder or Path(tempfile.mkdtemp(prefix="clips-"))
-        self.keep = keep
-        self._written: deque[Path] = deque()
-        self._lock = threading.Lock()
-
-    def _rendered(self, midi_path: str) -> Path:
-        wav = self.folder / "rendered" / (hashlib.sha256(midi_path.encode()).hexdigest()[:32] + ".wav")
-        with self._lock:
-            if not wav.is_file():
-                write_wav(pretty_midi.PrettyMIDI(midi_path), wav)
-        return wav
-
-    def _render_pool(self) -> None:
-        for pair in self.store.pairs():
-            for name in (pair.midi_x, pair.midi_y):
-                try:
-                    self._rendered(str(self.store.pool_dir / name))
-                except Exception as err:  # a broken pool file: the rater who reaches it gets the error
-                    log.warning("cannot render %s: %s", name, err)
-
-    def prerender(self) -> threading.Thread:
-        """Render the whole pool in the background at start-up, so no rater waits for it."""
-        thread = threading.Thread(target=self._render_pool, name="listening-prerender", daemon=True)
-        thread.start()
-        return thread
-
-    def clip(self, rater: str, pair_id: int, side: str, midi_path: str) -> str:
-        """The WAV ``rater`` hears as ``side``: named by the clip id, with 1–``MAX_PAD_SAMPLES``
-        samples of trailing silence (inaudible) so its bytes are this rater's own."""
-        clip_id = self.store.clip_id(rater, pair_id, side)
-        out = self.folder / "clips" / f"{clip_id}.wav"
-        if not out.is_file():
-            rate, audio = wavfile.read(self._rendered(midi_path))
-            pad = np.zeros((1 + int(clip_id[:6], 16) % MAX_PAD_SAMPLES,) + audio.shape[1:], dtype=audio.dtype)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            wavfile.write(out, rate, np.concatenate([audio, pad]))
-            with self._lock:
-                self._written.append(out)
-                stale = [self._written.popleft() for _ in range(max(0, len(self._written) - self.keep))]
-            for old in stale:
-                old.unlink(missing_ok=True)
-        return str(out)
 
 
 @dataclass(frozen=True)
@@ -169,18 +111,20 @@ def participant_layout() -> ParticipantPage:
     status = gr.Markdown(elem_id="listening-status")
     # Messages go to the page, not to toasts: these events skip the queue, which carries toasts.
     notice = gr.Markdown(elem_id="listening-notice")
+    # The radios (demo.guard's) pass a value not among their choices on to the page's check
+    # (``submit_values``), whose message names the rating, instead of Gradio's error.
     with gr.Row():
         with gr.Column():
             listen_a = gr.Audio(label="A", type="filepath", interactive=False, elem_id="listening-a")
             ratings_a = {
-                c: gr.Radio(list(SCORES), value=None, label=f"A · {c}", elem_id=f"listening-a-{c}") for c in CRITERIA
+                c: Radio(list(SCORES), value=None, label=f"A · {c}", elem_id=f"listening-a-{c}") for c in CRITERIA
             }
         with gr.Column():
             listen_b = gr.Audio(label="B", type="filepath", interactive=False, elem_id="listening-b")
             ratings_b = {
-                c: gr.Radio(list(SCORES), value=None, label=f"B · {c}", elem_id=f"listening-b-{c}") for c in CRITERIA
+                c: Radio(list(SCORES), value=None, label=f"B · {c}", elem_id=f"listening-b-{c}") for c in CRITERIA
             }
-    preference = gr.Radio(
+    preference = Radio(
         list(PREFERENCES), value=None, label="Which do you prefer overall?", elem_id="listening-preference"
     )
     submit_button = gr.Button("Submit and next", interactive=False, elem_id="listening-submit")
@@ -241,12 +185,54 @@ def warning_view(page: ParticipantPage, message: str) -> dict:
     return {page.notice: f"⚠️ {message}"}
 
 
+MAX_TOKEN_CHARS = 64  # a rater token is 24 characters, a pair token 32
+START_PARAMETERS = ("consent", "rater_token")
+SUBMIT_PARAMETERS = ("rater_token", "pair_token", *(f"{side}_{c}" for side in "ab" for c in CRITERIA), "preference")
+
+
+def start_values(values: dict) -> tuple[bool, str | None]:
+    """A start's values (by ``START_PARAMETERS``), checked before anything uses them: the
+    consent is true or false, the rater token the browser keeps is short text or null."""
+    agreed = boolean(values["consent"], "consent")
+    return agreed, text(values["rater_token"], "rater_token", MAX_TOKEN_CHARS) or None
+
+
+def submit_values(values: dict) -> dict:
+    """A submit's values (by ``SUBMIT_PARAMETERS``), checked before anything uses them: the
+    tokens are text of bounded length (or null), each rating one of ``SCORES`` and the
+    preference one of ``PREFERENCES``, or null (not answered yet). A bad value is an
+    ``InputError`` naming its parameter ("A · harmony must be one of 1, 2, 3, 4, 5 (got 3.5)")."""
+    checked: dict = {name: text(values[name], name, MAX_TOKEN_CHARS) for name in SUBMIT_PARAMETERS[:2]}
+    for name in SUBMIT_PARAMETERS[2:]:
+        side, _, criterion = name.partition("_")
+        options, label = (PREFERENCES, name) if name == "preference" else (SCORES, f"{side.upper()} · {criterion}")
+        try:
+            checked[name] = None if values[name] is None else one_of(values[name], options, label)
+        except InputError as err:
+            raise InputError(name, str(err)) from None
+    return checked
+
+
 def wire_participant_page(
     page: ParticipantPage, store: ListeningStore, clips: ClipServer, new_raters: ClientLimiter
 ) -> None:
-    """Start (or continue) a rater, enable submit once everything is answered, store an answer."""
+    """Start (or continue) a rater, enable submit once everything is answered, store an answer.
 
-    def start(agreed: bool, stored_token: str | None, request: gr.Request) -> dict:
+    Start and submit check their values before use (``start_values``, ``submit_values``): the
+    page itself never sends a bad one, so a refusal answers an API caller — at once with a 422
+    naming the parameter when it joins the queue (the validator), and in the page's notice
+    (``warning_view``) when it calls the event directly, as the browser does (Gradio runs no
+    validator there). Either way one log line, the value cut, no traceback."""
+
+    def refused(event: str, err: InputError) -> dict:
+        log_refusal(f"listening {event}", str(err))
+        return warning_view(page, str(err))
+
+    def start(consent, rater_token, request: gr.Request) -> dict:
+        try:
+            agreed, stored_token = start_values({"consent": consent, "rater_token": rater_token})
+        except InputError as err:
+            return refused("start", err)
         if not agreed:
             return warning_view(page, "Please tick the consent box first.")
         try:
@@ -262,7 +248,12 @@ def wire_participant_page(
         return {page.token: rater} | next_pair_view(page, store, clips, rater)
 
     page.start_button.click(
-        start, [page.consent, page.token], [page.token, *page.shown], queue=False, api_visibility="private"
+        start,
+        [page.consent, page.token],
+        [page.token, *page.shown],
+        queue=False,
+        api_visibility="private",
+        validator=validator("listening start", START_PARAMETERS, start_values, None),
     )
 
     def toggle_submit(values: dict) -> dict:
@@ -274,37 +265,53 @@ def wire_participant_page(
             toggle_submit, {page.pair_token, *page.answers}, page.submit_button, queue=False, api_visibility="private"
         )
 
-    def submit(values: dict) -> dict:
+    def submit(*sent) -> dict:
         """Store the answer to the pair the request's token names; a repeat shows the same next pair."""
-        rater, pair_token = values[page.token], values[page.pair_token]
+        try:
+            values = submit_values(dict(zip(SUBMIT_PARAMETERS, sent, strict=True)))
+        except InputError as err:
+            return refused("submit", err)
+        rater, pair_token = values["rater_token"], values["pair_token"]
         try:
             if not rater or not pair_token:
                 raise ValueError("press Start first")
-            if any(values[control] is None for control in page.answers):
+            if any(values[name] is None for name in SUBMIT_PARAMETERS[2:]):
                 raise ValueError("rate A and B on every criterion and choose a preference first")
             answered = store.answer(
                 rater,
                 pair_token,
-                {c: values[radio] for c, radio in page.ratings_a.items()},
-                {c: values[radio] for c, radio in page.ratings_b.items()},
-                values[page.preference],
+                {c: values[f"a_{c}"] for c in CRITERIA},
+                {c: values[f"b_{c}"] for c in CRITERIA},
+                values["preference"],
             )
         except ValueError as err:
             return warning_view(page, str(err))
         return trial_view(page, store, clips, rater, answered.next)
 
+    # Its parameters by name: a validator's 422 names each by the handler's signature.
+    submit.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in SUBMIT_PARAMETERS]
+    )
     page.submit_button.click(
-        submit, {page.token, page.pair_token, *page.answers}, page.shown, queue=False, api_visibility="private"
+        submit,
+        [page.token, page.pair_token, *page.answers],  # in the order of SUBMIT_PARAMETERS
+        page.shown,
+        queue=False,
+        api_visibility="private",
+        validator=validator("listening submit", SUBMIT_PARAMETERS, submit_values, None),
     )
 
 
 def build_participant_page(
     store: ListeningStore, clips: ClipServer | None = None, new_raters: ClientLimiter | None = None
 ) -> ParticipantPage:
-    """The participant's page, inside the current ``gr.Blocks``/``gr.Tab`` (its components returned)."""
+    """The participant's page, inside the current ``gr.Blocks``/``gr.Tab`` (its components returned).
+    The clips' folder is served as static: Gradio sends each clip file as it is, instead of
+    copying every clip into its cache."""
     if clips is None:
         clips = ClipServer(store)
         clips.prerender()
+    gr.set_static_paths([clips.folder])
     page = participant_layout()
     wire_participant_page(page, store, clips, new_raters or ClientLimiter(NEW_RATERS_PER_CLIENT_PER_HOUR))
     return page
