@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import re
 import shutil
 import socket
 import statistics
@@ -29,7 +31,9 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -123,11 +127,6 @@ def serving(generator: Generator, name: str, layout: ServingLayout) -> Iterator[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def endpoint(app, name: str) -> int:
-    """The fn index of ``app``'s private event whose function is named ``name``."""
-    return next(i for i, fn in app.fns.items() if fn.api_name is None and fn.name == name)
-
-
 def generate_fn(url: str) -> int:
     """The fn index of ``/generate`` on the server at ``url``."""
     config = httpx.get(url + "config", timeout=30).json()
@@ -191,26 +190,48 @@ def bench_users(url: str, users: int, calls_each: int, chords: str) -> dict:
     return {"users": users, "calls_per_s": round(len(flat) / wall, 3), "wall_s": round(wall, 2), **percentiles(flat)}
 
 
-def rater_actions(url: str, app, stop: threading.Event) -> list[tuple[str, float]]:
-    """A rater pressing Start (or continue) and submitting answers until ``stop``: (action, seconds) each."""
-    start, submit = endpoint(app, "start"), endpoint(app, "submit")
+@dataclass(frozen=True)
+class RaterPage:
+    """What a rater's client needs of the listening page: the start and submit events' fn
+    indices, their inputs' and outputs' component ids, and the ids of the page's controls by
+    their ``elem_id``. Plain data, so the client can run in a process of its own."""
+
+    start: int
+    submit: int
+    inputs: dict[int, list[int]]
+    outputs: dict[int, list[int]]
+    elements: dict[str, int]
+
+    @classmethod
+    def of(cls, app) -> RaterPage:
+        start, submit = (next(i for i, fn in app.fns.items() if fn.name == name) for name in ("start", "submit"))
+        return cls(
+            start=start,
+            submit=submit,
+            inputs={fn: [block._id for block in app.fns[fn].inputs] for fn in (start, submit)},
+            outputs={fn: [block._id for block in app.fns[fn].outputs] for fn in (start, submit)},
+            elements={block.elem_id: block._id for block in app.blocks.values() if getattr(block, "elem_id", None)},
+        )
+
+    def answers(self) -> dict[int, object]:
+        """Every rating 4, the preference "same"."""
+        ratings = [k for k in self.elements if re.fullmatch(r"listening-[ab]-\w+", k)]
+        return {self.elements[k]: 4 for k in ratings} | {self.elements["listening-preference"]: "same"}
+
+
+def rater_actions(url: str, page: RaterPage, stop: threading.Event) -> list[float]:
+    """A rater pressing Start (or continue) and submitting answers until ``stop``: seconds per action."""
     rater = Visitor(url, "127.0.0.99")
-    ids = {fn: [block._id for block in app.fns[fn].inputs] for fn in (start, submit)}
-    outputs = {fn: [block._id for block in app.fns[fn].outputs] for fn in (start, submit)}
-    elem = {block.elem_id: block._id for block in app.blocks.values() if getattr(block, "elem_id", None)}
-    values: dict[int, object] = {elem["listening-consent"]: True}
+    values: dict[int, object] = {page.elements["listening-consent"]: True}
     actions = []
     while not stop.is_set():
-        for fn, name in ((start, "start"), (submit, "submit")):
-            if name == "submit":
-                for key, block_id in elem.items():
-                    if key.startswith("listening-") and key.count("-") == 2 and key != "listening-preference":
-                        values[block_id] = 4  # every rating
-                values[elem["listening-preference"]] = "same"
+        for fn in (page.start, page.submit):
+            if fn == page.submit:
+                values |= page.answers()
             began = time.perf_counter()
-            data = rater.event(fn, [values.get(i) for i in ids[fn]])
-            actions.append((name, time.perf_counter() - began))
-            for block_id, value in zip(outputs[fn], data, strict=True):
+            data = rater.event(fn, [values.get(i) for i in page.inputs[fn]])
+            actions.append(time.perf_counter() - began)
+            for block_id, value in zip(page.outputs[fn], data, strict=True):
                 if not (isinstance(value, dict) and value.get("__type__") == "update"):
                     values[block_id] = value
                 elif "value" in value:
@@ -218,29 +239,28 @@ def rater_actions(url: str, app, stop: threading.Event) -> list[tuple[str, float
     return actions
 
 
-def bench_flood(url: str, app, addresses: int, chords: str) -> dict:
+def bench_flood(url: str, page: RaterPage, addresses: int, chords: str) -> dict:
     """``FLOOD_CALLS`` 4-bar ``/generate`` calls at once, spread over ``addresses`` visitors,
     while a rater goes on; the served calls are followed to their audio."""
     fn = generate_fn(url)
     data = generate_data(url, chords=chords)
     visitors = [Visitor(url, f"127.0.0.{20 + k}") for k in range(addresses)]
     stop = threading.Event()
-    rater: list = []
-    rater_thread = threading.Thread(target=lambda: rater.extend(rater_actions(url, app, stop)))
-    rater_thread.start()
-    time.sleep(0.5)  # the rater is on a pair before the flood comes
+    with ThreadPoolExecutor(1) as rater_thread:
+        rater = rater_thread.submit(rater_actions, url, page, stop)
+        time.sleep(0.5)  # the rater is on a pair before the flood comes
 
-    def call(visitor: Visitor) -> tuple[str, float]:
-        began = time.perf_counter()
-        response, session = visitor.join(fn, data)
-        if response.status_code != 200:
-            return "refused", time.perf_counter() - began
-        visitor.result(session)
-        return "served", time.perf_counter() - began
+        def call(visitor: Visitor) -> tuple[str, float]:
+            began = time.perf_counter()
+            response, session = visitor.join(fn, data)
+            if response.status_code != 200:
+                return "refused", time.perf_counter() - began
+            visitor.result(session)
+            return "served", time.perf_counter() - began
 
-    outcomes = at_once([partial(call, visitors[k % addresses]) for k in range(FLOOD_CALLS)])
-    stop.set()
-    rater_thread.join()
+        outcomes = at_once([partial(call, visitors[k % addresses]) for k in range(FLOOD_CALLS)])
+        stop.set()
+        actions = rater.result()
     failed = [o for o in outcomes if isinstance(o, Exception)]
     if failed:
         raise RuntimeError(f"{len(failed)} call(s) failed: {failed[0]}")
@@ -248,8 +268,15 @@ def bench_flood(url: str, app, addresses: int, chords: str) -> dict:
         "addresses": addresses,
         "refused": percentiles([s for what, s in outcomes if what == "refused"]),
         "served": percentiles([s for what, s in outcomes if what == "served"]),
-        "rater": percentiles([s for _, s in rater]),
+        "rater": percentiles(actions),
     }
+
+
+def in_client_process(work: Callable, *args):
+    """``work(*args)`` in a process of its own, as visitors are: the load's client threads must
+    not compete with the server for this process's GIL."""
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as client:
+        return client.submit(work, *args).result()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -280,8 +307,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.url:  # a server of its own: only its /generate is measured
-        bench_users(args.url, 1, 1, args.chords)  # warm-up
-        users = [bench_users(args.url, n, args.calls, args.chords) for n in args.users or [1]]
+        in_client_process(bench_users, args.url, 1, 1, args.chords)  # warm-up
+        users = [in_client_process(bench_users, args.url, n, args.calls, args.chords) for n in args.users or [1]]
         print(json.dumps({"url": args.url, "users": users}))
         return 0
     source = args.checkpoint or args.model
@@ -292,11 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         with serving(generator, args.model, layout) as (url, app):
             measured: dict = {"layout": str(layout)}
             if args.users or args.flood:
-                bench_users(url, 1, 1, args.chords)  # warm-up
+                in_client_process(bench_users, url, 1, 1, args.chords)  # warm-up
             if args.users:
-                measured["users"] = [bench_users(url, n, args.calls, args.chords) for n in args.users]
+                measured["users"] = [
+                    in_client_process(bench_users, url, n, args.calls, args.chords) for n in args.users
+                ]
             if args.flood:
-                measured["flood"] = [bench_flood(url, app, n, args.chords) for n in (1, 8)]
+                page = RaterPage.of(app)
+                measured["flood"] = [in_client_process(bench_flood, url, page, n, args.chords) for n in (1, 8)]
             if not (args.users or args.flood):
                 measured |= bench_click_to_audio(url, args) | {"rhythm": args.rhythm}
         report.setdefault("runs", []).append(measured)

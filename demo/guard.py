@@ -2,29 +2,34 @@
 every queued endpoint is admitted when a request joins the queue, and refusals are one log
 line and a clear one-line message (values cut, never a path or a traceback).
 
-Three layers, each in one place:
+Four layers, each in one place:
 
 * the shape of every call, for every event (``check_calls``, installed by ``follow_queue``):
   as many values as the event has inputs (Gradio ignores extra ones), and a file only as one
   uploaded to this server (Gradio's own refusal echoes the server's path). A join of the queue
   is answered 422 naming the count or the parameter; a direct call (``/gradio_api/run/…``, how
   the browser sends the ``queue=False`` events) a one-line error.
+* the admission, per endpoint: a join is admitted against the endpoint's
+  ``demo.limits.Admission`` (bounded work per endpoint and per visitor) before anything else is
+  done for it, so the excess costs nothing (``refuse_early``); ``follow_queue`` ties those
+  admissions to the app's queue, so a request the queue drops before its handler runs gives
+  its place back.
 * the values, per endpoint: the validator (``validator``) runs the endpoint's checks on the
   inputs as they arrive, so a bad value is refused at once — naming the parameter and the limit
-  — instead of after waiting behind other work; then it admits the request against
-  ``demo.limits.Admission`` (bounded work per endpoint and per visitor). ``follow_queue`` ties
-  those admissions to the app's queue, so a request the queue drops before its handler runs
-  gives its place back. The components here pass values Gradio's own preprocessing would refuse
+  — instead of after waiting behind other work. The components here pass values Gradio's own preprocessing would refuse
   (or round) through to that check, whose message says more.
 * the handlers: a ``ValueError`` is the visitor's error (``user_error``, ``serve_admitted``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import logging
 import os
 import re
+import threading
 from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
@@ -42,6 +47,8 @@ from fgg.checks import InputError, shown
 
 LOG = logging.getLogger("fgg.app")
 C = TypeVar("C", bound=gr.components.Component)
+R = TypeVar("R")
+WORK_NICENESS = 10  # generations run below the server's own threads (at_low_priority)
 PRIVATE: dict[str, Any] = {
     "api_visibility": "private",
     "queue": False,
@@ -108,12 +115,37 @@ def user_error(endpoint: str, err: Exception) -> gr.Error:
     return gr.Error(str(err), print_exception=False)
 
 
+def at_low_priority(work: Callable[[], R]) -> R:
+    """``work()`` in a thread of its own at CPU niceness ``WORK_NICENESS`` (torch's threads it
+    starts inherit it), returning or raising what it does. A generation saturates the cores;
+    at a lower priority it still gets every cycle nobody else wants, but the server's event
+    loop — joins, refusals, the listening test's clicks — runs first when it needs a core
+    (``python -m demo.bench --flood``). A fresh thread each time: a thread's priority, once
+    lowered, cannot be raised back without privileges, and Gradio's worker threads are shared."""
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORK_NICENESS)
+        try:
+            box["result"] = work()
+        except BaseException as err:  # noqa: BLE001  (raised again in the caller's thread)
+            box["error"] = err
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="generation", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
 def serve_admitted(endpoint: str, admission: Admission, request, work):
-    """``work()`` for a request its validator admitted: a ``ValueError`` becomes the visitor's
-    error (one log line, no traceback), the admission is released however the call ends, and
-    the result's ``warnings`` are shown as toasts."""
+    """``work()`` (``at_low_priority``) for an admitted request: a ``ValueError`` becomes the
+    visitor's error (one log line, no traceback), the admission is released however the call
+    ends, and the result's ``warnings`` are shown as toasts."""
     try:
-        result = work()
+        result = at_low_priority(work)
     except ValueError as err:
         raise user_error(endpoint, err) from None
     finally:
@@ -127,12 +159,11 @@ def validator(
     endpoint: str, names: tuple[str, ...], check: Callable[[dict[str, Any]], object], admission: Admission | None
 ):
     """A Gradio validator for an endpoint with API parameters ``names``: runs ``check`` on
-    the inputs by name (``{name: value}``; an ``InputError`` marks its parameter) and then
-    admits the request (with ``admission`` None: nothing to admit)."""
+    the inputs by name (``{name: value}``; an ``InputError`` marks its parameter). Its
+    ``admission`` (None: the endpoint admits everyone) is the endpoint's, applied by
+    ``follow_queue`` when a request joins, before this runs."""
 
-    def validate(*args):
-        *values, request = args
-
+    def validate(*values):
         def only(index: int, message: str):
             log_refusal(endpoint, message)
             return [gr.validate(i != index, message if i == index else "") for i in range(len(names))]
@@ -143,19 +174,11 @@ def validator(
             return only(names.index(err.parameter) if err.parameter in names else 0, str(err))
         except ValueError as err:
             return only(0, str(err))
-        if admission is not None:
-            try:
-                admission.admit(client_of(request), job_of(request))
-            except Busy as err:
-                return only(0, str(err))
         return [gr.validate(True, "")] * len(names)
 
-    # Gradio passes a gr.Request only to a parameter annotated so, found by signature.
-    validate.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    validate.__signature__ = inspect.Signature(  # type: ignore[attr-defined]  # Gradio names the 422's fields by it
         [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
-        + [inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=gr.Request)]
     )
-    validate.__annotations__ = {"request": gr.Request}
     if admission is not None:
         validate.admission = admission  # type: ignore[attr-defined]  # found by follow_queue
     return validate
@@ -365,26 +388,36 @@ def follow_queue(app: gr.Blocks) -> None:
 
 
 def refuse_early(app: gr.Blocks) -> None:
-    """A join its visitor's (or the endpoint's) admission would refuse is refused before
-    anything else is done for it — no preprocessing, no thread, no checks of its values — so
-    a refusal stays cheap while a flood of joins competes with running generations for the
-    cores (``python -m demo.bench --flood``). Its answer is the validator's: a 422 naming the
-    limit. A join let through is still admitted by its validator, which checks again."""
+    """A join is admitted (``Admission.admit``) before anything else is done for it, and a join
+    its visitor's or the endpoint's share refuses is answered at once — no preprocessing, no
+    thread, no checks of its values — so a refusal stays cheap while a flood of joins competes
+    with running generations for the cores (``python -m demo.bench --flood``). Admitting here,
+    in the event loop, also makes a flood's joins see each other: checked in the validators'
+    threads, 40 joins at once all passed before the first was admitted. Its answer is the
+    validator's: a 422 naming the limit. A join then refused by its validator, or by the
+    queue, gives its place back at once."""
     queue = app._queue
     push = queue.push
 
-    async def push_unless_busy(body, request, username):
+    async def admit_and_push(body, request, username):
         fn = app.fns.get(body.fn_index) if isinstance(body.fn_index, int) else None
         admission = getattr(getattr(fn, "validator", None), "admission", None)
-        if admission is not None:
-            try:
-                admission.check(client_of(request))
-            except Busy as err:
-                log_refusal(event_name(fn), str(err))
-                return False, refusal_detail(fn, 0, str(err)), "validator_error"
-        return await push(body, request, username)
+        if admission is None:
+            return await push(body, request, username)
+        try:
+            admission.admit(client_of(request), request)
+        except Busy as err:
+            log_refusal(event_name(fn), str(err))
+            return False, refusal_detail(fn, 0, str(err)), "validator_error"
+        joined = False
+        try:
+            joined, detail, state = await push(body, request, username)
+        finally:
+            if not joined:
+                admission.release(client_of(request), request)
+        return joined, detail, state
 
-    queue.push = push_unless_busy  # type: ignore[method-assign]
+    queue.push = admit_and_push  # type: ignore[method-assign]
 
 
 def api_handler(parameters: list[inspect.Parameter], body: Callable[[dict[str, Any], Any, Any], Any]):

@@ -58,8 +58,8 @@ class Admission:
     """At most ``total`` requests on one endpoint, and ``per_client`` of any one client,
     admitted and not yet released (waiting in the queue or running).
 
-    ``admit`` runs when a request joins the queue (a Gradio validator), so the excess is
-    refused at once instead of after waiting; ``release`` runs when its handler ends. A
+    ``admit`` runs when a request joins the queue (``demo.guard.refuse_early``), so the excess
+    is refused at once instead of after waiting; ``release`` runs when its handler ends. A
     request whose handler never runs (its client left while it waited, it was cancelled or
     dropped by the queue) cannot keep its place: with ``live`` set (``demo.guard.follow_queue``:
     the ids of the jobs waiting or running in the queue), every ``admit`` and ``held`` first

@@ -21,15 +21,15 @@ DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads
 @dataclass(frozen=True)
 class ServingLayout:
     """``jobs`` generations at once (the queue's concurrency for ``/generate`` and ``/compare``),
-    each sampling with ``threads`` torch intra-op threads.
+    each sampling with ``threads`` torch intra-op threads, and every generation below the
+    server's own threads in CPU priority (``demo.guard.at_low_priority``).
 
-    ``for_cores`` gives every job a core of its own and never more threads than cores: two
-    jobs on two cores, one thread each. Threads beyond the cores only contend — each of torch's
-    OpenMP teams spins while it waits, so 2 jobs × 2 threads on 2 cores measured no faster in
-    all than one job after another — and a job of one thread needs no team at all. Two jobs
-    rather than one overlap a request's single-threaded parts (MIDI, FluidSynth, MP3, figure,
-    metrics) with the other's sampling. ``python -m demo.bench --users 1 2 4 --layouts ...``
-    measures the alternatives side by side (README, "Serving")."""
+    ``for_cores``: two jobs, each with every core. Measured on 2 cores side by side (``python -m
+    demo.bench --users 1 2 4 --layouts 2x2 2x1 1x2``, README "Serving"), 2 × 2 threads gave the
+    best latency for one visitor (a lone job uses both cores) and the best throughput for 2 and 4
+    (a second job overlaps the first's single-threaded parts: MIDI, FluidSynth, MP3, figure,
+    metrics); 2 × 1 lost a quarter of one visitor's latency for no throughput, 1 × 2 lost a
+    third of the throughput. Set explicitly, so the layout is this and not a library default."""
 
     jobs: int
     threads: int
@@ -41,8 +41,7 @@ class ServingLayout:
 
     @classmethod
     def for_cores(cls, cores: int) -> ServingLayout:
-        jobs = min(2, max(1, cores))
-        return cls(jobs=jobs, threads=max(1, cores // jobs))
+        return cls(jobs=min(2, max(1, cores)), threads=max(1, cores))
 
     @classmethod
     def parse(cls, text: str) -> ServingLayout:

@@ -1,22 +1,27 @@
-"""How the app is served on the machine it runs on: never more busy threads than cores."""
+"""How the app is served: its layout (jobs × torch threads), set explicitly, and generations below
+the server's own threads in CPU priority."""
 
+import contextvars
 import json
+import os
+import sys
+import threading
 
 import pytest
 import torch
+from gradio_client import Client
 
+from demo.guard import WORK_NICENESS, at_low_priority
 from demo.listening import ListeningStore
 from demo.serving import ServingLayout
 from demo.ui import build_app, launch
-from tests.test_app import controller, free_port  # noqa: F401  (fixture)
+from tests.test_app import controller, free_port, server  # noqa: F401  (fixtures)
 
 
 @pytest.mark.parametrize("cores", [1, 2, 3, 4, 16, 64])
-def test_the_layout_gives_each_job_its_own_cores(cores):
+def test_the_layout_runs_two_jobs_each_with_every_core(cores):
     layout = ServingLayout.for_cores(cores)
-    assert 1 <= layout.jobs <= 2 and layout.threads >= 1
-    assert layout.jobs * layout.threads <= cores
-    assert layout.jobs * layout.threads > cores - layout.jobs  # no core left idle beyond rounding
+    assert layout == ServingLayout(jobs=min(2, cores), threads=cores)
 
 
 def test_layouts_parse_and_refuse_clearly():
@@ -28,22 +33,53 @@ def test_layouts_parse_and_refuse_clearly():
             ServingLayout.parse(bad)
 
 
-def test_the_launched_app_never_runs_more_torch_threads_than_cores(controller, tmp_path):  # noqa: F811
-    """What failed before: 2 generations at once, each with torch's default of one thread per
-    core — twice as many busy threads as cores."""
+def test_the_launched_app_is_served_with_its_layout(controller, tmp_path):  # noqa: F811
     (tmp_path / "pool").mkdir()
     (tmp_path / "pool" / "manifest.json").write_text(json.dumps({"pairs": []}))
     app = build_app(controller, ListeningStore(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "pool"))
     threads = torch.get_num_threads()
     try:
-        launch(app, server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        launch(
+            app,
+            ServingLayout(jobs=1, threads=1),
+            server_name="127.0.0.1",
+            server_port=free_port(),
+            quiet=True,
+            prevent_thread_lock=True,
+        )
         for fn in app.fns.values():  # as the queue does when a request first joins
             if fn.concurrency_id == "sample":
                 app._queue.create_event_queue_for_fn(fn)
         jobs = app._queue.event_queue_per_concurrency_id["sample"].concurrency_limit
-        expected = ServingLayout.for_cores(ServingLayout.cores())
-        assert (jobs, torch.get_num_threads()) == (expected.jobs, expected.threads)
-        assert jobs * torch.get_num_threads() <= ServingLayout.cores()
+        assert (jobs, torch.get_num_threads()) == (1, 1)
     finally:
         app.close()
         torch.set_num_threads(threads)
+
+
+def niceness() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own priority is Linux's")
+def test_work_runs_below_the_servers_threads_and_returns_or_raises_as_it_would():
+    marker = contextvars.ContextVar("marker", default=None)
+    marker.set("the request's context")
+    before = niceness()
+    assert at_low_priority(lambda: (niceness(), marker.get())) == (
+        min(19, before + WORK_NICENESS),
+        "the request's context",
+    )
+    assert niceness() == before  # the caller's thread keeps its priority
+    with pytest.raises(ValueError, match="bad chord"):
+        at_low_priority(lambda: (_ for _ in ()).throw(ValueError("bad chord")))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own priority is Linux's")
+def test_a_generation_runs_below_the_server(server, controller, monkeypatch):  # noqa: F811
+    """What failed before: a generation ran at the server's own priority, so while two ran, the
+    event loop (joins, refusals, the listening test's clicks) waited for a core."""
+    seen, generate = [], controller.generate
+    monkeypatch.setattr(controller, "generate", lambda *a, **k: seen.append(niceness()) or generate(*a, **k))
+    Client(server, verbose=False).predict(chords="C G", steps=2, api_name="/generate")
+    assert seen == [min(19, niceness() + WORK_NICENESS)]
