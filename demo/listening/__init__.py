@@ -8,7 +8,8 @@ One module per responsibility: ``schema`` (tables, a trial, what an answer may h
 ``store`` (``ListeningStore``: raters, blind plans, answers; SQLite in WAL mode or PostgreSQL),
 ``stats`` (means, CIs, preference tests, flagged raters), ``figures`` (the results as plots),
 ``export`` (formula-safe CSV, JSON), ``admin`` (``AdminGate``: the password, with back-off),
-``pool`` (building the pool of MIDI pairs and its attention check) and ``cli``. The pages that
+``pool`` (building the pool of MIDI pairs and its attention check), ``clips`` (the pool's audio,
+rendered once into a cache kept across restarts, and each rater's own clip) and ``cli``. The pages that
 show the test are ``demo.tabs.listen`` and ``demo.tabs.admin``; nothing here imports them.
 """
 
