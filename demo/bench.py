@@ -127,10 +127,11 @@ def serving(generator: Generator, name: str, layout: ServingLayout) -> Iterator[
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def generate_fn(url: str) -> int:
-    """The fn index of ``/generate`` on the server at ``url``."""
+def event_id(url: str, name: str) -> int:
+    """The fn index of the event named ``name`` (an API name, or a private event's own) on the
+    server at ``url``."""
     config = httpx.get(url + "config", timeout=30).json()
-    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == "generate")
+    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == name)
 
 
 def generate_data(url: str, **values) -> list:
@@ -174,7 +175,7 @@ def bench_click_to_audio(url: str, args) -> dict:
 
 def bench_users(url: str, users: int, calls_each: int, chords: str) -> dict:
     """``users`` visitors, each making ``calls_each`` 4-bar calls back to back."""
-    fn = generate_fn(url)
+    fn = event_id(url, "generate")
     visitors = [Visitor(url, f"127.0.0.{10 + k}") for k in range(users)]
 
     def visit(visitor: Visitor, k: int) -> list[float]:
@@ -242,7 +243,7 @@ def rater_actions(url: str, page: RaterPage, stop: threading.Event) -> list[floa
 def bench_flood(url: str, page: RaterPage, addresses: int, chords: str) -> dict:
     """``FLOOD_CALLS`` 4-bar ``/generate`` calls at once, spread over ``addresses`` visitors,
     while a rater goes on; the served calls are followed to their audio."""
-    fn = generate_fn(url)
+    fn = event_id(url, "generate")
     data = generate_data(url, chords=chords)
     visitors = [Visitor(url, f"127.0.0.{20 + k}") for k in range(addresses)]
     stop = threading.Event()

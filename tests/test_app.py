@@ -3,25 +3,19 @@
 import json
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
 import torch
 from gradio_client import Client, handle_file
 
+from demo.bench import free_port
 from demo.controller import Controller
 from demo.listening import ListeningStore
 from demo.request import COMPARE_PARAMETERS, GENERATE_PARAMETERS, AppRequest, CompareRequest
 from demo.ui import build_app, launch
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, model_config
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

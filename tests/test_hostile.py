@@ -18,6 +18,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 import demo.guard
+from demo.bench import event_id, generate_data
 from demo.controller import Controller
 from demo.limits import Admission, Busy, client_of
 from demo.listening import CRITERIA, ListeningStore
@@ -142,12 +143,6 @@ def test_raw_http_join_with_a_bad_value_gets_a_422_naming_it(hostile_server):
     assert "chords is 1,000,000 characters long; the limit is 2,000" in detail and len(detail) < 2_000
 
 
-def _event_id(url: str, name: str) -> int:
-    """The fn_index of the event named ``name`` (an API name, or a private event's own)."""
-    config = httpx.get(url + "config", timeout=30).json()
-    return next(d["id"] for d in config["dependencies"] if d.get("api_name") == name)
-
-
 def _call(url: str, route: str, fn: int, data: list, session: str) -> httpx.Response:
     """A raw call of event ``fn``: ``route`` "queue/join", or "run/predict" (how the browser
     sends a ``queue=False`` event). NaN is sent too (a browser's JSON.stringify would send null)."""
@@ -212,7 +207,7 @@ def test_listening_calls_are_checked_like_the_rest(hostile_server, event, data, 
     more than one short log line."""
     url, *_ = hostile_server
     caplog.set_level(logging.INFO, logger="fgg.app")
-    fn = _event_id(url, event)
+    fn = event_id(url, event)
     began = time.perf_counter()
     joined = _call(url, "queue/join", fn, data, f"listen-join-{parameter}")
     assert time.perf_counter() - began < FAST
@@ -234,7 +229,7 @@ def test_a_call_with_more_values_than_parameters_is_refused(hostile_server, even
     join: 422; a direct call: one line), and refuses too few without echoing them."""
     url, generation, evaluation = hostile_server
     caplog.set_level(logging.INFO, logger="fgg.app")
-    fn = _event_id(url, event)
+    fn = event_id(url, event)
     config = httpx.get(url + "config", timeout=30).json()
     n = len(next(d for d in config["dependencies"] if d["id"] == fn)["inputs"])
     for sent in (n + 1, n + 5, n - 1):
@@ -267,7 +262,7 @@ def test_a_file_not_uploaded_is_refused_without_a_server_path(hostile_server, pa
     no path (Gradio's own 400 said "Cannot move /etc/passwd to the gradio cache dir…")."""
     url, generation, _ = hostile_server
     caplog.set_level(logging.INFO, logger="fgg.app")
-    fn = _event_id(url, "generate")
+    fn = event_id(url, "generate")
     file = {"path": path, "meta": {"_type": "gradio.FileData"}}
     why = (
         "names a file not uploaded to this server (upload it first: /gradio_api/upload returns its path)"
@@ -275,7 +270,7 @@ def test_a_file_not_uploaded_is_refused_without_a_server_path(hostile_server, pa
         else "must be a file (the FileData of an upload: the path /gradio_api/upload returned) or null"
     )
     for parameter, value in (("melody_file", file), ("chords", {"notes": [file]})):
-        response = _call(url, "queue/join", fn, _generate_data(url, **{parameter: value}), f"path-{parameter}")
+        response = _call(url, "queue/join", fn, generate_data(url, **{parameter: value}), f"path-{parameter}")
         text = response.text
         assert response.status_code == 422, text[:300]
         refused = [d for d in response.json()["detail"] if not d["is_valid"]]
@@ -297,8 +292,8 @@ def test_an_uploaded_file_is_accepted(hostile_server):
     tune.write(midi)
     upload = httpx.post(url + "gradio_api/upload", files={"files": ("tune.mid", midi.getvalue())}, timeout=30)
     file = {"path": upload.json()[0], "orig_name": "tune.mid", "meta": {"_type": "gradio.FileData"}}
-    data = _generate_data(url, chords="C", melody_file=file, steps=2)
-    assert _call(url, "queue/join", _event_id(url, "generate"), data, "uploaded").status_code == 200
+    data = generate_data(url, chords="C", melody_file=file, steps=2)
+    assert _call(url, "queue/join", event_id(url, "generate"), data, "uploaded").status_code == 200
     assert _completions(url, "uploaded", 1, 120) == 1
 
 
@@ -322,7 +317,7 @@ def test_a_queued_endpoint_cannot_be_called_around_the_queue(hostile_server):
     """Gradio also runs a queued event on a direct POST unless its API is closed: that call
     skipped the validator and the admission (every limit of this module)."""
     url, generation, _ = hostile_server
-    response = httpx.post(url + "gradio_api/run/generate", json={"data": _generate_data(url, chords="C")}, timeout=60)
+    response = httpx.post(url + "gradio_api/run/generate", json={"data": generate_data(url, chords="C")}, timeout=60)
     assert response.status_code == 404, response.text[:300]
     assert generation.held() == 0
 
@@ -352,12 +347,12 @@ def test_a_refused_join_costs_no_work(hostile_server, controller, monkeypatch): 
     running generations for the cores. ``python -m demo.bench --flood`` measures how fast."""
     url, generation, _ = hostile_server
     monkeypatch.setattr(demo.guard, "client_of", lambda r: r.headers.get("x-test-address") or client_of(r))
-    fn = _event_id(url, "generate")
-    heavy = _generate_data(url, chords="C G | Am F", bars=8, steps=50)
+    fn = event_id(url, "generate")
+    heavy = generate_data(url, chords="C G | Am F", bars=8, steps=50)
     assert [_join(url, fn, heavy, f"share{k}", "10.9.9.9").status_code for k in range(2)] == [200, 200]
     resolved, resolve = [], controller.resolve
     monkeypatch.setattr(controller, "resolve", lambda request: resolved.append(request.chords) or resolve(request))
-    flood = _generate_data(url, chords="D | Em")
+    flood = generate_data(url, chords="D | Em")
     refused = [_join(url, fn, flood, f"flood{k}", "10.9.9.9") for k in range(10)]
     assert [r.status_code for r in refused] == [422] * 10
     assert all("limit 2 per visitor" in r.text for r in refused)
@@ -438,12 +433,6 @@ def test_a_ticket_whose_job_left_the_queue_is_forgotten_unless_its_handler_start
     assert admission.held() == 0  # the last resort: ttl
 
 
-def _generate_data(url: str, **values) -> list:
-    """A /generate join's data: the API's defaults, with ``values`` instead."""
-    info = httpx.get(url + "gradio_api/info", timeout=30).json()["named_endpoints"]["/generate"]["parameters"]
-    return [values.get(p["parameter_name"], p.get("parameter_default")) for p in info]
-
-
 def _join(url: str, fn: int, data: list, session: str, address: str) -> httpx.Response:
     body = {"data": data, "fn_index": fn, "session_hash": session, "event_data": None, "trigger_id": None}
     return httpx.post(url + "gradio_api/queue/join", json=body, headers={"x-test-address": address}, timeout=30)
@@ -469,7 +458,7 @@ def test_visitors_who_leave_while_queued_do_not_keep_their_places(hostile_server
     monkeypatch.setattr(demo.guard, "client_of", lambda r: r.headers.get("x-test-address") or client_of(r))
     config = httpx.get(url + "config", timeout=30).json()
     fn = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "generate")
-    heavy, light = _generate_data(url, chords="C G | Am F", bars=8, steps=20), _generate_data(url, chords="C", steps=2)
+    heavy, light = generate_data(url, chords="C G | Am F", bars=8, steps=20), generate_data(url, chords="C", steps=2)
     run = f"{leavers}-"  # sessions and addresses of their own in each run
 
     def join(data, session: str, k: int) -> int:
