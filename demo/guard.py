@@ -367,10 +367,12 @@ def follow_queue(app: gr.Blocks) -> None:
     queue = app._queue
     admissions = {getattr(fn.validator, "admission", None) for fn in app.fns.values()} - {None}
 
+    joining: set[int] = set()  # the requests still inside their join (refuse_early): not in the queue yet
+
     def live() -> set[int]:  # snapshots: called from the validators' threads while the event loop mutates these
         events = list(queue.event_ids_to_events.values())
         events += [event for job in list(queue.active_jobs) if job for event in job]
-        return {id(event.request) for event in events}
+        return {id(event.request) for event in events} | set(joining)
 
     for admission in admissions:
         admission.live = live  # type: ignore[union-attr]
@@ -384,10 +386,10 @@ def follow_queue(app: gr.Blocks) -> None:
         return await process_events(events, *args, **kwargs)
 
     queue.process_events = process_events_and_start  # type: ignore[method-assign]
-    refuse_early(app)
+    refuse_early(app, joining)
 
 
-def refuse_early(app: gr.Blocks) -> None:
+def refuse_early(app: gr.Blocks, joining: set[int]) -> None:
     """A join is admitted (``Admission.admit``) before anything else is done for it, and a join
     its visitor's or the endpoint's share refuses is answered at once — no preprocessing, no
     thread, no checks of its values — so a refusal stays cheap while a flood of joins competes
@@ -395,7 +397,9 @@ def refuse_early(app: gr.Blocks) -> None:
     in the event loop, also makes a flood's joins see each other: checked in the validators'
     threads, 40 joins at once all passed before the first was admitted. Its answer is the
     validator's: a 422 naming the limit. A join then refused by its validator, or by the
-    queue, gives its place back at once."""
+    queue, gives its place back at once. While inside its join a request counts as live
+    (``joining``, seen by ``follow_queue``'s ``live``), so its place is not forgotten however
+    long its values take to check."""
     queue = app._queue
     push = queue.push
 
@@ -410,9 +414,11 @@ def refuse_early(app: gr.Blocks) -> None:
             log_refusal(event_name(fn), str(err))
             return False, refusal_detail(fn, 0, str(err)), "validator_error"
         joined = False
+        joining.add(id(request))  # its values may take longer to check than the admission's grace
         try:
             joined, detail, state = await push(body, request, username)
         finally:
+            joining.discard(id(request))
             if not joined:
                 admission.release(client_of(request), request)
         return joined, detail, state
