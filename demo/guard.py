@@ -43,6 +43,7 @@ from gradio.utils import get_upload_folder
 from gradio_client.utils import is_http_url_like
 
 from demo.limits import Admission, Busy, client_of
+from demo.sessions import ReadySessions
 from fgg.checks import InputError, shown
 
 LOG = logging.getLogger("fgg.app")
@@ -365,7 +366,8 @@ def follow_queue(app: gr.Blocks) -> None:
     (``check_calls``): ``demo.serving.launch`` calls this after ``app.queue()``."""
     check_calls(app)
     queue = app._queue
-    admissions = {getattr(fn.validator, "admission", None) for fn in app.fns.values()} - {None}
+    found = (getattr(fn.validator, "admission", None) for fn in app.fns.values())
+    admissions: set[Admission] = {admission for admission in found if admission is not None}
 
     joining: set[int] = set()  # the requests still inside their join (refuse_early): not in the queue yet
 
@@ -375,7 +377,7 @@ def follow_queue(app: gr.Blocks) -> None:
         return {id(event.request) for event in events} | set(joining)
 
     for admission in admissions:
-        admission.live = live  # type: ignore[union-attr]
+        admission.live = live
     process_events = queue.process_events
 
     async def process_events_and_start(events, *args, **kwargs):
@@ -386,10 +388,10 @@ def follow_queue(app: gr.Blocks) -> None:
         return await process_events(events, *args, **kwargs)
 
     queue.process_events = process_events_and_start  # type: ignore[method-assign]
-    refuse_early(app, joining)
+    refuse_early(app, joining, ReadySessions(app, size=sum(admission.total for admission in admissions)))
 
 
-def refuse_early(app: gr.Blocks, joining: set[int]) -> None:
+def refuse_early(app: gr.Blocks, joining: set[int], sessions: ReadySessions) -> None:
     """A join is admitted (``Admission.admit``) before anything else is done for it, and a join
     its visitor's or the endpoint's share refuses is answered at once — no preprocessing, no
     thread, no checks of its values — so a refusal stays cheap while a flood of joins competes
@@ -399,7 +401,8 @@ def refuse_early(app: gr.Blocks, joining: set[int]) -> None:
     validator's: a 422 naming the limit. A join then refused by its validator, or by the
     queue, gives its place back at once. While inside its join a request counts as live
     (``joining``, seen by ``follow_queue``'s ``live``), so its place is not forgotten however
-    long its values take to check."""
+    long its values take to check. An admitted join of a new session gets a session state
+    made in advance (``sessions``), not one made in the event loop."""
     queue = app._queue
     push = queue.push
 
@@ -416,6 +419,7 @@ def refuse_early(app: gr.Blocks, joining: set[int]) -> None:
         joined = False
         joining.add(id(request))  # its values may take longer to check than the admission's grace
         try:
+            await sessions.open(body.session_hash)
             joined, detail, state = await push(body, request, username)
         finally:
             joining.discard(id(request))

@@ -4,6 +4,7 @@ evaluation of 200 segments, a visitor who leaves mid-evaluation, temp files pili
 Every refusal must come at once (< 2 s), name the parameter and the limit, never show a
 path or a traceback, and leave one line in the log."""
 
+import asyncio
 import io
 import json
 import logging
@@ -12,9 +13,11 @@ import threading
 import time
 from pathlib import Path
 
+import gradio as gr
 import httpx
 import pretty_midi
 import pytest
+from gradio.state_holder import SessionState
 from gradio_client import Client, handle_file
 
 import demo.guard
@@ -23,6 +26,7 @@ from demo.controller import Controller
 from demo.limits import Admission, Busy, client_of
 from demo.listening import CRITERIA, ListeningStore
 from demo.request import GENERATE_PARAMETERS, AppRequest
+from demo.sessions import ReadySessions
 from demo.ui import build_app, launch
 from demo.workspace import Workspace
 from tests.test_app import controller, free_port  # noqa: F401  (fixture)
@@ -362,6 +366,51 @@ def test_a_refused_join_costs_no_work(hostile_server, controller, monkeypatch): 
     while generation.held() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert generation.held() == 0
+
+
+def test_a_new_session_is_not_made_in_the_event_loop(hostile_server, monkeypatch):  # noqa: F811
+    """Gradio makes a new session's state (a copy of every component's config) in the event
+    loop when its first join arrives; a flood of new sessions held every refusal behind those
+    copies. An admitted join takes a state made in advance; the refill happens in a thread of
+    its own."""
+    url, _, _ = hostile_server
+    monkeypatch.setattr(demo.guard, "client_of", lambda r: r.headers.get("x-test-address") or client_of(r))
+    made_in: list[str] = []
+    make = SessionState.__init__
+
+    def record(self, blocks):
+        made_in.append(threading.current_thread().name)
+        make(self, blocks)
+
+    monkeypatch.setattr(SessionState, "__init__", record)
+    fn = event_id(url, "generate")
+    data = generate_data(url, chords="C | G", steps=2)
+    assert [_join(url, fn, data, f"new-session-{k}", f"10.8.8.{k}").status_code for k in range(3)] == [200] * 3
+    assert sum(_completions(url, f"new-session-{k}", 1, 120) for k in range(3)) == 3
+    deadline = time.monotonic() + 10
+    while len(made_in) < 3 and time.monotonic() < deadline:  # the refill, REFILL_AFTER_S later
+        time.sleep(0.1)
+    assert made_in and all(name.startswith("sessions") for name in made_in), made_in
+
+
+def test_ready_sessions_hand_out_states_made_beforehand_and_make_more_when_none_is_ready():
+    with gr.Blocks() as app:
+        gr.Textbox()
+    sessions = ReadySessions(app, size=2)
+    deadline = time.monotonic() + 10
+    while sessions.ready() < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sessions.ready() == 2
+    for k in range(3):  # two ready, the third made on demand
+        asyncio.run(sessions.open(f"s{k}"))
+        assert f"s{k}" in app.state_holder
+    assert sessions.ready() == 0
+    first = app.state_holder.session_data["s0"]
+    asyncio.run(sessions.open("s0"))  # a known session keeps its state
+    assert app.state_holder.session_data["s0"] is first
+    while sessions.ready() < 2 and time.monotonic() < deadline + 10:
+        time.sleep(0.05)
+    assert sessions.ready() == 2
 
 
 def test_a_visitor_who_leaves_stops_the_evaluation_and_generation_is_not_blocked(hostile_server, controller):  # noqa: F811
