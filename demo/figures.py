@@ -51,30 +51,35 @@ def _note_trace(notes: np.ndarray, name: str, colour: str, width: int = 7) -> go
     )
 
 
-def _frame(fig: go.Figure, n_steps: int, beat_labels=None, title: str = "") -> go.Figure:
-    beats = n_steps / STEPS_PER_BEAT
-    for bar in range(0, n_steps // STEPS_PER_BAR + 1):
-        fig.add_vline(x=bar * STEPS_PER_BAR / STEPS_PER_BEAT, line_width=1, line_color="#bbbbbb")
+def _frame(traces: list[go.Scatter], n_steps: int, beat_labels=None, title: str = "") -> go.Figure:
+    """``traces`` in a piano-roll frame: bar lines, chord symbols along the top, pitch axis in
+    octaves. Built in one pass (the layout as one dict): plotly validates every property it is
+    given, and adding bar lines and labels one call at a time cost ~0.2 s per figure."""
+    bar_lines = [
+        dict(type="line", xref="x", yref="y domain", x0=x, x1=x, y0=0, y1=1, line=dict(width=1, color="#bbbbbb"))
+        for x in (bar * STEPS_PER_BAR / STEPS_PER_BEAT for bar in range(n_steps // STEPS_PER_BAR + 1))
+    ]
+    chord_symbols = []
     if beat_labels is not None:
-        previous = None
-        for beat, label in enumerate(beat_labels):
-            if label != previous:
-                fig.add_annotation(
-                    x=beat + 0.05,
-                    y=HIGHEST_PITCH + 2,
-                    text=chord_name(str(label)),
-                    showarrow=False,
-                    xanchor="left",
-                    font=dict(size=11, color="#444"),
-                )
-                previous = label
-    fig.update_layout(
+        changes = [beat for beat, label in enumerate(beat_labels) if beat == 0 or label != beat_labels[beat - 1]]
+        chord_symbols = [
+            dict(
+                x=beat + 0.05,
+                y=HIGHEST_PITCH + 2,
+                text=chord_name(str(beat_labels[beat])),
+                showarrow=False,
+                xanchor="left",
+                font=dict(size=11, color="#444"),
+            )
+            for beat in changes
+        ]
+    layout = dict(
         title=title,
         height=380,
         margin=dict(l=50, r=10, t=50, b=40),
         plot_bgcolor="white",
         legend=dict(orientation="h", yanchor="bottom", y=1.0, x=1, xanchor="right"),
-        xaxis=dict(title="beat", range=[0, beats], dtick=4, gridcolor="#eeeeee"),
+        xaxis=dict(title="beat", range=[0, n_steps / STEPS_PER_BEAT], dtick=4, gridcolor="#eeeeee"),
         yaxis=dict(
             title="pitch",
             range=[LOWEST_PITCH - 1, HIGHEST_PITCH + 4],
@@ -82,8 +87,10 @@ def _frame(fig: go.Figure, n_steps: int, beat_labels=None, title: str = "") -> g
             tickvals=list(range(36, 97, 12)),
             ticktext=[f"C{o}" for o in range(2, 8)],
         ),
+        shapes=bar_lines,
+        annotations=chord_symbols,
     )
-    return fig
+    return go.Figure(data=traces, layout=layout)
 
 
 def piano_roll_figure(
@@ -104,7 +111,7 @@ def piano_roll_figure(
         traces.append(_note_trace(notes[bad], "out of key", COLOURS["out of key"]))
     if melody is not None and melody.any():
         traces.insert(0, _note_trace(roll_to_notes(melody), "melody", COLOURS["melody"], width=5))
-    return _frame(go.Figure(traces), accompaniment.shape[1], beat_labels, title)
+    return _frame(traces, accompaniment.shape[1], beat_labels, title)
 
 
 def diff_figure(before: np.ndarray, after: np.ndarray, beat_labels=None, title: str = "") -> go.Figure:
@@ -120,7 +127,7 @@ def diff_figure(before: np.ndarray, after: np.ndarray, beat_labels=None, title: 
         _note_trace(arr(a - b), "removed", COLOURS["removed"]),
         _note_trace(arr(b - a), "added", COLOURS["added"]),
     ]
-    return _frame(go.Figure(traces), after.shape[1], beat_labels, title)
+    return _frame(traces, after.shape[1], beat_labels, title)
 
 
 def before_after_figure(

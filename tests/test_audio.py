@@ -39,6 +39,25 @@ def test_a_4_bar_clip_is_44k_stereo_at_the_target_loudness(segments, tmp_path):
     np.testing.assert_array_equal(again, A.render_audio(midi))  # the same MIDI, the same audio
     mp3 = A.write_audio(again, tmp_path / "x.mp3")
     assert mp3.stat().st_size < path.stat().st_size / 4
+    decoded, mp3_rate = soundfile.read(str(mp3))  # a real MP3: it plays back as the same music
+    assert mp3_rate == 44100 and decoded.shape[1] == 2 and abs(len(decoded) - len(again)) < 0.1 * 44100
+    assert abs(A.loudness(decoded, mp3_rate) - A.TARGET_LUFS) <= 0.5
+    n = min(len(decoded), len(again))
+    lag = int(np.argmax(np.correlate(decoded[: n // 4, 0], again[:2048, 0], "valid")))  # the encoder's delay
+    assert np.corrcoef(decoded[lag : lag + n // 2, 0], again[: n // 2, 0])[0, 1] > 0.99
+
+
+def test_a_clip_sounds_the_same_whether_its_soundfont_was_loaded_before_or_not(segments, tmp_path, monkeypatch):
+    """Each clip's synthesizer is fresh; only the SoundFont's samples are shared (kept loaded)."""
+    font = tmp_path / "font.sf2"  # a file no synthesizer of this process has loaded yet
+    font.write_bytes(A.BUNDLED_SOUNDFONT.read_bytes())
+    midi = piece_midi(segments["melody"][4], segments["accompaniment"][4], 90.0)
+    monkeypatch.setattr(A, "_samples_kept_loaded", lambda path: None)
+    read_from_disk = A.synthesize(midi, font)
+    monkeypatch.undo()
+    shared = A.synthesize(midi, font)
+    assert A._samples_kept_loaded.cache_info().currsize >= 1
+    np.testing.assert_array_equal(shared, read_from_disk)
 
 
 def test_a_quiet_and_a_dense_clip_come_out_equally_loud(segments):
