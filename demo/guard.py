@@ -23,13 +23,10 @@ Four layers, each in one place:
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import inspect
 import logging
 import os
 import re
-import threading
 from collections.abc import Callable
 from numbers import Real
 from pathlib import Path
@@ -44,12 +41,11 @@ from gradio_client.utils import is_http_url_like
 
 from demo.limits import Admission, Busy, client_of
 from demo.sessions import ReadySessions
+from demo.workers import at_low_priority
 from fgg.checks import InputError, shown
 
 LOG = logging.getLogger("fgg.app")
 C = TypeVar("C", bound=gr.components.Component)
-R = TypeVar("R")
-WORK_NICENESS = 10  # generations run below the server's own threads (at_low_priority)
 PRIVATE: dict[str, Any] = {
     "api_visibility": "private",
     "queue": False,
@@ -114,31 +110,6 @@ def user_error(endpoint: str, err: Exception) -> gr.Error:
     """The error the page and the API client show, logged as one line."""
     log_refusal(endpoint, str(err))
     return gr.Error(str(err), print_exception=False)
-
-
-def at_low_priority(work: Callable[[], R]) -> R:
-    """``work()`` in a thread of its own at CPU niceness ``WORK_NICENESS`` (torch's threads it
-    starts inherit it), returning or raising what it does. A generation saturates the cores;
-    at a lower priority it still gets every cycle nobody else wants, but the server's event
-    loop — joins, refusals, the listening test's clicks — runs first when it needs a core
-    (``python -m demo.bench --flood``). A fresh thread each time: a thread's priority, once
-    lowered, cannot be raised back without privileges, and Gradio's worker threads are shared."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORK_NICENESS)
-        try:
-            box["result"] = work()
-        except BaseException as err:  # noqa: BLE001  (raised again in the caller's thread)
-            box["error"] = err
-
-    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="generation", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def serve_admitted(endpoint: str, admission: Admission, request, work):

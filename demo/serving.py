@@ -13,6 +13,7 @@ import torch
 
 from demo.guard import follow_queue, http_error_handlers
 from demo.limits import MAX_UPLOAD
+from demo.workers import CORES
 
 QUEUE_SIZE = 32  # Gradio's own bound on waiting requests, above the sum of the admissions
 DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads, outputs) older than 30 min
@@ -21,15 +22,16 @@ DELETE_CACHE = (300, 1800)  # every 5 min, delete Gradio's cached files (uploads
 @dataclass(frozen=True)
 class ServingLayout:
     """``jobs`` generations at once (the queue's concurrency for ``/generate`` and ``/compare``),
-    each sampling with ``threads`` torch intra-op threads, and every generation below the
-    server's own threads in CPU priority (``demo.guard.at_low_priority``).
+    sharing ``threads`` torch threads: a generation running alone uses them all, ``k`` at once
+    ``threads // k`` each (``demo.workers``), every generation below the server's own threads
+    in CPU priority.
 
-    ``for_cores``: two jobs, each with every core. Measured on 2 cores side by side (``python -m
-    demo.bench --users 1 2 4 --layouts 2x2 2x1 1x2``, README "Serving"), 2 × 2 threads gave the
-    best latency for one visitor (a lone job uses both cores) and the best throughput for 2 and 4
-    (a second job overlaps the first's single-threaded parts: MIDI, FluidSynth, MP3, figure,
-    metrics); 2 × 1 lost a quarter of one visitor's latency for no throughput, 1 × 2 lost a
-    third of the throughput. Set explicitly, so the layout is this and not a library default."""
+    ``for_cores``: two jobs sharing every core. Measured on 2 cores side by side (``python -m
+    demo.bench --users 1 2 4 --layouts 2x2 1x2``, README "Serving"): one visitor's call gets both
+    cores; with more visitors a second job overlaps the first's single-threaded parts (MIDI,
+    FluidSynth, MP3, figure, metrics) and the two jobs take one core each instead of four
+    threads spinning on two cores. Set explicitly, so the layout is this and not a library
+    default."""
 
     jobs: int
     threads: int
@@ -57,7 +59,9 @@ class ServingLayout:
         return f"{self.jobs}x{self.threads}"
 
     def apply(self, app: gr.Blocks) -> None:
-        """Set torch's threads (process-wide: every job's sampling uses ``threads``) and queue ``app``."""
+        """Share ``threads`` among the generations (``demo.workers.CORES``), give the server's
+        own threads as many, and queue ``app``."""
+        CORES.cores = self.threads
         torch.set_num_threads(self.threads)
         # api_open=False: a queued endpoint is reached only through the queue (its validator,
         # its admission); Gradio would otherwise also run it on a direct POST (/run/generate).

@@ -11,10 +11,10 @@ import pytest
 import torch
 from gradio_client import Client
 
-from demo.guard import WORK_NICENESS, at_low_priority
 from demo.listening import ListeningStore
 from demo.serving import ServingLayout
 from demo.ui import build_app, launch
+from demo.workers import CORES, WORK_NICENESS, at_low_priority, keep_share
 from tests.test_app import controller, free_port, server  # noqa: F401  (fixtures)
 
 
@@ -51,10 +51,11 @@ def test_the_launched_app_is_served_with_its_layout(controller, tmp_path):  # no
             if fn.concurrency_id == "sample":
                 app._queue.create_event_queue_for_fn(fn)
         jobs = app._queue.event_queue_per_concurrency_id["sample"].concurrency_limit
-        assert (jobs, torch.get_num_threads()) == (1, 1)
+        assert (jobs, torch.get_num_threads(), CORES.cores) == (1, 1, 1)
     finally:
         app.close()
         torch.set_num_threads(threads)
+        CORES.cores = threads
 
 
 def niceness() -> int:
@@ -83,3 +84,39 @@ def test_a_generation_runs_below_the_server(server, controller, monkeypatch):  #
     monkeypatch.setattr(controller, "generate", lambda *a, **k: seen.append(niceness()) or generate(*a, **k))
     Client(server, verbose=False).predict(chords="C G", steps=2, api_name="/generate")
     assert seen == [min(19, niceness() + WORK_NICENESS)]
+
+
+def test_generations_running_at_once_share_the_cores(monkeypatch):
+    """What failed before: two generations at once each ran with every core (4 threads
+    spinning on 2 cores). Alone a generation takes every core; two take half each, and one
+    left alone takes them all back at its next step (``keep_share``)."""
+    monkeypatch.setattr(CORES, "cores", 2)
+    caller = torch.get_num_threads()
+    assert at_low_priority(torch.get_num_threads) == 2
+    both_running, one_left = threading.Barrier(2), threading.Event()
+
+    def generation(first: bool) -> list[int]:
+        both_running.wait()
+        keep_share()
+        seen = [torch.get_num_threads()]
+        both_running.wait()
+        if first:
+            one_left.wait(10)  # the other one has ended
+            keep_share()
+            seen.append(torch.get_num_threads())
+        return seen
+
+    results: dict[bool, list[int]] = {}
+
+    def call(first: bool) -> None:
+        results[first] = at_low_priority(lambda: generation(first))
+        if not first:
+            one_left.set()
+
+    threads = [threading.Thread(target=call, args=(first,)) for first in (True, False)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {True: [1, 2], False: [1]}
+    assert torch.get_num_threads() == caller  # the caller's own threads are untouched

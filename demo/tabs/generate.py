@@ -20,6 +20,7 @@ from demo.guard import PRIVATE, Checkbox, Dropdown, Number, Slider, api_handler,
 from demo.limits import MAX_CHORD_CHARS, PUBLIC_LIMITS, Admission
 from demo.melody_source import melody_source_radio, wire_melody_source
 from demo.request import GENERATE_PARAMETERS, NO_SEGMENT, RHYTHM_CHOICES, SCALE_CHOICES, AppRequest, api_parameters
+from demo.workers import keep_share
 from fgg.chords import PITCH_NAMES, parse_progression
 from fgg.pianoroll import SEGMENT_BARS
 from fgg.styles import STYLES
@@ -337,7 +338,8 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
     """The /generate endpoint, its Cancel button and the dice."""
 
     def generate_body(values: dict[str, Any], request, progress) -> dict:
-        def report(done: int, total: int) -> None:
+        def report(done: int, total: int) -> None:  # after each sampler step, in the generation's thread
+            keep_share()  # another generation started or ended: its share of the cores changed
             progress((done, total), desc="sampling", unit="steps")
 
         work = partial(controller.generate, AppRequest(**values), progress=report)
