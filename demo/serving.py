@@ -26,13 +26,12 @@ class ServingLayout:
     ``threads // k`` each, at least one (``demo.workers``); every generation runs below the
     server's own threads in CPU priority.
 
-    ``for_cores``: two jobs, sharing every core but one — the one left for the server's own
-    work (the event loop, the listening test) and a job's single-threaded parts (MIDI,
-    FluidSynth, MP3, figure, metrics). Measured on 2 cores (``python -m demo.bench --users 1 4
-    --layouts 2x2 2x1``, README "Serving"): with 2 threads a lone call was no faster than with
-    1 (its two threads wait for each other whenever anything else takes a core) and cost 0.9 s
-    more CPU; with 4 visitors, 2 × 1 served 0.46-0.49 calls/s against 0.40 for 2 × 2. Set
-    explicitly, so the layout is this and not a library default."""
+    ``for_cores``: two jobs sharing every core. Measured on 2 cores side by side (``python -m
+    demo.bench --users 1 2 4 --calls 3 --layouts 2x2 2x1 1x2``, README "Serving"): a lone
+    call with both cores took 2.3 s against 3.8 s with one; with 4 visitors the two jobs, one
+    core each, served 0.57 calls/s (0.51 with one thread each always, 0.36 one job at a time:
+    a second job overlaps the first's single-threaded parts — MIDI, FluidSynth, MP3, figure,
+    metrics). Set explicitly, so the layout is this and not a library default."""
 
     jobs: int
     threads: int
@@ -44,7 +43,7 @@ class ServingLayout:
 
     @classmethod
     def for_cores(cls, cores: int) -> ServingLayout:
-        return cls(jobs=min(2, max(1, cores)), threads=max(1, cores - 1))
+        return cls(jobs=min(2, max(1, cores)), threads=max(1, cores))
 
     @classmethod
     def parse(cls, text: str) -> ServingLayout:

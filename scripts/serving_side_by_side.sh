@@ -9,15 +9,18 @@ other=$(cd "$1" && pwd); shift
 users=("${@:-1 2 4}")
 here=$(cd "$(dirname "$0")/.." && pwd)
 python="$here/.venv/bin/python"
+server=
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null' EXIT  # never leave a server behind
 for checkout in "$other" "$here"; do
   port=$("$python" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
   tmp=$(mktemp -d)
-  (cd "$checkout" && TMPDIR="$tmp" FGG_DB_URL="sqlite:///$tmp/listening.db" "$python" app.py --port "$port" >"$tmp/app.log" 2>&1) &
+  (cd "$checkout" && TMPDIR="$tmp" FGG_DB_URL="sqlite:///$tmp/listening.db" exec "$python" app.py --port "$port" >"$tmp/app.log" 2>&1) &
   server=$!
   until curl -sf "http://127.0.0.1:$port/config" >/dev/null; do sleep 1; done
   sleep 60  # the app's start-up work (the listening pool's renders) done before anything is timed
   echo "$checkout ($(git -C "$checkout" rev-parse --short HEAD)):"
   (cd "$here" && "$python" -m demo.bench --url "http://127.0.0.1:$port/" --users ${users[*]} --calls 3)
   kill "$server"; wait "$server" || true
+  server=
   rm -rf "$tmp"
 done

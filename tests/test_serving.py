@@ -19,9 +19,9 @@ from tests.test_app import controller, free_port, server  # noqa: F401  (fixture
 
 
 @pytest.mark.parametrize("cores", [1, 2, 3, 4, 16, 64])
-def test_the_layout_runs_two_jobs_sharing_every_core_but_one(cores):
+def test_the_layout_runs_two_jobs_sharing_every_core(cores):
     layout = ServingLayout.for_cores(cores)
-    assert layout == ServingLayout(jobs=min(2, cores), threads=max(1, cores - 1))
+    assert layout == ServingLayout(jobs=min(2, cores), threads=cores)
 
 
 def test_layouts_parse_and_refuse_clearly():
