@@ -1,7 +1,7 @@
 """Audio rendering: MIDI -> 44.1 kHz stereo through FluidSynth, loudness-normalised.
 
     python -m demo.audio --info      # the SoundFont in use, sample rate, channels, loudness target
-    python -m demo.audio --bench     # render time for 4 and 32 bars with each SoundFont found
+    python -m demo.audio --bench     # render time for 4 and 32 bars per SoundFont found, and MP3 encoding
 
 SoundFont: ``$FGG_SOUNDFONT`` if set, else Debian's ``fluid-soundfont-gm`` (FluidR3_GM, the
 standard GM bank; in ``packages.txt``), else the small TimGM6mb that pretty_midi ships (with a
@@ -15,6 +15,7 @@ not in level (louder is rated better in listening tests).
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -22,7 +23,7 @@ import statistics
 import sys
 import threading
 import time
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 import lameenc
@@ -45,9 +46,9 @@ BUNDLED_SOUNDFONT = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
 REVERB = dict(roomsize=0.5, damping=0.4, width=0.8, level=0.35)  # a mid-sized room
 CHORUS = dict(nr=3, level=0.6, speed=0.3, depth=8.0, type=0)
 FORMATS = {".wav": ("WAV", "PCM_16"), ".mp3": ("MP3", None), ".ogg": ("OGG", "VORBIS")}
-# MP3 through LAME itself (lameenc), not libsndfile's: measured on a 12.7 s clip (4 bars at
-# 90 BPM and the tail), libsndfile took 0.4-0.8 s whatever its settings, LAME at quality 5
-# (0 = best, 9 = fastest) 0.12-0.16 s; 160 kbit/s constant keeps piano and reverb clean.
+# MP3 through LAME itself (lameenc), not libsndfile's: a 4-bar clip (12.7 s with the tail)
+# took 0.44 s through libsndfile and 0.12 s through LAME at quality 5 (0 = best, 9 = fastest;
+# ``python -m demo.audio --bench``); 160 kbit/s constant keeps piano and reverb clean.
 MP3_KBPS = 160
 MP3_LAME_QUALITY = 5
 LOG = logging.getLogger("fgg.audio")
@@ -211,31 +212,45 @@ def info() -> dict:
 
 def bench(repeats: int = 5) -> dict:
     """Median render time (synthesis + loudness normalisation) of a POP909 segment's melody +
-    accompaniment, 4 and 32 bars, with each SoundFont present."""
+    accompaniment, 4 and 32 bars, with each SoundFont present; and the 4-bar clip's MP3
+    encoding, by LAME (``mp3_bytes``, what the app uses) and by libsndfile's MP3 writer."""
     seg = load_valid_segments()
     pieces = {
         4: (seg["melody"][0], seg["accompaniment"][0]),
         32: tuple(np.concatenate(list(seg[k][:8]), axis=1) for k in ("melody", "accompaniment")),
     }
+
+    def median_seconds(work) -> float:
+        times = []
+        for _ in range(repeats):
+            began = time.perf_counter()
+            work()
+            times.append(time.perf_counter() - began)
+        return round(statistics.median(times), 3)
+
+    def render_with(midi, font) -> None:
+        normalize(synthesize(midi, font))
+
     out = {}
     for font in (DEBIAN_SOUNDFONT, BUNDLED_SOUNDFONT):
         if not font.is_file():
             continue
         for bars, (melody, accompaniment) in pieces.items():
             midi = piece_midi(melody, accompaniment, 90.0)
-            times = []
-            for _ in range(repeats):
-                began = time.perf_counter()
-                normalize(synthesize(midi, font))
-                times.append(time.perf_counter() - began)
-            out[f"{font.stem}_{bars}bars_s"] = round(statistics.median(times), 3)
+            out[f"{font.stem}_{bars}bars_s"] = median_seconds(partial(render_with, midi, font))
+    melody, accompaniment = pieces[4]
+    clip = render_audio(piece_midi(melody, accompaniment, 90.0))
+    out["mp3_4bars_lame_s"] = median_seconds(lambda: mp3_bytes(clip))
+    out["mp3_4bars_libsndfile_s"] = median_seconds(
+        lambda: soundfile.write(io.BytesIO(), clip, SAMPLE_RATE, format="MP3")
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m demo.audio", description=__doc__.split("\n")[0])
     parser.add_argument("--info", action="store_true", help="print the rendering settings")
-    parser.add_argument("--bench", action="store_true", help="time 4- and 32-bar renders per SoundFont")
+    parser.add_argument("--bench", action="store_true", help="time 4- and 32-bar renders per SoundFont, and MP3")
     args = parser.parse_args(argv)
     print(json.dumps(bench() if args.bench else info()))
     return 0

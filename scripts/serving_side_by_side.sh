@@ -2,7 +2,7 @@
 # Concurrent users against two versions of the app, side by side in one run, each served by its
 # own `python app.py` (its own process, as deployed) and measured by this checkout's
 # `python -m demo.bench --url`: throughput and p50/p95 latency of 4-bar /generate calls.
-#   scripts/serving_side_by_side.sh OTHER_CHECKOUT [USERS...]
+#   [CALLS=3] scripts/serving_side_by_side.sh OTHER_CHECKOUT [USERS...]   (CALLS: calls per visitor)
 # e.g. git worktree add /tmp/old-main fb55f76 && scripts/serving_side_by_side.sh /tmp/old-main 1 2 4
 set -euo pipefail
 other=$(cd "$1" && pwd); shift
@@ -19,7 +19,7 @@ for checkout in "$other" "$here"; do
   until curl -sf "http://127.0.0.1:$port/config" >/dev/null; do sleep 1; done
   sleep 60  # the app's start-up work (the listening pool's renders) done before anything is timed
   echo "$checkout ($(git -C "$checkout" rev-parse --short HEAD)):"
-  (cd "$here" && "$python" -m demo.bench --url "http://127.0.0.1:$port/" --users ${users[*]} --calls 3)
+  (cd "$here" && "$python" -m demo.bench --url "http://127.0.0.1:$port/" --users ${users[*]} --calls "${CALLS:-3}")
   kill "$server"; wait "$server" || true
   server=
   rm -rf "$tmp"
