@@ -1,0 +1,171 @@
+"""Melody rhythms a person can choose by name: the 1- and 2-bar rhythms of POP909's training
+melodies, ranked by how often they occur (``python -m fgg.melody_rhythms --build`` writes
+``assets/melody_rhythms.json``; the file is committed), and what they are made of.
+
+A rhythm is written one character per 16th step: ``x`` a note starts, ``-`` it goes on, ``.``
+rest; a bar is 16 characters, e.g. ``x---x---x-x-x---`` (three quarters, two eighths… read on).
+Its name says it in note values ("quarter · quarter · eighth · eighth · half"); its key (what
+the API and the CLI take) is the same in letters: ``q-q-e-e-h`` (s sixteenth, e eighth, q
+quarter, h half, w whole, a trailing ``.`` dotted, an ``r`` before a value a rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from fgg.checkpoint import REPO_ROOT
+from fgg.data import build_songs, load_split
+from fgg.melody_shape import HOLD, REST, START
+from fgg.pianoroll import BEATS_PER_BAR, STEPS_PER_BAR
+
+LIBRARY_FILE = REPO_ROOT / "assets" / "melody_rhythms.json"
+SYMBOLS = {START: "x", HOLD: "-", REST: "."}
+VALUES = {1: ("s", "sixteenth"), 2: ("e", "eighth"), 3: ("e.", "dotted eighth"), 4: ("q", "quarter"),
+          6: ("q.", "dotted quarter"), 8: ("h", "half"), 12: ("h.", "dotted half"), 16: ("w", "whole")}  # fmt: skip
+TOP_ONE_BAR, TOP_TWO_BARS = 16, 8
+
+
+@dataclass(frozen=True)
+class MelodyRhythm:
+    key: str  # "q-q-e-e-h": what the API and the CLI take
+    pattern: str  # one character per 16th step, whole bars
+    name: str  # in words
+    share: float  # of the training bars (1-bar rhythms) or bar pairs (2-bar) with its note starts
+
+    @property
+    def symbols(self) -> np.ndarray:
+        return parse_pattern(self.pattern)
+
+
+def parse_pattern(pattern: str) -> np.ndarray:
+    """``"x---x-.."`` -> (T,) int64 of ``START``/``HOLD``/``REST``; whole bars only."""
+    codes = {char: symbol for symbol, char in SYMBOLS.items()}
+    if not pattern or len(pattern) % STEPS_PER_BAR or set(pattern) - set(codes):
+        raise ValueError(f"a melody rhythm is whole bars of {STEPS_PER_BAR} characters x - . (got {pattern[:40]!r})")
+    return np.array([codes[char] for char in pattern], dtype=np.int64)
+
+
+def pattern_text(symbols: np.ndarray) -> str:
+    return "".join(SYMBOLS[int(s)] for s in symbols)
+
+
+def durations(symbols: np.ndarray) -> list[tuple[bool, int]]:
+    """(is a note, length in 16ths) for each note and each rest, in order; a hold after a rest
+    counts as rest."""
+    out: list[tuple[bool, int]] = []
+    for symbol in symbols:
+        note = symbol == START or (symbol == HOLD and bool(out) and out[-1][0])
+        if symbol == START or not out or out[-1][0] != note:
+            out.append((note, 1))
+        else:
+            out[-1] = (note, out[-1][1] + 1)
+    return out
+
+
+def describe(symbols: np.ndarray) -> tuple[str, str]:
+    """(key, name) of a rhythm, e.g. ("q-q-e-e-h", "quarter · quarter · eighth · eighth · half").
+    A rhythm that opens holding goes on with the note before it (tiled, the last note of its
+    previous bar): "t" for tied."""
+    keys, names = [], []
+    for k, (note, length) in enumerate(durations(symbols)):
+        letter, word = VALUES.get(length, (f"{length}s", f"{length} sixteenths"))
+        tied = k == 0 and symbols[0] == HOLD
+        keys.append(f"t{letter}" if tied else letter if note else f"r{letter}")
+        names.append(f"tied {word}" if tied else word if note else f"{word} rest")
+    return "-".join(keys), " · ".join(names)
+
+
+def melody_symbols(notes: np.ndarray, n_steps: int) -> np.ndarray:
+    """(T,) the rhythm of the top line of melody notes (N, 3) [start, end, pitch]: a note
+    sounds from its start until its end or the next note's start, whichever comes first."""
+    symbols = np.full(n_steps, REST, dtype=np.int64)
+    notes = np.asarray(notes, dtype=np.int64).reshape(-1, 3)
+    notes = notes[(notes[:, 0] >= 0) & (notes[:, 0] < n_steps)]
+    starts = np.sort(notes[:, 0])
+    for start, end, _ in notes:
+        following = np.searchsorted(starts, start, side="right")
+        cut = starts[following] if following < len(starts) else n_steps
+        symbols[start + 1 : min(end, cut, n_steps)] = HOLD
+    symbols[starts] = START
+    return symbols
+
+
+def count_bar_rhythms(collection, song_ids: set[int]) -> tuple[Counter, Counter, int, int]:
+    """1-bar and 2-bar rhythm counts over the 4/4 bars of the given songs' melodies (empty bars
+    left out), and how many bars and bar pairs were counted."""
+    one, two = Counter(), Counter()
+    bars_counted = pairs_counted = 0
+    for index, song_id in enumerate(collection.song_id):
+        if int(song_id) not in song_ids:
+            continue
+        starts, beats = collection.get("bar_start", index), collection.get("bar_beats", index)
+        n_steps = int(starts[-1]) + STEPS_PER_BAR if len(starts) else 0
+        symbols = melody_symbols(collection.get("melody", index), n_steps)
+        bars = [
+            pattern_text(symbols[s : s + STEPS_PER_BAR]) if b == BEATS_PER_BAR else None
+            for s, b in zip(starts, beats, strict=True)
+        ]
+        for bar, following in zip(bars, bars[1:] + [None], strict=True):
+            if bar is not None and "x" in bar:
+                one[bar] += 1
+                bars_counted += 1
+                if following is not None and "x" in following:
+                    two[bar + following] += 1
+                    pairs_counted += 1
+    return one, two, bars_counted, pairs_counted
+
+
+def build_library(collection, song_ids: set[int]) -> dict:
+    """The most frequent rhythms, counted by where their notes start (note ends in POP909 are
+    played, so nearly every bar's ends differ), each written as its most frequent form."""
+    one, two, bars, pairs = count_bar_rhythms(collection, song_ids)
+    rhythms = []
+    for counts, top, total in ((one, TOP_ONE_BAR, bars), (two, TOP_TWO_BARS, pairs)):
+        by_starts: dict[str, Counter] = {}
+        for pattern, count in counts.items():
+            by_starts.setdefault(pattern.replace("-", "."), Counter())[pattern] = count
+        ranked = sorted(by_starts.values(), key=lambda forms: -sum(forms.values()))[:top]
+        for forms in ranked:
+            pattern = forms.most_common(1)[0][0]
+            key, name = describe(parse_pattern(pattern))
+            rhythms.append(
+                {"key": key, "name": name, "pattern": pattern, "share": round(sum(forms.values()) / total, 4)}
+            )
+    return {"source": "POP909 training songs (fgg/pop909_split.json), 4/4 bars with a melody note",
+            "bars": bars, "bar_pairs": pairs, "rhythms": rhythms}  # fmt: skip
+
+
+@cache
+def library(path: Path = LIBRARY_FILE) -> dict[str, MelodyRhythm]:
+    """The committed rhythms by key, most frequent first (1-bar, then 2-bar)."""
+    with open(path, encoding="utf-8") as f:
+        rhythms = json.load(f)["rhythms"]
+    return {r["key"]: MelodyRhythm(r["key"], r["pattern"], r["name"], r["share"]) for r in rhythms}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m fgg.melody_rhythms", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--build", action="store_true", help=f"count POP909's training melodies, write {LIBRARY_FILE.name}"
+    )
+    parser.add_argument("--pop909", help="POP909 folder (default $FGG_POP909_DIR or ../shared/data/pop909)")
+    args = parser.parse_args(argv)
+    if args.build:
+        collection, _ = build_songs(args.pop909)
+        built = build_library(collection, set(load_split()["train"]))
+        LIBRARY_FILE.write_text(json.dumps(built, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    for rhythm in library(LIBRARY_FILE).values():
+        print(f"{rhythm.key:<22} {rhythm.pattern}  {rhythm.share:6.2%}  {rhythm.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Melody rhythms by name (fgg.melody_rhythms): reading a melody's rhythm, naming it, the
+committed library of POP909's most frequent ones."""
+
+import numpy as np
+import pytest
+
+from fgg.melody_rhythms import TOP_ONE_BAR, TOP_TWO_BARS, describe, library, melody_symbols, parse_pattern, pattern_text
+from fgg.melody_shape import HOLD, REST, START
+from fgg.pianoroll import STEPS_PER_BAR
+
+
+def test_a_pattern_reads_and_writes_back_and_refuses_what_is_not_whole_bars():
+    pattern = "x---x---x-x-x..."
+    symbols = parse_pattern(pattern)
+    assert symbols[:5].tolist() == [START, HOLD, HOLD, HOLD, START] and symbols[-1] == REST
+    assert pattern_text(symbols) == pattern
+    for bad in ("x---", "x---x---x---x--y", ""):
+        with pytest.raises(ValueError, match="whole bars of 16 characters"):
+            parse_pattern(bad)
+
+
+@pytest.mark.parametrize(
+    "pattern, key, name",
+    [
+        ("x---x---x---x---", "q-q-q-q", "quarter · quarter · quarter · quarter"),
+        ("x-x-x-x-x-------", "e-e-e-e-h", "eighth · eighth · eighth · eighth · half"),
+        ("x-----------....", "h.-rq", "dotted half · quarter rest"),
+        ("--x-------------", "te-14s", "tied eighth · 14 sixteenths"),
+    ],
+)
+def test_a_rhythm_is_named_in_note_values(pattern, key, name):
+    assert describe(parse_pattern(pattern)) == (key, name)
+
+
+def test_a_melodys_rhythm_is_its_top_line_each_note_cut_by_the_next_start():
+    notes = np.array([[0, 8, 60], [2, 4, 62], [10, 12, 64], [10, 14, 67], [20, 40, 65]])
+    symbols = melody_symbols(notes, 2 * STEPS_PER_BAR)
+    assert pattern_text(symbols) == "x-x-......x---......x-----------"
+
+
+def test_the_committed_library_ranks_pop909s_rhythms_with_unique_keys():
+    rhythms = list(library().values())
+    assert len(rhythms) == TOP_ONE_BAR + TOP_TWO_BARS  # keys are unique
+    one_bar = [r for r in rhythms if len(r.pattern) == STEPS_PER_BAR]
+    assert len(one_bar) == TOP_ONE_BAR and all(len(r.pattern) == 2 * STEPS_PER_BAR for r in rhythms[TOP_ONE_BAR:])
+    shares = [r.share for r in one_bar]
+    assert shares == sorted(shares, reverse=True) and 0 < shares[-1] < shares[0] < 1
+    for r in rhythms:
+        assert describe(r.symbols) == (r.key, r.name) and "x" in r.pattern
