@@ -98,10 +98,11 @@ def melody_symbols(notes: np.ndarray, n_steps: int) -> np.ndarray:
     return symbols
 
 
-def count_bar_rhythms(collection, song_ids: set[int]) -> tuple[Counter, Counter, int, int]:
+def count_bar_rhythms(collection, song_ids: set[int]) -> tuple[Counter[str], Counter[str], int, int]:
     """1-bar and 2-bar rhythm counts over the 4/4 bars of the given songs' melodies (empty bars
     left out), and how many bars and bar pairs were counted."""
-    one, two = Counter(), Counter()
+    one: Counter[str] = Counter()
+    two: Counter[str] = Counter()
     bars_counted = pairs_counted = 0
     for index, song_id in enumerate(collection.song_id):
         if int(song_id) not in song_ids:
@@ -129,7 +130,7 @@ def build_library(collection, song_ids: set[int]) -> dict:
     one, two, bars, pairs = count_bar_rhythms(collection, song_ids)
     rhythms = []
     for counts, top, total in ((one, TOP_ONE_BAR, bars), (two, TOP_TWO_BARS, pairs)):
-        by_starts: dict[str, Counter] = {}
+        by_starts: dict[str, Counter[str]] = {}
         for pattern, count in counts.items():
             by_starts.setdefault(pattern.replace("-", "."), Counter())[pattern] = count
         ranked = sorted(by_starts.values(), key=lambda forms: -sum(forms.values()))[:top]
