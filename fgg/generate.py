@@ -35,6 +35,7 @@ from fgg.diffusion import Schedule, StepCallback, sampling_timesteps
 from fgg.dynamics import shape_dynamics
 from fgg.guidance import SCALE_TABLES
 from fgg.inputs import RHYTHM_PATTERNS, SCALE_MODES, GenerationSpec, resolve_spec
+from fgg.melody_shape import DEFAULT_REGISTER
 from fgg.model import UNetConfig
 from fgg.modes import ACCOMPANIMENT, MODES, Mode, get_mode, mode_of
 from fgg.pianoroll import (
@@ -203,6 +204,7 @@ class Generator:
                 callback=on_step,
                 known=roll[:, :, window] if known_steps else None,
                 known_mask=mask if known_steps else None,
+                melody_shape=None if spec.melody_shape is None else spec.melody_shape.steps(window),
             )
             done_until = start + SEGMENT_STEPS
         return roll
@@ -271,6 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--bars", type=int, help="length in bars (default: the progression's, at least 4)")
     parser.add_argument("--rhythm", help=f"none | {' | '.join(RHYTHM_PATTERNS)}")
+    parser.add_argument(
+        "--melody-rhythm",
+        help="melody+accompaniment mode: the melody's rhythm — free (the model's, one note at a time, "
+        "at least one per bar), a rhythm's key from python -m fgg.melody_rhythms (e.g. q-q-e-e-h), "
+        "or a pattern (x starts a note, - holds it, . rests; whole bars of 16)",
+    )
+    parser.add_argument(
+        "--melody-register",
+        nargs=2,
+        type=int,
+        metavar=("LOW", "HIGH"),
+        help=f"with --melody-rhythm: the melody's MIDI range (default {DEFAULT_REGISTER[0]} {DEFAULT_REGISTER[1]})",
+    )
     parser.add_argument("--no-fgg", action="store_true", help="sample without fine-grained guidance")
     parser.add_argument("--strength", type=float, default=1.0, help="FGG strength 0-1")
     parser.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale")
@@ -338,6 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             tempo=args.tempo,
             scale_table=args.scale_table,
             scale_mode=args.scale_mode,
+            melody_rhythm=args.melody_rhythm,
+            melody_register=args.melody_register,
             mode=mode,
         )
         gen = Generator.from_checkpoint(

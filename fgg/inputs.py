@@ -17,9 +17,14 @@ import torch
 from fgg.checks import InputError, choice, flag, number, text
 from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes, scale_pitch_classes
+from fgg.melody_rhythms import library as melody_rhythm_library
+from fgg.melody_rhythms import parse_key, parse_pattern
+from fgg.melody_shape import DEFAULT_REGISTER, MelodyShape
 from fgg.modes import ACCOMPANIMENT, Mode, get_mode
 from fgg.pianoroll import (
     BEATS_PER_BAR,
+    HIGHEST_PITCH,
+    LOWEST_PITCH,
     N_PITCHES,
     NOTE_THRESHOLD,
     SEGMENT_BARS,
@@ -178,6 +183,7 @@ class GenerationSpec:
     overlap_bars: int = 1  # of each 4-bar window with the music before it (pieces over 4 bars)
     precision: str | None = None  # "auto" | "fp32" | "bf16"; None: the generator's own
     warnings: tuple[str, ...] = ()  # what the caller should know (a cut progression)
+    melody_shape: MelodyShape | None = None  # a generated melody's register, monophony, rhythm (with FGG)
 
     @property
     def n_steps(self) -> int:
@@ -214,6 +220,8 @@ def resolve_spec(
     force_rhythm=True,
     overlap_bars=1,
     precision=None,
+    melody_rhythm=None,
+    melody_register=None,
     mode: str | Mode = ACCOMPANIMENT.name,
     limits: InputLimits = LIBRARY_LIMITS,
 ) -> GenerationSpec:
@@ -232,6 +240,9 @@ def resolve_spec(
     - ``scale``: None (allowed notes from each chord through ``scale_table``, "ours" or "paper"),
       a scale name ("dorian", tonic = the first chord's root), "TONIC NAME" ("D dorian") or
       note names; ``scale_mode`` "with_chords" also allows each chord's tones, "strict" not.
+    - ``melody_rhythm`` (a mode that writes the melody): None (no melody constraints),
+      "free", a ``fgg.melody_rhythms`` key or a pattern (``resolve_melody_shape``), tiled over
+      the piece; ``melody_register``: (low, high) MIDI, default ``DEFAULT_REGISTER``.
     - ``seed``: decides the starting noise; ``tempo`` in BPM; ``overlap_bars`` between 4-bar
       windows; ``precision`` of the network (None: the generator's); ``mode``: a name in
       ``fgg.modes.MODES``; ``limits``: the bounds (``LIBRARY_LIMITS``, or an app's).
@@ -270,7 +281,40 @@ def resolve_spec(
         overlap_bars=int(number(overlap_bars, "overlap_bars", 1, SEGMENT_BARS - 1, integer=True)),
         precision=None if precision is None else choice(precision, PRECISIONS, "precision"),
         warnings=tuple(warnings),
+        melody_shape=resolve_melody_shape(melody_rhythm, melody_register, mode, n_steps),
     )
+
+
+def resolve_melody_shape(rhythm, register, mode: Mode, n_steps: int) -> MelodyShape | None:
+    """The ``MelodyShape`` a request asks for: ``rhythm`` None (none: the register is then
+    refused), "free" (the model's rhythm), a rhythm's key in ``fgg.melody_rhythms.library()``
+    or a pattern of x - . (whole bars), tiled to ``n_steps``; ``register`` (low, high) MIDI."""
+    if rhythm is None or (isinstance(rhythm, str) and rhythm.strip().lower() in ("", "none", "off")):
+        if register is not None:
+            raise InputError("melody_register", "a melody register needs a melody rhythm (free, or a rhythm)")
+        return None
+    if not mode.writes_melody:
+        raise InputError("melody_rhythm", f"a {mode.name} model does not write the melody: no melody rhythm to give")
+    low, high = DEFAULT_REGISTER if register is None else register
+    low = int(number(low, "melody_register", LOWEST_PITCH, HIGHEST_PITCH, integer=True))
+    high = int(number(high, "melody_register", low + 11, HIGHEST_PITCH, integer=True))
+    rhythm = text(rhythm, "melody_rhythm", 64 * STEPS_PER_BAR).strip()
+    if rhythm.lower() == "free":
+        return MelodyShape(low, high)
+    known = melody_rhythm_library()
+    try:
+        symbols = known[rhythm].symbols if rhythm in known else read_pattern(rhythm)
+    except ValueError as err:
+        examples = ", ".join(list(known)[:4])
+        raise InputError(
+            "melody_rhythm", f"{err}; or free, or a key like {examples} (python -m fgg.melody_rhythms)"
+        ) from None
+    return MelodyShape(low, high, np.resize(symbols, n_steps))
+
+
+def read_pattern(rhythm: str) -> np.ndarray:
+    """A pattern of x - . if it is one, else a rhythm's key (``fgg.melody_rhythms.parse_key``)."""
+    return parse_pattern(rhythm) if set(rhythm) <= set("x-.") else parse_key(rhythm)
 
 
 def _resolve_mode(mode) -> Mode:

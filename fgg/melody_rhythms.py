@@ -53,6 +53,28 @@ def parse_pattern(pattern: str) -> np.ndarray:
     return np.array([codes[char] for char in pattern], dtype=np.int64)
 
 
+def parse_key(key: str) -> np.ndarray:
+    """A rhythm's key (``describe``), in the library or not, e.g. "q-q-e-e-h" or "rq-q.-e-h",
+    -> (T,) symbols; whole bars only."""
+    lengths = {letter: length for length, (letter, _) in VALUES.items()}
+    symbols: list[int] = []
+    for k, token in enumerate(key.strip().split("-")):
+        kind, value = (token[0], token[1:]) if token[:1] in ("r", "t") else ("", token)
+        if value.endswith("s") and value[:-1].isdigit() and 0 < int(value[:-1]) <= 64:
+            length = int(value[:-1])
+        elif value in lengths:
+            length = lengths[value]
+        else:
+            raise ValueError(
+                f"{token!r} in melody rhythm {key[:40]!r} is no note value (s e q h w, dotted with ., r rest)"
+            )
+        if kind == "t" and k > 0:
+            raise ValueError(f"only a rhythm's first note can be tied (t), in {key[:40]!r}")
+        first = HOLD if kind == "t" else REST if kind == "r" else START
+        symbols += [first] + [REST if kind == "r" else HOLD] * (length - 1)
+    return parse_pattern(pattern_text(np.array(symbols)))
+
+
 def pattern_text(symbols: np.ndarray) -> str:
     return "".join(SYMBOLS[int(s)] for s in symbols)
 
@@ -140,8 +162,13 @@ def build_library(collection, song_ids: set[int]) -> dict:
             rhythms.append(
                 {"key": key, "name": name, "pattern": pattern, "share": round(sum(forms.values()) / total, 4)}
             )
+    pitches = np.concatenate(
+        [collection.get("melody", i)[:, 2] for i, song_id in enumerate(collection.song_id) if int(song_id) in song_ids]
+    )
+    percentiles = np.percentile(pitches, [2.5, 50, 97.5]).round().astype(int).tolist()
+    register = dict(zip(("p2.5", "p50", "p97.5"), percentiles, strict=True))
     return {"source": "POP909 training songs (fgg/pop909_split.json), 4/4 bars with a melody note",
-            "bars": bars, "bar_pairs": pairs, "rhythms": rhythms}  # fmt: skip
+            "bars": bars, "bar_pairs": pairs, "melody_pitch_midi": register, "rhythms": rhythms}  # fmt: skip
 
 
 @cache

@@ -18,6 +18,9 @@ threshold keeps its value (the smallest edit that meets the constraint).
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
+import numpy as np
 import torch
 
 from fgg.diffusion import Denoiser
@@ -25,6 +28,33 @@ from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, STEPS_PER_BAR
 
 REST, START, HOLD = 0, 1, 2
 NO_PITCH = -1
+# The middle 95 % of POP909's training melody notes, MIDI 59-84 (B3-C6; median 72):
+# ``python -m fgg.melody_rhythms --build``, assets/melody_rhythms.json "melody_pitch_midi".
+DEFAULT_REGISTER = (59, 84)
+
+
+@dataclass(frozen=True)
+class MelodyShape:
+    """What a generated melody must be: inside MIDI ``low``-``high``, one note at a time, in
+    ``rhythm`` ((T,) or (B, T) ``REST``/``START``/``HOLD``) or, without one, with at least
+    ``min_starts`` note starts per bar."""
+
+    low: int = DEFAULT_REGISTER[0]
+    high: int = DEFAULT_REGISTER[1]
+    rhythm: np.ndarray | None = None
+    min_starts: int = 1
+
+    def steps(self, window: slice) -> MelodyShape:
+        """The shape of the steps in ``window`` (a 4-bar window of a longer piece)."""
+        return self if self.rhythm is None else replace(self, rhythm=self.rhythm[..., window])
+
+    def denoiser(self, denoiser: Denoiser, allowed: torch.Tensor, channel: int = 0) -> Denoiser:
+        """``melody_shape_denoiser`` for pixels ``allowed`` (B, T, P) bool (FGG's)."""
+        open_pixels = allowed & register_window(self.low, self.high, allowed.device)  # (B, T, P)
+        rhythm = None
+        if self.rhythm is not None:
+            rhythm = torch.as_tensor(self.rhythm, device=allowed.device).expand(allowed.shape[:2])  # (B, T)
+        return melody_shape_denoiser(denoiser, open_pixels, rhythm, self.min_starts, channel)
 
 
 def register_window(low: int, high: int, device=None) -> torch.Tensor:

@@ -16,6 +16,7 @@ import torch
 from fgg.condition import chord_condition, melody_condition, null_melody_condition, null_rhythm_condition
 from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
 from fgg.guidance import cfg_denoiser, fgg_denoiser, graded_allowed, pitch_mask
+from fgg.melody_shape import MelodyShape
 from fgg.modes import Mode
 from fgg.precision import network
 
@@ -76,6 +77,7 @@ def sample_batch(
     known: torch.Tensor | None = None,
     known_mask: torch.Tensor | None = None,
     before_fgg: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    melody_shape: MelodyShape | None = None,
 ) -> torch.Tensor:
     """Sample a batch of 4-bar windows; returns the final x̂₀ (B, C, T, P) on the CPU.
 
@@ -86,7 +88,9 @@ def sample_batch(
     inpaint a region (see ``sample_ddim``). FGG runs when ``options.fgg`` and
     ``options.strength`` > 0 (strength 0 is the unguided sampler, bit for bit); ``allowed`` is
     then the mask for that strength (``fgg_pixel_mask``). ``before_fgg(x_t, x̂₀)`` sees every
-    step's prediction before FGG edits it (the evaluation measures the edit with it)."""
+    step's prediction before FGG edits it (the evaluation measures the edit with it). With FGG,
+    ``melody_shape`` (a mode that writes the melody: its track first) also edits the melody's
+    register, monophony and rhythm (``fgg.melody_shape``)."""
     device = next(iter(model.parameters()), torch.zeros(0)).device
     null_cond = null.to(device) if options.cfg_scale != 1.0 else None
     denoiser = cfg_denoiser(
@@ -97,6 +101,8 @@ def sample_batch(
     if options.fgg and options.strength > 0:
         force = counts.to(device) if (counts is not None and options.force_rhythm) else None
         denoiser = fgg_denoiser(denoiser, allowed.to(device), force, onset_channel=x_init.shape[1] - 2)
+        if melody_shape is not None:
+            denoiser = melody_shape.denoiser(denoiser, allowed.to(device))
     out = sample_ddim(
         denoiser,
         schedule,

@@ -4,7 +4,16 @@ committed library of POP909's most frequent ones."""
 import numpy as np
 import pytest
 
-from fgg.melody_rhythms import TOP_ONE_BAR, TOP_TWO_BARS, describe, library, melody_symbols, parse_pattern, pattern_text
+from fgg.melody_rhythms import (
+    TOP_ONE_BAR,
+    TOP_TWO_BARS,
+    describe,
+    library,
+    melody_symbols,
+    parse_key,
+    parse_pattern,
+    pattern_text,
+)
 from fgg.melody_shape import HOLD, REST, START
 from fgg.pianoroll import STEPS_PER_BAR
 
@@ -28,8 +37,18 @@ def test_a_pattern_reads_and_writes_back_and_refuses_what_is_not_whole_bars():
         ("--x-------------", "te-14s", "tied eighth · 14 sixteenths"),
     ],
 )
-def test_a_rhythm_is_named_in_note_values(pattern, key, name):
+def test_a_rhythm_is_named_in_note_values_and_read_back_from_its_key(pattern, key, name):
     assert describe(parse_pattern(pattern)) == (key, name)
+    assert pattern_text(parse_key(key)) == pattern
+
+
+@pytest.mark.parametrize(
+    "key, words",
+    [("q-q-q", "whole bars"), ("q-x-h", "'x' in melody rhythm"), ("q-tq-h-q", "only a rhythm's first note")],
+)
+def test_a_key_that_is_no_rhythm_is_refused_by_name(key, words):
+    with pytest.raises(ValueError, match=words):
+        parse_key(key)
 
 
 def test_a_melodys_rhythm_is_its_top_line_each_note_cut_by_the_next_start():

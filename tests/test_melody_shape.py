@@ -1,9 +1,11 @@
 """The melody's shape as projections of x̂₀ (fgg.melody_shape), on inputs whose answer is known."""
 
+import numpy as np
 import pytest
 import torch
 
 from fgg.melody_shape import (
+    DEFAULT_REGISTER,
     HOLD,
     NO_PITCH,
     REST,
@@ -14,7 +16,7 @@ from fgg.melody_shape import (
     pin_rhythm,
     register_window,
 )
-from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, STEPS_PER_BAR
+from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, STEPS_PER_BAR, roll_to_notes
 
 T, P = 2 * STEPS_PER_BAR, N_PITCHES
 
@@ -126,3 +128,46 @@ def test_the_denoiser_guarantees_hold_on_random_predictions(with_rhythm):
         assert torch.equal(on[:, 0].any(-1), kind == START)
     else:
         assert torch.all(starts >= 2)
+
+
+@pytest.fixture(scope="module")
+def combined():
+    from fgg.generate import Generator
+
+    return Generator.from_checkpoint("combined-small", "cpu", "fp32")
+
+
+def test_a_generated_melody_follows_the_rhythm_asked_for_inside_its_register(combined):
+    result = combined.generate("C G | Am F", melody_rhythm="q-e-e-h", steps=4, seed=3)
+    notes = roll_to_notes(result.melody)
+    bar = [(0, 4), (4, 6), (6, 8), (8, 16)]  # quarter, eighth, eighth, half
+    expected = [(b * STEPS_PER_BAR + s, b * STEPS_PER_BAR + e) for b in range(4) for s, e in bar]
+    assert [(int(s), int(e)) for s, e, _ in notes] == expected
+    assert all(DEFAULT_REGISTER[0] <= p <= DEFAULT_REGISTER[1] for p in notes[:, 2])
+    assert all(result.allowed[s, p % 12] for s, _, p in notes)  # FGG's guarantee holds too
+
+
+def test_a_free_melody_has_a_note_in_every_bar_one_at_a_time(combined):
+    for seed in range(3):
+        result = combined.generate("C | F | G | C | Am | F | G | C", melody_rhythm="free", steps=4, seed=seed)
+        notes = roll_to_notes(result.melody)
+        assert set(notes[:, 0] // STEPS_PER_BAR) == set(range(8))
+        sounding = np.zeros(result.melody.shape[1], dtype=int)
+        for s, e, _ in notes:
+            sounding[s:e] += 1
+        assert sounding.max() == 1
+
+
+def test_melody_shape_inputs_are_checked_and_named():
+    from fgg.checks import InputError
+    from fgg.inputs import resolve_spec
+
+    with pytest.raises(InputError, match="does not write the melody"):
+        resolve_spec("C", melody_rhythm="free")
+    with pytest.raises(InputError, match="whole bars of 16") as err:
+        resolve_spec("C", melody_rhythm="x-x", mode="melody+accompaniment")
+    assert err.value.parameter == "melody_rhythm"
+    with pytest.raises(InputError, match="melody_register"):
+        resolve_spec("C", melody_rhythm="free", melody_register=(60, 65), mode="melody+accompaniment")
+    spec = resolve_spec("C G", melody_rhythm="q-q-q-q", mode="melody+accompaniment", bars=8)
+    assert spec.melody_shape is not None and spec.melody_shape.rhythm.shape == (8 * STEPS_PER_BAR,)
