@@ -37,6 +37,27 @@ def longest_run_without_rest(roll: np.ndarray) -> int:
     return longest
 
 
+def silent_bar_share(roll: np.ndarray) -> float:
+    """Share of the bars in which no note sounds: 1 − (bars with a sounding note) / bars."""
+    busy = sounding(roll).any(axis=1)  # (T,)
+    return float(1 - busy.reshape(-1, STEPS_PER_BAR).any(axis=1).mean())
+
+
+def highest_sounding(roll: np.ndarray) -> np.ndarray:
+    """(T,) the highest sounding pitch's index on the roll's pitch axis per step, −1 where
+    nothing sounds."""
+    busy = sounding(roll)  # (T, P)
+    return np.where(busy.any(axis=1), busy.shape[1] - 1 - busy[:, ::-1].argmax(axis=1), -1)
+
+
+def below_accompaniment_share(melody: np.ndarray, accompaniment: np.ndarray) -> float:
+    """Of the steps where both sound, the share where the melody's highest sounding pitch is
+    below the accompaniment's highest (a buried melody); NaN when they never sound together."""
+    tune, under = highest_sounding(melody), highest_sounding(accompaniment)
+    both = (tune >= 0) & (under >= 0)
+    return float((tune[both] < under[both]).mean()) if both.any() else float("nan")
+
+
 def strong_beat_chord_tone_share(roll: np.ndarray, chroma: np.ndarray) -> float:
     """Of the notes that start on a strong beat (beats 1 and 3 of each bar) under a chord,
     the share whose pitch class is a tone of that chord. Notes starting where there is no

@@ -5,10 +5,12 @@ import math
 import numpy as np
 
 from eval.melody_metrics import (
+    below_accompaniment_share,
     longest_run_without_rest,
     melody_statistics,
     pitch_class_entropy,
     pitch_class_share,
+    silent_bar_share,
     strong_beat_chord_tone_share,
 )
 from fgg.pianoroll import notes_to_roll
@@ -131,3 +133,16 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
     assert main([*wrong_way, "--out", str(tmp_path / "other")]) == 2  # and the other way round
     foreign = ["--mode", "melody+accompaniment", "--checkpoint", str(tmp_path / "m.safetensors"), "--segments", "1"]
     assert main([*foreign, "--systems", "rule_based", "--out", str(tmp_path / "foreign")]) == 2  # not its system
+
+
+def test_silent_bar_share_counts_bars_where_nothing_sounds():
+    assert silent_bar_share(roll()) == 1.0
+    assert silent_bar_share(roll((0, 4, C4), (40, 44, D4))) == 0.5  # bars 1 and 3 of 4
+    assert silent_bar_share(roll((12, 20, C4), (32, 64, D4))) == 0.0  # a note held across the bar line counts
+
+
+def test_below_accompaniment_share_compares_the_tops_where_both_sound():
+    melody = roll((0, 8, G4), (8, 16, C4))
+    accompaniment = roll((0, 16, E4), (0, 16, C4 - 12), (16, 20, B4))
+    assert below_accompaniment_share(melody, accompaniment) == 0.5  # above E4 for 8 steps, below for 8
+    assert math.isnan(below_accompaniment_share(melody, roll((16, 20, C4))))  # never together
