@@ -7,8 +7,8 @@ when it needs a core. Its torch threads are its share of the serving layout's co
 (``CORES``, set by ``demo.serving.ServingLayout.apply``): a generation running alone uses them
 all, two running at once one half each. torch's thread count is per thread, so a share is
 set in the generation's own thread, and retaken as the others start and end (``keep_share``,
-at every sampler step). Two jobs with every core each ran 4 threads on 2 cores: the threads
-spun against each other (``python -m demo.bench --users``, README "Serving").
+at every sampler step). Two jobs with every core each would run 4 threads on 2 cores, each
+job's threads waiting for each other at every operation while the other job holds a core.
 """
 
 from __future__ import annotations
