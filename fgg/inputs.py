@@ -287,8 +287,9 @@ def resolve_spec(
 
 def resolve_melody_shape(rhythm, register, mode: Mode, n_steps: int) -> MelodyShape | None:
     """The ``MelodyShape`` a request asks for: ``rhythm`` None (none: the register is then
-    refused), "free" (the model's rhythm), a rhythm's key in ``fgg.melody_rhythms.library()``
-    or a pattern of x - . (whole bars), tiled to ``n_steps``; ``register`` (low, high) MIDI."""
+    refused), "free" (the model's rhythm), a rhythm's key (``fgg.melody_rhythms``: the
+    library's, or any other whole bars) or a pattern of x - ., tiled to ``n_steps``;
+    ``register`` (low, high) MIDI."""
     if rhythm is None or (isinstance(rhythm, str) and rhythm.strip().lower() in ("", "none", "off")):
         if register is not None:
             raise InputError("melody_register", "a melody register needs a melody rhythm (free, or a rhythm)")

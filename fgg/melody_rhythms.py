@@ -3,9 +3,9 @@ melodies, ranked by how often they occur (``python -m fgg.melody_rhythms --build
 ``assets/melody_rhythms.json``; the file is committed), and what they are made of.
 
 A rhythm is written one character per 16th step: ``x`` a note starts, ``-`` it goes on, ``.``
-rest; a bar is 16 characters, e.g. ``x---x---x-x-x---`` (three quarters, two eighths… read on).
-Its name says it in note values ("quarter · quarter · eighth · eighth · half"); its key (what
-the API and the CLI take) is the same in letters: ``q-q-e-e-h`` (s sixteenth, e eighth, q
+rest; a bar is 16 characters, e.g. ``x-x-x-x-x-------`` (four eighths, then a half note).
+Its name says it in note values ("eighth · eighth · eighth · eighth · half"); its key (what
+the API and the CLI take) is the same in letters: ``e-e-e-e-h`` (s sixteenth, e eighth, q
 quarter, h half, w whole, a trailing ``.`` dotted, an ``r`` before a value a rest).
 """
 
@@ -35,7 +35,7 @@ TOP_ONE_BAR, TOP_TWO_BARS = 16, 8
 
 @dataclass(frozen=True)
 class MelodyRhythm:
-    key: str  # "q-q-e-e-h": what the API and the CLI take
+    key: str  # "e-e-e-e-h": what the API and the CLI take
     pattern: str  # one character per 16th step, whole bars
     name: str  # in words
     share: float  # of the training bars (1-bar rhythms) or bar pairs (2-bar) with its note starts
@@ -54,7 +54,7 @@ def parse_pattern(pattern: str) -> np.ndarray:
 
 
 def parse_key(key: str) -> np.ndarray:
-    """A rhythm's key (``describe``), in the library or not, e.g. "q-q-e-e-h" or "rq-q.-e-h",
+    """A rhythm's key (``describe``), in the library or not, e.g. "e-e-e-e-h" or "rq-q.-e-q",
     -> (T,) symbols; whole bars only."""
     lengths = {letter: length for length, (letter, _) in VALUES.items()}
     symbols: list[int] = []
@@ -93,7 +93,7 @@ def durations(symbols: np.ndarray) -> list[tuple[bool, int]]:
 
 
 def describe(symbols: np.ndarray) -> tuple[str, str]:
-    """(key, name) of a rhythm, e.g. ("q-q-e-e-h", "quarter · quarter · eighth · eighth · half").
+    """(key, name) of a rhythm, e.g. ("e-e-e-e-h", "eighth · eighth · eighth · eighth · half").
     A rhythm that opens holding goes on with the note before it (tiled, the last note of its
     previous bar): "t" for tied."""
     keys, names = [], []
