@@ -154,6 +154,19 @@ def test_concurrent_submissions_lose_nothing(store):
     assert no_fgg["fgg_preferred"] == 24 and no_fgg["sign_test_p"] < 1e-6
 
 
+def test_rater_tokens_never_start_like_a_formula(monkeypatch):
+    """A token starting with '-' (1 in 64 of URL-safe tokens) would be exported as "'-..." and no
+    longer match what the rater holds; the first character is drawn until it is safe."""
+    from demo.listening import store as store_module
+    from demo.listening.export import FORMULA_STARTS
+
+    drawn = iter(["-abc", "=abc", "Xabc"])
+    monkeypatch.setattr(store_module.secrets, "token_urlsafe", lambda n: next(drawn))
+    assert store_module._rater_token() == "Xabc"
+    monkeypatch.undo()
+    assert not any(store_module._rater_token()[:1] in FORMULA_STARTS for _ in range(2000))
+
+
 def test_export_is_formula_safe_utc_csv_and_json(store):
     rater = store.new_rater()
     store.submit(rater, store.next_trial(rater).pair_id, scores(3), scores(3), "same")

@@ -27,7 +27,7 @@ from sqlalchemy import create_engine, event, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from demo.listening.export import answers_csv, answers_json
+from demo.listening.export import FORMULA_STARTS, answers_csv, answers_json
 from demo.listening.pool import POOL_DIR, REPO_ROOT
 from demo.listening.schema import (
     ATTENTION_SYSTEM,
@@ -125,6 +125,14 @@ def submitted(rating: Rating) -> dict:
     }
 
 
+def _rater_token() -> str:
+    """A random URL-safe token that never starts like a spreadsheet formula, so the export
+    shows it exactly as the rater holds it (a leading '-' would get ``safe_cell``'s apostrophe)."""
+    while (token := secrets.token_urlsafe(RATER_TOKEN_BYTES))[:1] in FORMULA_STARTS:
+        pass
+    return token
+
+
 class ListeningStore:
     def __init__(self, url: str | None = None, pool_dir: str | os.PathLike = POOL_DIR):
         self.url = url or database_url()
@@ -169,7 +177,7 @@ class ListeningStore:
 
     def new_rater(self) -> str:
         """A fresh rater: a random token (the only way to continue is to hold it)."""
-        rater = secrets.token_urlsafe(RATER_TOKEN_BYTES)
+        rater = _rater_token()
         with Session(self.engine) as session:
             session.add(Rater(id=rater, created_at=datetime.now(UTC)))
             session.commit()
