@@ -21,6 +21,9 @@ import torch
 
 from fgg.diffusion import Schedule
 from fgg.guidance import chord_allowed_pitch_classes, pitch_mask
+from fgg.melody_rhythms import library as melody_rhythm_library
+from fgg.melody_rhythms import melody_symbols
+from fgg.melody_shape import MelodyShape
 from fgg.modes import ACCOMPANIMENT, Mode
 from fgg.pianoroll import (
     HIGHEST_PITCH,
@@ -119,6 +122,7 @@ def sample_system(
     fgg: bool,
     rhythm: bool = True,
     inpaint_out_of_key: bool = False,
+    melody_shape: MelodyShape | None = None,
 ) -> SystemOutput:
     """Sample with the model; for corrected sampling (FGG or inpainting) also return the last
     step's prediction before the correction, so the size of the last edit can be measured."""
@@ -149,6 +153,7 @@ def sample_system(
         known=known,
         known_mask=known_mask,
         before_fgg=lambda x_t, x0: raw.update(x0=x0),
+        melody_shape=melody_shape,
     )
     rolls = np.stack([canonical_tracks(r) for r in out.numpy()])
     if not (fgg or inpaint_out_of_key):
@@ -237,6 +242,28 @@ def _null_rhythm(batch, seeds, ctx):
     return sample_system(batch, seeds, ctx, fgg=True, rhythm=False)
 
 
+# The rhythm fgg_melody_library gives every segment, a two-bar rhythm of the library
+# (fgg.melody_rhythms): four eighths resting on a half note, twice — a phrase a bar.
+LIBRARY_MELODY_RHYTHM = "e-e-e-e-h-e-e-e-e-h"
+
+
+def _fgg_melody(batch, seeds, ctx):
+    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=MelodyShape())
+
+
+def _fgg_melody_rhythm(batch, seeds, ctx):
+    if batch.null_melody:
+        raise ValueError("fgg_melody_rhythm needs a POP909 segment (it takes the rhythm of the segment's melody)")
+    n_steps = batch.melody.shape[2]
+    rhythm = np.stack([melody_symbols(roll_to_notes(m), n_steps) for m in batch.melody])  # (B, T)
+    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=MelodyShape(rhythm=rhythm))
+
+
+def _fgg_melody_library(batch, seeds, ctx):
+    rhythm = np.resize(melody_rhythm_library()[LIBRARY_MELODY_RHYTHM].symbols, batch.melody.shape[2])  # (T,)
+    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=MelodyShape(rhythm=rhythm))
+
+
 def _rule_based(batch, seeds, ctx):
     counts = batch.onset_counts
     if counts is None:  # no rhythm given: block chords on every beat
@@ -267,8 +294,22 @@ SYSTEMS: dict[str, System] = {
     "null_rhythm": _null_rhythm,  # FGG with the rhythm condition dropped
     "rule_based": _rule_based,  # chord tones on the given rhythm, no learning (the floor)
     "ground_truth": _ground_truth,  # the human POP909 tracks (the ceiling)
+    # a written melody's shape (fgg.melody_shape): register, one note at a time, and a rhythm
+    "fgg_melody": _fgg_melody,  # the model's own rhythm, at least one note start per bar
+    "fgg_melody_rhythm": _fgg_melody_rhythm,  # the segment's POP909 melody rhythm ("from this song")
+    "fgg_melody_library": _fgg_melody_library,  # one library rhythm for every segment
 }
-STOCHASTIC = {"fgg", "no_fgg", "last_step_remove", "last_step_round", "inpaint", "null_rhythm"}
+STOCHASTIC = {
+    "fgg",
+    "no_fgg",
+    "last_step_remove",
+    "last_step_round",
+    "inpaint",
+    "null_rhythm",
+    "fgg_melody",
+    "fgg_melody_rhythm",
+    "fgg_melody_library",
+}
 
 
 # Systems that only post-process the unguided sample: given that sample, no resampling is needed.

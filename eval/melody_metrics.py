@@ -83,8 +83,9 @@ def pitch_class_share(roll: np.ndarray, pitch_classes) -> float:
     return float(np.isin(notes[:, 2] % 12, list(pitch_classes)).mean())
 
 
-def melody_statistics(roll: np.ndarray, chroma: np.ndarray) -> dict[str, float]:
-    """The melody columns of a melody+accompaniment evaluation row."""
+def melody_statistics(roll: np.ndarray, accompaniment: np.ndarray, chroma: np.ndarray) -> dict[str, float]:
+    """The melody columns of a melody+accompaniment evaluation row (melody ``roll`` and
+    ``accompaniment`` (2, T, 64), ``chroma`` (T, 12))."""
     notes = roll_to_notes(roll)
     return {
         "melody_notes": len(notes),
@@ -92,4 +93,6 @@ def melody_statistics(roll: np.ndarray, chroma: np.ndarray) -> dict[str, float]:
         "melody_pitch_class_entropy": pitch_class_entropy(roll),
         "melody_longest_run": longest_run_without_rest(roll),
         "melody_strong_beat_chord_tones": strong_beat_chord_tone_share(roll, chroma),
+        "melody_silent_bars": silent_bar_share(roll),
+        "melody_below_accompaniment": below_accompaniment_share(roll, accompaniment),
     }

@@ -425,8 +425,15 @@ def run(
         runner = Runner(out, segments, chosen, mode, ctx, pool, seeds, batch_size, scale_table, progress, clock)
         runner.evaluate(systems)
     summary = finish(out, chosen, systems, seeds, runner.heat, SCORERS[mode].columns)
-    runner.record_time(input=SCORERS[mode].given, segments=len(chosen))
+    runner.record_time(input=SCORERS[mode].given, segments=len(chosen), cfg_active=cfg_active(mode, options))
     return summary
+
+
+def cfg_active(mode: Mode, options: SamplingOptions) -> bool:
+    """Whether classifier-free guidance changes the samples: its scale is not 1 and the
+    condition differs from the null condition. The chords alone (the chord channel with the
+    null rhythm, no melody channel) *are* the null condition, so CFG is the identity there."""
+    return options.cfg_scale != 1.0 and (SCORERS[mode].rhythm or mode.takes_melody)
 
 
 def finish(out: Path, chosen: np.ndarray, systems: list[str], seeds: int, heat: dict, columns) -> pd.DataFrame:

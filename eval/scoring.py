@@ -110,7 +110,8 @@ def score_pieces(
     melody: np.ndarray, accompaniment: np.ndarray, segments: dict, index: np.ndarray, scorer: ChordScorer
 ) -> list[dict[str, float]]:
     """One row of ``COMBINED_METRICS`` per piece (melody, accompaniment (B, 2, T, P)): the
-    out-of-key rate of each track and of the whole texture (our table), the chords recognised
+    out-of-key rate of each track and of the whole texture (our table; the whole texture's
+    also under the paper's), the chords recognised
     in the whole texture against the conditioning chords and against the ground truth's,
     chord similarity, and the melody statistics of ``eval.melody_metrics``."""
     whole = melody | accompaniment  # (B, 2, T, P) the texture, as one roll
@@ -127,13 +128,14 @@ def score_pieces(
         rows.append(
             {
                 "out_of_key_rate": M.out_of_key_rate(whole[b], allowed),
+                "out_of_key_rate_paper_table": M.out_of_key_rate(whole[b], table_allowed(segments, int(i), "paper")),
                 "out_of_key_rate_melody": M.out_of_key_rate(melody[b], allowed),
                 "out_of_key_rate_accompaniment": M.out_of_key_rate(accompaniment[b], allowed),
                 "chord_accuracy_labels": chords[b]["chord_accuracy_labels"],
                 "chord_accuracy": chords[b]["chord_accuracy"],
                 "chord_similarity_full": chords[b]["chord_similarity_full"],
                 "note_density": M.note_density(accompaniment[b]),
-                **melody_statistics(melody[b], segments["chroma"][i]),
+                **melody_statistics(melody[b], accompaniment[b], segments["chroma"][i]),
             }
         )
     return rows

@@ -45,6 +45,7 @@ METRIC_COLUMNS = (
 # (eval.scoring.score_pieces), in its per_sample.csv's order.
 COMBINED_METRICS = (
     "out_of_key_rate",
+    "out_of_key_rate_paper_table",
     "out_of_key_rate_melody",
     "out_of_key_rate_accompaniment",
     "chord_accuracy_labels",
@@ -56,6 +57,8 @@ COMBINED_METRICS = (
     "melody_pitch_class_entropy",
     "melody_longest_run",
     "melody_strong_beat_chord_tones",
+    "melody_silent_bars",
+    "melody_below_accompaniment",
 )
 PERCENT = {
     "out_of_key_rate",
@@ -66,6 +69,8 @@ PERCENT = {
     "key_fixes_per_note",
     "out_of_key_rate_melody",
     "out_of_key_rate_accompaniment",
+    "melody_silent_bars",
+    "melody_below_accompaniment",
 }
 # Every summary column a person may see: its name, its unit, and one line on what it is
 # (eval/METRICS.md has the formulas and the edge cases).
@@ -142,6 +147,12 @@ METRIC_INFO: dict[str, tuple[str, str, str]] = {
         "chord tones on strong beats",
         "0–1",
         "Share of melody notes on beats 1 and 3 that are tones of the chord.",
+    ),
+    "melody_silent_bars": ("bars without melody", "% of bars", "Bars in which no melody note sounds."),
+    "melody_below_accompaniment": (
+        "melody under the accompaniment",
+        "% of steps",
+        "Where both sound, the steps where the melody's top note is below the accompaniment's top note.",
     ),
 }
 
@@ -285,13 +296,17 @@ COMBINED_PAIRED = [
     ("chord_similarity_full", "chord similarity (full)"),
     ("melody_strong_beat_chord_tones", "chord tones on strong beats"),
     ("melody_pitch_class_entropy", "melody pitch-class entropy"),
+    ("melody_range", "melody range"),
+    ("melody_longest_run", "melody's longest phrase"),
+    ("melody_silent_bars", "bars without melody"),
+    ("melody_below_accompaniment", "melody under the accompaniment"),
 ]
 
 
 def paired_table(per_sample: pd.DataFrame, system: str) -> str:
     """Mean per-segment difference ``system − other`` with its 95 % CI (1.96 · s / √n over the
     segments both have), for each other system: the comparison the README states."""
-    metrics = COMBINED_PAIRED if is_combined(per_sample) else PAIRED
+    metrics = [(m, label) for m, label in (COMBINED_PAIRED if is_combined(per_sample) else PAIRED) if m in per_sample]
     wide = {m: per_sample.pivot_table(index=["segment", "seed"], columns="system", values=m) for m, _ in metrics}
     others = [s for s in per_sample.system.unique() if s != system]
     lines = [

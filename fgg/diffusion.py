@@ -78,6 +78,38 @@ def sampling_timesteps(steps: int, num_timesteps: int = NUM_TIMESTEPS) -> list[i
     return sorted(set(grid), reverse=True)
 
 
+def ddim_sigma(schedule: Schedule, t: int, t_prev: int) -> float:
+    """DDIM's σ at η = 1 for the jump t -> t_prev (Song et al. 2021, eq. 16):
+    √((1-ᾱ_{t'})/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_{t'}); over consecutive timesteps it is DDPM's step."""
+    abar, abar_prev = float(schedule.abar(t)), float(schedule.abar(t_prev))
+    return ((1 - abar_prev) / (1 - abar)) ** 0.5 * (1 - abar / abar_prev) ** 0.5
+
+
+def one_step_sigma(schedule: Schedule, t: int, t_prev: int) -> float:
+    """The std of DDPM's single step t -> t − 1 (√β̃_t, Ho et al. 2020, eq. 7), whatever t_prev:
+    the per-step noise of the authors' sampler (FGG-music-code), which keeps this σ² inside the
+    direction coefficient √(1-ᾱ_{t'}-σ²) even when its temperature scales the noise to 0."""
+    return ddim_sigma(schedule, t, t - 1)
+
+
+# Per-step noise, by name: how σ is computed and what η scales (``sample_ddim``).
+NOISES = ("ddim", "one_step")
+
+
+def step_noise(schedule: Schedule, t: int, t_prev: int, eta: float, noise: str = "ddim") -> tuple[float, float]:
+    """(σ in the direction coefficient, std of the fresh noise) for the step t -> t_prev.
+    ``ddim``: both η · ``ddim_sigma`` (η = 0 is deterministic DDIM, η = 1 DDPM-like).
+    ``one_step``: ``one_step_sigma`` in the coefficient and η · it as the noise (η is the
+    authors' temperature, 1 in their sampler)."""
+    if noise == "ddim":
+        sigma = eta * ddim_sigma(schedule, t, t_prev)
+        return sigma, sigma
+    if noise == "one_step":
+        sigma = one_step_sigma(schedule, t, t_prev)
+        return sigma, eta * sigma
+    raise ValueError(f"unknown sampler noise {noise!r}; choose one of {', '.join(NOISES)}")
+
+
 def _randn(shape: Sequence[int], generator, device) -> torch.Tensor:
     """Gaussian noise; ``generator`` may be one generator or one per batch item (then each
     item's noise depends on its own generator only, whatever the batch)."""
@@ -102,11 +134,13 @@ def sample_ddim(
     known_mask: torch.Tensor | None = None,
     x_init: torch.Tensor | None = None,
     device: str | torch.device = "cpu",
+    noise: str = "ddim",
 ) -> torch.Tensor:
     """DDIM (Song et al. 2021, eq. 12) over the given descending timesteps; returns the final x̂₀.
 
-    x_{t'} = √ᾱ_{t'} x̂₀ + √(1-ᾱ_{t'}-σ²) ε̂ + σ z,  σ = η √((1-ᾱ_{t'})/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_{t'}),
-    with ε̂ re-derived from x̂₀. η = 1 over all T timesteps is ancestral DDPM sampling.
+    x_{t'} = √ᾱ_{t'} x̂₀ + √(1-ᾱ_{t'}-σ²) ε̂ + s z,  with ε̂ re-derived from x̂₀ and (σ, s) from
+    ``step_noise``: for ``noise="ddim"`` σ = s = η √((1-ᾱ_{t'})/(1-ᾱ_t)) √(1-ᾱ_t/ᾱ_{t'}) (η = 1
+    over all T timesteps is ancestral DDPM sampling); ``noise="one_step"`` is the authors'.
 
     Inpainting: where ``known_mask`` (broadcastable to ``shape``) is 1, x_t is replaced by a
     fresh noised copy of ``known`` before every denoiser call, and the output keeps ``known``.
@@ -124,8 +158,8 @@ def sample_ddim(
     for i, t in enumerate(timesteps):
         t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
         if known is not None and known_mask is not None:
-            noise = _randn(shape, generator, device)
-            x = torch.where(known_mask.bool(), schedule.add_noise(known, noise, torch.tensor(t)), x)
+            fresh = _randn(shape, generator, device)
+            x = torch.where(known_mask.bool(), schedule.add_noise(known, fresh, torch.tensor(t)), x)
         t_batch = torch.full((batch,), t, dtype=torch.long, device=device)
         x0 = denoiser(x, t_batch)  # (B, 2, T, P)
         if callback is not None:
@@ -133,11 +167,11 @@ def sample_ddim(
         if t_prev < 0:
             break
         eps = schedule.eps_from_x0(x, x0, t_batch)
-        abar, abar_prev = float(schedule.abar(t)), float(schedule.abar(t_prev))
-        sigma = eta * ((1 - abar_prev) / (1 - abar)) ** 0.5 * (1 - abar / abar_prev) ** 0.5
+        abar_prev = float(schedule.abar(t_prev))
+        sigma, spread = step_noise(schedule, t, t_prev, eta, noise)
         x = abar_prev**0.5 * x0 + max(1 - abar_prev - sigma**2, 0.0) ** 0.5 * eps
-        if sigma > 0:
-            x = x + sigma * _randn(shape, generator, device)
+        if spread > 0:
+            x = x + spread * _randn(shape, generator, device)
     if known is not None and known_mask is not None:
         x0 = torch.where(known_mask.bool(), known, x0)
     return x0

@@ -31,7 +31,7 @@ import torch
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.chords import Progression, progression_from_labels
 from fgg.data import load_valid_segments
-from fgg.diffusion import Schedule, StepCallback, sampling_timesteps
+from fgg.diffusion import NOISES, Schedule, StepCallback, sampling_timesteps
 from fgg.dynamics import shape_dynamics
 from fgg.guidance import SCALE_TABLES
 from fgg.inputs import RHYTHM_PATTERNS, SCALE_MODES, GenerationSpec, resolve_spec
@@ -287,9 +287,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"with --melody-rhythm: the melody's MIDI range (default {DEFAULT_REGISTER[0]} {DEFAULT_REGISTER[1]})",
     )
     parser.add_argument("--no-fgg", action="store_true", help="sample without fine-grained guidance")
-    parser.add_argument("--strength", type=float, default=1.0, help="FGG strength 0-1")
+    parser.add_argument("--strength", type=float, default=1.0, help="FGG strength 0-1 (the pitch projection)")
+    parser.add_argument(
+        "--no-force-rhythm",
+        action="store_true",
+        help="with FGG and a rhythm: condition on the onset counts without enforcing them at each step",
+    )
     parser.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale")
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps (10 = the paper's schedule)")
+    parser.add_argument("--eta", type=float, default=0.0, help="per-step noise scale (0 = deterministic DDIM)")
+    parser.add_argument(
+        "--noise",
+        choices=NOISES,
+        default="ddim",
+        help="per-step noise: ddim (sigma = eta x DDIM's), or one_step (the authors' sampler: DDPM's "
+        "one-step sigma inside the update, eta = their temperature, 1 in their code)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scale", help='e.g. "dorian" or "D dorian" (default: derived from the chords)')
     parser.add_argument(
@@ -347,6 +360,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg_scale=args.cfg,
             fgg=not args.no_fgg,
             strength=args.strength,
+            force_rhythm=not args.no_force_rhythm,
+            eta=args.eta,
+            noise=args.noise,
             scale=args.scale,
             steps=args.steps,
             seed=args.seed,

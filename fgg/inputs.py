@@ -16,6 +16,7 @@ import torch
 
 from fgg.checks import InputError, choice, flag, number, text
 from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
+from fgg.diffusion import NOISES
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes, scale_pitch_classes
 from fgg.melody_rhythms import library as melody_rhythm_library
 from fgg.melody_rhythms import parse_key, parse_pattern
@@ -217,6 +218,7 @@ def resolve_spec(
     tempo=90.0,
     cfg_rescale=0.7,
     eta=0.0,
+    noise="ddim",
     force_rhythm=True,
     overlap_bars=1,
     precision=None,
@@ -236,7 +238,10 @@ def resolve_spec(
     - ``bars``: the length; None follows the progression (at least 4 bars; a longer one than
       ``limits.bars`` allows is cut, with a warning). A progression is repeated to fill ``bars``.
     - ``fgg``, ``strength`` (0–1, the share of out-of-key pitch classes forbidden, harshest
-      first), ``cfg_scale``/``cfg_rescale`` (classifier-free guidance), ``steps``/``eta`` (DDIM).
+      first), ``cfg_scale``/``cfg_rescale`` (classifier-free guidance), ``steps``/``eta`` (DDIM),
+      ``noise`` ("ddim", or "one_step": the authors' per-step noise, η its temperature;
+      ``fgg.diffusion.step_noise``); ``force_rhythm`` (with FGG and a rhythm: the onset counts
+      enforced exactly, else only conditioned on).
     - ``scale``: None (allowed notes from each chord through ``scale_table``, "ours" or "paper"),
       a scale name ("dorian", tonic = the first chord's root), "TONIC NAME" ("D dorian") or
       note names; ``scale_mode`` "with_chords" also allows each chord's tones, "strict" not.
@@ -266,6 +271,7 @@ def resolve_spec(
         force_rhythm=flag(force_rhythm, "force_rhythm"),
         steps=int(number(steps, "steps", *limits.steps, integer=True)),
         eta=number(eta, "eta", 0, 1),
+        noise=choice(noise, NOISES, "noise"),
     )
     guide = fgg_pixel_mask(allowed[None], progression.chroma[None], progression.root[None], options.strength)
     return GenerationSpec(

@@ -30,6 +30,7 @@ class SamplingOptions:
     force_rhythm: bool = True  # with FGG and a rhythm: enforce the onset counts exactly
     steps: int = 10
     eta: float = 0.0
+    noise: str = "ddim"  # per-step noise (fgg.diffusion.NOISES): "one_step" is the authors' sampler
     precision: str = "fp32"  # the network's, resolved ("fp32" | "bf16"; fgg.precision)
 
 
@@ -109,6 +110,7 @@ def sample_batch(
         tuple(x_init.shape),
         sampling_timesteps(options.steps),
         eta=options.eta,
+        noise=options.noise,
         generator=generator,
         callback=callback,
         known=None if known is None else known.to(device),

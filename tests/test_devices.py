@@ -9,11 +9,13 @@ import pytest
 import torch
 
 from eval import metrics as M
-from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
+from eval.baselines import EvalContext, SegmentBatch, run_system
+from eval.melody_metrics import silent_bar_share
 from fgg.data import load_valid_segments
 from fgg.generate import Generator
 from fgg.inputs import rhythm_counts
 from fgg.model import PRESETS, UNet, model_config
+from fgg.modes import ACCOMPANIMENT, MELODY_AND_ACCOMPANIMENT
 from fgg.pianoroll import out_of_key_notes
 from fgg.train import TrainConfig, train
 
@@ -60,12 +62,30 @@ def test_every_eval_system(device, tiny_model):
     seg = load_valid_segments()
     batch = SegmentBatch.from_segments(seg, [5, 700])
     ctx = EvalContext(tiny_model.to(device))
-    for name in SYSTEMS:
+    for name in ACCOMPANIMENT.systems:
         output = run_system(name, batch, [1, 2], ctx)
         assert output.rolls.shape == (2, 2, 64, 64) and output.rolls.dtype == bool, name
         if name in GUARANTEED:
             assert all(M.out_of_key_rate(r, a) == 0 for r, a in zip(output.rolls, batch.allowed, strict=True)), name
     tiny_model.to("cpu")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_melody_and_accompaniment_system(device):
+    """The chords-only systems, the melody's shape among them, on every device: every bar of a
+    shaped melody sounds, and nothing is out of key."""
+    torch.manual_seed(0)
+    model = UNet(model_config("tiny", MELODY_AND_ACCOMPANIMENT.name)).eval().to(device)
+    mode = MELODY_AND_ACCOMPANIMENT
+    batch = SegmentBatch.from_segments(load_valid_segments(), [5, 700], mode=mode, rhythm=False)
+    for name in mode.systems:
+        rolls = run_system(name, batch, [1, 2], EvalContext(model)).rolls
+        assert rolls.shape == (2, 4, 64, 64) and rolls.dtype == bool, name
+        if name.startswith("fgg"):
+            tracks = [(r[c : c + 2], a) for r, a in zip(rolls, batch.allowed, strict=True) for c in (0, 2)]
+            assert all(M.out_of_key_rate(track, a) == 0 for track, a in tracks), name
+        if name in ("fgg_melody", "fgg_melody_library"):
+            assert all(silent_bar_share(r[:2]) == 0 for r in rolls), name
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -9,6 +9,7 @@ from fgg.diffusion import (
     sample_ddim,
     sample_ddpm,
     sampling_timesteps,
+    step_noise,
 )
 
 
@@ -125,3 +126,37 @@ def test_inpainting_keeps_known_region():
 def test_timesteps_must_decrease():
     with pytest.raises(ValueError):
         sample_ddim(lambda x, t: x, Schedule.paper(), (1, 2, 4, 4), [10, 20])
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_one_step_noise_is_the_authors_update_by_hand(temperature):
+    """One step 999 -> 845 of the authors' sampler, computed by hand from the schedule:
+    σ = √((1-ᾱ_998)/(1-ᾱ_999) · (1-ᾱ_999/ᾱ_998)) (DDPM's single step at τ = 999, not the jump
+    to 845), x' = √ᾱ_845 x̂₀ + √(1-ᾱ_845-σ²) ε̂ + temperature · σ z. At temperature 0 the update
+    still differs from DDIM η = 0 (σ² stays in the direction coefficient)."""
+    s = Schedule.paper()
+    a = s.alphas_cumprod.double()
+    x_t = torch.randn(1, 2, 4, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    x0 = torch.full_like(x_t, 0.25)
+    z = torch.randn(1, 2, 4, 4, generator=torch.Generator().manual_seed(4)).double()
+    sigma = ((1 - a[998]) / (1 - a[999]) * (1 - a[999] / a[998])).sqrt()
+    eps = (x_t - a[999].sqrt() * x0) / (1 - a[999]).sqrt()
+    by_hand = a[845].sqrt() * x0 + (1 - a[845] - sigma**2).sqrt() * eps + temperature * sigma * z
+    assert step_noise(s, 999, 845, temperature, "one_step") == pytest.approx((sigma.item(), temperature * sigma.item()))
+    seen = []
+    sample_ddim(
+        lambda x, t: x0,
+        s,
+        x_t.shape,
+        [999, 845],
+        eta=temperature,
+        noise="one_step",
+        generator=torch.Generator().manual_seed(4),
+        x_init=x_t,
+        callback=lambda i, t, x, _: seen.append(x.clone()),
+    )
+    assert torch.allclose(seen[1], by_hand, atol=1e-6)
+    ddim = a[845].sqrt() * x0 + (1 - a[845]).sqrt() * eps
+    assert (seen[1] - ddim).abs().max() > 1e-4
+    with pytest.raises(ValueError, match="one_step"):
+        step_noise(s, 999, 845, 0.0, "ancestral")

@@ -8,7 +8,6 @@ import torch
 
 from eval import metrics as M
 from eval.baselines import (
-    SYSTEMS,
     EvalContext,
     SegmentBatch,
     canonical,
@@ -171,7 +170,7 @@ def test_every_system_returns_valid_rolls(tiny_checkpoint):
     seg = load_valid_segments()
     batch = SegmentBatch.from_segments(seg, [3, 400, 900])
     ctx = EvalContext(load_model(tiny_checkpoint)[0])
-    for name in SYSTEMS:
+    for name in ACCOMPANIMENT.systems:
         output = run_system(name, batch, [1, 2, 3], ctx)
         rolls = output.rolls
         assert rolls.shape == (3, 2, 64, 64) and rolls.dtype == bool, name
@@ -489,6 +488,8 @@ def test_combined_run_resumes_after_an_interruption(tiny_combined_checkpoint, tm
         "fp32",
         "--workers",
         "0",
+        "--systems",
+        "fgg,no_fgg,ground_truth",
     ]
     straight, out = tmp_path / "straight", tmp_path / "interrupted"
     assert R.main(common + ["--out", str(straight)]) == 0

@@ -1,5 +1,6 @@
 """Melody statistics on hand-made rolls whose answers are known."""
 
+import json
 import math
 
 import numpy as np
@@ -50,9 +51,11 @@ def test_pitch_class_share_and_statistics():
     notes = roll((0, 4, D4), (4, 8, B4), (8, 12, B4 - 12), (12, 16, E4))
     assert pitch_class_share(notes, [11]) == 0.5  # B, D Dorian's characteristic degree
     assert math.isnan(pitch_class_share(roll(), [11]))
-    stats = melody_statistics(notes, np.zeros((64, 12), dtype=np.uint8))
+    stats = melody_statistics(notes, roll((0, 16, E4)), np.zeros((64, 12), dtype=np.uint8))
     assert stats["melody_notes"] == 4 and stats["melody_range"] == B4 - (B4 - 12)
     assert stats["melody_longest_run"] == 16 and math.isnan(stats["melody_strong_beat_chord_tones"])
+    assert stats["melody_silent_bars"] == 0.75  # bars 2-4 are silent
+    assert stats["melody_below_accompaniment"] == 0.5  # D4 and B3 under E4; B4, E4 not
 
 
 def test_style_check_counts_scale_and_characteristic_notes(tmp_path):
@@ -103,15 +106,24 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
         == 0
     )
     per_sample = pd.read_csv(tmp_path / "run" / "per_sample.csv")
-    assert per_sample.groupby("system").size().to_dict() == {"fgg": 3, "ground_truth": 3, "no_fgg": 3}
-    fgg = per_sample[per_sample.system == "fgg"]
-    assert (fgg.out_of_key_rate == 0).all() and (fgg.out_of_key_rate_melody == 0).all()
+    systems = ("fgg", "no_fgg", "fgg_melody", "fgg_melody_rhythm", "fgg_melody_library", "ground_truth")
+    assert per_sample.groupby("system").size().to_dict() == dict.fromkeys(systems, 3)
+    guided = per_sample[per_sample.system.str.startswith("fgg")]
+    assert (guided.out_of_key_rate == 0).all() and (guided.out_of_key_rate_melody == 0).all()
+    # the melody's shape: a note in every bar it asks one for, inside the register (MIDI 59-84)
+    shaped = per_sample[per_sample.system.isin(["fgg_melody", "fgg_melody_library"])]
+    assert (shaped.melody_silent_bars == 0).all() and (shaped.melody_range <= 84 - 59).all()
+    by_system = per_sample.set_index("segment").groupby("system")
+    truth, own = by_system.get_group("ground_truth"), by_system.get_group("fgg_melody_rhythm")
+    assert (own.melody_notes <= truth.melody_notes).all()  # the segment's rhythm, notes cut only at chord changes
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["cfg_active"] is False  # chords alone are the null condition
     summary = pd.read_csv(tmp_path / "run" / "summary.csv").set_index("system")
     assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
     # the same outputs as an accompaniment run: rolls to resume from, MIDI with both tracks, a report
     assert (tmp_path / "run" / "rolls" / "fgg_seed0.npz").is_file() and (tmp_path / "run" / "report.html").is_file()
     midi = sorted((tmp_path / "run" / "midi").glob("*.mid"))
-    assert len(midi) == 3 * 3
+    assert len(midi) == 3 * len(systems)
     import pretty_midi
 
     assert [i.name for i in pretty_midi.PrettyMIDI(str(midi[0])).instruments] == ["melody", "accompaniment"]
@@ -120,7 +132,7 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
 
     full = full_table(summary)  # the combined mode's own columns, not the accompaniment runs'
     assert "out-of-key melody" in full and "chord tones on strong beats" in full and "groove" not in full
-    assert full.count("\n") == 1 + 3  # header, rule, a row per system
+    assert full.count("\n") == 1 + len(systems)  # header, rule, a row per system
     paired = paired_table(per_sample, "fgg")
     assert "| `no_fgg` | " in paired and "chord similarity (smg)" not in paired
     assert (

@@ -66,13 +66,13 @@ def test_shipped_checkpoint_generates_in_key():
 
 @pytest.mark.parametrize("name", EVALUATED_MODELS)
 def test_committed_evaluation_covers_its_segments_and_every_system(name):
-    from eval.baselines import SYSTEMS
+    from fgg.modes import ACCOMPANIMENT
 
     folder = EVAL_DIR / name
     per_sample = pd.read_csv(folder / "per_sample.csv")
     summary = pd.read_csv(folder / "summary.csv").set_index("system")
     assert json.loads((folder / "run.json").read_text())["model"] == name
-    assert set(per_sample.system) == set(SYSTEMS) == set(summary.index)
+    assert set(per_sample.system) == set(ACCOMPANIMENT.systems) == set(summary.index)
     segments = {system: set(part.segment) for system, part in per_sample.groupby("system")}
     assert len(segments["fgg"]) == SEGMENTS[name] and all(s == segments["fgg"] for s in segments.values())
     for system in ("fgg", "null_rhythm", "last_step_remove", "last_step_round", "inpaint"):  # the guarantee

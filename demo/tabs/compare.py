@@ -25,6 +25,9 @@ SYSTEM_HELP = {  # one line per evaluation system, for the UI
     "null_rhythm": "FGG without the rhythm condition",
     "rule_based": "chord tones on the rhythm, no model (the floor)",
     "ground_truth": "the human POP909 accompaniment (needs a segment)",
+    "fgg_melody": "FGG + the melody's shape: register, one note at a time, a note every bar (chords-only models)",
+    "fgg_melody_rhythm": "FGG + the melody's shape in the segment's own melody rhythm (needs a segment)",
+    "fgg_melody_library": "FGG + the melody's shape in one library rhythm, e-e-e-e-h-e-e-e-e-h",
 }
 
 
