@@ -25,18 +25,29 @@ import plotly.graph_objects as go
 from demo.audio import render_audio, write_audio
 from demo.figures import diff_figure, piano_roll_figure
 from demo.limits import MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_LIMITS
-from demo.request import NO_SEGMENT, RHYTHM_CHOICES, SCALE_CHOICES, AppRequest, CompareRequest
+from demo.request import (
+    MELODY_RHYTHM_CHOICES,
+    NO_SEGMENT,
+    RHYTHM_CHOICES,
+    SCALE_CHOICES,
+    AppRequest,
+    CompareRequest,
+)
 from demo.workspace import Workspace
 from eval import metrics as M
-from eval.baselines import SYSTEMS, EvalContext, SegmentBatch, run_system
+from eval.baselines import EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg import dynamics
 from fgg.checks import InputError, choice, flag, number, shown, text
 from fgg.chords import PITCH_NAMES
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import GenerationResult, Generator, piece_midi
-from fgg.inputs import GenerationSpec, resolve_spec
+from fgg.inputs import GenerationSpec, resolve_spec, rhythm_counts
+from fgg.melody_rhythms import library as melody_rhythm_library
+from fgg.melody_rhythms import melody_symbols, pattern_text, suited_rhythm
+from fgg.melody_shape import START
 from fgg.model import count_parameters
+from fgg.modes import ACCOMPANIMENT
 from fgg.pianoroll import BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR, roll_to_notes, rolls_to_midi
 
 MODEL_BLURBS = {
@@ -260,6 +271,8 @@ class Controller:
                 cfg_scale=request.cfg_scale,
                 fgg=request.fgg,
                 strength=request.strength,
+                force_rhythm=request.force_rhythm,
+                melody_rhythm=self._melody_rhythm(request.melody_rhythm, segment),
                 scale=scale,
                 scale_mode=request.scale_mode or "with_chords",
                 scale_table=request.scale_table or "ours",
@@ -297,6 +310,48 @@ class Controller:
         if segment is None:
             raise InputError("rhythm", "rhythm 'from segment' needs a POP909 segment: pick one or choose a pattern")
         return self.segments["onset_counts"][segment]
+
+    def _melody_rhythm(self, melody_rhythm, segment: int | None) -> str:
+        """The melody rhythm for ``resolve_spec``: a choice, "from segment" read off the
+        segment's POP909 melody as a pattern (``fgg.melody_rhythms.melody_symbols``)."""
+        melody_rhythm = choice(melody_rhythm or "auto", MELODY_RHYTHM_CHOICES, "melody_rhythm")
+        if melody_rhythm != "from segment":
+            return melody_rhythm
+        if segment is None:
+            raise InputError(
+                "melody_rhythm", "melody rhythm 'from segment' needs a POP909 segment: pick one or choose a rhythm"
+            )
+        symbols = melody_symbols(roll_to_notes(self.segments["melody"][segment]), SEGMENT_STEPS)
+        if not (symbols == START).any():
+            raise InputError("melody_rhythm", f"{self.segment_label(segment)} has no melody to take a rhythm from")
+        return pattern_text(symbols)
+
+    def melody_rhythm_text(self, melody_rhythm, rhythm, segment, model) -> str:
+        """One line on the melody rhythm a request asks for, as the Generate tab shows it."""
+        if not self.generator(model).mode.writes_melody:
+            return "Melody rhythm: for the models that write the melody (" + ", ".join(self.melody_writers()) + ")."
+        if melody_rhythm == "auto":
+            try:
+                counts = rhythm_counts(self._rhythm(rhythm, self.segment_index(segment)), SEGMENT_STEPS)
+            except (InputError, ValueError):
+                counts = None
+            chosen, target = suited_rhythm(counts)
+            over = "an accompaniment of any rhythm" if counts is None else "accompaniments as busy as this rhythm"
+            return (
+                f"Melody rhythm: **{chosen.name}** (`{chosen.key}`), chosen because POP909's melodies start "
+                f"{target:g} notes a bar over {over}."
+            )
+        lines = {
+            "free": "the model's own, one note at a time, at least one note start in every bar.",
+            "from segment": "the rhythm of the segment's POP909 melody, its pitches the model's.",
+            "off": "no constraints: the model alone (a bar may stay without melody).",
+        }
+        if melody_rhythm in lines:
+            return f"Melody rhythm: {lines[melody_rhythm]}"
+        known = melody_rhythm_library().get(melody_rhythm)
+        if known is None:
+            return ""
+        return f"Melody rhythm: **{known.name}** (`{known.pattern}`), {known.share:.1%} of POP909's training bars."
 
     # -- tab 1: generate
 
@@ -362,8 +417,8 @@ class Controller:
     def compare_spec(self, request: CompareRequest) -> tuple[GenerationSpec, str, str]:
         """The request cut to 4 bars, and its two systems, checked."""
         systems = (
-            choice(request.system_a, list(SYSTEMS), "system_a"),
-            choice(request.system_b, list(SYSTEMS), "system_b"),
+            choice(request.system_a, list(ACCOMPANIMENT.systems), "system_a"),
+            choice(request.system_b, list(ACCOMPANIMENT.systems), "system_b"),
         )
         spec = self.resolve(replace(request, bars=SEGMENT_BARS))
         name = self.model_name(request.model)

@@ -12,9 +12,13 @@ import inspect
 from dataclasses import dataclass, fields
 
 from fgg.inputs import RHYTHM_PATTERNS
+from fgg.melody_rhythms import library as melody_rhythm_library
 
 NO_SEGMENT = -1
 RHYTHM_CHOICES = ["none", "from segment"] + list(RHYTHM_PATTERNS)
+# A written melody's rhythm (models that write the melody): "auto" suits the accompaniment's
+# rhythm, "from segment" takes the segment's melody's, then every rhythm of the library by key.
+MELODY_RHYTHM_CHOICES = ["auto", "free", "from segment", "off"] + list(melody_rhythm_library())
 SCALE_CHOICES = ["from chords", "major", "minor", "dorian", "mixolydian", "pentatonic", "blues", "custom"]
 
 
@@ -42,6 +46,8 @@ class AppRequest:
     scale_mode: str = "with_chords"
     humanize: bool = False
     pedal: bool = False
+    force_rhythm: bool = True  # with FGG and a rhythm: the onset counts enforced at every step
+    melody_rhythm: str = "auto"  # one of MELODY_RHYTHM_CHOICES (models that write the melody)
 
 
 @dataclass(frozen=True)

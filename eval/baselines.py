@@ -21,8 +21,7 @@ import torch
 
 from fgg.diffusion import Schedule
 from fgg.guidance import chord_allowed_pitch_classes, pitch_mask
-from fgg.melody_rhythms import library as melody_rhythm_library
-from fgg.melody_rhythms import melody_symbols
+from fgg.melody_rhythms import breathe, melody_symbols, suited_rhythm
 from fgg.melody_shape import MelodyShape
 from fgg.modes import ACCOMPANIMENT, Mode
 from fgg.pianoroll import (
@@ -242,13 +241,8 @@ def _null_rhythm(batch, seeds, ctx):
     return sample_system(batch, seeds, ctx, fgg=True, rhythm=False)
 
 
-# The rhythm fgg_melody_library gives every segment, a two-bar rhythm of the library
-# (fgg.melody_rhythms): four eighths resting on a half note, twice — a phrase a bar.
-LIBRARY_MELODY_RHYTHM = "e-e-e-e-h-e-e-e-e-h"
-
-
 def _fgg_melody(batch, seeds, ctx):
-    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=MelodyShape())
+    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=_melody_shape(batch, None))
 
 
 def _fgg_melody_rhythm(batch, seeds, ctx):
@@ -256,12 +250,20 @@ def _fgg_melody_rhythm(batch, seeds, ctx):
         raise ValueError("fgg_melody_rhythm needs a POP909 segment (it takes the rhythm of the segment's melody)")
     n_steps = batch.melody.shape[2]
     rhythm = np.stack([melody_symbols(roll_to_notes(m), n_steps) for m in batch.melody])  # (B, T)
-    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=MelodyShape(rhythm=rhythm))
+    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=_melody_shape(batch, rhythm))
 
 
-def _fgg_melody_library(batch, seeds, ctx):
-    rhythm = np.resize(melody_rhythm_library()[LIBRARY_MELODY_RHYTHM].symbols, batch.melody.shape[2])  # (T,)
-    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=MelodyShape(rhythm=rhythm))
+def _fgg_melody_auto(batch, seeds, ctx):
+    counts = [None] * len(batch) if batch.onset_counts is None else list(batch.onset_counts)
+    phrases = [breathe(suited_rhythm(c)[0].symbols) for c in counts]
+    rhythm = np.stack([np.resize(p, batch.chroma.shape[1]) for p in phrases])  # (B, T)
+    return sample_system(batch, seeds, ctx, fgg=True, melody_shape=_melody_shape(batch, rhythm))
+
+
+def _melody_shape(batch: SegmentBatch, rhythm: np.ndarray | None) -> MelodyShape:
+    """The melody's shape as ``fgg.inputs.resolve_melody_shape`` gives it by default: the
+    default register, chord tones on strong beats, ``rhythm`` (B, T) (None: free)."""
+    return MelodyShape(rhythm=rhythm, chord_tones=batch.chroma > 0)
 
 
 def _rule_based(batch, seeds, ctx):
@@ -296,8 +298,8 @@ SYSTEMS: dict[str, System] = {
     "ground_truth": _ground_truth,  # the human POP909 tracks (the ceiling)
     # a written melody's shape (fgg.melody_shape): register, one note at a time, and a rhythm
     "fgg_melody": _fgg_melody,  # the model's own rhythm, at least one note start per bar
-    "fgg_melody_rhythm": _fgg_melody_rhythm,  # the segment's POP909 melody rhythm ("from this song")
-    "fgg_melody_library": _fgg_melody_library,  # one library rhythm for every segment
+    "fgg_melody_rhythm": _fgg_melody_rhythm,  # the segment's POP909 melody rhythm ("from segment")
+    "fgg_melody_auto": _fgg_melody_auto,  # the default: the library rhythm suited to the accompaniment's
 }
 STOCHASTIC = {
     "fgg",
@@ -308,7 +310,7 @@ STOCHASTIC = {
     "null_rhythm",
     "fgg_melody",
     "fgg_melody_rhythm",
-    "fgg_melody_library",
+    "fgg_melody_auto",
 }
 
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from eval.metrics import sounding
+from fgg.melody_shape import STRONG_BEATS
 from fgg.pianoroll import STEPS_PER_BAR, STEPS_PER_BEAT, roll_to_notes
-
-STRONG_BEATS = (0, 2)  # beats 1 and 3 of a 4/4 bar
 
 
 def pitch_class_entropy(roll: np.ndarray) -> float:

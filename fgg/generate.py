@@ -275,9 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rhythm", help=f"none | {' | '.join(RHYTHM_PATTERNS)}")
     parser.add_argument(
         "--melody-rhythm",
-        help="melody+accompaniment mode: the melody's rhythm — free (the model's, one note at a time, "
-        "at least one per bar), a rhythm's key from python -m fgg.melody_rhythms (e.g. e-e-e-e-h), "
-        "or a pattern (x starts a note, - holds it, . rests; whole bars of 16)",
+        default="auto",
+        help="melody+accompaniment mode: the melody's rhythm — auto (default: a library rhythm suited to "
+        "--rhythm), free (the model's, one note at a time, at least one per bar), off (no melody "
+        "constraints), a rhythm's key from python -m fgg.melody_rhythms (e.g. e-e-e-e-h), or a pattern "
+        "(x starts a note, - holds it, . rests; whole bars of 16)",
     )
     parser.add_argument(
         "--melody-register",

@@ -18,8 +18,8 @@ from fgg.checks import InputError, choice, flag, number, text
 from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
 from fgg.diffusion import NOISES
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes, scale_pitch_classes
+from fgg.melody_rhythms import breathe, parse_key, parse_pattern, suited_rhythm
 from fgg.melody_rhythms import library as melody_rhythm_library
-from fgg.melody_rhythms import parse_key, parse_pattern
 from fgg.melody_shape import DEFAULT_REGISTER, MelodyShape
 from fgg.modes import ACCOMPANIMENT, Mode, get_mode
 from fgg.pianoroll import (
@@ -222,7 +222,7 @@ def resolve_spec(
     force_rhythm=True,
     overlap_bars=1,
     precision=None,
-    melody_rhythm=None,
+    melody_rhythm="auto",
     melody_register=None,
     mode: str | Mode = ACCOMPANIMENT.name,
     limits: InputLimits = LIBRARY_LIMITS,
@@ -245,9 +245,11 @@ def resolve_spec(
     - ``scale``: None (allowed notes from each chord through ``scale_table``, "ours" or "paper"),
       a scale name ("dorian", tonic = the first chord's root), "TONIC NAME" ("D dorian") or
       note names; ``scale_mode`` "with_chords" also allows each chord's tones, "strict" not.
-    - ``melody_rhythm`` (a mode that writes the melody): None (no melody constraints),
-      "free", a ``fgg.melody_rhythms`` key or a pattern (``resolve_melody_shape``), tiled over
-      the piece; ``melody_register``: (low, high) MIDI, default ``DEFAULT_REGISTER``.
+    - ``melody_rhythm`` (a mode that writes the melody): "auto" (the default: a library rhythm
+      suited to ``rhythm``, ``fgg.melody_rhythms.suited_rhythm``; nothing for a mode that does
+      not write the melody), None / "off" (no melody constraints), "free", a
+      ``fgg.melody_rhythms`` key or a pattern (``resolve_melody_shape``), tiled over the piece;
+      ``melody_register``: (low, high) MIDI, default ``DEFAULT_REGISTER``.
     - ``seed``: decides the starting noise; ``tempo`` in BPM; ``overlap_bars`` between 4-bar
       windows; ``precision`` of the network (None: the generator's); ``mode``: a name in
       ``fgg.modes.MODES``; ``limits``: the bounds (``LIBRARY_LIMITS``, or an app's).
@@ -287,27 +289,39 @@ def resolve_spec(
         overlap_bars=int(number(overlap_bars, "overlap_bars", 1, SEGMENT_BARS - 1, integer=True)),
         precision=None if precision is None else choice(precision, PRECISIONS, "precision"),
         warnings=tuple(warnings),
-        melody_shape=resolve_melody_shape(melody_rhythm, melody_register, mode, n_steps),
+        melody_shape=resolve_melody_shape(melody_rhythm, melody_register, mode, progression.chroma, counts),
     )
 
 
-def resolve_melody_shape(rhythm, register, mode: Mode, n_steps: int) -> MelodyShape | None:
-    """The ``MelodyShape`` a request asks for: ``rhythm`` None (none: the register is then
-    refused), "free" (the model's rhythm), a rhythm's key (``fgg.melody_rhythms``: the
-    library's, or any other whole bars) or a pattern of x - ., tiled to ``n_steps``;
-    ``register`` (low, high) MIDI."""
+def resolve_melody_shape(
+    rhythm, register, mode: Mode, chroma: np.ndarray, counts: np.ndarray | None = None
+) -> MelodyShape | None:
+    """The ``MelodyShape`` a request asks for: ``rhythm`` None / "off" (none: the register is
+    then refused), "auto" (``suited_rhythm`` of the accompaniment's ``counts``, breathing at
+    the end of each phrase; none for a mode that does not write the melody), "free" (the
+    model's rhythm), a rhythm's key (``fgg.melody_rhythms``: the library's, or any other whole
+    bars) or a pattern of x - ., tiled to the piece's steps; ``register`` (low, high) MIDI.
+    Notes starting on beats 1 and 3 take a tone of the chord (``chroma`` (T, 12))."""
+    n_steps = len(chroma)
+    if isinstance(rhythm, str) and rhythm.strip().lower() == "auto" and not mode.writes_melody and register is None:
+        return None
     if rhythm is None or (isinstance(rhythm, str) and rhythm.strip().lower() in ("", "none", "off")):
         if register is not None:
             raise InputError("melody_register", "a melody register needs a melody rhythm (free, or a rhythm)")
         return None
     if not mode.writes_melody:
-        raise InputError("melody_rhythm", f"a {mode.name} model does not write the melody: no melody rhythm to give")
+        raise InputError(
+            "melody_rhythm", f"the {mode.name} mode does not write the melody: no melody rhythm to give (auto or off)"
+        )
     low, high = DEFAULT_REGISTER if register is None else register
     low = int(number(low, "melody_register", LOWEST_PITCH, HIGHEST_PITCH, integer=True))
     high = int(number(high, "melody_register", low + 11, HIGHEST_PITCH, integer=True))
     rhythm = text(rhythm, "melody_rhythm", 64 * STEPS_PER_BAR).strip()
+    tones = np.asarray(chroma) > 0  # (T, 12)
     if rhythm.lower() == "free":
-        return MelodyShape(low, high)
+        return MelodyShape(low, high, chord_tones=tones)
+    if rhythm.lower() == "auto":
+        return MelodyShape(low, high, np.resize(breathe(suited_rhythm(counts)[0].symbols), n_steps), chord_tones=tones)
     known = melody_rhythm_library()
     try:
         symbols = known[rhythm].symbols if rhythm in known else read_pattern(rhythm)
@@ -316,7 +330,7 @@ def resolve_melody_shape(rhythm, register, mode: Mode, n_steps: int) -> MelodySh
         raise InputError(
             "melody_rhythm", f"{err}; or free, or a key like {examples} (python -m fgg.melody_rhythms)"
         ) from None
-    return MelodyShape(low, high, np.resize(symbols, n_steps))
+    return MelodyShape(low, high, np.resize(symbols, n_steps), chord_tones=tones)
 
 
 def read_pattern(rhythm: str) -> np.ndarray:

@@ -31,6 +31,8 @@ SYMBOLS = {START: "x", HOLD: "-", REST: "."}
 VALUES = {1: ("s", "sixteenth"), 2: ("e", "eighth"), 3: ("e.", "dotted eighth"), 4: ("q", "quarter"),
           6: ("q.", "dotted quarter"), 8: ("h", "half"), 12: ("h.", "dotted half"), 16: ("w", "whole")}  # fmt: skip
 TOP_ONE_BAR, TOP_TWO_BARS = 16, 8
+MIN_BARS = 100  # an accompaniment onset count with fewer training bars gets no median of its own
+SPAN_BARS = 4  # the melody's register is measured 4 bars at a time, the model's window
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,57 @@ def count_bar_rhythms(collection, song_ids: set[int]) -> tuple[Counter[str], Cou
     return one, two, bars_counted, pairs_counted
 
 
+def starts_by_accompaniment(collection, song_ids: set[int]) -> tuple[float, dict[int, float]]:
+    """How busy POP909's training melodies are over accompaniments this busy: the median melody
+    note starts per 4/4 bar (bars with a melody note), over all bars and by the accompaniment's
+    onset steps in the bar (steps where an accompaniment note starts, 0-16; a count with fewer
+    than ``MIN_BARS`` bars is left out)."""
+    everything: list[int] = []
+    by_onsets: dict[int, list[int]] = {}
+    for index, song_id in enumerate(collection.song_id):
+        if int(song_id) not in song_ids:
+            continue
+        starts, beats = collection.get("bar_start", index), collection.get("bar_beats", index)
+        melody_starts = np.asarray(collection.get("melody", index), dtype=np.int64).reshape(-1, 3)[:, 0]
+        backing_starts = np.unique(np.asarray(collection.get("accompaniment", index), dtype=np.int64)[:, 0])
+        for start, bar_beats in zip(starts, beats, strict=True):
+            if bar_beats != BEATS_PER_BAR:
+                continue
+            tune = len(np.unique(melody_starts[(melody_starts >= start) & (melody_starts < start + STEPS_PER_BAR)]))
+            if tune:
+                onsets = int(((backing_starts >= start) & (backing_starts < start + STEPS_PER_BAR)).sum())
+                everything.append(tune)
+                by_onsets.setdefault(onsets, []).append(tune)
+    medians = {d: float(np.median(v)) for d, v in sorted(by_onsets.items()) if len(v) >= MIN_BARS}
+    return float(np.median(everything)), medians
+
+
+def four_bar_spans(collection, song_ids: set[int]) -> dict[str, float]:
+    """Where POP909's training melodies sit, 4 bars at a time (consecutive 4-bar windows from
+    each song's first bar, those with at least 4 melody notes): the median of the midpoints
+    (highest + lowest pitch) / 2 and of the ranges (highest − lowest), in MIDI / semitones."""
+    midpoints, ranges = [], []
+    for index, song_id in enumerate(collection.song_id):
+        if int(song_id) not in song_ids:
+            continue
+        notes, starts = np.asarray(collection.get("melody", index)).reshape(-1, 3), collection.get("bar_start", index)
+        for first in range(0, len(starts) - SPAN_BARS, SPAN_BARS):
+            pitches = notes[(notes[:, 0] >= starts[first]) & (notes[:, 0] < starts[first + SPAN_BARS]), 2]
+            if len(pitches) >= SPAN_BARS:
+                midpoints.append((int(pitches.max()) + int(pitches.min())) / 2)
+                ranges.append(int(pitches.max()) - int(pitches.min()))
+    return {"midpoint_median": float(np.median(midpoints)), "range_median": float(np.median(ranges))}
+
+
+def breathe(symbols: np.ndarray) -> np.ndarray:
+    """A phrase that breathes: its last step a rest if a note was holding there (a tiled
+    phrase otherwise never rests, as POP909's legato note ends make the library's phrases)."""
+    symbols = np.array(symbols, copy=True)
+    if symbols[-1] == HOLD:
+        symbols[-1] = REST
+    return symbols
+
+
 def build_library(collection, song_ids: set[int]) -> dict:
     """The most frequent rhythms, counted by where their notes start (note ends in POP909 are
     played, so nearly every bar's ends differ), each written as its most frequent form."""
@@ -167,8 +220,12 @@ def build_library(collection, song_ids: set[int]) -> dict:
     )
     percentiles = np.percentile(pitches, [2.5, 50, 97.5]).round().astype(int).tolist()
     register = dict(zip(("p2.5", "p50", "p97.5"), percentiles, strict=True))
+    overall, by_onsets = starts_by_accompaniment(collection, song_ids)
+    busy = {"all": overall, "by_accompaniment_onset_steps": {str(d): m for d, m in by_onsets.items()}}
     return {"source": "POP909 training songs (fgg/pop909_split.json), 4/4 bars with a melody note",
-            "bars": bars, "bar_pairs": pairs, "melody_pitch_midi": register, "rhythms": rhythms}  # fmt: skip
+            "bars": bars, "bar_pairs": pairs, "melody_pitch_midi": register,
+            "melody_four_bars": four_bar_spans(collection, song_ids), "melody_starts_per_bar": busy,
+            "rhythms": rhythms}  # fmt: skip
 
 
 @cache
@@ -177,6 +234,31 @@ def library(path: Path = LIBRARY_FILE) -> dict[str, MelodyRhythm]:
     with open(path, encoding="utf-8") as f:
         rhythms = json.load(f)["rhythms"]
     return {r["key"]: MelodyRhythm(r["key"], r["pattern"], r["name"], r["share"]) for r in rhythms}
+
+
+@cache
+def _starts_per_bar(path: Path = LIBRARY_FILE) -> tuple[float, dict[int, float]]:
+    with open(path, encoding="utf-8") as f:
+        busy = json.load(f)["melody_starts_per_bar"]
+    return busy["all"], {int(d): m for d, m in busy["by_accompaniment_onset_steps"].items()}
+
+
+def suited_rhythm(counts: np.ndarray | None) -> tuple[MelodyRhythm, float]:
+    """The library's two-bar rhythm for an accompaniment rhythm ``counts`` ((T,) onsets per
+    16th step; None: the model chooses it), and the melody note starts per bar it aims at:
+    POP909's median over accompaniments with as many onset steps per bar (the nearest count
+    measured; over all of them without ``counts``). The two-bar rhythm whose starts per bar are
+    nearest wins, the more common one on a tie (in POP909 a busier accompaniment goes with a
+    busier melody: a median of 3 starts a bar over none, 5 over 4-9 onset steps, 7 over 13-16)."""
+    overall, by_onsets = _starts_per_bar()
+    target = overall
+    if counts is not None:
+        bars = np.asarray(counts).reshape(-1, STEPS_PER_BAR)
+        onsets = int(round(float((bars > 0).sum(axis=1).mean())))
+        target = by_onsets[min(by_onsets, key=lambda d: (abs(d - onsets), d))]
+    phrases = [r for r in library().values() if len(r.pattern) == 2 * STEPS_PER_BAR]
+    starts = {r.key: r.pattern.count("x") / 2 for r in phrases}
+    return min(phrases, key=lambda r: (abs(starts[r.key] - target), -r.share)), target
 
 
 def main(argv: list[str] | None = None) -> int:

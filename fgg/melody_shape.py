@@ -28,9 +28,12 @@ from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, STEPS_PER_BAR
 
 REST, START, HOLD = 0, 1, 2
 NO_PITCH = -1
-# The middle 95 % of POP909's training melody notes, MIDI 59-84 (B3-C6; median 72):
-# ``python -m fgg.melody_rhythms --build``, assets/melody_rhythms.json "melody_pitch_midi".
-DEFAULT_REGISTER = (59, 84)
+STRONG_BEATS = (0, 2)  # beats 1 and 3 of a 4/4 bar
+# An octave and a semitone, F4-F5, around where POP909's training melodies sit 4 bars at a time
+# (the median midpoint of their 4-bar spans is MIDI 71.5, their median range 12 semitones:
+# ``python -m fgg.melody_rhythms --build``, assets/melody_rhythms.json "melody_four_bars"), so a
+# 4-bar melody spans at most 12 semitones; every pitch class has a place in it.
+DEFAULT_REGISTER = (65, 77)
 
 
 @dataclass(frozen=True)
@@ -43,18 +46,41 @@ class MelodyShape:
     high: int = DEFAULT_REGISTER[1]
     rhythm: np.ndarray | None = None
     min_starts: int = 1
+    # (T, 12) or (B, T, 12) bool chord pitch classes: a note starting on beat 1 or 3 under a
+    # chord takes one of its tones (where one is open); None: no such rule
+    chord_tones: np.ndarray | None = None
 
     def steps(self, window: slice) -> MelodyShape:
         """The shape of the steps in ``window`` (a 4-bar window of a longer piece)."""
-        return self if self.rhythm is None else replace(self, rhythm=self.rhythm[..., window])
+        rhythm = None if self.rhythm is None else self.rhythm[..., window]
+        tones = None if self.chord_tones is None else self.chord_tones[..., window, :]
+        return replace(self, rhythm=rhythm, chord_tones=tones)
 
     def denoiser(self, denoiser: Denoiser, allowed: torch.Tensor, channel: int = 0) -> Denoiser:
         """``melody_shape_denoiser`` for pixels ``allowed`` (B, T, P) bool (FGG's)."""
         open_pixels = allowed & register_window(self.low, self.high, allowed.device)  # (B, T, P)
+        start_pixels = open_pixels
+        if self.chord_tones is not None:
+            tones = torch.as_tensor(np.asarray(self.chord_tones, dtype=bool), device=allowed.device)
+            start_pixels = strong_beat_starts(open_pixels, tones.expand(*allowed.shape[:2], 12))
         rhythm = None
         if self.rhythm is not None:
             rhythm = torch.as_tensor(self.rhythm, device=allowed.device).expand(allowed.shape[:2])  # (B, T)
-        return melody_shape_denoiser(denoiser, open_pixels, rhythm, self.min_starts, channel)
+        return melody_shape_denoiser(denoiser, open_pixels, rhythm, self.min_starts, channel, start_pixels)
+
+
+def strong_beat_starts(open_pixels: torch.Tensor, chord_tones: torch.Tensor) -> torch.Tensor:
+    """(B, T, P) pixels where a melody note may start: ``open_pixels``, narrowed to the chord's
+    tones (``chord_tones`` (B, T, 12) bool) on beats 1 and 3 of every bar, where that leaves one
+    open (a scale without the chord's tones keeps the pitch guarantee first)."""
+    b, t, p = open_pixels.shape
+    pitch_class = (torch.arange(p, device=open_pixels.device) + LOWEST_PITCH) % 12  # (P,)
+    tone_pixels = chord_tones[..., pitch_class] & open_pixels  # (B, T, P)
+    strong = torch.zeros(t, dtype=torch.bool, device=open_pixels.device)
+    for beat in STRONG_BEATS:
+        strong[beat * STEPS_PER_BEAT :: STEPS_PER_BAR] = True
+    narrowed = strong[None, :, None] & tone_pixels.any(-1, keepdim=True)  # (B, T, 1)
+    return torch.where(narrowed, tone_pixels, open_pixels)
 
 
 def register_window(low: int, high: int, device=None) -> torch.Tensor:
@@ -89,16 +115,22 @@ def pin(
 
 
 def pin_rhythm(
-    x0: torch.Tensor, rhythm: torch.Tensor, open_pixels: torch.Tensor, channel: int = 0
+    x0: torch.Tensor,
+    rhythm: torch.Tensor,
+    open_pixels: torch.Tensor,
+    channel: int = 0,
+    start_pixels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The notes of a given melody ``rhythm`` (B, T), their pitches chosen from x̂₀ (B, C, T, P)
-    among ``open_pixels`` (B, T, P): returns (pitch, kind), both (B, T), for ``pin``.
+    among ``open_pixels`` (B, T, P) (and at a note's start among ``start_pixels``, a subset;
+    default all open): returns (pitch, kind), both (B, T), for ``pin``.
 
     A note is a ``START`` and the ``HOLD`` steps right after it (a ``HOLD`` after a rest is a
     rest). Its pitch is the open pitch of highest onset + summed sustain over the note among
     those open at every one of its steps; if none is (a chord change with no pitch in common),
     among those open at its start, and the note is cut at its first step where the pitch closes
     — the pitch guarantee comes first."""
+    start_pixels = open_pixels if start_pixels is None else start_pixels
     onset, sustain = x0[:, channel], x0[:, channel + 1]  # (B, T, P)
     b, t, p = onset.shape
     steps = torch.arange(t, device=x0.device).expand(b, t)
@@ -114,8 +146,8 @@ def pin_rhythm(
     rating = torch.zeros_like(onset).scatter_add(
         1, index, torch.where(starts[..., None], onset, torch.where(in_note[..., None], sustain, 0.0))
     )  # (B, T, P) at each note's start: onset + summed sustain
-    candidates = open_all_along.bool() & open_pixels
-    candidates = torch.where(candidates.any(-1, keepdim=True), candidates, open_pixels)
+    candidates = open_all_along.bool() & start_pixels
+    candidates = torch.where(candidates.any(-1, keepdim=True), candidates, start_pixels)
     chosen = rating.masked_fill(~candidates, float("-inf")).argmax(-1)  # (B, T), meaningful at starts
     pitch = torch.gather(chosen, 1, note)  # (B, T) the pitch of each step's note
     closed = in_note & ~torch.gather(open_pixels, 2, pitch[..., None])[..., 0]
@@ -132,17 +164,20 @@ def free_rhythm(
     min_starts: int = 1,
     channel: int = 0,
     threshold: float = NOTE_THRESHOLD,
+    start_pixels: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The melody x̂₀ (B, C, T, P) reads as, one note at a time: returns (pitch, kind) (B, T)
-    for ``pin``. Step by step, a sounding candidate is an open onset above the threshold or
-    an open sustain continuing the note before; of several, the highest value wins. Then every
-    bar with fewer than ``min_starts`` starts gets more, at its silent steps where an open
-    onset is rated highest, each held while the next steps stay silent (up to a beat)."""
+    for ``pin``. Step by step, a sounding candidate is an onset above the threshold where a
+    note may start (``start_pixels``, default ``open_pixels``) or an open sustain continuing
+    the note before; of several, the highest value wins. Then every bar with fewer than
+    ``min_starts`` starts gets more, at its silent steps where an onset that may start is rated
+    highest, each held while the next steps stay silent (up to a beat)."""
+    start_pixels = open_pixels if start_pixels is None else start_pixels
     onset, sustain = x0[:, channel], x0[:, channel + 1]  # (B, T, P)
     b, t, p = onset.shape
     pitch = torch.full((b, t), NO_PITCH, dtype=torch.long, device=x0.device)
     kind = torch.full((b, t), REST, dtype=torch.long, device=x0.device)
-    starting = (onset > threshold) & open_pixels  # (B, T, P)
+    starting = (onset > threshold) & start_pixels  # (B, T, P)
     going_on = (sustain > threshold) & open_pixels
     previous = torch.full((b,), NO_PITCH, dtype=torch.long, device=x0.device)
     rows = torch.arange(b, device=x0.device)
@@ -156,14 +191,14 @@ def free_rhythm(
         pitch[:, step] = torch.where(starts, best_pitch, torch.where(carries, previous, NO_PITCH))
         kind[:, step] = torch.where(starts, START, torch.where(carries, HOLD, REST))
         previous = torch.where(sounding, pitch[:, step], NO_PITCH)
-    return _at_least(onset, open_pixels, pitch, kind, min_starts)
+    return _at_least(onset, open_pixels, start_pixels, pitch, kind, min_starts)
 
 
-def _at_least(onset, open_pixels, pitch, kind, min_starts: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _at_least(onset, open_pixels, start_pixels, pitch, kind, min_starts: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``min_starts`` starts in every bar: the missing ones added at silent steps (see ``free_rhythm``)."""
     b, t, _ = onset.shape
     bars = t // STEPS_PER_BAR
-    rating, best = onset.masked_fill(~open_pixels, float("-inf")).max(-1)  # (B, T)
+    rating, best = onset.masked_fill(~start_pixels, float("-inf")).max(-1)  # (B, T)
     silent = kind == REST
     rating = rating.masked_fill(~silent, float("-inf")).view(b, bars, STEPS_PER_BAR)
     have = (kind == START).view(b, bars, STEPS_PER_BAR).sum(-1, keepdim=True)  # (B, bars, 1)
@@ -187,17 +222,19 @@ def melody_shape_denoiser(
     rhythm: torch.Tensor | None = None,
     min_starts: int = 1,
     channel: int = 0,
+    start_pixels: torch.Tensor | None = None,
 ) -> Denoiser:
     """Wrap a denoiser (after FGG's pitch projection) so that every x̂₀'s melody track is one
     note at a time, inside ``open_pixels`` (B, T, P): the allowed pitches within the register,
-    in ``rhythm`` (B, T) if given, else the model's own with ``min_starts`` per bar."""
+    its notes starting inside ``start_pixels`` (default: anywhere open), in ``rhythm`` (B, T)
+    if given, else the model's own with ``min_starts`` per bar."""
 
     def denoise(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         x0 = denoiser(x_t, t)
         if rhythm is None:
-            pitch, kind = free_rhythm(x0, open_pixels, min_starts, channel)
+            pitch, kind = free_rhythm(x0, open_pixels, min_starts, channel, start_pixels=start_pixels)
         else:
-            pitch, kind = pin_rhythm(x0, rhythm, open_pixels, channel)
+            pitch, kind = pin_rhythm(x0, rhythm, open_pixels, channel, start_pixels)
         return pin(x0, pitch, kind, channel)
 
     return denoise

@@ -74,7 +74,7 @@ MELODY_AND_ACCOMPANIMENT = Mode(
     tracks=("melody", "accompaniment"),
     conditions=("chord",),
     default_model="combined-paper",
-    systems=("fgg", "no_fgg", "fgg_melody", "fgg_melody_rhythm", "fgg_melody_library", "ground_truth"),
+    systems=("fgg", "no_fgg", "fgg_melody", "fgg_melody_rhythm", "fgg_melody_auto", "ground_truth"),
     description="a melody and an accompaniment from the chords alone",
 )
 MODES: dict[str, Mode] = {mode.name: mode for mode in (ACCOMPANIMENT, MELODY_AND_ACCOMPANIMENT)}

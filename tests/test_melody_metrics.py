@@ -106,13 +106,15 @@ def test_combined_mode_evaluation_end_to_end(tmp_path):
         == 0
     )
     per_sample = pd.read_csv(tmp_path / "run" / "per_sample.csv")
-    systems = ("fgg", "no_fgg", "fgg_melody", "fgg_melody_rhythm", "fgg_melody_library", "ground_truth")
+    systems = ("fgg", "no_fgg", "fgg_melody", "fgg_melody_rhythm", "fgg_melody_auto", "ground_truth")
     assert per_sample.groupby("system").size().to_dict() == dict.fromkeys(systems, 3)
     guided = per_sample[per_sample.system.str.startswith("fgg")]
     assert (guided.out_of_key_rate == 0).all() and (guided.out_of_key_rate_melody == 0).all()
-    # the melody's shape: a note in every bar it asks one for, inside the register (MIDI 59-84)
-    shaped = per_sample[per_sample.system.isin(["fgg_melody", "fgg_melody_library"])]
-    assert (shaped.melody_silent_bars == 0).all() and (shaped.melody_range <= 84 - 59).all()
+    # the melody's shape: a note in every bar it asks one for, inside the register (MIDI 65-77),
+    # a chord tone at every start on beats 1 and 3
+    shaped = per_sample[per_sample.system.isin(["fgg_melody", "fgg_melody_auto"])]
+    assert (shaped.melody_silent_bars == 0).all() and (shaped.melody_range <= 77 - 65).all()
+    assert (shaped.melody_strong_beat_chord_tones.dropna() == 1).all()
     by_system = per_sample.set_index("segment").groupby("system")
     truth, own = by_system.get_group("ground_truth"), by_system.get_group("fgg_melody_rhythm")
     assert (own.melody_notes <= truth.melody_notes).all()  # the segment's rhythm, notes cut only at chord changes

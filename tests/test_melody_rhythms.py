@@ -13,6 +13,8 @@ from fgg.melody_rhythms import (
     parse_key,
     parse_pattern,
     pattern_text,
+    starts_by_accompaniment,
+    suited_rhythm,
 )
 from fgg.melody_shape import HOLD, REST, START
 from fgg.pianoroll import STEPS_PER_BAR
@@ -66,3 +68,48 @@ def test_the_committed_library_ranks_pop909s_rhythms_with_unique_keys():
     assert shares == sorted(shares, reverse=True) and 0 < shares[-1] < shares[0] < 1
     for r in rhythms:
         assert describe(r.symbols) == (r.key, r.name) and "x" in r.pattern
+
+
+class Songs:
+    """The fields of a ``fgg.data.SongCollection`` that the rhythm statistics read."""
+
+    def __init__(self, songs):
+        self.song_id = np.arange(len(songs))
+        self.songs = songs
+
+    def get(self, field, index):
+        return self.songs[index][field]
+
+
+def test_melody_starts_are_counted_by_the_accompaniment_onsets_of_the_same_bar(monkeypatch):
+    bar = STEPS_PER_BAR
+    song = {
+        "bar_start": np.array([0, bar, 2 * bar]),
+        "bar_beats": np.array([4, 4, 3]),  # the 3/4 bar is left out
+        # bar 1: 2 melody starts over 4 accompaniment onset steps; bar 2: 4 starts over none
+        "melody": np.array([[0, 4, 72], [8, 12, 74], [16, 18, 72], [20, 22, 72], [24, 26, 72], [28, 30, 72]]),
+        "accompaniment": np.array([[0, 4, 48], [0, 4, 52], [4, 8, 48], [8, 12, 48], [12, 16, 48], [40, 44, 48]]),
+    }
+    overall, by_onsets = starts_by_accompaniment(Songs([song]), {0})
+    assert by_onsets == {} and overall == 3.0  # fewer than MIN_BARS bars per count: no median of its own
+    import fgg.melody_rhythms as R
+
+    monkeypatch.setattr(R, "MIN_BARS", 1)
+    assert starts_by_accompaniment(Songs([song]), {0})[1] == {0: 4.0, 4: 2.0}
+
+
+def test_a_suited_rhythm_is_the_two_bar_phrase_nearest_pop909s_melody_density(monkeypatch):
+    import fgg.melody_rhythms as R
+
+    monkeypatch.setattr(R, "_starts_per_bar", lambda: (6.0, {0: 3.0, 4: 5.0, 16: 7.0}))
+    phrases = [r for r in library().values() if len(r.pattern) == 2 * STEPS_PER_BAR]
+
+    def nearest(target):
+        best = min(abs(r.pattern.count("x") / 2 - target) for r in phrases)
+        return [r for r in phrases if abs(r.pattern.count("x") / 2 - target) == best][0]  # the most common
+
+    quarters = np.tile([4, 0, 0, 0], 8)  # 4 onset steps a bar
+    assert suited_rhythm(quarters) == (nearest(5.0), 5.0)
+    assert suited_rhythm(np.zeros(32, int)) == (nearest(3.0), 3.0)
+    assert suited_rhythm(np.ones(32, int))[1] == 7.0 and suited_rhythm(None) == (nearest(6.0), 6.0)
+    assert suited_rhythm(np.tile([1, 1, 0, 0], 8))[1] == 5.0  # 8 onset steps: the nearest measured count, 4

@@ -15,6 +15,7 @@ from fgg.melody_shape import (
     pin,
     pin_rhythm,
     register_window,
+    strong_beat_starts,
 )
 from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, STEPS_PER_BAR, roll_to_notes
 
@@ -171,3 +172,40 @@ def test_melody_shape_inputs_are_checked_and_named():
         resolve_spec("C", melody_rhythm="free", melody_register=(60, 65), mode="melody+accompaniment")
     spec = resolve_spec("C G", melody_rhythm="q-q-q-q", mode="melody+accompaniment", bars=8)
     assert spec.melody_shape is not None and spec.melody_shape.rhythm.shape == (8 * STEPS_PER_BAR,)
+
+
+def test_the_default_melody_rhythm_suits_the_accompaniment_and_is_off_where_no_melody_is_written():
+    from fgg.inputs import RHYTHM_PATTERNS, resolve_spec
+    from fgg.melody_rhythms import breathe, suited_rhythm
+
+    spec = resolve_spec("C G", mode="melody+accompaniment", rhythm="block_quarters", bars=4)
+    chosen, _ = suited_rhythm(np.array(RHYTHM_PATTERNS["block_quarters"]))
+    np.testing.assert_array_equal(spec.melody_shape.rhythm, np.resize(breathe(chosen.symbols), 64))
+    assert spec.melody_shape.rhythm[31] == REST  # each two-bar phrase ends with a breath
+    np.testing.assert_array_equal(spec.melody_shape.chord_tones, spec.progression.chroma > 0)
+    assert resolve_spec("C G").melody_shape is None  # the accompaniment mode writes no melody
+    assert resolve_spec("C G", mode="melody+accompaniment", melody_rhythm="off").melody_shape is None
+
+
+def test_notes_on_beats_1_and_3_start_on_a_chord_tone_where_one_is_open():
+    open_pixels = torch.ones(1, 32, N_PITCHES, dtype=torch.bool)
+    tones = torch.zeros(1, 32, 12, dtype=torch.bool)
+    tones[0, :16, [0, 4, 7]] = True  # C major in bar 1; bar 2 has no chord
+    open_pixels[0, 8] = False
+    open_pixels[0, 8, 62 - LOWEST_PITCH] = True  # beat 3 of bar 1: only D4 is open (no chord tone)
+    starts = strong_beat_starts(open_pixels, tones)
+    pitch_classes = {(p + LOWEST_PITCH) % 12 for p in torch.nonzero(starts[0, 0]).flatten().tolist()}
+    assert pitch_classes == {0, 4, 7}  # beat 1: the chord's tones only
+    assert starts[0, 4].all() and starts[0, 16].all()  # beat 2, and a strong beat without a chord: all open
+    assert torch.equal(starts[0, 8], open_pixels[0, 8])  # no tone open: the pitch guarantee first
+
+
+def test_a_rhythm_pinned_with_strong_beat_tones_starts_there_on_the_chord():
+    x0 = torch.rand(1, 2, 16, N_PITCHES, generator=torch.Generator().manual_seed(0))
+    rhythm = torch.tensor([[START, HOLD, START, HOLD] * 4])  # eighths
+    tones = torch.zeros(1, 16, 12, dtype=torch.bool)
+    tones[..., [2, 5, 9]] = True  # D minor
+    open_pixels = torch.ones(1, 16, N_PITCHES, dtype=torch.bool)
+    pitch, kind = pin_rhythm(x0, rhythm, open_pixels, start_pixels=strong_beat_starts(open_pixels, tones))
+    assert all((int(pitch[0, s]) + LOWEST_PITCH) % 12 in (2, 5, 9) for s in (0, 8))
+    assert (kind == rhythm).all()

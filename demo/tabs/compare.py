@@ -14,9 +14,9 @@ from demo.guard import Dropdown, api_handler, serve_admitted, validator
 from demo.limits import Admission
 from demo.request import COMPARE_PARAMETERS, CompareRequest, api_parameters
 from demo.tabs.generate import GenerateTab, done_message
-from eval.baselines import SYSTEMS
+from fgg.modes import ACCOMPANIMENT
 
-SYSTEM_HELP = {  # one line per evaluation system, for the UI
+SYSTEM_HELP = {  # one line per system of the accompaniment mode (Compare runs accompaniment models)
     "fgg": "the full method: FGG at every sampling step",
     "no_fgg": "the same model and noise, no guidance",
     "last_step_remove": "unguided, then out-of-key notes deleted at the end",
@@ -25,15 +25,12 @@ SYSTEM_HELP = {  # one line per evaluation system, for the UI
     "null_rhythm": "FGG without the rhythm condition",
     "rule_based": "chord tones on the rhythm, no model (the floor)",
     "ground_truth": "the human POP909 accompaniment (needs a segment)",
-    "fgg_melody": "FGG + the melody's shape: register, one note at a time, a note every bar (chords-only models)",
-    "fgg_melody_rhythm": "FGG + the melody's shape in the segment's own melody rhythm (needs a segment)",
-    "fgg_melody_library": "FGG + the melody's shape in one library rhythm, e-e-e-e-h-e-e-e-e-h",
 }
 
 
 def system_choices() -> list[tuple[str, str]]:
-    """(label, name) of every evaluation system, its one-line help in the label."""
-    return [(f"{s} — {SYSTEM_HELP[s]}", s) for s in SYSTEMS]
+    """(label, name) of every system of the accompaniment mode, its one-line help in the label."""
+    return [(f"{s} — {SYSTEM_HELP[s]}", s) for s in ACCOMPANIMENT.systems]
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,18 @@ from demo.controller import Controller
 from demo.guard import PRIVATE, Checkbox, Dropdown, Number, Slider, api_handler, serve_admitted, validator
 from demo.limits import MAX_CHORD_CHARS, PUBLIC_LIMITS, Admission
 from demo.melody_source import melody_source_radio, wire_melody_source
-from demo.request import GENERATE_PARAMETERS, NO_SEGMENT, RHYTHM_CHOICES, SCALE_CHOICES, AppRequest, api_parameters
+from demo.request import (
+    GENERATE_PARAMETERS,
+    MELODY_RHYTHM_CHOICES,
+    NO_SEGMENT,
+    RHYTHM_CHOICES,
+    SCALE_CHOICES,
+    AppRequest,
+    api_parameters,
+)
 from demo.workers import keep_share
 from fgg.chords import PITCH_NAMES, parse_progression
+from fgg.melody_rhythms import library as melody_rhythm_library
 from fgg.pianoroll import SEGMENT_BARS
 from fgg.styles import STYLES
 
@@ -60,6 +69,9 @@ class GenerateTab:
     strength: gr.Slider
     cfg_scale: gr.Slider
     rhythm: gr.Dropdown
+    force_rhythm: gr.Checkbox
+    melody_rhythm: gr.Dropdown
+    melody_rhythm_note: gr.Markdown
     scale: gr.Dropdown
     tonic: gr.Dropdown
     custom_scale: gr.Textbox
@@ -235,7 +247,41 @@ def _guidance_inputs(controller: Controller) -> dict[str, Any]:
             elem_id="rhythm",
             info="onsets per 16th the accompaniment must play; none = the model decides",
         ),
+        "force_rhythm": Checkbox(
+            value=True,
+            label="Force the rhythm",
+            elem_id="force-rhythm",
+            info="with FGG: exactly the rhythm's onsets at every step (off: the rhythm only conditions the model)",
+        ),
+        "melody_rhythm": Dropdown(
+            melody_rhythm_choices(),
+            value="auto",
+            label="Melody rhythm",
+            elem_id="melody-rhythm",
+            interactive=controller.generator().mode.writes_melody,
+            info="models that write the melody: when its notes start and how long they last",
+        ),
+        "melody_rhythm_note": gr.Markdown(
+            controller.melody_rhythm_text("auto", "none", NO_SEGMENT, None), elem_id="melody-rhythm-note"
+        ),
     }
+
+
+MELODY_RHYTHM_HELP = {
+    "auto": "suits the accompaniment's rhythm",
+    "free": "the model's own, a note every bar",
+    "from segment": "the POP909 segment's melody",
+    "off": "no constraints",
+}
+
+
+def melody_rhythm_choices() -> list[tuple[str, str]]:
+    """(label, value) of every melody rhythm: the four ways, then the library's by name."""
+    library = melody_rhythm_library()
+    return [
+        (f"{value} — {MELODY_RHYTHM_HELP[value]}" if value in MELODY_RHYTHM_HELP else library[value].name, value)
+        for value in MELODY_RHYTHM_CHOICES
+    ]
 
 
 def _scale_inputs() -> dict[str, Any]:
@@ -330,6 +376,7 @@ def wire_generate_tab(tab: GenerateTab, controller: Controller, generation: Admi
     _wire_bars_follow(tab, bars_follow)
     wire_melody_source(controller, tab.melody_source, tab.model, tab.melody_file, tab.segment_picker)
     _wire_cfg_and_melody_status(tab, controller)
+    _wire_melody_rhythm(tab, controller)
     _wire_presets(tab, controller, bars_follow)
     _wire_segment_pickers(tab, controller, bars_follow)
 
@@ -407,6 +454,21 @@ def _wire_cfg_and_melody_status(tab: GenerateTab, controller: Controller) -> Non
 
     for control in (tab.melody_file, tab.model):
         control.change(melody_text, [tab.melody_file, tab.segment, tab.model], tab.melody_status, **PRIVATE)
+
+
+def _wire_melody_rhythm(tab: GenerateTab, controller: Controller) -> None:
+    """The melody rhythm is a choice only for a model that writes the melody (back to "auto"
+    for one that does not); the line under it says what the choice plays."""
+    writers = controller.melody_writers()
+
+    def enabled(model_name, melody_rhythm):
+        writes = model_name in writers
+        return gr.update(interactive=writes, value=melody_rhythm if writes else "auto")
+
+    tab.model.change(enabled, [tab.model, tab.melody_rhythm], tab.melody_rhythm, **PRIVATE)
+    note_inputs: list[Any] = [tab.melody_rhythm, tab.rhythm, tab.segment, tab.model]
+    for control in note_inputs:
+        control.change(controller.melody_rhythm_text, note_inputs, tab.melody_rhythm_note, **PRIVATE)
 
 
 def _wire_presets(tab: GenerateTab, controller: Controller, bars_follow: gr.State) -> None:
