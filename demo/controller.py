@@ -314,7 +314,13 @@ class Controller:
     def _melody_rhythm(self, melody_rhythm, segment: int | None) -> str:
         """The melody rhythm for ``resolve_spec``: a choice, "from segment" read off the
         segment's POP909 melody as a pattern (``fgg.melody_rhythms.melody_symbols``)."""
-        melody_rhythm = choice(melody_rhythm or "auto", MELODY_RHYTHM_CHOICES, "melody_rhythm")
+        melody_rhythm = melody_rhythm or "auto"
+        if not isinstance(melody_rhythm, str) or melody_rhythm not in MELODY_RHYTHM_CHOICES:
+            raise InputError(
+                "melody_rhythm",
+                f"unknown melody_rhythm {shown(melody_rhythm)}; choose one of auto, free, from segment, off or a "
+                "library rhythm's key (e.g. e-e-e-e-h; python -m fgg.melody_rhythms lists them)",
+            )
         if melody_rhythm != "from segment":
             return melody_rhythm
         if segment is None:

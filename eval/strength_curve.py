@@ -34,6 +34,7 @@ from eval.run import item_seed, select_segments
 from fgg.checkpoint import load_model, resolve_checkpoint, resolve_device, shipped
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.modes import ACCOMPANIMENT
+from fgg.precision import PRECISION_HELP, PRECISIONS, resolve_precision
 from fgg.sampling import SamplingOptions
 
 KEY_COLUMNS = ["force_rhythm", "strength"]
@@ -65,8 +66,8 @@ def strength_curve(
             idx = chosen[lo : lo + batch_size]
             batch = SegmentBatch.from_segments(segments, idx)
             rolls = sample_system(batch, [item_seed(seed, int(s)) for s in idx], ctx, fgg=True).rolls
-            for j, s in enumerate(idx):
-                chords = scorer.score(rolls[j], str(int(s)), segments["accompaniment"][s])
+            scored = scorer.score_many(list(rolls), [str(int(s)) for s in idx], list(segments["accompaniment"][idx]))
+            for j, (s, chords) in enumerate(zip(idx, scored, strict=True)):
                 rows.append(
                     {
                         "force_rhythm": force,
@@ -140,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     args = parser.parse_args(argv)
     try:
         strengths = sorted({float(s) for s in args.strengths.split(",") if s.strip()})
@@ -158,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     segments = load_valid_segments(args.segments_file)
     chosen = select_segments(len(segments["song_id"]), args.segments)
-    curve, _ = strength_curve(model, segments, chosen, strengths, batch_size=args.batch_size, forcings=forcings)
+    device = next(model.parameters()).device
+    options = SamplingOptions(precision=resolve_precision(args.precision, device))
+    curve, _ = strength_curve(model, segments, chosen, strengths, options, args.batch_size, forcings=forcings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     curve.to_csv(out / "strength_curve.csv", index=False)
@@ -167,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
         print(curve[KEY_COLUMNS + ["n"] + METRICS].to_string(index=False))
     print(
         json.dumps(
-            {"out": str(out), "model": args.checkpoint or args.model, "seconds": round(time.perf_counter() - began, 1)}
+            {
+                "out": str(out),
+                "model": args.checkpoint or args.model,
+                "precision": options.precision,
+                "seconds": round(time.perf_counter() - began, 1),
+            }
         )
     )
     return 0

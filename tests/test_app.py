@@ -5,6 +5,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from gradio_client import Client, handle_file
@@ -16,6 +17,7 @@ from demo.request import COMPARE_PARAMETERS, GENERATE_PARAMETERS, AppRequest, Co
 from demo.ui import build_app, launch
 from fgg.generate import Generator
 from fgg.model import PRESETS, UNet, model_config
+from fgg.pianoroll import roll_to_notes
 
 
 @pytest.fixture(scope="module")
@@ -262,6 +264,35 @@ def test_api_melody_and_accompaniment_model(server, tmp_path):
         client.predict(chords="C", model="combined", melody_file=handle_file(str(tune)), api_name="/generate")
     with pytest.raises(Exception, match="writes the melody too"):
         client.predict(chords="C", model="combined", api_name="/compare")
+
+
+def test_melody_rhythm_and_rhythm_forcing_reach_the_sampler_and_say_what_they_do(controller):
+    """The melody rhythm is the combined models' (an accompaniment model refuses any but auto /
+    off), "from segment" reads the segment's melody, and the line under it names the rhythm;
+    rhythm forcing is a control of its own."""
+    from fgg.checks import InputError
+    from fgg.melody_shape import START
+
+    spec = controller.resolve(AppRequest("C G | Am F", model="combined", melody_rhythm="q-q-q-q"))
+    assert (spec.melody_shape.rhythm[::4] == START).all()
+    assert controller.resolve(AppRequest("C G", model="combined")).melody_shape.rhythm is not None  # auto
+    assert controller.resolve(AppRequest("C G", model="combined", melody_rhythm="off")).melody_shape is None
+    assert controller.resolve(AppRequest("C G")).melody_shape is None
+    with pytest.raises(InputError, match="does not write the melody") as err:
+        controller.resolve(AppRequest("C G", melody_rhythm="free"))
+    assert err.value.parameter == "melody_rhythm"
+    for bad in ("q-q-q", 5, "from segment"):  # not a choice; a number; no segment to read
+        with pytest.raises(InputError) as err:
+            controller.resolve(AppRequest("C G", model="combined", melody_rhythm=bad))
+        assert err.value.parameter == "melody_rhythm"
+    segment = next(i for i in range(100) if controller.has_melody(i))
+    own = controller.resolve(AppRequest("", segment=segment, model="combined", melody_rhythm="from segment"))
+    starts = set(np.flatnonzero(own.melody_shape.rhythm == START) % 64)
+    assert starts == set(roll_to_notes(controller.segments["melody"][segment])[:, 0].tolist())
+    assert controller.resolve(AppRequest("C G", rhythm="ballad", force_rhythm=False)).options.force_rhythm is False
+    assert "chosen because POP909's melodies start" in controller.melody_rhythm_text("auto", "ballad", -1, "combined")
+    assert "half" in controller.melody_rhythm_text("e-e-e-e-h", "none", -1, "combined")
+    assert "models that write the melody (combined)" in controller.melody_rhythm_text("auto", "none", -1, "paper")
 
 
 def test_melody_source_and_model_stay_in_step(controller):

@@ -529,3 +529,17 @@ def test_combined_run_resumes_after_an_interruption(tiny_combined_checkpoint, tm
     assert doc["seconds"] > before and doc["precision"] == "fp32" and doc["segments"] == 6
     assert doc["command"].startswith("python -m eval.run --mode melody+accompaniment") and doc["device"] == "cpu"
     assert R.main(common + ["--out", str(out), "--cfg", "3"]) == 2  # other settings: refused, not mixed in
+
+
+def test_strength_curve_with_and_without_rhythm_forcing(tiny_checkpoint):
+    """One row per forcing x strength; strength 0 is the unguided sampler whatever the forcing,
+    strength 1 is in key either way."""
+    from eval.strength_curve import strength_curve
+    from fgg.checkpoint import load_model
+
+    segments = load_valid_segments()
+    curve, per_sample = strength_curve(load_model(tiny_checkpoint)[0], segments, np.array([3, 400]), (0.0, 1.0))
+    assert curve[["force_rhythm", "strength"]].values.tolist() == [[False, 0.0], [False, 1.0], [True, 0.0], [True, 1.0]]
+    unguided = per_sample[per_sample.strength == 0].pivot(index="segment", columns="force_rhythm")
+    assert (unguided.xs(True, axis=1, level=1) == unguided.xs(False, axis=1, level=1)).all().all()
+    assert (per_sample[per_sample.strength == 1].out_of_key_rate == 0).all()

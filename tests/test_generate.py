@@ -95,6 +95,15 @@ def test_strength_zero_is_unguided_and_strength_grades(tiny_generator):
     assert wrong[0] > 0 and wrong[2] == 0  # an untrained model plays anything; full strength fixes all
 
 
+def test_rhythm_forcing_is_its_own_control(tiny_generator):
+    """With FGG on, ``force_rhythm=False`` keeps the pitch projection and drops the onset counts."""
+    forced = tiny_generator.generate("C G | Am F", seed=7, rhythm="eighth_arpeggio")
+    free = tiny_generator.generate("C G | Am F", seed=7, rhythm="eighth_arpeggio", force_rhythm=False)
+    counts = rhythm_counts("eighth_arpeggio", 64)
+    np.testing.assert_array_equal(forced.accompaniment[0].sum(-1), counts)
+    assert not np.array_equal(free.accompaniment[0].sum(-1), counts) and free.out_of_key_notes == 0
+
+
 def test_scale_table_choice(tiny_generator):
     paper = tiny_generator.generate("Cm7 | F7", scale_table="paper", seed=3)
     assert paper.out_of_key_notes == 0
@@ -226,6 +235,11 @@ def test_cli(tmp_path, capsys, monkeypatch):
     assert names == ["melody", "accompaniment"]
     assert gen_module.main(["--segment", "99999", "--checkpoint", str(ckpt), "--out", str(out)]) == 2
     assert NOTE_THRESHOLD == 0.5
+    # rhythm forcing is a control of its own; the authors' per-step noise a sampler option
+    free = ["--segment", "7", "--checkpoint", str(ckpt), "--out", str(out), "--no-force-rhythm"]
+    assert gen_module.main(free + ["--noise", "one_step", "--eta", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["accompaniment_notes"] != int(seg["onset_counts"][7].sum()) and summary["out_of_key_notes"] == 0
 
 
 def test_a_spec_is_resolved_once_and_sampled_as_is(tiny_generator):

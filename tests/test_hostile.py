@@ -65,6 +65,9 @@ HOSTILE = [  # (endpoint, arguments, parameter named, words the message must con
     ("/generate", dict(chords="C", scale="custom", custom_scale="C " * 100), "custom_scale", "the limit is 100"),
     ("/generate", dict(chords="C | Hm"), "chords", "bar 2: unrecognised chord symbol 'Hm'"),
     ("/generate", dict(chords=""), "chords", "empty chord progression"),
+    ("/generate", dict(chords="C", force_rhythm="yes"), "force_rhythm", "force_rhythm must be true or false"),
+    ("/generate", dict(chords="C", melody_rhythm="<b>"), "melody_rhythm", "unknown melody_rhythm '<b>'; choose one of"),
+    ("/generate", dict(chords="C", melody_rhythm="free"), "melody_rhythm", "does not write the melody"),
     ("/compare", dict(chords="C", system_b="oracle"), "system_b", "unknown system_b 'oracle'"),
     ("/compare", dict(chords="C", system_a="ground_truth"), "system_a", "pick a segment"),
     (
@@ -73,7 +76,7 @@ HOSTILE = [  # (endpoint, arguments, parameter named, words the message must con
         "n_segments",
         "n_segments must be a whole number from 1 to 20 (got 200)",
     ),
-    ("/evaluate", dict(n_segments=5, systems=5 * ["fgg", "no_fgg"], model_name="paper"), "systems", "up to 8"),
+    ("/evaluate", dict(n_segments=5, systems=6 * ["fgg", "no_fgg"], model_name="paper"), "systems", "up to 11"),
     ("/evaluate", dict(n_segments=5, systems=["fgg; rm -rf /"], model_name="paper"), "systems", "unknown system"),
     (
         "/evaluate",

@@ -95,12 +95,32 @@ def test_both_models_are_evaluated_on_the_same_segments():
     assert json.loads((EVAL_DIR / "paper" / "run.json").read_text())["segments"] == 1709
 
 
-def test_committed_strength_curve_is_graded_and_ends_at_zero():
+def test_committed_strength_curve_is_graded_and_ends_at_zero_with_and_without_rhythm_forcing():
     curve = pd.read_csv(EVAL_DIR / "strength_curve.csv")
-    assert list(curve.columns[:4]) == ["strength", "out_of_key_rate", "chord_accuracy", "chord_similarity_full"]
-    assert curve.strength.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and (curve.n >= 50).all()
-    rates = curve.out_of_key_rate.tolist()
-    assert all(a > b for a, b in pairwise(rates)) and rates[-1] == 0.0
+    assert list(curve.columns[:5]) == [
+        "force_rhythm",
+        "strength",
+        "out_of_key_rate",
+        "chord_accuracy",
+        "chord_similarity_full",
+    ]
+    for force, part in curve.groupby("force_rhythm"):
+        assert part.strength.tolist() == [0.0, 0.25, 0.5, 0.75, 1.0] and (part.n >= 50).all(), force
+        rates = part.out_of_key_rate.tolist()
+        assert all(a > b for a, b in pairwise(rates)) and rates[-1] == 0.0, force
+    by_strength = curve.pivot(index="strength", columns="force_rhythm", values="chord_accuracy")
+    assert by_strength.loc[0.0, True] == by_strength.loc[0.0, False]  # strength 0 is the unguided sampler
+
+
+def test_committed_run_guided_by_the_papers_table_is_in_key_by_that_table():
+    folder = EVAL_DIR / "paper-table"
+    run = json.loads((folder / "run.json").read_text())
+    assert run["model"] == "paper" and run["scale_table"] == "paper" and run["segments"] == 400
+    per_sample = pd.read_csv(folder / "per_sample.csv")
+    assert set(per_sample.system) == {"fgg"} and len(per_sample) == 400
+    assert (per_sample.out_of_key_rate_paper_table == 0).all()
+    # the paper's table is stricter: what it guides is in key by ours too
+    assert (per_sample.out_of_key_rate == 0).all()
 
 
 COMBINED_MODELS = ("combined-paper", "combined-small")  # melody+accompaniment runs under assets/eval/<model>/
@@ -108,16 +128,24 @@ COMBINED_MODELS = ("combined-paper", "combined-small")  # melody+accompaniment r
 
 @pytest.mark.parametrize("name", COMBINED_MODELS)
 def test_committed_melody_and_accompaniment_evaluation(name):
-    """Chords alone in, 400 segments, fgg / no_fgg / ground_truth; FGG leaves no out-of-key
-    step in either track, the unguided model does."""
+    """Chords alone in, 400 segments, every system of the mode; FGG leaves no out-of-key step
+    in either track, the unguided model does; the melody's shape leaves no bar without melody
+    in the default rhythm, spans at most its register, and starts on chord tones on beats 1 and 3."""
+    from fgg.modes import MELODY_AND_ACCOMPANIMENT
+
     folder = EVAL_DIR / name
     run = json.loads((folder / "run.json").read_text())
     assert run["model"] == name and run["mode"] == "melody+accompaniment" and run["segments"] == 400
+    assert run["cfg_active"] is False  # chords alone: the condition is the null condition
     per_sample = pd.read_csv(folder / "per_sample.csv")
-    assert per_sample.groupby("system").size().to_dict() == {"fgg": 400, "ground_truth": 400, "no_fgg": 400}
-    fgg, no_fgg = (per_sample[per_sample.system == s] for s in ("fgg", "no_fgg"))
-    assert (fgg.out_of_key_rate_melody == 0).all() and (fgg.out_of_key_rate_accompaniment == 0).all()
-    assert no_fgg.out_of_key_rate.mean() > 0 and (fgg.melody_notes > 0).mean() > 0.9
+    assert per_sample.groupby("system").size().to_dict() == dict.fromkeys(MELODY_AND_ACCOMPANIMENT.systems, 400)
+    system = dict(list(per_sample.groupby("system")))
+    for guided in ("fgg", "fgg_melody", "fgg_melody_rhythm", "fgg_melody_auto"):
+        assert (system[guided].out_of_key_rate == 0).all(), guided
+    assert system["no_fgg"].out_of_key_rate.mean() > 0 and (system["fgg"].melody_notes > 0).mean() > 0.9
+    for shaped in ("fgg_melody", "fgg_melody_auto"):
+        assert (system[shaped].melody_silent_bars == 0).all() and (system[shaped].melody_range <= 12).all()
+        assert (system[shaped].melody_strong_beat_chord_tones.dropna() == 1).all()
     summary = pd.read_csv(folder / "summary.csv").set_index("system")
     assert summary.loc["ground_truth", "chord_similarity_full"] > 0.99
 

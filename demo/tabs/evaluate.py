@@ -44,7 +44,8 @@ class EvaluateTab:
 
 def build_evaluate_tab(app: gr.Blocks, controller: Controller, evaluation: Admission) -> EvaluateTab:
     """The tab, laid out and wired (inside ``app``)."""
-    # Committed evaluation runs, one folder each (assets/eval/<model>/), the default model's first.
+    # Committed evaluation runs, one folder each (assets/eval/<run>/, a model's name or another
+    # run of it), the default model's first.
     folders = sorted((p.parent.name for p in E.EVAL_DIR.glob("*/summary.csv")), key=lambda n: (n != "paper", n))
     runs: Runs = {name: E.load_eval_results(E.EVAL_DIR / name) for name in folders}
     with gr.Tab("Evaluate"):
@@ -70,9 +71,9 @@ def _committed_runs(runs: Runs) -> dict[str, Any]:
     eval_model = Radio(
         list(runs),
         value=shown_run,
-        label="Model of the run shown",
+        label="Run shown",
         elem_id="eval-model",
-        info="each shipped model has its own committed run",
+        info="each shipped model's committed run (paper-table: paper guided by the paper's chord table)",
     )
     summary = gr.DataFrame(
         value=None if shown_run is None else readable_summary(runs[shown_run][0]),
@@ -93,7 +94,8 @@ def _committed_runs(runs: Runs) -> dict[str, Any]:
     heat_plot = gr.Plot(value=None if heat is None else out_of_key_heatmap(heat), show_label=False)
     gr.Markdown(
         "**FGG strength trade-off** (`assets/eval/strength_curve.csv`, "
-        "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG."
+        "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG; solid lines "
+        "with the rhythm forced at every step, dashed with the rhythm only as a condition."
     )
     gr.Plot(value=None if strength_curve is None else curve_figure(strength_curve), show_label=False)
     return {
