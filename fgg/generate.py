@@ -31,7 +31,7 @@ import torch
 from fgg.checkpoint import DEFAULT_MODEL, SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device
 from fgg.chords import Progression, progression_from_labels
 from fgg.data import load_valid_segments
-from fgg.diffusion import NOISES, Schedule, StepCallback, sampling_timesteps
+from fgg.diffusion import NOISES, SOLVERS, Schedule, StepCallback
 from fgg.dynamics import shape_dynamics
 from fgg.guidance import SCALE_TABLES
 from fgg.inputs import RHYTHM_PATTERNS, SCALE_MODES, GenerationSpec, resolve_spec
@@ -150,7 +150,7 @@ class Generator:
             tempo=spec.tempo,
             seed=spec.seed,
             seconds=time.perf_counter() - began,
-            warnings=list(spec.warnings),
+            warnings=list(spec.warnings) + (silent_bars_warning(melody) if self.mode.writes_melody else []),
             melody_generated=self.mode.writes_melody,
         )
 
@@ -172,7 +172,7 @@ class Generator:
         guide = torch.from_numpy(spec.guide)[None]  # (1, T_total, P)
         counts = None if spec.counts is None else torch.from_numpy(spec.counts)[None]  # (1, T_total)
         starts = window_starts(n_steps, spec.overlap_bars)
-        n_sampler_steps = len(sampling_timesteps(options.steps))
+        n_sampler_steps = len(SOLVERS[options.solver].timesteps(options.steps))
         total = len(starts) * n_sampler_steps
         generator = torch.Generator().manual_seed(spec.seed)
         roll = torch.zeros(1, self.mode.channels, n_steps, N_PITCHES)  # (1, C, T_total, P)
@@ -252,6 +252,19 @@ def generate(chords, *, model=None, device: str = "auto", precision: str = "auto
     return default_generator(model or spec.mode.default_model, device, precision).sample(spec)
 
 
+def silent_bars_warning(melody: np.ndarray) -> list[str]:
+    """A warning naming the bars (1-based) of a written melody (2, T, P) where no note sounds."""
+    sounding = (melody[0] | melody[1]).any(-1).reshape(-1, STEPS_PER_BAR).any(-1)  # (bars,)
+    silent = (np.flatnonzero(~sounding) + 1).tolist()
+    if not silent:
+        return []
+    shown = ", ".join(map(str, silent[:8])) + (f" and {len(silent) - 8} more" if len(silent) > 8 else "")
+    return [
+        f"the melody is silent in bar{'s' if len(silent) > 1 else ''} {shown}: a melody rhythm "
+        "(auto, free or a rhythm) gives every bar a note"
+    ]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fgg.generate", description="Generate a piano accompaniment.")
     parser.add_argument(
@@ -297,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cfg", type=float, default=7.5, help="classifier-free guidance scale")
     parser.add_argument("--steps", type=int, default=10, help="DDIM steps (10 = the paper's schedule)")
+    parser.add_argument(
+        "--solver",
+        choices=list(SOLVERS),
+        default="ddim",
+        help="ddim (the paper's 10 timesteps for 10 steps) or dpmpp_2m (DPM-Solver++(2M): fewer steps)",
+    )
     parser.add_argument("--eta", type=float, default=0.0, help="per-step noise scale (0 = deterministic DDIM)")
     parser.add_argument(
         "--noise",
@@ -365,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             force_rhythm=not args.no_force_rhythm,
             eta=args.eta,
             noise=args.noise,
+            solver=args.solver,
             scale=args.scale,
             steps=args.steps,
             seed=args.seed,

@@ -16,7 +16,7 @@ import torch
 
 from fgg.checks import InputError, choice, flag, number, text
 from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
-from fgg.diffusion import NOISES
+from fgg.diffusion import NOISES, SOLVERS
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes, scale_pitch_classes
 from fgg.melody_rhythms import breathe, parse_key, parse_pattern, suited_rhythm
 from fgg.melody_rhythms import library as melody_rhythm_library
@@ -219,6 +219,7 @@ def resolve_spec(
     cfg_rescale=0.7,
     eta=0.0,
     noise="ddim",
+    solver="ddim",
     force_rhythm=True,
     overlap_bars=1,
     precision=None,
@@ -240,7 +241,8 @@ def resolve_spec(
     - ``fgg``, ``strength`` (0–1, the share of out-of-key pitch classes forbidden, harshest
       first), ``cfg_scale``/``cfg_rescale`` (classifier-free guidance), ``steps``/``eta`` (DDIM),
       ``noise`` ("ddim", or "one_step": the authors' per-step noise, η its temperature;
-      ``fgg.diffusion.step_noise``); ``force_rhythm`` (with FGG and a rhythm: the onset counts
+      ``fgg.diffusion.step_noise``), ``solver`` ("ddim", the paper's, or "dpmpp_2m",
+      ``fgg.diffusion.SOLVERS``; deterministic: ``eta`` 0); ``force_rhythm`` (with FGG and a rhythm: the onset counts
       enforced exactly, else only conditioned on).
     - ``scale``: None (allowed notes from each chord through ``scale_table``, "ours" or "paper"),
       a scale name ("dorian", tonic = the first chord's root), "TONIC NAME" ("D dorian") or
@@ -274,7 +276,14 @@ def resolve_spec(
         steps=int(number(steps, "steps", *limits.steps, integer=True)),
         eta=number(eta, "eta", 0, 1),
         noise=choice(noise, NOISES, "noise"),
+        solver=choice(solver, list(SOLVERS), "solver"),
     )
+    if options.eta and not SOLVERS[options.solver].takes_noise:
+        raise InputError("eta", f"the {options.solver} solver is deterministic: eta must be 0, got {options.eta}")
+    try:
+        SOLVERS[options.solver].timesteps(options.steps)
+    except ValueError as err:
+        raise InputError("steps", f"{options.solver}: {err}") from None
     guide = fgg_pixel_mask(allowed[None], progression.chroma[None], progression.root[None], options.strength)
     return GenerationSpec(
         mode=mode,

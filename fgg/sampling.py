@@ -1,5 +1,6 @@
 """Sampling a batch of 4-bar windows: the conditions laid out for a mode, FGG's pixel mask, and
-the denoiser stack (network → classifier-free guidance → FGG) handed to ``sample_ddim``.
+the denoiser stack (network → classifier-free guidance → FGG) handed to the solver
+(``fgg.diffusion.SOLVERS``: DDIM, the paper's, or DPM-Solver++(2M)).
 
 The evaluation's systems and ``fgg.generate.Generator`` both sample through ``sample_batch``;
 they differ only in what they pass (FGG on or off, a known region to inpaint, an observer).
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 
 from fgg.condition import chord_condition, melody_condition, null_melody_condition, null_rhythm_condition
-from fgg.diffusion import Schedule, StepCallback, sample_ddim, sampling_timesteps
+from fgg.diffusion import SOLVERS, Schedule, StepCallback
 from fgg.guidance import cfg_denoiser, fgg_denoiser, graded_allowed, pitch_mask
 from fgg.melody_shape import MelodyShape
 from fgg.modes import Mode
@@ -31,6 +32,7 @@ class SamplingOptions:
     steps: int = 10
     eta: float = 0.0
     noise: str = "ddim"  # per-step noise (fgg.diffusion.NOISES): "one_step" is the authors' sampler
+    solver: str = "ddim"  # fgg.diffusion.SOLVERS: "ddim" (the paper's) or "dpmpp_2m"
     precision: str = "fp32"  # the network's, resolved ("fp32" | "bf16"; fgg.precision)
 
 
@@ -104,11 +106,12 @@ def sample_batch(
         denoiser = fgg_denoiser(denoiser, allowed.to(device), force, onset_channel=x_init.shape[1] - 2)
         if melody_shape is not None:
             denoiser = melody_shape.denoiser(denoiser, allowed.to(device))
-    out = sample_ddim(
+    solver = SOLVERS[options.solver]
+    out = solver.sample(
         denoiser,
         schedule,
         tuple(x_init.shape),
-        sampling_timesteps(options.steps),
+        solver.timesteps(options.steps),
         eta=options.eta,
         noise=options.noise,
         generator=generator,

@@ -104,6 +104,15 @@ def test_rhythm_forcing_is_its_own_control(tiny_generator):
     assert not np.array_equal(free.accompaniment[0].sum(-1), counts) and free.out_of_key_notes == 0
 
 
+def test_dpmpp_2m_keeps_fgg_s_guarantee_in_few_steps(tiny_generator):
+    """The solver extrapolates from FGG's edited x̂₀ and returns the last one: nothing out of
+    key, the rhythm exact, at 4 steps as at 10."""
+    for steps in (4, 6):
+        result = tiny_generator.generate("C G | Am F", solver="dpmpp_2m", steps=steps, rhythm="ballad", seed=3)
+        assert result.out_of_key_notes == 0, steps
+        np.testing.assert_array_equal(result.accompaniment[0].sum(-1), rhythm_counts("ballad", 64))
+
+
 def test_scale_table_choice(tiny_generator):
     paper = tiny_generator.generate("Cm7 | F7", scale_table="paper", seed=3)
     assert paper.out_of_key_notes == 0
@@ -273,6 +282,10 @@ def test_a_spec_is_resolved_once_and_sampled_as_is(tiny_generator):
         ({"chords": "C", "melody": np.zeros((2, 64, 64), bool), "mode": MELODY_AND_ACCOMPANIMENT}, "melody"),
         ({"chords": "C", "precision": "half"}, "precision"),
         ({"chords": "C", "overlap_bars": 4}, "overlap_bars"),
+        ({"chords": "C", "solver": "euler"}, "solver"),
+        ({"chords": "C", "solver": "dpmpp_2m", "eta": 0.5}, "eta"),
+        ({"chords": "C", "solver": "dpmpp_2m", "steps": 1000}, "steps"),
+        ({"chords": "C", "noise": "ancestral"}, "noise"),
     ],
 )
 def test_resolve_spec_names_the_bad_input(inputs, parameter):

@@ -1,7 +1,9 @@
 """Frozen behaviour (issue 21): the MIDI bytes of six fixed requests to the shipped models
 (fp32) and the API an outside client sees (``gradio_client`` ``view_api()``) must not change
 under a redesign. The expected values are in ``tests/golden.json``, written once by
-``python -m tests.test_golden --write`` on the code before the redesign."""
+``python -m tests.test_golden --write`` on the code before the redesign; a request added later
+(the melody's shape, issue 23) and the API's later parameters (appended, so positional
+clients keep working) were added with ``--add``, which keeps every value already there."""
 
 from __future__ import annotations
 
@@ -29,7 +31,15 @@ REQUESTS: dict[str, dict] = {
         "seed": 4,
         "rhythm": "block_quarters",
     },
-    "combined_mode": {"chords": "Am | F | Dm | E7", "mode": "melody+accompaniment", "bars": 8, "seed": 5},
+    # the melody unconstrained, as before issue 23 made the melody's shape the default ("auto")
+    "combined_mode": {
+        "chords": "Am | F | Dm | E7",
+        "mode": "melody+accompaniment",
+        "bars": 8,
+        "seed": 5,
+        "melody_rhythm": "off",
+    },
+    "combined_mode_melody_shape": {"chords": "Am | F | Dm | E7", "mode": "melody+accompaniment", "bars": 8, "seed": 5},
     "strength_half": {"chords": "C G | Am F", "strength": 0.5, "seed": 6, "rhythm": "ballad"},
 }
 
@@ -111,8 +121,13 @@ def test_segment_has_a_melody():
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--write"]:
-        sys.exit("usage: python -m tests.test_golden --write")
-    doc = {"midi_sha256": {name: midi_digest(name) for name in REQUESTS}, "view_api": api_view()}
+    if sys.argv[1:] not in (["--write"], ["--add"]):
+        sys.exit("usage: python -m tests.test_golden --write | --add (new requests, and the API view)")
+    if sys.argv[1] == "--add":
+        doc = golden()
+        doc["midi_sha256"] |= {name: midi_digest(name) for name in REQUESTS if name not in doc["midi_sha256"]}
+        doc["view_api"] = api_view()
+    else:
+        doc = {"midi_sha256": {name: midi_digest(name) for name in REQUESTS}, "view_api": api_view()}
     GOLDEN_FILE.write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(doc["midi_sha256"], indent=1))

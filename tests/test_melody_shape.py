@@ -209,3 +209,14 @@ def test_a_rhythm_pinned_with_strong_beat_tones_starts_there_on_the_chord():
     pitch, kind = pin_rhythm(x0, rhythm, open_pixels, start_pixels=strong_beat_starts(open_pixels, tones))
     assert all((int(pitch[0, s]) + LOWEST_PITCH) % 12 in (2, 5, 9) for s in (0, 8))
     assert (kind == rhythm).all()
+
+
+def test_a_written_melody_with_silent_bars_is_reported():
+    from fgg.generate import silent_bars_warning
+    from fgg.pianoroll import notes_to_roll
+
+    melody = notes_to_roll(np.array([[0, 4, 72], [40, 44, 74]]), 4 * STEPS_PER_BAR)  # bars 1 and 3
+    assert silent_bars_warning(melody) == [
+        "the melody is silent in bars 2, 4: a melody rhythm (auto, free or a rhythm) gives every bar a note"
+    ]
+    assert silent_bars_warning(notes_to_roll(np.array([[0, 64, 72]]), 64)) == []
