@@ -20,6 +20,7 @@ from fgg.modes import get_mode
 
 EVAL_DIR = Path(__file__).resolve().parent.parent / "assets" / "eval"
 STRENGTH_CURVE_FILE = EVAL_DIR / "strength_curve.csv"
+STEPS_CURVE_FILE = EVAL_DIR / "steps_curve.csv"
 
 
 class Cancelled(Exception):
@@ -39,7 +40,8 @@ def load_eval_results(folder: str | os.PathLike):
     )
 
 
-def load_strength_curve(path: str | os.PathLike = STRENGTH_CURVE_FILE) -> pd.DataFrame | None:
+def load_curve(path: str | os.PathLike) -> pd.DataFrame | None:
+    """A committed curve (``STRENGTH_CURVE_FILE``, ``STEPS_CURVE_FILE``), or None."""
     path = Path(path)
     return pd.read_csv(path) if path.is_file() else None
 

@@ -3,6 +3,7 @@
     python -m eval.table assets/eval/paper assets/eval/small            # headline: models side by side
     python -m eval.table assets/eval/paper --full                       # every system, one run
     python -m eval.table assets/eval/paper --paired fgg                 # fgg minus each system, per segment
+    python -m eval.table assets/eval/paper-table --paired fgg --against assets/eval/paper   # across two runs
 
 Cells are ``mean ± 95 % CI half-width`` from each run's ``summary.csv``; rates in percent.
 The metric columns of each mode's ``per_sample.csv`` (``METRIC_COLUMNS``, ``COMBINED_METRICS``)
@@ -323,19 +324,33 @@ def paired_table(per_sample: pd.DataFrame, system: str) -> str:
     return "\n".join(lines)
 
 
+def read_per_sample(folder: str | Path) -> pd.DataFrame:
+    path = Path(folder) / "per_sample.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no per_sample.csv in {folder}")
+    return pd.read_csv(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m eval.table", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="evaluation folders (each with summary.csv)")
     parser.add_argument("--full", action="store_true", help="every system and metric of each run")
     parser.add_argument("--paired", metavar="SYSTEM", help="per-segment differences SYSTEM minus every other system")
+    parser.add_argument(
+        "--against",
+        metavar="RUN",
+        help="with --paired: also minus the systems of another run (same segments and seeds), named 'system (RUN)'",
+    )
     args = parser.parse_args(argv)
     try:
         if args.paired:
+            other = None if args.against is None else read_per_sample(args.against)
             for folder in args.runs:
-                path = Path(folder) / "per_sample.csv"
-                if not path.is_file():
-                    raise FileNotFoundError(f"no per_sample.csv in {folder}")
-                print(f"### {Path(folder).name}\n\n{paired_table(pd.read_csv(path), args.paired)}\n")
+                per_sample = read_per_sample(folder)
+                if other is not None:
+                    renamed = other.assign(system=other.system + f" ({Path(args.against).name})")
+                    per_sample = pd.concat([per_sample, renamed[renamed.segment.isin(per_sample.segment)]])
+                print(f"### {Path(folder).name}\n\n{paired_table(per_sample, args.paired)}\n")
             return 0
         runs = {Path(folder).name: load(folder) for folder in args.runs}
     except FileNotFoundError as err:

@@ -1,15 +1,17 @@
-"""Fine-grained guidance for the melody's shape: its register, one note at a time, its rhythm —
-each stated per step and per pitch, and enforced exactly by editing x̂₀ at every sampling step,
-as FGG's pitch projection enforces the allowed pitches (Zhu et al. 2025, Sec. 4). The last
-step's x̂₀ is the output, so what the edit guarantees holds for the output; the sampler
-re-derives ε from the edited x̂₀, so a step costs what it did.
+"""Fine-grained guidance for the melody's shape: its register, one note at a time, its rhythm,
+a chord tone where a note starts on beat 1 or 3 — each stated per step and per pitch, and
+enforced exactly by editing x̂₀ at every sampling step, as FGG's pitch projection enforces the
+allowed pitches (Zhu et al. 2025, Sec. 4). The last step's x̂₀ is the output, so what the edit
+guarantees holds for the output; the sampler re-derives ε from the edited x̂₀, so a step costs
+what it did.
 
 A melody rhythm is one symbol per 16th step: ``REST``, ``START`` (a note begins) or ``HOLD``
 (the note sounding goes on). Given a rhythm (``pin_rhythm``), the model keeps the choice of
 pitches: each note takes the pitch the model rates highest (its onset value plus its sustain
 values over the note) among the pitches open — allowed and in the register — over the whole
-note. Without one (``free_rhythm``), the model keeps the rhythm too, within two bounds: at
-most one melody note sounds at a step, and every bar has at least ``min_starts`` note starts.
+note (at a strong beat's start, the chord's tones among them: ``strong_beat_starts``).
+Without one (``free_rhythm``), the model keeps the rhythm too, within two bounds: at most one
+melody note sounds at a step, and every bar has at least ``min_starts`` note starts.
 
 Both end in ``pin``: one melody pixel per sounding step is raised above the note threshold,
 every other melody pixel is lowered to it or below; a pixel already on the right side of the

@@ -543,3 +543,35 @@ def test_strength_curve_with_and_without_rhythm_forcing(tiny_checkpoint):
     unguided = per_sample[per_sample.strength == 0].pivot(index="segment", columns="force_rhythm")
     assert (unguided.xs(True, axis=1, level=1) == unguided.xs(False, axis=1, level=1)).all().all()
     assert (per_sample[per_sample.strength == 1].out_of_key_rate == 0).all()
+
+
+def test_steps_curve_compares_solvers_with_the_reference_per_segment(tiny_checkpoint):
+    from eval.steps_curve import parse_configs, steps_curve, steps_figure
+    from fgg.checkpoint import load_model
+
+    configs = parse_configs("ddim:10, dpmpp_2m:4")
+    assert configs == [("ddim", 10), ("dpmpp_2m", 4)]
+    for bad in ("euler:4", "dpmpp_2m:x", "dpmpp_2m:5000", ""):
+        with pytest.raises(ValueError):
+            parse_configs(bad)
+    model = load_model(tiny_checkpoint)[0]
+    curve, per_sample = steps_curve(model, load_valid_segments(), np.array([3, 400]), configs)
+    assert curve[["solver", "steps", "n"]].values.tolist() == [["ddim", 10, 2], ["dpmpp_2m", 4, 2]]
+    assert (curve.loc[0, [c for c in curve if c.endswith("_diff")]] == 0).all()  # the reference minus itself
+    assert (per_sample.out_of_key_rate == 0).all()  # FGG's guarantee at any step count
+    assert len(steps_figure(curve).data) == 4  # two chord metrics x two solvers
+
+
+def test_paired_table_across_two_runs(tmp_path, capsys):
+    """--against pairs a system with another run's systems on the segments both have."""
+    from eval.table import main
+
+    columns = ["chord_accuracy", "chord_similarity", "chord_similarity_full", "out_of_key_rate_paper_table"]
+    for name, shift, segments in (("a", 0.1, [0, 1, 2]), ("b", 0.0, [0, 1, 2, 3])):
+        (tmp_path / name).mkdir()
+        rows = [
+            {"system": "fgg", "segment": s, "seed": 0} | {c: 0.5 + shift + 0.01 * s for c in columns} for s in segments
+        ]
+        pd.DataFrame(rows).to_csv(tmp_path / name / "per_sample.csv", index=False)
+    assert main([str(tmp_path / "a"), "--paired", "fgg", "--against", str(tmp_path / "b")]) == 0
+    assert "| `fgg (b)` | +0.1000 ± 0.0000 | +0.1000 ± 0.0000" in capsys.readouterr().out

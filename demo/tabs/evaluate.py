@@ -16,6 +16,7 @@ from demo.guard import PRIVATE, CheckboxGroup, Dropdown, Radio, Slider, user_err
 from demo.limits import PUBLIC_EVAL_SEGMENTS, Admission, client_of
 from demo.tabs.compare import system_choices
 from eval.plots import metric_bar, out_of_key_heatmap
+from eval.steps_curve import steps_figure
 from eval.strength_curve import curve_figure
 from eval.table import METRIC_INFO, readable_summary
 from fgg.checks import choice
@@ -60,7 +61,7 @@ def build_evaluate_tab(app: gr.Blocks, controller: Controller, evaluation: Admis
 
 def _committed_runs(runs: Runs) -> dict[str, Any]:
     shown_run = next(iter(runs), None)
-    strength_curve = E.load_strength_curve()
+    strength_curve, steps_curve = E.load_curve(E.STRENGTH_CURVE_FILE), E.load_curve(E.STEPS_CURVE_FILE)
     if shown_run is None:
         gr.Markdown("No precomputed evaluation in `assets/eval/` yet: run one below or with `python -m eval.run`.")
     else:
@@ -98,6 +99,12 @@ def _committed_runs(runs: Runs) -> dict[str, Any]:
         "with the rhythm forced at every step, dashed with the rhythm only as a condition."
     )
     gr.Plot(value=None if strength_curve is None else curve_figure(strength_curve), show_label=False)
+    if steps_curve is not None:
+        gr.Markdown(
+            "**Fewer steps** (`assets/eval/steps_curve.csv`, `python -m eval.steps_curve`): FGG with "
+            "DPM-Solver++(2M) in 4–8 steps against the paper's 10 DDIM steps, per segment (0 = no change)."
+        )
+        gr.Plot(value=steps_figure(steps_curve), show_label=False)
     return {
         "eval_model": eval_model,
         "summary": summary,
