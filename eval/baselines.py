@@ -301,17 +301,7 @@ SYSTEMS: dict[str, System] = {
     "fgg_melody_rhythm": _fgg_melody_rhythm,  # the segment's POP909 melody rhythm ("from segment")
     "fgg_melody_auto": _fgg_melody_auto,  # the default: the library rhythm suited to the accompaniment's
 }
-STOCHASTIC = {
-    "fgg",
-    "no_fgg",
-    "last_step_remove",
-    "last_step_round",
-    "inpaint",
-    "null_rhythm",
-    "fgg_melody",
-    "fgg_melody_rhythm",
-    "fgg_melody_auto",
-}
+STOCHASTIC = set(SYSTEMS) - {"rule_based", "ground_truth"}  # the systems that sample with the model
 
 
 # Systems that only post-process the unguided sample: given that sample, no resampling is needed.

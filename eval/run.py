@@ -462,6 +462,30 @@ def write_examples(
         midi.write(str(out / "midi" / f"segment{int(seg):04d}_{system}.mid"))
 
 
+def add_model_arguments(parser: argparse.ArgumentParser, mode: Mode) -> None:
+    """The options of a curve over one model of ``mode`` (``eval.strength_curve``,
+    ``eval.steps_curve``): which model, where it runs, in what precision, on which segments."""
+    parser.add_argument("--model", default=mode.default_model, choices=shipped(mode))
+    parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+
+
+def curve_inputs(args: argparse.Namespace) -> tuple[torch.nn.Module, dict, np.ndarray, SamplingOptions]:
+    """What ``add_model_arguments``'s options name: the model, the validation segments, the
+    ``--segments`` chosen of them and the sampling options (``ValueError`` /
+    ``FileNotFoundError`` for a bad one)."""
+    if args.segments < 2:
+        raise ValueError(f"--segments must be at least 2, got {args.segments}")
+    model = load_model(resolve_checkpoint(args.checkpoint or args.model), resolve_device(args.device))[0]
+    segments = load_valid_segments(args.segments_file)
+    chosen = select_segments(len(segments["song_id"]), args.segments)
+    options = SamplingOptions(precision=resolve_precision(args.precision, next(model.parameters()).device))
+    return model, segments, chosen, options
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m eval.run", description=__doc__.split("\n")[0])
     parser.add_argument("--segments", default="all", help="number of validation segments, or 'all'")

@@ -28,14 +28,11 @@ import torch
 
 from eval.baselines import EvalContext, SegmentBatch, sample_system
 from eval.chord_metrics import ChordScorer
-from eval.run import item_seed, select_segments
+from eval.run import add_model_arguments, curve_inputs, item_seed
 from eval.scoring import Job, score_rows
 from eval.table import METRIC_COLUMNS, METRIC_INFO
-from fgg.checkpoint import load_model, resolve_checkpoint, resolve_device, shipped
-from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.diffusion import SOLVERS
 from fgg.modes import ACCOMPANIMENT
-from fgg.precision import PRECISION_HELP, PRECISIONS, resolve_precision
 from fgg.sampling import SamplingOptions
 
 METRICS = ["out_of_key_rate", "chord_accuracy", "chord_similarity_full", "groove_similarity", "note_density"]
@@ -134,25 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--segments", type=int, default=400, help="number of validation segments (evenly spread)")
     parser.add_argument("--configs", default=DEFAULT_CONFIGS, help="SOLVER:STEPS list, the reference first")
     parser.add_argument("--out", required=True, help="folder for steps_curve.csv")
-    parser.add_argument("--model", default=ACCOMPANIMENT.default_model, choices=shipped(ACCOMPANIMENT))
-    parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    add_model_arguments(parser, ACCOMPANIMENT)
     args = parser.parse_args(argv)
+    began = time.perf_counter()
     try:
         configs = parse_configs(args.configs)
-        if args.segments < 2:
-            raise ValueError(f"--segments must be at least 2, got {args.segments}")
-        model = load_model(resolve_checkpoint(args.checkpoint or args.model), resolve_device(args.device))[0]
+        model, segments, chosen, options = curve_inputs(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    began = time.perf_counter()
-    segments = load_valid_segments(args.segments_file)
-    chosen = select_segments(len(segments["song_id"]), args.segments)
-    options = SamplingOptions(precision=resolve_precision(args.precision, next(model.parameters()).device))
     curve, _ = steps_curve(model, segments, chosen, configs, options, args.batch_size)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -30,11 +30,8 @@ import torch
 from eval import metrics as M
 from eval.baselines import EvalContext, SegmentBatch, sample_system
 from eval.chord_metrics import ChordScorer
-from eval.run import item_seed, select_segments
-from fgg.checkpoint import load_model, resolve_checkpoint, resolve_device, shipped
-from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
+from eval.run import add_model_arguments, curve_inputs, item_seed
 from fgg.modes import ACCOMPANIMENT
-from fgg.precision import PRECISION_HELP, PRECISIONS, resolve_precision
 from fgg.sampling import SamplingOptions
 
 KEY_COLUMNS = ["force_rhythm", "strength"]
@@ -136,13 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         "--force-rhythm", default="on,off", help="FGG's rhythm forcing: on, off, or on,off (both curves; default)"
     )
     parser.add_argument("--out", required=True, help="folder for strength_curve.csv / .html")
-    parser.add_argument("--model", default=ACCOMPANIMENT.default_model, choices=shipped(ACCOMPANIMENT))
-    parser.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
-    parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
-    parser.add_argument("--segments-file", default=str(VALID_SEGMENTS_FILE))
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
+    add_model_arguments(parser, ACCOMPANIMENT)
     args = parser.parse_args(argv)
+    began = time.perf_counter()
     try:
         strengths = sorted({float(s) for s in args.strengths.split(",") if s.strip()})
         if not strengths or not all(0.0 <= s <= 1.0 for s in strengths):
@@ -151,17 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         if not names or set(names) - set(FORCINGS):
             raise ValueError(f"--force-rhythm must be on, off or on,off, got {args.force_rhythm!r}")
         forcings = [FORCINGS[name] for name in dict.fromkeys(names)]
-        if args.segments < 2:
-            raise ValueError(f"--segments must be at least 2, got {args.segments}")
-        model = load_model(resolve_checkpoint(args.checkpoint or args.model), resolve_device(args.device))[0]
+        model, segments, chosen, options = curve_inputs(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    began = time.perf_counter()
-    segments = load_valid_segments(args.segments_file)
-    chosen = select_segments(len(segments["song_id"]), args.segments)
-    device = next(model.parameters()).device
-    options = SamplingOptions(precision=resolve_precision(args.precision, device))
     curve, _ = strength_curve(model, segments, chosen, strengths, options, args.batch_size, forcings=forcings)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
