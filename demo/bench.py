@@ -4,7 +4,7 @@ JSON object of medians (p50), p95s and every run.
 - default: click to audio. ``/generate`` through gradio_client the way the browser calls it
   (4 bars, default settings: FGG on, CFG 7.5, 10 steps), timed from the request to the
   returned, playable MP3 (sampling + MIDI + FluidSynth + loudness + MP3 and WAV + figure +
-  metrics + transfer).
+  metrics + transfer), with the median of each part and of the overhead (all but sampling).
 - ``--users 1 2 4``: that many visitors (each its own address) calling ``/generate`` back to
   back: throughput (calls per second) and each call's latency, for every serving layout in
   ``--layouts`` (``JOBSxTHREADS``: generations at once × torch threads each), side by side in
@@ -162,16 +162,29 @@ def at_once(calls: list[Callable[[], object]]) -> list:
 
 
 def bench_click_to_audio(url: str, args) -> dict:
+    """Click to playable audio, its median, and the median of each part of it: the server's
+    parts as ``Controller.generate`` times them (``timings_s``: sampling, MIDI, synthesis,
+    loudness, WAV, figure, metrics, the wait for the MP3 encoder), and the rest — Gradio's
+    queue, serialisation and transfer, and fetching the MP3 — as the click's time minus the
+    server's total."""
     client = Client(url, verbose=False, download_files=False)  # the page fetches only the audio it plays
     client.predict(chords=args.chords, rhythm=args.rhythm, api_name="/generate")  # warm-up
-    runs = []
+    runs, parts = [], []
     for seed in range(args.repeats):
         began = time.perf_counter()
-        audio, *_ = client.predict(chords=args.chords, rhythm=args.rhythm, seed=seed, api_name="/generate")
+        outputs = client.predict(chords=args.chords, rhythm=args.rhythm, seed=seed, api_name="/generate")
+        audio, metrics = outputs[0], outputs[3]  # the API's returns: audio, midi, figure, metrics, …
         playable = httpx.get(audio["url"], timeout=60)
         runs.append(time.perf_counter() - began)
         assert audio["url"].endswith(".mp3") and playable.status_code == 200 and playable.content
-    return {"click_to_audio_4bar_median_s": round(statistics.median(runs), 3), "runs_s": [round(r, 3) for r in runs]}
+        parts.append(metrics["timings_s"] | {"outside_the_server": runs[-1] - metrics["timings_s"]["total"]})
+    medians = {part: round(statistics.median(p[part] for p in parts), 3) for part in parts[0]}
+    return {
+        "click_to_audio_4bar_median_s": round(statistics.median(runs), 3),
+        "overhead_median_s": round(statistics.median(r - p["sampling"] for r, p in zip(runs, parts, strict=True)), 3),
+        "parts_median_s": medians,
+        "runs_s": [round(r, 3) for r in runs],
+    }
 
 
 def bench_users(url: str, users: int, calls_each: int, chords: str) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from demo.audio import render_audio, write_audio
+from demo.audio import normalize, render_audio, synthesize, write_audio
 from demo.figures import diff_figure, piano_roll_figure
 from demo.limits import MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_LIMITS
 from demo.request import (
@@ -363,7 +364,9 @@ class Controller:
 
     def generate(self, request: AppRequest, progress=None) -> GenerateResult:
         """The request's music: MP3 for the player, MIDI, piano roll, metrics, WAV for download.
-        ``progress(done, total)`` counts the sampler's steps."""
+        ``progress(done, total)`` counts the sampler's steps. ``metrics["timings_s"]`` says
+        where the time went (``demo.bench`` prints it)."""
+        began = time.perf_counter()
         spec = self.resolve(request)
         result = self.generator(request.model).sample(spec, progress=progress)
         if request.pedal:
@@ -371,32 +374,44 @@ class Controller:
         if request.humanize:  # the demo's option; the listening test's clips are never humanized
             dynamics.humanize(result.midi, spec.seed)
         out = self.workspace.new("generate-")
-        midi_path = out / f"fgg_seed{result.seed}.mid"
-        result.midi.write(str(midi_path))
-        began = time.perf_counter()
-        audio = render_audio(result.midi)
-        render_seconds = time.perf_counter() - began
-        # The MP3 encoder (~0.3 s for 4 bars) runs in C without the GIL: overlap it with the
-        # figure and the metrics instead of adding it to the wait.
+        laps = Laps(sampling=result.seconds)
+        with laps("midi"):
+            midi_path = out / f"fgg_seed{result.seed}.mid"
+            result.midi.write(str(midi_path))
+        with laps("synthesis"):
+            audio = synthesize(result.midi)
+        with laps("loudness"):
+            audio = normalize(audio)
+        # The MP3 encoder runs in C without the GIL: overlap it with the rest.
         with ThreadPoolExecutor(1) as encoder:
-            mp3_path = encoder.submit(write_audio, audio, out / f"fgg_seed{result.seed}.mp3")
-            wav_path = write_audio(audio, out / f"fgg_seed{result.seed}.wav")
-            figure = piano_roll_figure(
-                result.accompaniment,
-                result.melody,
-                result.progression.labels,
-                result.allowed,
-                title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if spec.options.fgg else 'off'}",
-            )
-            metrics = self.sample_metrics(result, out) | {"render_seconds": round(render_seconds, 3)}
-            return GenerateResult(
-                audio=str(mp3_path.result()),
-                midi=str(midi_path),
-                figure=figure,
-                metrics=metrics,
-                wav=str(wav_path),
-                warnings=tuple(result.warnings),
-            )
+            mp3_path = encoder.submit(laps.timed("mp3", write_audio), audio, out / f"fgg_seed{result.seed}.mp3")
+            with laps("wav"):
+                wav_path = write_audio(audio, out / f"fgg_seed{result.seed}.wav")
+            with laps("figure"):
+                figure = piano_roll_figure(
+                    result.accompaniment,
+                    result.melody,
+                    result.progression.labels,
+                    result.allowed,
+                    title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if spec.options.fgg else 'off'}",
+                )
+            with laps("metrics"):
+                metrics = self.sample_metrics(result, out)
+            with laps("mp3_wait"):
+                mp3 = str(mp3_path.result())
+        timings = {part: round(seconds, 4) for part, seconds in laps.items()}
+        metrics |= {
+            "render_seconds": round(laps["synthesis"] + laps["loudness"], 3),
+            "timings_s": timings | {"total": round(time.perf_counter() - began, 4)},
+        }
+        return GenerateResult(
+            audio=mp3,
+            midi=str(midi_path),
+            figure=figure,
+            metrics=metrics,
+            wav=str(wav_path),
+            warnings=tuple(result.warnings),
+        )
 
     def sample_metrics(self, result: GenerationResult, workdir: Path) -> dict:
         # smg_metrics (the paper's chord recogniser) is slow to import: only when a sample is scored.
@@ -492,6 +507,27 @@ class Controller:
             table=compare_table(a, b, spec.allowed, system_a, system_b),
             warnings=spec.warnings,
         )
+
+
+class Laps(dict):
+    """Seconds by part of a request, added up: ``with laps("figure"): …``."""
+
+    @contextmanager
+    def __call__(self, part: str):
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[part] = self.get(part, 0.0) + time.perf_counter() - began
+
+    def timed(self, part: str, work):
+        """``work``, timed as ``part`` wherever it runs (another thread)."""
+
+        def run(*args):
+            with self(part):
+                return work(*args)
+
+        return run
 
 
 def compare_table(a: np.ndarray, b: np.ndarray, allowed: np.ndarray, system_a: str, system_b: str) -> pd.DataFrame:

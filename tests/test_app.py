@@ -320,3 +320,20 @@ def test_humanize_changes_the_performance_not_the_notes(controller):
     notes = lambda m: [(n.pitch, round(n.start, 6)) for i in m.instruments for n in i.notes]  # noqa: E731
     assert notes(humanized) == notes(again) != notes(plain)  # seeded
     assert sorted(p for p, _ in notes(humanized)) == sorted(p for p, _ in notes(plain))
+
+
+def test_click_to_audio_is_broken_into_its_parts(server, controller):
+    """Every part of a /generate call is timed by the controller, and the bench reports the
+    median of each part and of everything but sampling."""
+    from argparse import Namespace
+
+    from demo.bench import bench_click_to_audio
+
+    timings = controller.generate(AppRequest("C G | Am F", seed=1)).metrics["timings_s"]
+    parts = ["sampling", "midi", "synthesis", "loudness", "mp3", "wav", "figure", "metrics", "mp3_wait", "total"]
+    assert set(timings) == set(parts) and all(v >= 0 for v in timings.values())
+    serial = sum(timings[p] for p in parts if p not in ("mp3", "total"))  # the MP3 runs beside the rest
+    assert serial <= timings["total"]
+    report = bench_click_to_audio(server, Namespace(chords="C G", rhythm="none", repeats=2))
+    assert set(report["parts_median_s"]) == set(parts) | {"outside_the_server"}
+    assert 0 < report["overhead_median_s"] < report["click_to_audio_4bar_median_s"]
