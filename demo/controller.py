@@ -278,6 +278,7 @@ class Controller:
                 scale_mode=request.scale_mode or "with_chords",
                 scale_table=request.scale_table or "ours",
                 steps=request.steps,
+                solver=request.solver,
                 seed=request.seed,
                 tempo=request.tempo,
                 mode=self.generators[name].mode,

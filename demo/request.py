@@ -19,6 +19,11 @@ RHYTHM_CHOICES = ["none", "from segment"] + list(RHYTHM_PATTERNS)
 # A written melody's rhythm (models that write the melody): "auto" suits the accompaniment's
 # rhythm, "from segment" takes the segment's melody's, then every rhythm of the library by key.
 MELODY_RHYTHM_CHOICES = ["auto", "free", "from segment", "off"] + list(melody_rhythm_library())
+# The Generate tab's samplers, (solver, steps) (fgg.diffusion.SOLVERS): "paper" is the paper's
+# 10 DDIM steps; "fast" DPM-Solver++(2M) in the fewest steps whose chord metrics stay within the
+# CIs of the paper's on 400 validation segments (assets/eval/steps_curve.csv, README "Fewer steps").
+SAMPLERS = {"fast": ("dpmpp_2m", 6), "paper": ("ddim", 10)}
+DEFAULT_SAMPLER = "paper"
 SCALE_CHOICES = ["from chords", "major", "minor", "dorian", "mixolydian", "pentatonic", "blues", "custom"]
 
 
@@ -39,7 +44,7 @@ class AppRequest:
     scale: str = "from chords"  # one of SCALE_CHOICES
     tonic: str = "C"  # of a named scale
     custom_scale: str | None = None  # note names, with scale = "custom"
-    steps: int = 10
+    steps: int = SAMPLERS[DEFAULT_SAMPLER][1]
     seed: int = 0
     model: str | None = None  # a served model's name; None: the default
     scale_table: str = "ours"
@@ -48,6 +53,7 @@ class AppRequest:
     pedal: bool = False
     force_rhythm: bool = True  # with FGG and a rhythm: the onset counts enforced at every step
     melody_rhythm: str = "auto"  # one of MELODY_RHYTHM_CHOICES (models that write the melody)
+    solver: str = SAMPLERS[DEFAULT_SAMPLER][0]  # fgg.diffusion.SOLVERS
 
 
 @dataclass(frozen=True)

@@ -263,11 +263,12 @@ class Solver:
     sample: Callable[..., torch.Tensor]
     timesteps: Callable[[int], list[int]]
     takes_noise: bool  # whether η > 0 (per-step noise) means anything to it
+    label: str  # its name for people
 
 
 SOLVERS = {
-    "ddim": Solver(sample_ddim, sampling_timesteps, takes_noise=True),  # the paper's 10 timesteps for 10 steps
-    "dpmpp_2m": Solver(sample_dpmpp_2m, logsnr_timesteps, takes_noise=False),
+    "ddim": Solver(sample_ddim, sampling_timesteps, True, "DDIM"),  # the paper's 10 timesteps for 10 steps
+    "dpmpp_2m": Solver(sample_dpmpp_2m, logsnr_timesteps, False, "DPM-Solver++(2M)"),
 }
 
 

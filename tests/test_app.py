@@ -337,3 +337,19 @@ def test_click_to_audio_is_broken_into_its_parts(server, controller):
     report = bench_click_to_audio(server, Namespace(chords="C G", rhythm="none", repeats=2))
     assert set(report["parts_median_s"]) == set(parts) | {"outside_the_server"}
     assert 0 < report["overhead_median_s"] < report["click_to_audio_4bar_median_s"]
+
+
+def test_the_sampler_is_a_choice_of_solver_and_steps(controller):
+    from demo.request import DEFAULT_SAMPLER, SAMPLERS
+    from fgg.checks import InputError
+
+    spec = controller.resolve(AppRequest("C G", solver="dpmpp_2m", steps=5))
+    assert (spec.options.solver, spec.options.steps) == ("dpmpp_2m", 5)
+    default = controller.resolve(AppRequest("C G")).options
+    assert (default.solver, default.steps) == SAMPLERS[DEFAULT_SAMPLER]
+    for values, parameter in ((dict(solver="euler"), "solver"), (dict(solver="dpmpp_2m", steps=0), "steps")):
+        with pytest.raises(InputError) as err:
+            controller.resolve(AppRequest("C G", **values))
+        assert err.value.parameter == parameter
+    result = controller.generate(AppRequest("C G | Am F", solver="dpmpp_2m", steps=4, rhythm="ballad", seed=1))
+    assert result.metrics["out_of_key_notes"] == 0

@@ -16,20 +16,23 @@ from typing import Any
 import gradio as gr
 
 from demo.controller import Controller
-from demo.guard import PRIVATE, Checkbox, Dropdown, Number, Slider, api_handler, serve_admitted, validator
+from demo.guard import PRIVATE, Checkbox, Dropdown, Number, Radio, Slider, api_handler, serve_admitted, validator
 from demo.limits import MAX_CHORD_CHARS, PUBLIC_LIMITS, Admission
 from demo.melody_source import melody_source_radio, wire_melody_source
 from demo.request import (
+    DEFAULT_SAMPLER,
     GENERATE_PARAMETERS,
     MELODY_RHYTHM_CHOICES,
     NO_SEGMENT,
     RHYTHM_CHOICES,
+    SAMPLERS,
     SCALE_CHOICES,
     AppRequest,
     api_parameters,
 )
 from demo.workers import keep_share
 from fgg.chords import PITCH_NAMES, parse_progression
+from fgg.diffusion import SOLVERS
 from fgg.melody_rhythms import library as melody_rhythm_library
 from fgg.pianoroll import SEGMENT_BARS
 from fgg.styles import STYLES
@@ -77,6 +80,7 @@ class GenerateTab:
     custom_scale: gr.Textbox
     scale_table: gr.Dropdown
     scale_mode: gr.Dropdown
+    solver: gr.Radio
     steps: gr.Slider
     humanize: gr.Checkbox
     pedal: gr.Checkbox
@@ -325,12 +329,20 @@ def _scale_inputs() -> dict[str, Any]:
 
 
 def _sampling_inputs() -> dict[str, Any]:
+    solver = Radio(
+        [(sampler_label(name), solver) for name, (solver, _) in SAMPLERS.items()],
+        value=SAMPLERS[DEFAULT_SAMPLER][0],
+        label="Sampler",
+        elem_id="solver",
+        info="fast: fewer steps at the same chord fit (measured); paper: the paper's sampler",
+    )
     steps = Slider(
         *PUBLIC_LIMITS.steps,
-        value=10,
+        value=SAMPLERS[DEFAULT_SAMPLER][1],
         step=1,
         label="Sampling steps",
-        info="10 = the paper; more is slower, rarely better",
+        elem_id="steps",
+        info="set by the sampler; more is slower, rarely better",
     )
     with gr.Row():
         humanize = Checkbox(
@@ -358,7 +370,13 @@ def _sampling_inputs() -> dict[str, Any]:
             info="same seed + same settings = same music",
         )
         dice = gr.Button("🎲 random", size="sm", min_width=80)
-    return {"steps": steps, "humanize": humanize, "pedal": pedal, "seed": seed, "dice": dice}
+    return {"solver": solver, "steps": steps, "humanize": humanize, "pedal": pedal, "seed": seed, "dice": dice}
+
+
+def sampler_label(name: str) -> str:
+    """e.g. "fast — DPM-Solver++(2M), 6 steps"."""
+    solver, steps = SAMPLERS[name]
+    return f"{name} — {SOLVERS[solver].label}, {steps} steps"
 
 
 # -- wiring
@@ -377,6 +395,7 @@ def wire_generate_tab(tab: GenerateTab, controller: Controller, generation: Admi
     wire_melody_source(controller, tab.melody_source, tab.model, tab.melody_file, tab.segment_picker)
     _wire_cfg_and_melody_status(tab, controller)
     _wire_melody_rhythm(tab, controller)
+    _wire_sampler(tab)
     _wire_presets(tab, controller, bars_follow)
     _wire_segment_pickers(tab, controller, bars_follow)
 
@@ -454,6 +473,12 @@ def _wire_cfg_and_melody_status(tab: GenerateTab, controller: Controller) -> Non
 
     for control in (tab.melody_file, tab.model):
         control.change(melody_text, [tab.melody_file, tab.segment, tab.model], tab.melody_status, **PRIVATE)
+
+
+def _wire_sampler(tab: GenerateTab) -> None:
+    """Choosing a sampler sets its number of steps (the slider stays free to move)."""
+    steps = {solver: n for solver, n in SAMPLERS.values()}
+    tab.solver.change(lambda solver: steps.get(solver, gr.skip()), tab.solver, tab.steps, **PRIVATE)
 
 
 def _wire_melody_rhythm(tab: GenerateTab, controller: Controller) -> None:
