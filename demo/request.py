@@ -22,8 +22,8 @@ MELODY_RHYTHM_CHOICES = ["auto", "free", "from segment", "off"] + list(melody_rh
 # The Generate tab's samplers, (solver, steps) (fgg.diffusion.SOLVERS): "paper" is the paper's
 # 10 DDIM steps; "fast" DPM-Solver++(2M) in the fewest steps whose chord metrics stay within the
 # CIs of the paper's on 400 validation segments (assets/eval/steps_curve.csv, README "Fewer steps").
-SAMPLERS = {"fast": ("dpmpp_2m", 6), "paper": ("ddim", 10)}
-DEFAULT_SAMPLER = "paper"
+SAMPLERS = {"fast": ("dpmpp_2m", 4), "paper": ("ddim", 10)}
+DEFAULT_SAMPLER = "fast"
 SCALE_CHOICES = ["from chords", "major", "minor", "dorian", "mixolydian", "pentatonic", "blues", "custom"]
 
 

@@ -192,3 +192,24 @@ def test_generate_picks_the_default_model_of_each_mode():
         generate("Dm | G", model="small", mode="melody+accompaniment")
     with pytest.raises(ValueError, match="unknown mode 'duet'"):
         generate("Dm | G", mode="duet")
+
+
+def test_the_fast_sampler_is_the_fewest_steps_within_the_cis_of_the_papers():
+    """assets/eval/steps_curve.csv (paper, 400 segments): DPM-Solver++(2M) at 4-8 steps against
+    10 DDIM steps, per segment; the app's "fast" sampler is the fewest steps whose chord metrics
+    stay within the CIs, never out of key."""
+    from demo.request import DEFAULT_SAMPLER, SAMPLERS
+
+    curve = pd.read_csv(EVAL_DIR / "steps_curve.csv")
+    assert curve[["solver", "steps"]].values.tolist()[0] == ["ddim", 10] and (curve.n == 400).all()
+    assert (curve.out_of_key_rate == 0).all()
+    within = [
+        (row.solver, int(row.steps))
+        for row in curve.itertuples()
+        if all(
+            abs(getattr(row, f"{m}_diff")) <= getattr(row, f"{m}_diff_ci95")
+            for m in ("chord_accuracy", "chord_similarity_full")
+        )
+        and row.solver != "ddim"
+    ]
+    assert SAMPLERS["fast"] == min(within, key=lambda config: config[1]) and DEFAULT_SAMPLER == "fast"
