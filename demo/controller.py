@@ -346,8 +346,8 @@ class Controller:
             chosen, target = suited_rhythm(counts)
             over = "an accompaniment of any rhythm" if counts is None else "accompaniments as busy as this rhythm"
             return (
-                f"Melody rhythm: **{chosen.name}** (`{chosen.key}`), chosen because POP909's melodies start "
-                f"{target:g} notes a bar over {over}."
+                f"Melody rhythm: **{chosen.name}** (`{chosen.key}`), each phrase ending with a breath; chosen "
+                f"because POP909's melodies start {target:g} notes a bar over {over}."
             )
         lines = {
             "free": "the model's own, one note at a time, at least one note start in every bar.",

@@ -374,7 +374,7 @@ def _sampling_inputs() -> dict[str, Any]:
 
 
 def sampler_label(name: str) -> str:
-    """e.g. "fast — DPM-Solver++(2M), 6 steps"."""
+    """e.g. "fast — DPM-Solver++(2M), 4 steps"."""
     solver, steps = SAMPLERS[name]
     return f"{name} — {SOLVERS[solver].label}, {steps} steps"
 
