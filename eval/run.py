@@ -20,7 +20,9 @@ in), and writes to ``--out``:
 Resumable: rows already in ``per_sample.csv`` are not recomputed, and a run stopped
 mid-system continues from the rolls it checkpointed (every ``CHECKPOINT_SECONDS``);
 ``run.json`` holds the settings (a resume with others is refused), the command, device,
-precision and the ``seconds`` spent, summed over invocations.
+precision, the ``seconds`` spent, summed over invocations, whether CFG was active, and what
+the network computed in the last invocation (``network_gflop``, ``network_gflop_per_s`` over
+the time spent sampling: set it against ``python -m fgg.bench``'s measured matmul peak).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from eval.table import console_summary
 from fgg.checkpoint import SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device, shipped
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.guidance import SCALE_TABLES
-from fgg.model import UNet
+from fgg.model import UNet, forward_gflops
 from fgg.modes import ACCOMPANIMENT, MODES, Mode, get_mode, mode_of
 from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS, rolls_to_midi
 from fgg.precision import PRECISION_HELP, PRECISIONS, device_description, resolve_precision
@@ -289,6 +291,8 @@ class Runner:
     scoring: list[Future] = field(init=False, default_factory=list)  # rows being scored
     heat: dict[str, np.ndarray] = field(init=False, default_factory=dict)  # out-of-key counts by interval
     finished: int = field(init=False, default=0)  # samples done (this invocation's bar and ``progress``)
+    network_items: int = field(init=False, default=0)  # batch items through the network (forward passes)
+    sampling_seconds: float = field(init=False, default=0.0)  # spent in the systems (sampling, corrections)
     total: int = field(init=False, default=0)
     bar: tqdm | None = field(init=False, default=None)
 
@@ -302,11 +306,27 @@ class Runner:
     def evaluate(self, systems: list[str]) -> None:
         order = sorted(systems, key=lambda s: s != "no_fgg")  # the unguided reference first
         self.total = len(order) * self.seeds * len(self.chosen)
-        with tqdm(total=self.total, desc="eval", mininterval=2) as self.bar:
-            for system in order:
-                self.heat.setdefault(system, np.zeros(12, dtype=np.int64))
-                for seed in range(self.seeds):
-                    self.system_seed(system, seed)
+        counting = self.ctx.model.register_forward_hook(lambda module, inputs, output: self._forwarded(inputs[0]))
+        try:
+            with tqdm(total=self.total, desc="eval", mininterval=2) as self.bar:
+                for system in order:
+                    self.heat.setdefault(system, np.zeros(12, dtype=np.int64))
+                    for seed in range(self.seeds):
+                        self.system_seed(system, seed)
+        finally:
+            counting.remove()
+
+    def _forwarded(self, x: torch.Tensor) -> None:
+        self.network_items += x.shape[0]
+
+    def network_rate(self) -> dict:
+        """What the network computed while this invocation's systems ran, for ``run.json``: GFLOP
+        (batch items through the network x ``forward_gflops``) and GFLOP/s over the seconds
+        spent in the systems (sampling and its corrections, not scoring)."""
+        if not isinstance(self.ctx.model, UNet) or not self.network_items:
+            return {}
+        gflop = self.network_items * forward_gflops(self.ctx.model)
+        return {"network_gflop": round(gflop, 1), "network_gflop_per_s": round(gflop / self.sampling_seconds, 1)}
 
     def advance(self, n: int) -> None:
         self.finished += n
@@ -348,7 +368,9 @@ class Runner:
         uncorrected = None
         if pending or not filled[part].all():
             unguided = None if unguided_all is None or not unguided_all[1][part].all() else unguided_all[0][part]
+            began = time.perf_counter()
             output = run_system(system, batch, [item_seed(seed, int(s)) for s in idx], self.ctx, unguided=unguided)
+            self.sampling_seconds += time.perf_counter() - began
             rolls[part], filled[part] = output.rolls, True
             uncorrected = output.uncorrected
         if pending:
@@ -425,7 +447,9 @@ def run(
         runner = Runner(out, segments, chosen, mode, ctx, pool, seeds, batch_size, scale_table, progress, clock)
         runner.evaluate(systems)
     summary = finish(out, chosen, systems, seeds, runner.heat, SCORERS[mode].columns)
-    runner.record_time(input=SCORERS[mode].given, segments=len(chosen), cfg_active=cfg_active(mode, options))
+    runner.record_time(
+        input=SCORERS[mode].given, segments=len(chosen), cfg_active=cfg_active(mode, options), **runner.network_rate()
+    )
     return summary
 
 

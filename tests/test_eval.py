@@ -1,4 +1,5 @@
 import csv
+import json
 import math
 
 import numpy as np
@@ -223,6 +224,14 @@ def test_runner_end_to_end(tiny_checkpoint, tmp_path):
     assert set(summary) == set(systems.split(",")) and "out_of_key_rate_ci95" in summary["fgg"]
     assert float(summary["fgg"]["diversity"]) > 0
     assert (tmp_path / "midi").is_dir() and len(list((tmp_path / "midi").glob("*.mid"))) == 3 * 4
+    # the network's work: fgg and no_fgg (last_step_remove reuses no_fgg's samples), 2 seeds x 3
+    # segments, 10 steps of 2 forwards each (CFG: conditional and null) -> 240 items through it
+    from fgg.checkpoint import load_model
+    from fgg.model import forward_gflops
+
+    record = json.loads((tmp_path / "run.json").read_text())
+    gflop = 240 * forward_gflops(load_model(tiny_checkpoint)[0])
+    assert record["network_gflop"] == pytest.approx(gflop, abs=0.1) and record["network_gflop_per_s"] > 0
     # resumable: a second run adds no rows
     assert main(args) == 0
     with open(tmp_path / "per_sample.csv") as f:
@@ -346,7 +355,6 @@ def test_interrupted_run_resumes_where_it_stopped(tiny_checkpoint, tmp_path, mon
     """A run stopped mid-system (its rolls checkpointed with a filled mask, rows written so
     far) resumes without resampling what it stored and ends with the rows of an
     uninterrupted run; run.json's seconds add up over both invocations."""
-    import json
 
     from eval import run as R
 
@@ -410,7 +418,6 @@ def test_precision_agreement_counts_pixels_notes_and_out_of_key(tmp_path):
     save_rolls(tmp_path / "b" / "rolls" / "fgg_seed0.npz", other, chosen, np.array([True, True, False]))
     out = tmp_path / "report.json"
     assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--json", str(out)]) == 0
-    import json
 
     r = json.loads(out.read_text())["systems"]["fgg"]
     notes0 = len(roll_to_notes(rolls[0]))
@@ -471,7 +478,6 @@ def test_combined_run_resumes_after_an_interruption(tiny_combined_checkpoint, tm
     accompaniment runner: the rows and rolls it stored are not recomputed, and the result is
     an uninterrupted run's; run.json keeps the settings, sums the seconds and refuses a resume
     with other settings."""
-    import json
 
     from eval import run as R
 
