@@ -48,6 +48,7 @@ from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_s
 from eval.chord_metrics import ChordScorer
 from eval.plots import write_report
 from eval.scoring import SCORERS, Job, Scorer, root_relative_out_of_key
+from eval.shards import Shard, merge_rolls, merge_rows
 from eval.table import console_summary
 from fgg.checkpoint import SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device, shipped
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
@@ -419,13 +420,17 @@ def run(
     device: str | torch.device = "cpu",
     precision: str = "auto",
     mode: str | Mode = ACCOMPANIMENT,
-) -> pd.DataFrame:
+    shard: Shard | None = None,
+) -> pd.DataFrame | None:
     """Evaluate ``systems`` (each one of ``mode``'s) and return the summary. ``model``
     (already loaded, on any device) takes precedence over ``checkpoint`` (a shipped model's
     name or a path, loaded onto ``device``; default: the mode's default model). ``precision``
     (``fgg.precision``) replaces ``options.precision``. ``workers`` scoring processes run
-    beside sampling (0: score inline; None: ``default_workers``)."""
+    beside sampling (0: score inline; None: ``default_workers``). Under torchrun, ``shard``
+    (``eval.shards``) says which part is this process's; rank 0 merges and returns the
+    summary, the others None."""
     clock = time.perf_counter()
+    shard = shard or Shard()
     mode = get_mode(mode)
     systems = resolve_systems(systems, mode)
     if scale_table not in SCALE_TABLES:
@@ -434,23 +439,59 @@ def run(
     model = load_for_mode(model, checkpoint, mode, systems, device)
     model_device = next(iter(model.parameters()), torch.zeros(0)).device
     options = replace(options, precision=resolve_precision(precision, model_device))
+    settings = run_settings(checkpoint, mode, scale_table, options)
     (out / "rolls").mkdir(parents=True, exist_ok=True)
-    check_run_settings(out, run_settings(checkpoint, mode, scale_table, options))
+    check_run_settings(out, settings)
+    folder = shard.folder(out)  # this process's (out itself, unless torchrun shards the run)
+    (folder / "rolls").mkdir(parents=True, exist_ok=True)
+    check_run_settings(folder, settings)
     segments = load_valid_segments(segments_file)
     chosen = select_segments(len(segments["song_id"]), n_segments)
     workers = default_workers(model_device) if workers is None else max(0, min(workers, os.cpu_count() or 1))
     pool_cls = ProcessPoolExecutor if workers > 0 else _InlineExecutor
     with pool_cls(
-        workers, initializer=_init_worker, initargs=(str(segments_file), str(out / ".work"), workers > 0)
+        workers, initializer=_init_worker, initargs=(str(segments_file), str(folder / ".work"), workers > 0)
     ) as pool:
         ctx = EvalContext(model, options=options)
-        runner = Runner(out, segments, chosen, mode, ctx, pool, seeds, batch_size, scale_table, progress, clock)
+        mine = shard.part(chosen)
+        runner = Runner(folder, segments, mine, mode, ctx, pool, seeds, batch_size, scale_table, progress, clock)
         runner.evaluate(systems)
-    summary = finish(out, chosen, systems, seeds, runner.heat, SCORERS[mode].columns)
+    shards = shard.gather((runner.heat, runner.network_items, runner.sampling_seconds))
+    if shards is None:  # another rank merges
+        return None
+    if shard.world > 1:
+        merge_shards(out, shard.world, runner, chosen, systems, seeds, segments)
+        runner.out = out
+    heat = {s: np.sum([h[s] for h, _, _ in shards], axis=0) for s in systems}
+    runner.network_items = sum(items for _, items, _ in shards)
+    runner.sampling_seconds = max(seconds for _, _, seconds in shards)  # the shards ran side by side
+    summary = finish(out, chosen, systems, seeds, heat, SCORERS[mode].columns)
     runner.record_time(
-        input=SCORERS[mode].given, segments=len(chosen), cfg_active=cfg_active(mode, options), **runner.network_rate()
+        input=SCORERS[mode].given,
+        segments=len(chosen),
+        cfg_active=cfg_active(mode, options),
+        processes=shard.world,
+        **runner.network_rate(),
     )
     return summary
+
+
+def merge_shards(out: Path, world: int, runner: Runner, chosen, systems: list[str], seeds: int, segments) -> None:
+    """Rank 0: the shards' rows and rolls into ``out`` (``eval.shards``), the examples from them."""
+    order = sorted(systems, key=lambda s: s != "no_fgg")
+    merge_rows(out, world, order, seeds, chosen, KEY_COLUMNS)
+    for system in order:
+        for seed in range(seeds):
+            rolls = merge_rolls(out, world, _finished_rolls, save_rolls, chosen, f"{system}_seed{seed}.npz")
+            if seed == 0:
+                write_examples(out, system, chosen, rolls, segments, runner.mode)
+
+
+def _finished_rolls(path: Path, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    stored = load_stored_rolls(path, segments)
+    if stored is None:
+        raise RuntimeError(f"no rolls for these segments in {path}")
+    return stored
 
 
 def cfg_active(mode: Mode, options: SamplingOptions) -> bool:
@@ -551,9 +592,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     mode = get_mode(args.mode)
     began = time.perf_counter()
+    shard = Shard.from_env()
     try:
         systems = resolve_systems(args.systems, mode)
         device = resolve_device(args.device)
+        if device.type == "cuda" and shard.world > 1:
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))  # one GPU per process
         summary = run(
             args.segments_file,
             systems,
@@ -568,10 +612,15 @@ def main(argv: list[str] | None = None) -> int:
             device=device,
             precision=args.precision,
             mode=mode,
+            shard=shard,
         )
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        shard.close()
+    if summary is None:  # rank 0 reports
+        return 0
     record_run(
         Path(args.out),
         command="python -m eval.run " + " ".join(argv if argv is not None else sys.argv[1:]),
