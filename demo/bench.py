@@ -162,17 +162,18 @@ def at_once(calls: list[Callable[[], object]]) -> list:
 
 
 def bench_click_to_audio(url: str, args) -> dict:
-    """Click to playable audio, its median, and the median of each part of it: the server's
+    """Click to playable audio (``args.bars`` bars), its median, and the median of each part of it: the server's
     parts as ``Controller.generate`` times them (``timings_s``: sampling, MIDI, synthesis,
     loudness, WAV, figure, metrics, the wait for the MP3 encoder), and the rest — Gradio's
     queue, serialisation and transfer, and fetching the MP3 — as the click's time minus the
     server's total."""
     client = Client(url, verbose=False, download_files=False)  # the page fetches only the audio it plays
-    client.predict(chords=args.chords, rhythm=args.rhythm, api_name="/generate")  # warm-up
+    request = {"chords": args.chords, "rhythm": args.rhythm, "bars": args.bars}
+    client.predict(**request, api_name="/generate")  # warm-up
     runs, parts = [], []
     for seed in range(args.repeats):
         began = time.perf_counter()
-        outputs = client.predict(chords=args.chords, rhythm=args.rhythm, seed=seed, api_name="/generate")
+        outputs = client.predict(**request, seed=seed, api_name="/generate")
         audio, metrics = outputs[0], outputs[3]  # the API's returns: audio, midi, figure, metrics, …
         playable = httpx.get(audio["url"], timeout=60)
         runs.append(time.perf_counter() - began)
@@ -180,7 +181,8 @@ def bench_click_to_audio(url: str, args) -> dict:
         parts.append(metrics["timings_s"] | {"outside_the_server": runs[-1] - metrics["timings_s"]["total"]})
     medians = {part: round(statistics.median(p[part] for p in parts), 3) for part in parts[0]}
     return {
-        "click_to_audio_4bar_median_s": round(statistics.median(runs), 3),
+        "bars": args.bars,
+        "click_to_audio_median_s": round(statistics.median(runs), 3),
         "overhead_median_s": round(statistics.median(r - p["sampling"] for r, p in zip(runs, parts, strict=True)), 3),
         "parts_median_s": medians,
         "runs_s": [round(r, 3) for r in runs],
@@ -308,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=7, help="click to audio: timed calls")
     parser.add_argument("--chords", default="C G | Am F")
     parser.add_argument("--rhythm", default="none", help="a rhythm pattern (CFG then runs two predictions per step)")
+    parser.add_argument("--bars", type=int, default=4, help="click to audio: the piece's length (4-32)")
     parser.add_argument("--users", type=int, nargs="+", help="concurrent visitors to measure, e.g. 1 2 4")
     parser.add_argument("--calls", type=int, default=4, help="--users: calls per visitor")
     parser.add_argument(
