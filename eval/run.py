@@ -44,18 +44,19 @@ import torch
 from tqdm import tqdm
 
 from eval import metrics as M
-from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_system, split_tracks
+from eval.baselines import STOCHASTIC, SYSTEMS, EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import ChordScorer
 from eval.plots import write_report
+from eval.rolls import load_stored_rolls, save_rolls, unpack, write_examples
 from eval.scoring import SCORERS, Job, Scorer, root_relative_out_of_key
-from eval.shards import Shard, merge_rolls, merge_rows
+from eval.shards import Shard, merge_shards
 from eval.table import console_summary
 from fgg.checkpoint import SHIPPED_MODELS, load_model, resolve_checkpoint, resolve_device, shipped
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.guidance import SCALE_TABLES
 from fgg.model import UNet, forward_gflops
 from fgg.modes import ACCOMPANIMENT, MODES, Mode, get_mode, mode_of
-from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS, rolls_to_midi
+from fgg.pianoroll import N_PITCHES, SEGMENT_STEPS
 from fgg.precision import PRECISION_HELP, PRECISIONS, device_description, resolve_precision
 from fgg.sampling import SamplingOptions
 
@@ -65,8 +66,13 @@ RUN_SETTINGS_FILE = "run.json"
 # What a run.json written before a setting was recorded was made with: no mode, an accompaniment
 # run; no scale table or strength, a melody+accompaniment run (always our table, full strength).
 LEGACY_SETTINGS = {"mode": ACCOMPANIMENT.name, "scale_table": "ours", "strength": 1.0}
-EXAMPLE_SEGMENTS = 3
 CHECKPOINT_SECONDS = 120  # how often a long run stores its sampled rolls and elapsed time
+
+
+def run_order(systems: list[str]) -> list[str]:
+    """The order systems run in: the unguided reference first (the last-step baselines reuse
+    its samples), then as given."""
+    return sorted(systems, key=lambda s: s != "no_fgg")
 
 
 def select_segments(n_total: int, n: int | None) -> np.ndarray:
@@ -115,14 +121,6 @@ class _InlineExecutor:
         return done
 
 
-def _pack(rolls: np.ndarray) -> np.ndarray:
-    return np.packbits(rolls.astype(bool), axis=-1)
-
-
-def _unpack(packed: np.ndarray) -> np.ndarray:
-    return np.unpackbits(packed, axis=-1).astype(bool)
-
-
 def _onsets(roll: np.ndarray) -> np.ndarray:
     """A (C, T, P) roll's onsets of every track side by side, as a (1, T, C/2 · P) roll."""
     return np.concatenate(list(roll[0::2]), axis=-1)[None]
@@ -142,32 +140,12 @@ def summarize(
             row[col] = values.mean() if len(values) else float("nan")
             row[f"{col}_ci95"] = 1.96 * values.std(ddof=1) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
         if seeds >= 2 and system in STOCHASTIC:
-            rolls = [_unpack(np.load(out / "rolls" / f"{system}_seed{k}.npz")["rolls"]) for k in range(seeds)]
+            rolls = [unpack(np.load(out / "rolls" / f"{system}_seed{k}.npz")["rolls"]) for k in range(seeds)]
             per_segment = [M.diversity([_onsets(r[i]) for r in rolls]) for i in range(len(rolls[0]))]
             row["diversity"] = float(np.mean(per_segment))
             row["diversity_ci95"] = 1.96 * float(np.std(per_segment, ddof=1)) / np.sqrt(len(per_segment))
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def load_stored_rolls(path: Path, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(rolls, filled (N,) bool) stored by an earlier run — a finished system has every
-    segment filled, an interrupted one those sampled before it stopped — or None when absent
-    or made for other segments (a run in the same folder with another ``--segments``):
-    those are resampled, never reused."""
-    if not path.is_file():
-        return None
-    stored = np.load(path)
-    if "segments" not in stored or not np.array_equal(stored["segments"], chosen):
-        return None
-    filled = stored["filled"] if "filled" in stored else np.ones(len(chosen), dtype=bool)
-    return _unpack(stored["rolls"]), filled
-
-
-def save_rolls(path: Path, rolls: np.ndarray, chosen: np.ndarray, filled: np.ndarray) -> None:
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, rolls=_pack(rolls), segments=chosen, filled=filled)
-    os.replace(tmp, path)
 
 
 def check_run_settings(out: Path, settings: dict) -> None:
@@ -187,7 +165,7 @@ def check_run_settings(out: Path, settings: dict) -> None:
 
 def _write_run_json(path: Path, doc: dict) -> None:
     """Atomically: a run stopped mid-write never leaves a broken ``run.json``."""
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps(doc, indent=2), encoding="utf-8")
     os.replace(tmp, path)
 
@@ -305,7 +283,7 @@ class Runner:
         return SCORERS[self.mode]
 
     def evaluate(self, systems: list[str]) -> None:
-        order = sorted(systems, key=lambda s: s != "no_fgg")  # the unguided reference first
+        order = run_order(systems)
         self.total = len(order) * self.seeds * len(self.chosen)
         counting = self.ctx.model.register_forward_hook(lambda module, inputs, output: self._forwarded(inputs[0]))
         try:
@@ -441,7 +419,8 @@ def run(
     options = replace(options, precision=resolve_precision(precision, model_device))
     settings = run_settings(checkpoint, mode, scale_table, options)
     (out / "rolls").mkdir(parents=True, exist_ok=True)
-    check_run_settings(out, settings)
+    if shard.rank == 0:  # the run's own record: one writer
+        check_run_settings(out, settings)
     folder = shard.folder(out)  # this process's (out itself, unless torchrun shards the run)
     (folder / "rolls").mkdir(parents=True, exist_ok=True)
     check_run_settings(folder, settings)
@@ -460,7 +439,7 @@ def run(
     if shards is None:  # another rank merges
         return None
     if shard.world > 1:
-        merge_shards(out, shard.world, runner, chosen, systems, seeds, segments)
+        merge_shards(out, shard.world, chosen, run_order(systems), seeds, segments, mode)
         runner.out = out
     heat = {s: np.sum([h[s] for h, _, _ in shards], axis=0) for s in systems}
     runner.network_items = sum(items for _, items, _ in shards)
@@ -474,24 +453,6 @@ def run(
         **runner.network_rate(),
     )
     return summary
-
-
-def merge_shards(out: Path, world: int, runner: Runner, chosen, systems: list[str], seeds: int, segments) -> None:
-    """Rank 0: the shards' rows and rolls into ``out`` (``eval.shards``), the examples from them."""
-    order = sorted(systems, key=lambda s: s != "no_fgg")
-    merge_rows(out, world, order, seeds, chosen, KEY_COLUMNS)
-    for system in order:
-        for seed in range(seeds):
-            rolls = merge_rolls(out, world, _finished_rolls, save_rolls, chosen, f"{system}_seed{seed}.npz")
-            if seed == 0:
-                write_examples(out, system, chosen, rolls, segments, runner.mode)
-
-
-def _finished_rolls(path: Path, segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    stored = load_stored_rolls(path, segments)
-    if stored is None:
-        raise RuntimeError(f"no rolls for these segments in {path}")
-    return stored
 
 
 def cfg_active(mode: Mode, options: SamplingOptions) -> bool:
@@ -513,18 +474,6 @@ def finish(out: Path, chosen: np.ndarray, systems: list[str], seeds: int, heat: 
     heat_table.to_csv(out / "out_of_key_pitch_classes.csv", index=False)
     write_report(out, summary, per_sample, heat_table)
     return summary
-
-
-def write_examples(
-    out: Path, system: str, chosen: np.ndarray, rolls: np.ndarray, segments: dict, mode: Mode = ACCOMPANIMENT
-) -> None:
-    """MIDI of the first segments: the system's tracks, with the segment's melody where the
-    mode does not write one."""
-    (out / "midi").mkdir(exist_ok=True)
-    for j, seg in enumerate(chosen[:EXAMPLE_SEGMENTS]):
-        tracks = {"melody": segments["melody"][seg]} | split_tracks(mode, rolls[j])
-        midi = rolls_to_midi(tracks, float(segments["tempo"][seg]))
-        midi.write(str(out / "midi" / f"segment{int(seg):04d}_{system}.mid"))
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, mode: Mode) -> None:

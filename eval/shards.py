@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch.distributed as dist
 
+from eval.rolls import load_stored_rolls, save_rolls, write_examples
+from fgg.modes import Mode
+
 SHARDS_DIR = ".shards"
 
 
@@ -56,7 +59,7 @@ class Shard:
             dist.destroy_process_group()
 
 
-def merge_rows(out: Path, world: int, order: list[str], seeds: int, chosen: np.ndarray, key_columns) -> None:
+def merge_rows(out: Path, world: int, order: list[str], seeds: int, chosen: np.ndarray) -> None:
     """``out/per_sample.csv`` from the shards' rows: one row per (system, segment, seed), in a
     single process's order (system as run, then seed, then segment as chosen)."""
     position = {int(s): i for i, s in enumerate(chosen)}
@@ -67,7 +70,7 @@ def merge_rows(out: Path, world: int, order: list[str], seeds: int, chosen: np.n
             header = next(reader)
             for row in reader:
                 rows[(row[0], int(row[1]), int(row[2]))] = row
-    assert header is not None and header[: len(key_columns)] == list(key_columns)
+    assert header is not None and header[:3] == ["system", "segment", "seed"]
     ranked = sorted(
         (key for key in rows if key[0] in order and key[2] < seeds and key[1] in position),
         key=lambda key: (order.index(key[0]), key[2], position[key[1]]),
@@ -78,20 +81,29 @@ def merge_rows(out: Path, world: int, order: list[str], seeds: int, chosen: np.n
         writer.writerows(rows[key] for key in ranked)
 
 
-def merge_rolls(out: Path, world: int, stored, save, chosen: np.ndarray, name: str) -> np.ndarray:
-    """The rolls ``name`` of every shard (``stored(path, segments)`` -> (rolls, filled)), put
-    back in ``chosen``'s order and saved to ``out/rolls/name`` (``save(path, rolls, chosen,
-    filled)``); returns them."""
-    parts = []
+def merge_rolls(out: Path, world: int, chosen: np.ndarray, name: str) -> np.ndarray:
+    """The rolls ``name`` of every shard put back in ``chosen``'s order and saved to
+    ``out/rolls/name``; returns them."""
+    merged: np.ndarray | None = None
+    index = {int(s): i for i, s in enumerate(chosen)}
     for rank in range(world):
         mine = Shard(rank, world).part(chosen)
-        rolls, filled = stored(out / SHARDS_DIR / f"rank{rank}" / "rolls" / name, mine)
-        if not filled.all():
+        stored = load_stored_rolls(out / SHARDS_DIR / f"rank{rank}" / "rolls" / name, mine)
+        if stored is None or not stored[1].all():
             raise RuntimeError(f"shard {rank} did not finish {name}")
-        parts.append((mine, rolls))
-    merged = np.zeros((len(chosen), *parts[0][1].shape[1:]), dtype=bool)
-    index = {int(s): i for i, s in enumerate(chosen)}
-    for mine, rolls in parts:
-        merged[[index[int(s)] for s in mine]] = rolls
-    save(out / "rolls" / name, merged, chosen, np.ones(len(chosen), dtype=bool))
+        if merged is None:
+            merged = np.zeros((len(chosen), *stored[0].shape[1:]), dtype=bool)
+        merged[[index[int(s)] for s in mine]] = stored[0]
+    assert merged is not None
+    save_rolls(out / "rolls" / name, merged, chosen, np.ones(len(chosen), dtype=bool))
     return merged
+
+
+def merge_shards(out: Path, world: int, chosen: np.ndarray, order: list[str], seeds: int, segments, mode: Mode) -> None:
+    """Rank 0: the shards' rows and rolls into ``out``, and the examples from the merged rolls."""
+    merge_rows(out, world, order, seeds, chosen)
+    for system in order:
+        for seed in range(seeds):
+            rolls = merge_rolls(out, world, chosen, f"{system}_seed{seed}.npz")
+            if seed == 0:
+                write_examples(out, system, chosen, rolls, segments, mode)
