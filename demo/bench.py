@@ -2,9 +2,10 @@
 JSON object of medians (p50), p95s and every run.
 
 - default: click to audio. ``/generate`` through gradio_client the way the browser calls it
-  (4 bars, default settings: FGG on, CFG 7.5, 10 steps), timed from the request to the
-  returned, playable MP3 (sampling + MIDI + FluidSynth + loudness + MP3 and WAV + figure +
-  metrics + transfer), with the median of each part and of the overhead (all but sampling).
+  (4 bars, or ``--bars``; the app's defaults: FGG on, CFG 7.5, the fast sampler), timed from
+  the request to the returned, playable MP3 (sampling + MIDI + FluidSynth + loudness + MP3 and
+  WAV + figure + metrics + transfer), with the median of each part and of the overhead (all
+  but sampling).
 - ``--users 1 2 4``: that many visitors (each its own address) calling ``/generate`` back to
   back: throughput (calls per second) and each call's latency, for every serving layout in
   ``--layouts`` (``JOBSxTHREADS``: generations at once × torch threads each), side by side in
