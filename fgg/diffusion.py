@@ -136,25 +136,51 @@ def _randn(shape: Sequence[int], generator, device) -> torch.Tensor:
     return torch.randn(*shape, generator=generator, device=generator.device).to(device)
 
 
-def _prepare(shape, timesteps, generator, known, known_mask, x_init, device) -> tuple[list[int], torch.Tensor]:
-    """Checked descending timesteps and the starting x_T (drawn, or ``x_init``)."""
+# One step of a sampler: (x_t, x̂₀ at t, t, t') -> x_{t'}.
+Update = Callable[[torch.Tensor, torch.Tensor, int, int], torch.Tensor]
+
+
+@torch.no_grad()
+def _solve(
+    denoiser: Denoiser,
+    schedule: Schedule,
+    shape: Sequence[int],
+    timesteps: Sequence[int],
+    update: Update,
+    generator,
+    callback: StepCallback | None,
+    known: torch.Tensor | None,
+    known_mask: torch.Tensor | None,
+    x_init: torch.Tensor | None,
+    device: str | torch.device,
+) -> torch.Tensor:
+    """The loop every sampler shares: from x_T (drawn, or ``x_init``), at each timestep put a
+    fresh noised copy of ``known`` where ``known_mask`` is 1, ask the denoiser for x̂₀ (which
+    ``callback(i, t, x_t, x̂₀)`` sees), and step to the next timestep with ``update``; returns
+    the last x̂₀, the known region kept."""
     timesteps = list(timesteps)
     if any(a <= b for a, b in pairwise(timesteps)):
         raise ValueError("timesteps must be strictly decreasing")
     if (known is None) != (known_mask is None):
         raise ValueError("inpainting needs both known and known_mask")
-    return timesteps, _randn(shape, generator, device) if x_init is None else x_init.clone()
+    x = _randn(shape, generator, device) if x_init is None else x_init.clone()
+    x0 = x
+    for i, t in enumerate(timesteps):
+        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
+        if known is not None and known_mask is not None:
+            fresh = _randn(shape, generator, device)
+            x = torch.where(known_mask.bool(), schedule.add_noise(known, fresh, torch.tensor(t)), x)
+        x0 = denoiser(x, torch.full((shape[0],), t, dtype=torch.long, device=device))  # (B, C, T, P)
+        if callback is not None:
+            callback(i, t, x, x0)
+        if t_prev < 0:
+            break
+        x = update(x, x0, t, t_prev)
+    if known is not None and known_mask is not None:
+        x0 = torch.where(known_mask.bool(), known, x0)
+    return x0
 
 
-def _inpainted(x, schedule, t, known, known_mask, generator, device) -> torch.Tensor:
-    """x_t with the known region replaced by a fresh noised copy of ``known`` (if any)."""
-    if known is None or known_mask is None:
-        return x
-    fresh = _randn(x.shape, generator, device)
-    return torch.where(known_mask.bool(), schedule.add_noise(known, fresh, torch.tensor(t)), x)
-
-
-@torch.no_grad()
 def sample_ddim(
     denoiser: Denoiser,
     schedule: Schedule,
@@ -180,30 +206,17 @@ def sample_ddim(
     All noise comes from ``generator`` (one, or a list with one per item), so a seed
     reproduces the sample bit for bit.
     """
-    timesteps, x = _prepare(shape, timesteps, generator, known, known_mask, x_init, device)
-    batch = shape[0]
-    x0 = x
-    for i, t in enumerate(timesteps):
-        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        x = _inpainted(x, schedule, t, known, known_mask, generator, device)
-        t_batch = torch.full((batch,), t, dtype=torch.long, device=device)
-        x0 = denoiser(x, t_batch)  # (B, 2, T, P)
-        if callback is not None:
-            callback(i, t, x, x0)
-        if t_prev < 0:
-            break
-        eps = schedule.eps_from_x0(x, x0, t_batch)
+
+    def step(x: torch.Tensor, x0: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
+        eps = schedule.eps_from_x0(x, x0, torch.full((shape[0],), t, dtype=torch.long, device=device))
         abar_prev = float(schedule.abar(t_prev))
         sigma, spread = step_noise(schedule, t, t_prev, eta, noise)
         x = abar_prev**0.5 * x0 + max(1 - abar_prev - sigma**2, 0.0) ** 0.5 * eps
-        if spread > 0:
-            x = x + spread * _randn(shape, generator, device)
-    if known is not None and known_mask is not None:
-        x0 = torch.where(known_mask.bool(), known, x0)
-    return x0
+        return x + spread * _randn(shape, generator, device) if spread > 0 else x
+
+    return _solve(denoiser, schedule, shape, timesteps, step, generator, callback, known, known_mask, x_init, device)
 
 
-@torch.no_grad()
 def sample_dpmpp_2m(
     denoiser: Denoiser,
     schedule: Schedule,
@@ -231,28 +244,19 @@ def sample_dpmpp_2m(
     inpainting (``known``/``known_mask``) as in ``sample_ddim``."""
     if eta != 0:
         raise ValueError(f"dpmpp_2m is deterministic: eta must be 0, got {eta}")
-    timesteps, x = _prepare(shape, timesteps, generator, known, known_mask, x_init, device)
-    before: tuple[torch.Tensor, float] | None = None  # (x̂₀, h) of the step before
-    x0 = x
-    for i, t in enumerate(timesteps):
-        t_prev = timesteps[i + 1] if i + 1 < len(timesteps) else -1
-        x = _inpainted(x, schedule, t, known, known_mask, generator, device)
-        x0 = denoiser(x, torch.full((shape[0],), t, dtype=torch.long, device=device))  # (B, C, T, P)
-        if callback is not None:
-            callback(i, t, x, x0)
-        if t_prev < 0:
-            break
+    before: list[tuple[torch.Tensor, float]] = []  # (x̂₀, h) of the step before
+
+    def step(x: torch.Tensor, x0: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
         abar, abar_prev = float(schedule.abar(t)), float(schedule.abar(t_prev))
         h = 0.5 * math.log(abar_prev / (1 - abar_prev)) - 0.5 * math.log(abar / (1 - abar))
         direction = x0
-        if before is not None:
-            r = before[1] / h
-            direction = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * before[0]
-        x = ((1 - abar_prev) / (1 - abar)) ** 0.5 * x + abar_prev**0.5 * -math.expm1(-h) * direction
-        before = (x0, h)
-    if known is not None and known_mask is not None:
-        x0 = torch.where(known_mask.bool(), known, x0)
-    return x0
+        if before:
+            r = before[-1][1] / h
+            direction = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * before[-1][0]
+        before[:] = [(x0, h)]
+        return ((1 - abar_prev) / (1 - abar)) ** 0.5 * x + abar_prev**0.5 * -math.expm1(-h) * direction
+
+    return _solve(denoiser, schedule, shape, timesteps, step, generator, callback, known, known_mask, x_init, device)
 
 
 @dataclass(frozen=True)
