@@ -45,7 +45,7 @@ from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import GenerationResult, Generator, piece_midi
 from fgg.inputs import GenerationSpec, resolve_spec, rhythm_counts
 from fgg.melody_rhythms import library as melody_rhythm_library
-from fgg.melody_rhythms import melody_symbols, pattern_text, suited_rhythm
+from fgg.melody_rhythms import pattern_text, roll_rhythm, suited_rhythm
 from fgg.melody_shape import START
 from fgg.model import count_parameters
 from fgg.modes import ACCOMPANIMENT
@@ -329,7 +329,7 @@ class Controller:
             raise InputError(
                 "melody_rhythm", "melody rhythm 'from segment' needs a POP909 segment: pick one or choose a rhythm"
             )
-        symbols = melody_symbols(roll_to_notes(self.segments["melody"][segment]), SEGMENT_STEPS)
+        symbols = roll_rhythm(self.segments["melody"][segment])
         if not (symbols == START).any():
             raise InputError("melody_rhythm", f"{self.segment_label(segment)} has no melody to take a rhythm from")
         return pattern_text(symbols)

@@ -21,7 +21,7 @@ import torch
 
 from fgg.diffusion import Schedule
 from fgg.guidance import chord_allowed_pitch_classes, pitch_mask
-from fgg.melody_rhythms import breathe, melody_symbols, suited_rhythm
+from fgg.melody_rhythms import auto_rhythm, roll_rhythm
 from fgg.melody_shape import MelodyShape
 from fgg.modes import ACCOMPANIMENT, Mode
 from fgg.pianoroll import (
@@ -248,15 +248,13 @@ def _fgg_melody(batch, seeds, ctx):
 def _fgg_melody_rhythm(batch, seeds, ctx):
     if batch.null_melody:
         raise ValueError("fgg_melody_rhythm needs a POP909 segment (it takes the rhythm of the segment's melody)")
-    n_steps = batch.melody.shape[2]
-    rhythm = np.stack([melody_symbols(roll_to_notes(m), n_steps) for m in batch.melody])  # (B, T)
+    rhythm = np.stack([roll_rhythm(m) for m in batch.melody])  # (B, T)
     return sample_system(batch, seeds, ctx, fgg=True, melody_shape=_melody_shape(batch, rhythm))
 
 
 def _fgg_melody_auto(batch, seeds, ctx):
     counts = [None] * len(batch) if batch.onset_counts is None else list(batch.onset_counts)
-    phrases = [breathe(suited_rhythm(c)[0].symbols) for c in counts]
-    rhythm = np.stack([np.resize(p, batch.chroma.shape[1]) for p in phrases])  # (B, T)
+    rhythm = np.stack([auto_rhythm(c, batch.chroma.shape[1]) for c in counts])  # (B, T)
     return sample_system(batch, seeds, ctx, fgg=True, melody_shape=_melody_shape(batch, rhythm))
 
 

@@ -18,7 +18,7 @@ from fgg.checks import InputError, choice, flag, number, text
 from fgg.chords import Progression, parse_progression, pitch_class, progression_from_labels
 from fgg.diffusion import NOISES, SOLVERS
 from fgg.guidance import SCALE_TABLES, chord_allowed_pitch_classes, scale_pitch_classes
-from fgg.melody_rhythms import breathe, parse_key, parse_pattern, suited_rhythm
+from fgg.melody_rhythms import auto_rhythm, parse_key, parse_pattern
 from fgg.melody_rhythms import library as melody_rhythm_library
 from fgg.melody_shape import DEFAULT_REGISTER, MelodyShape
 from fgg.modes import ACCOMPANIMENT, Mode, get_mode
@@ -330,7 +330,7 @@ def resolve_melody_shape(
     if rhythm.lower() == "free":
         return MelodyShape(low, high, chord_tones=tones)
     if rhythm.lower() == "auto":
-        return MelodyShape(low, high, np.resize(breathe(suited_rhythm(counts)[0].symbols), n_steps), chord_tones=tones)
+        return MelodyShape(low, high, auto_rhythm(counts, n_steps), chord_tones=tones)
     known = melody_rhythm_library()
     try:
         symbols = known[rhythm].symbols if rhythm in known else read_pattern(rhythm)

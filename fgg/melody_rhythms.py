@@ -24,7 +24,7 @@ import numpy as np
 from fgg.checkpoint import REPO_ROOT
 from fgg.data import build_songs, load_split
 from fgg.melody_shape import HOLD, REST, START
-from fgg.pianoroll import BEATS_PER_BAR, STEPS_PER_BAR
+from fgg.pianoroll import BEATS_PER_BAR, STEPS_PER_BAR, roll_to_notes
 
 LIBRARY_FILE = REPO_ROOT / "assets" / "melody_rhythms.json"
 SYMBOLS = {START: "x", HOLD: "-", REST: "."}
@@ -229,17 +229,22 @@ def build_library(collection, song_ids: set[int]) -> dict:
 
 
 @cache
+def _committed(path: Path = LIBRARY_FILE) -> dict:
+    """The committed library file (``build_library``'s document), read once."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+@cache
 def library(path: Path = LIBRARY_FILE) -> dict[str, MelodyRhythm]:
     """The committed rhythms by key, most frequent first (1-bar, then 2-bar)."""
-    with open(path, encoding="utf-8") as f:
-        rhythms = json.load(f)["rhythms"]
+    rhythms = _committed(path)["rhythms"]
     return {r["key"]: MelodyRhythm(r["key"], r["pattern"], r["name"], r["share"]) for r in rhythms}
 
 
 @cache
 def _starts_per_bar(path: Path = LIBRARY_FILE) -> tuple[float, dict[int, float]]:
-    with open(path, encoding="utf-8") as f:
-        busy = json.load(f)["melody_starts_per_bar"]
+    busy = _committed(path)["melody_starts_per_bar"]
     return busy["all"], {int(d): m for d, m in busy["by_accompaniment_onset_steps"].items()}
 
 
@@ -259,6 +264,17 @@ def suited_rhythm(counts: np.ndarray | None) -> tuple[MelodyRhythm, float]:
     phrases = [r for r in library().values() if len(r.pattern) == 2 * STEPS_PER_BAR]
     starts = {r.key: r.pattern.count("x") / 2 for r in phrases}
     return min(phrases, key=lambda r: (abs(starts[r.key] - target), -r.share)), target
+
+
+def auto_rhythm(counts: np.ndarray | None, n_steps: int) -> np.ndarray:
+    """(n_steps,) the "auto" melody rhythm: ``suited_rhythm`` of the accompaniment's ``counts``,
+    breathing at the end of each phrase (``breathe``), tiled."""
+    return np.resize(breathe(suited_rhythm(counts)[0].symbols), n_steps)
+
+
+def roll_rhythm(roll: np.ndarray) -> np.ndarray:
+    """(T,) the rhythm of a melody roll (2, T, P): ``melody_symbols`` of its notes."""
+    return melody_symbols(roll_to_notes(roll), roll.shape[1])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from fgg.diffusion import Denoiser
+from fgg.guidance import pitch_mask
 from fgg.pianoroll import LOWEST_PITCH, N_PITCHES, NOTE_THRESHOLD, STEPS_PER_BAR, STEPS_PER_BEAT
 
 REST, START, HOLD = 0, 1, 2
@@ -75,9 +76,8 @@ def strong_beat_starts(open_pixels: torch.Tensor, chord_tones: torch.Tensor) -> 
     """(B, T, P) pixels where a melody note may start: ``open_pixels``, narrowed to the chord's
     tones (``chord_tones`` (B, T, 12) bool) on beats 1 and 3 of every bar, where that leaves one
     open (a scale without the chord's tones keeps the pitch guarantee first)."""
-    b, t, p = open_pixels.shape
-    pitch_class = (torch.arange(p, device=open_pixels.device) + LOWEST_PITCH) % 12  # (P,)
-    tone_pixels = chord_tones[..., pitch_class] & open_pixels  # (B, T, P)
+    t = open_pixels.shape[1]
+    tone_pixels = pitch_mask(chord_tones) & open_pixels  # (B, T, P)
     strong = torch.zeros(t, dtype=torch.bool, device=open_pixels.device)
     for beat in STRONG_BEATS:
         strong[beat * STEPS_PER_BEAT :: STEPS_PER_BAR] = True
