@@ -298,15 +298,6 @@ class Runner:
     def _forwarded(self, x: torch.Tensor) -> None:
         self.network_items += x.shape[0]
 
-    def network_rate(self) -> dict:
-        """What the network computed while this invocation's systems ran, for ``run.json``: GFLOP
-        (batch items through the network x ``forward_gflops``) and GFLOP/s over the seconds
-        spent in the systems (sampling and its corrections, not scoring)."""
-        if not isinstance(self.ctx.model, UNet) or not self.network_items:
-            return {}
-        gflop = self.network_items * forward_gflops(self.ctx.model)
-        return {"network_gflop": round(gflop, 1), "network_gflop_per_s": round(gflop / self.sampling_seconds, 1)}
-
     def advance(self, n: int) -> None:
         self.finished += n
         if self.bar is not None:
@@ -438,21 +429,36 @@ def run(
     shards = shard.gather((runner.heat, runner.network_items, runner.sampling_seconds))
     if shards is None:  # another rank merges
         return None
+    # A single process has added its checkpoints' time to out's run.json already; a shard added
+    # them to its own folder's, so out's gets this invocation's whole time.
+    since = runner.clock
     if shard.world > 1:
         merge_shards(out, shard.world, chosen, run_order(systems), seeds, segments, mode)
-        runner.out = out
+        since = clock
     heat = {s: np.sum([h[s] for h, _, _ in shards], axis=0) for s in systems}
-    runner.network_items = sum(items for _, items, _ in shards)
-    runner.sampling_seconds = max(seconds for _, _, seconds in shards)  # the shards ran side by side
+    items = sum(n for _, n, _ in shards)
+    sampling_seconds = max(seconds for _, _, seconds in shards)  # the shards ran side by side
     summary = finish(out, chosen, systems, seeds, heat, SCORERS[mode].columns)
-    runner.record_time(
+    record_run(
+        out,
+        seconds=time.perf_counter() - since,
         input=SCORERS[mode].given,
         segments=len(chosen),
         cfg_active=cfg_active(mode, options),
         processes=shard.world,
-        **runner.network_rate(),
+        **network_rate(model, items, sampling_seconds),
     )
     return summary
+
+
+def network_rate(model: torch.nn.Module, items: int, seconds: float) -> dict:
+    """What the network computed while the systems ran, for ``run.json``: GFLOP (``items``
+    batch items through it x ``forward_gflops``) and GFLOP/s over the ``seconds`` spent in the
+    systems (sampling and its corrections, not scoring)."""
+    if not isinstance(model, UNet) or not items:
+        return {}
+    gflop = items * forward_gflops(model)
+    return {"network_gflop": round(gflop, 1), "network_gflop_per_s": round(gflop / seconds, 1)}
 
 
 def cfg_active(mode: Mode, options: SamplingOptions) -> bool:

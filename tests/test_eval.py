@@ -617,4 +617,8 @@ def test_torchrun_shards_equal_a_single_process_run(tiny_checkpoint, tmp_path):
         assert all(np.array_equal(expected[k], merged[k]) for k in ("rolls", "segments", "filled")), rolls.name
     examples = sorted(p.name for p in (single / "midi").glob("*.mid"))
     assert examples == sorted(p.name for p in (sharded / "midi").glob("*.mid")) and len(examples) == 3 * 4
-    assert json.loads((sharded / "run.json").read_text())["processes"] == 2
+    record = json.loads((sharded / "run.json").read_text())
+    assert record["processes"] == 2 and record["network_gflop"] > 0
+    # the run's time is the invocation's, not what rank 0 had left after its last checkpoint
+    shard_seconds = json.loads((sharded / ".shards" / "rank0" / "run.json").read_text())["seconds"]
+    assert record["seconds"] >= shard_seconds
