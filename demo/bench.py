@@ -163,11 +163,11 @@ def at_once(calls: list[Callable[[], object]]) -> list:
 
 
 def bench_click_to_audio(url: str, args) -> dict:
-    """Click to playable audio (``args.bars`` bars), its median, and the median of each part of it: the server's
-    parts as ``Controller.generate`` times them (``timings_s``: sampling, MIDI, synthesis,
-    loudness, WAV, figure, metrics, the wait for the MP3 encoder), and the rest — Gradio's
-    queue, serialisation and transfer, and fetching the MP3 — as the click's time minus the
-    server's total."""
+    """Click to playable audio (``args.bars`` bars), its median, and the median of each part of
+    it: the server's parts as ``Controller.generate`` times them (``timings_s``: sampling, MIDI,
+    synthesis, loudness, WAV, figure, metrics, the wait for the MP3 encoder), and the rest —
+    Gradio's queue, serialisation and transfer, and fetching the MP3 — as the click's time
+    minus the server's total."""
     client = Client(url, verbose=False, download_files=False)  # the page fetches only the audio it plays
     request = {"chords": args.chords, "rhythm": args.rhythm, "bars": args.bars}
     client.predict(**request, api_name="/generate")  # warm-up
