@@ -23,6 +23,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from functools import cache, partial
 from pathlib import Path
 
@@ -41,6 +42,8 @@ CHANNELS = 2
 TARGET_LUFS = -16.0
 TRUE_PEAK_CEILING_DBTP = -1.0
 TAIL_SECONDS = 2.0  # the reverb and the last chord decay
+STREAM_PIECE_SECONDS = 0.9  # under a second: Gradio's playlist says 1 s at most (stream_pieces)
+SOFT_LIMIT_KNEE = 0.7  # a streamed piece's samples above 0.7 x the ceiling are bent towards it
 DEBIAN_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 BUNDLED_SOUNDFONT = Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
 REVERB = dict(roomsize=0.5, damping=0.4, width=0.8, level=0.35)  # a mid-sized room
@@ -82,51 +85,173 @@ def _samples_kept_loaded(font_path: str):
     return keeper
 
 
-def synthesize(
-    midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None, sample_rate: int = SAMPLE_RATE
-) -> np.ndarray:
-    """(N, 2) float32 stereo of ``midi`` as FluidSynth plays it (not normalised)."""
-    try:  # here, not at the top: without libfluidsynth the app still starts and says what is missing
-        import fluidsynth
-    except ImportError as err:  # pyfluidsynth present but libfluidsynth missing, or the reverse
-        raise RuntimeError("FluidSynth is not available: install libfluidsynth3 (Debian) and pyfluidsynth") from err
-    events = []
-    channels = [i for i in range(16) if i != 9]  # channel 10 is GM percussion
-    instruments = [inst for inst in midi.instruments if not inst.is_drum][: len(channels)]
-    font_path = str(soundfont or soundfont_path())
-    with _fluidsynth_lock:
-        _samples_kept_loaded(font_path)
-        synth = fluidsynth.Synth(samplerate=float(sample_rate), gain=0.5)
-        synth.setting("synth.reverb.active", 1)
-        synth.setting("synth.chorus.active", 1)
-        font = synth.sfload(font_path)
-    try:
-        synth.set_reverb(**REVERB)
-        synth.set_chorus(**CHORUS)
+class Performance:
+    """FluidSynth playing a piece from its start as far as its music is known: ``play(midi,
+    until)`` renders the events of ``midi`` before ``until`` seconds not played yet and returns
+    the new audio; ``finish(midi)`` plays the rest, then the tail, and frees the synthesizer.
+    Whether a piece is played in one go or part by part, the audio is the same, sample for
+    sample, as long as each part's MIDI agrees with the final one before its ``until`` (tested):
+    the synthesizer's state carries over, and FluidSynth renders in fixed blocks whatever the
+    lengths asked for. Use it as a context manager (the synthesizer is freed however it ends)."""
+
+    def __init__(self, soundfont: Path | None = None, sample_rate: int = SAMPLE_RATE):
+        try:  # here, not at the top: without libfluidsynth the app still starts and says what is missing
+            import fluidsynth
+        except ImportError as err:  # pyfluidsynth present but libfluidsynth missing, or the reverse
+            raise RuntimeError("FluidSynth is not available: install libfluidsynth3 (Debian) and pyfluidsynth") from err
+        self.sample_rate = sample_rate
+        self.frames = 0  # rendered so far
+        self.played_until = 0.0  # every event before this time (s) is played
+        self.programs_set = False
+        font_path = str(soundfont or soundfont_path())
+        with _fluidsynth_lock:
+            _samples_kept_loaded(font_path)
+            self.synth = fluidsynth.Synth(samplerate=float(sample_rate), gain=0.5)
+            self.synth.setting("synth.reverb.active", 1)
+            self.synth.setting("synth.chorus.active", 1)
+            self.font = self.synth.sfload(font_path)
+        self.synth.set_reverb(**REVERB)
+        self.synth.set_chorus(**CHORUS)
+
+    def __enter__(self) -> Performance:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.synth is not None:
+            with _fluidsynth_lock:
+                self.synth.delete()
+            self.synth = None
+
+    def _events(self, midi: pretty_midi.PrettyMIDI) -> list[tuple]:
+        """(time, kind, channel, a, b) of the non-drum instruments, kind 0 note-off, 1 note-on,
+        2 control; sorted so that at one instant note-offs come first, then note-ons, then controls."""
+        channels = [i for i in range(16) if i != 9]  # channel 10 is GM percussion
+        instruments = [inst for inst in midi.instruments if not inst.is_drum][: len(channels)]
+        events = []
         for channel, inst in zip(channels[: len(instruments)], instruments, strict=True):
-            synth.program_select(channel, font, 0, inst.program)
+            if not self.programs_set:
+                self.synth.program_select(channel, self.font, 0, inst.program)
             for n in inst.notes:
                 events += [(n.start, 1, channel, n.pitch, n.velocity), (n.end, 0, channel, n.pitch, 0)]
             for cc in inst.control_changes:
                 events.append((cc.time, 2, channel, cc.number, cc.value))
-        events.sort(key=lambda e: (e[0], e[1]))  # at one instant: note-offs, then note-ons, then controls
-        chunks, now = [], 0
-        for when, kind, channel, a, b in events:
-            frames = int(round(when * sample_rate)) - now
-            if frames > 0:
-                chunks.append(synth.get_samples(frames))
-                now += frames
+        self.programs_set = True
+        return sorted(events, key=lambda e: (e[0], e[1]))
+
+    def _render_to(self, frame: int, chunks: list) -> None:
+        if frame > self.frames:
+            chunks.append(self.synth.get_samples(frame - self.frames))
+            self.frames = frame
+
+    def play(self, midi: pretty_midi.PrettyMIDI, until: float) -> np.ndarray:
+        """(N, 2) float32 of ``midi`` from where the last call stopped to ``until`` seconds."""
+        chunks: list = []
+        for when, kind, channel, a, b in self._events(midi):
+            if not self.played_until <= when < until:
+                continue
+            self._render_to(int(round(when * self.sample_rate)), chunks)
             if kind == 1:
-                synth.noteon(channel, a, b)
+                self.synth.noteon(channel, a, b)
             elif kind == 0:
-                synth.noteoff(channel, a)
+                self.synth.noteoff(channel, a)
             else:
-                synth.cc(channel, a, b)
-        chunks.append(synth.get_samples(int(TAIL_SECONDS * sample_rate)))
-    finally:
-        with _fluidsynth_lock:
-            synth.delete()
-    return (np.concatenate(chunks).reshape(-1, 2) / 32768.0).astype(np.float32)
+                self.synth.cc(channel, a, b)
+        if np.isfinite(until):
+            self._render_to(int(round(until * self.sample_rate)), chunks)
+            self.played_until = until
+        return (np.concatenate(chunks).reshape(-1, 2) / 32768.0).astype(np.float32) if chunks else _silence()
+
+    def finish(self, midi: pretty_midi.PrettyMIDI) -> np.ndarray:
+        """The rest of ``midi`` and the tail (``TAIL_SECONDS``); the synthesizer is freed."""
+        try:
+            rest = self.play(midi, float("inf"))
+            tail = self.synth.get_samples(int(TAIL_SECONDS * self.sample_rate))
+            return np.concatenate([rest, (tail.reshape(-1, 2) / 32768.0).astype(np.float32)])
+        finally:
+            self.close()
+
+
+def _silence() -> np.ndarray:
+    return np.zeros((0, CHANNELS), np.float32)
+
+
+def synthesize(
+    midi: pretty_midi.PrettyMIDI, soundfont: Path | None = None, sample_rate: int = SAMPLE_RATE
+) -> np.ndarray:
+    """(N, 2) float32 stereo of ``midi`` as FluidSynth plays it (not normalised)."""
+    with Performance(soundfont, sample_rate) as performance:
+        return performance.finish(midi)
+
+
+class LiveAudio:
+    """A piece's audio heard while it is generated: ``add(midi, until)`` renders the part that
+    became final (``Performance``) and hands it to ``listen`` at once; ``finish(midi)`` renders
+    the rest and returns the whole, which is exactly the parts heard, joined. A piece that comes
+    in one part is normalised as every clip is (``normalize``). One that comes in several plays
+    at one gain, measured on its first part (what follows is not known yet), with the peaks
+    over the ceiling soft-limited sample by sample (``soft_limit``), so that the parts join
+    without a step in level; its loudness is then within a few LU of the target."""
+
+    def __init__(self, listen: Callable[[np.ndarray], None] | None = None):
+        self.listen = listen
+        self.performance = Performance()
+        self.parts: list[np.ndarray] = []
+        self.gain: float | None = None
+        self.seconds = {"synthesis": 0.0, "loudness": 0.0}  # spent so far, by part of the work
+
+    def __enter__(self) -> LiveAudio:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.performance.close()
+
+    def add(self, midi: pretty_midi.PrettyMIDI, until: float) -> None:
+        """The audio of ``midi`` up to ``until`` seconds, to the listener."""
+        raw = self._timed("synthesis", self.performance.play, midi, until)
+        if self.gain is None:
+            self.gain = self._timed("loudness", loudness_gain, raw)
+        self._hand_on(self._timed("loudness", soft_limit, raw * np.float32(self.gain)))
+
+    def finish(self, midi: pretty_midi.PrettyMIDI) -> np.ndarray:
+        """The rest of ``midi``, to the listener; returns the whole piece's audio."""
+        raw = self._timed("synthesis", self.performance.finish, midi)
+        if self.gain is None:
+            self._hand_on(self._timed("loudness", normalize, raw))
+        else:
+            self._hand_on(self._timed("loudness", soft_limit, raw * np.float32(self.gain)))
+        return np.concatenate(self.parts)
+
+    def _timed(self, part: str, work: Callable, *args):
+        began = time.perf_counter()
+        try:
+            return work(*args)
+        finally:
+            self.seconds[part] += time.perf_counter() - began
+
+    def _hand_on(self, part: np.ndarray) -> None:
+        self.parts.append(part)
+        if self.listen is not None:
+            self.listen(part)
+
+
+def loudness_gain(audio: np.ndarray, sample_rate: int = SAMPLE_RATE, target: float = TARGET_LUFS) -> float:
+    """The gain that brings ``audio`` to ``target`` LUFS; 1 for silence or a clip too short to measure."""
+    level = loudness(audio, sample_rate)
+    return float(10 ** ((target - level) / 20)) if np.isfinite(level) else 1.0
+
+
+def soft_limit(audio: np.ndarray, ceiling: float = TRUE_PEAK_CEILING_DBTP, knee: float = SOFT_LIMIT_KNEE) -> np.ndarray:
+    """Samples above ``knee`` × the ceiling (``ceiling`` dBFS) bent smoothly towards it (tanh),
+    the rest untouched: y = x for |x| ≤ k, else sign(x)·(k + (c − k)·tanh((|x| − k)/(c − k))),
+    c the ceiling, k = knee·c. Sample by sample, so a piece limited in parts is limited as a whole."""
+    c = 10 ** (ceiling / 20)
+    k = knee * c
+    magnitude = np.abs(audio)
+    bent = k + (c - k) * np.tanh((magnitude - k) / (c - k))
+    return np.where(magnitude <= k, audio, np.sign(audio) * bent).astype(np.float32)
 
 
 def true_peak_db(audio: np.ndarray) -> float:
@@ -178,6 +303,22 @@ def write_audio(audio: np.ndarray, path: str | os.PathLike, sample_rate: int = S
     kind, subtype = FORMATS[path.suffix]
     soundfile.write(str(path), audio, sample_rate, format=kind, subtype=subtype)
     return path
+
+
+def wav_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    """``audio`` (N, 2) float32 as a 16-bit WAV, in memory."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, audio, sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def stream_pieces(audio: np.ndarray, seconds: float = STREAM_PIECE_SECONDS, sample_rate: int = SAMPLE_RATE):
+    """``audio`` as WAV pieces of at most ``seconds``, to stream. The browser's player (HLS)
+    looks for new pieces as often as the longest piece lasts: a 10 s part sent whole stalled
+    playback for 9 s although the rest of the piece was ready."""
+    size = int(seconds * sample_rate)
+    for start in range(0, len(audio), size):
+        yield wav_bytes(audio[start : start + size], sample_rate)
 
 
 def mp3_bytes(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:

@@ -10,6 +10,8 @@ JSON object of medians (p50), p95s and every run.
   back: throughput (calls per second) and each call's latency, for every serving layout in
   ``--layouts`` (``JOBSxTHREADS``: generations at once × torch threads each), side by side in
   one process.
+- ``--browser``: click to first sound in Chromium (``--bars 32``: a long piece plays from its
+  first window on, streamed), and click to the finished piece.
 - ``--flood``: 40 ``/generate`` calls at once, from 1 address and then from 8, while a rater
   goes on with the listening test: how long a refusal takes, how long a served call takes,
   and how long each of the rater's actions takes.
@@ -171,7 +173,7 @@ def bench_click_to_audio(url: str, args) -> dict:
     client = Client(url, verbose=False, download_files=False)  # the page fetches only the audio it plays
     request = {"chords": args.chords, "rhythm": args.rhythm, "bars": args.bars}
     client.predict(**request, api_name="/generate")  # warm-up
-    runs, parts = [], []
+    runs, parts, first_audio = [], [], []
     for seed in range(args.repeats):
         began = time.perf_counter()
         outputs = client.predict(**request, seed=seed, api_name="/generate")
@@ -180,13 +182,69 @@ def bench_click_to_audio(url: str, args) -> dict:
         runs.append(time.perf_counter() - began)
         assert audio["url"].endswith(".mp3") and playable.status_code == 200 and playable.content
         parts.append(metrics["timings_s"] | {"outside_the_server": runs[-1] - metrics["timings_s"]["total"]})
+        first_audio.append(metrics["first_audio_s"])
     medians = {part: round(statistics.median(p[part] for p in parts), 3) for part in parts[0]}
     return {
         "bars": args.bars,
         "click_to_audio_median_s": round(statistics.median(runs), 3),
+        "first_audio_in_the_server_median_s": round(statistics.median(first_audio), 3),
         "overhead_median_s": round(statistics.median(r - p["sampling"] for r, p in zip(runs, parts, strict=True)), 3),
         "parts_median_s": medians,
         "runs_s": [round(r, 3) for r in runs],
+    }
+
+
+# What the page shows: whether the player has audio, whether the piece is finished.
+PLAYER_STATE = """() => ({
+    audio: (document.querySelector('#audio-out audio') || {buffered: []}).buffered.length > 0,
+    done: document.querySelector('#generate-status').innerText.includes('✓'),
+    error: document.querySelector('#generate-status').innerText.includes('Error'),
+})"""
+CHROMIUM = "/usr/bin/chromium"
+
+
+def bench_first_sound(url: str, args) -> dict:
+    """Click to first sound in Chromium, as a visitor hears it: Generate clicked on a fresh page
+    with ``args.bars`` bars of ``args.chords``, timed until the player has audio (the first
+    streamed window, through Gradio's AAC stream) and until the piece is finished (✓)."""
+    # Playwright (a dev requirement) drives a browser only this measurement needs.
+    from playwright.sync_api import sync_playwright
+
+    bars = [b.strip() for b in args.chords.split("|")]
+    chords = " | ".join((bars * args.bars)[: args.bars])
+    sound, finished, server = [], [], []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"], headless=True)
+        for run in range(args.repeats + 1):  # the first is a warm-up
+            page = browser.new_page()
+            page.goto(url)
+            page.locator("#chords textarea").fill(chords)
+            page.locator("#generate").click()
+            clicked = time.perf_counter()
+            heard = None
+            while not (state := page.evaluate(PLAYER_STATE))["done"]:
+                if state["error"]:
+                    raise RuntimeError(page.locator("#generate-status").inner_text())
+                if heard is None and state["audio"]:
+                    heard = time.perf_counter() - clicked
+                page.wait_for_timeout(50)
+            if run:
+                sound.append(heard if heard is not None else time.perf_counter() - clicked)
+                finished.append(time.perf_counter() - clicked)
+                if page.locator("#metrics-out").count():  # an older app has no such element
+                    metrics = page.locator("#metrics-out").inner_text().replace("\n", "")
+                    total = re.search(r'"total":\s*([0-9.]+)', metrics)
+                    if total:
+                        server.append(float(total.group(1)))
+            page.close()
+        browser.close()
+    return {
+        "bars": args.bars,
+        "first_sound_median_s": round(statistics.median(sound), 3),
+        "finished_median_s": round(statistics.median(finished), 3),
+        "in_the_server_median_s": round(statistics.median(server), 3) if server else None,
+        "first_sound_s": [round(s, 3) for s in sound],
+        "finished_s": [round(s, 3) for s in finished],
     }
 
 
@@ -326,6 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--flood", action="store_true", help=f"{FLOOD_CALLS} calls at once, from 1 and from 8 addresses"
     )
+    parser.add_argument(
+        "--browser", action="store_true", help="click to first sound and to the end, in Chromium (--bars, --repeats)"
+    )
     return parser
 
 
@@ -352,7 +413,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.flood:
                 page = RaterPage.of(app)
                 measured["flood"] = [in_client_process(bench_flood, url, page, n, args.chords) for n in (1, 8)]
-            if not (args.users or args.flood):
+            if args.browser:
+                measured |= bench_first_sound(url, args)
+            elif not (args.users or args.flood):
                 measured |= bench_click_to_audio(url, args) | {"rhythm": args.rhythm}
         report.setdefault("runs", []).append(measured)
     print(json.dumps(report))

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import pretty_midi
 
-from demo.audio import normalize, render_audio, synthesize, write_audio
+from demo.audio import LiveAudio, render_audio, write_audio
 from demo.figures import diff_figure, piano_roll_figure
 from demo.limits import MAX_CHORD_CHARS, MAX_CUSTOM_SCALE_CHARS, MAX_MIDI_BYTES, PUBLIC_LIMITS
 from demo.request import (
@@ -49,7 +50,15 @@ from fgg.melody_rhythms import pattern_text, roll_rhythm, suited_rhythm
 from fgg.melody_shape import START
 from fgg.model import count_parameters
 from fgg.modes import ACCOMPANIMENT
-from fgg.pianoroll import BEATS_PER_BAR, SEGMENT_BARS, SEGMENT_STEPS, STEPS_PER_BAR, roll_to_notes, rolls_to_midi
+from fgg.pianoroll import (
+    BEATS_PER_BAR,
+    SEGMENT_BARS,
+    SEGMENT_STEPS,
+    STEPS_PER_BAR,
+    STEPS_PER_BEAT,
+    roll_to_notes,
+    rolls_to_midi,
+)
 
 MODEL_BLURBS = {
     "paper": "best quality",
@@ -65,7 +74,7 @@ SEGMENT_TILES = -(-PUBLIC_LIMITS.bars[1] * STEPS_PER_BAR // SEGMENT_STEPS)
 class GenerateResult:
     """What /generate makes, by name."""
 
-    audio: str  # MP3 path, for the player
+    audio: str | None  # MP3 path, for the player (None: the audio went to a listener as it was made)
     midi: str  # MIDI path
     figure: go.Figure  # the piano roll
     metrics: dict  # of this sample (JSON)
@@ -363,31 +372,52 @@ class Controller:
 
     # -- tab 1: generate
 
-    def generate(self, request: AppRequest, progress=None) -> GenerateResult:
+    def generate(self, request: AppRequest, progress=None, listen=None) -> GenerateResult:
         """The request's music: MP3 for the player, MIDI, piano roll, metrics, WAV for download.
-        ``progress(done, total)`` counts the sampler's steps. ``metrics["timings_s"]`` says
-        where the time went (``demo.bench`` prints it)."""
+        ``progress(done, total)`` counts the sampler's steps. ``listen(part)``, if given, gets
+        the audio as it becomes final ((N, 2) float32 at ``SAMPLE_RATE``, ``LiveAudio``): a
+        long piece's first part after its first 4-bar window. With a listener no MP3 is made
+        (``audio`` is None: the listener has heard it all). ``metrics["timings_s"]`` says where
+        the time went (``demo.bench`` prints it), ``metrics["first_audio_s"]`` when the first
+        audio was ready (a long piece's time to first sound in the app, before the transfer)."""
         began = time.perf_counter()
         spec = self.resolve(request)
-        result = self.generator(request.model).sample(spec, progress=progress)
-        if request.pedal:
-            dynamics.pedal_at_chord_changes(result.midi, result.progression.labels)
-        if request.humanize:  # the demo's option; the listening test's clips are never humanized
-            dynamics.humanize(result.midi, spec.seed)
+        laps = Laps()
+        first_audio: list[float] = []
+
+        def performed(music: GenerationResult) -> pretty_midi.PrettyMIDI:
+            if request.pedal:
+                dynamics.pedal_at_chord_changes(music.midi, music.progression.labels)
+            if request.humanize:  # the demo's option; the listening test's clips are never humanized
+                dynamics.humanize(music.midi, spec.seed)
+            return music.midi
+
+        def heard(part: np.ndarray) -> None:
+            if not first_audio:
+                first_audio.append(time.perf_counter() - began)
+            if listen is not None:
+                listen(part)
+
+        with LiveAudio(heard) as live:
+
+            def window_done(so_far: GenerationResult) -> None:
+                with laps("in_windows"):
+                    live.add(performed(so_far), audible_until(so_far))
+
+            result = self.generator(request.model).sample(spec, progress=progress, on_window=window_done)
+            audio = live.finish(performed(result))
+        laps["sampling"] = result.seconds - laps.pop("in_windows", 0.0)
+        laps |= live.seconds
         out = self.workspace.new("generate-")
-        laps = Laps(sampling=result.seconds)
+        stem = f"fgg_seed{result.seed}"
         with laps("midi"):
-            midi_path = out / f"fgg_seed{result.seed}.mid"
+            midi_path = out / f"{stem}.mid"
             result.midi.write(str(midi_path))
-        with laps("synthesis"):
-            audio = synthesize(result.midi)
-        with laps("loudness"):
-            audio = normalize(audio)
         # The MP3 encoder runs in C without the GIL: overlap it with the rest.
         with ThreadPoolExecutor(1) as encoder:
-            mp3_path = encoder.submit(laps.timed("mp3", write_audio), audio, out / f"fgg_seed{result.seed}.mp3")
+            mp3_path = None if listen else encoder.submit(laps.timed("mp3", write_audio), audio, out / f"{stem}.mp3")
             with laps("wav"):
-                wav_path = write_audio(audio, out / f"fgg_seed{result.seed}.wav")
+                wav_path = write_audio(audio, out / f"{stem}.wav")
             with laps("figure"):
                 figure = piano_roll_figure(
                     result.accompaniment,
@@ -399,10 +429,11 @@ class Controller:
             with laps("metrics"):
                 metrics = self.sample_metrics(result, out)
             with laps("mp3_wait"):
-                mp3 = str(mp3_path.result())
+                mp3 = None if mp3_path is None else str(mp3_path.result())
         timings = {part: round(seconds, 4) for part, seconds in laps.items()}
         metrics |= {
             "render_seconds": round(laps["synthesis"] + laps["loudness"], 3),
+            "first_audio_s": round(first_audio[0], 4),
             "timings_s": timings | {"total": round(time.perf_counter() - began, 4)},
         }
         return GenerateResult(
@@ -508,6 +539,13 @@ class Controller:
             table=compare_table(a, b, spec.allowed, system_a, system_b),
             warnings=spec.warnings,
         )
+
+
+def audible_until(so_far: GenerationResult) -> float:
+    """Where the audio of a piece known so far can stop (s): at its end, less the largest
+    humanize shift, by which a note of the next window may come earlier (``LiveAudio``)."""
+    step = 60.0 / so_far.tempo / STEPS_PER_BEAT
+    return so_far.accompaniment.shape[1] * step - (dynamics.HUMANIZE_TIMING_MS + 1) / 1000
 
 
 class Laps(dict):

@@ -27,7 +27,8 @@ import inspect
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from functools import partial
 from numbers import Real
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,7 +42,7 @@ from gradio_client.utils import is_http_url_like
 
 from demo.limits import Admission, Busy, client_of
 from demo.sessions import ReadySessions
-from demo.workers import at_low_priority
+from demo.workers import Outbox, at_low_priority, start_at_low_priority
 from fgg.checks import InputError, shown
 
 LOG = logging.getLogger("fgg.app")
@@ -125,6 +126,32 @@ def serve_admitted(endpoint: str, admission: Admission, request, work):
     for warning in result.warnings:
         gr.Warning(warning)
     return result
+
+
+def stream_admitted(endpoint: str, admission: Admission, request, work: Callable[[Outbox], Any]) -> Iterator[Any]:
+    """``serve_admitted`` for work that hands on parts of its result as it goes: ``work(outbox)``
+    runs at low priority; what it puts in the outbox is yielded as it comes, then its result.
+    The admission is released when the work ends, however it ends. Closing this iterator (Gradio
+    does when the visitor leaves or cancels) closes the outbox: the work stops at its next
+    ``put`` or ``check`` (``demo.workers.Outbox``)."""
+    outbox = Outbox()
+
+    def ended() -> None:
+        admission.release(client_of(request), job_of(request))
+        outbox.ended()
+
+    future = start_at_low_priority(partial(work, outbox), ended)
+    try:
+        yield from outbox
+        try:
+            result = future.result()
+        except ValueError as err:
+            raise user_error(endpoint, err) from None
+    finally:
+        outbox.close()
+    for warning in result.warnings:
+        gr.Warning(warning)
+    yield result
 
 
 def validator(
@@ -405,7 +432,8 @@ def api_handler(parameters: list[inspect.Parameter], body: Callable[[dict[str, A
     """A queued endpoint's function whose API parameters are ``parameters`` (their names and
     defaults are what clients see), followed by the ``gr.Request`` and the ``gr.Progress``
     that Gradio injects, found by signature; it calls ``body(values, request, progress)``
-    with ``values`` the bound API parameters by name."""
+    with ``values`` the bound API parameters by name (a generator ``body`` makes a generator,
+    whose yields Gradio streams)."""
     signature = inspect.Signature(
         [p.replace(kind=inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in parameters]
         + [
@@ -414,12 +442,22 @@ def api_handler(parameters: list[inspect.Parameter], body: Callable[[dict[str, A
         ]
     )
 
-    def handler(*args, **kwargs):
+    def call(args, kwargs):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         values = dict(bound.arguments)
         request, progress = values.pop("request"), values.pop("progress")
         return body(values, request, progress)
+
+    if inspect.isgeneratorfunction(body):  # Gradio streams what a generator function yields
+
+        def handler(*args, **kwargs):
+            yield from call(args, kwargs)
+
+    else:
+
+        def handler(*args, **kwargs):
+            return call(args, kwargs)
 
     handler.__signature__ = signature  # type: ignore[attr-defined]
     handler.__annotations__ = {"request": gr.Request}

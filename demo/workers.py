@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import torch
@@ -59,12 +61,54 @@ def keep_share() -> None:
         torch.set_num_threads(share)
 
 
+class Stopped(Exception):
+    """The request a job served has ended (its visitor left or cancelled): the job stops."""
+
+
+class Outbox:
+    """What a running job hands on to the request it serves, as it goes (``put``), read by
+    iterating until the job has ``ended``. ``close()`` — the request ended — makes the job's next
+    ``put`` or ``check`` raise ``Stopped``, so a job nobody waits for stops at its next step
+    instead of running to the end."""
+
+    _ENDED = object()
+
+    def __init__(self):
+        self._items: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = threading.Event()
+
+    def put(self, item: Any) -> None:
+        self.check()
+        self._items.put(item)
+
+    def check(self) -> None:
+        if self._closed.is_set():
+            raise Stopped
+
+    def ended(self) -> None:
+        """The job ended (put by its thread, closed or not): the reader stops waiting."""
+        self._items.put(self._ENDED)
+
+    def __iter__(self) -> Iterator[Any]:
+        while (item := self._items.get()) is not self._ENDED:
+            yield item
+
+    def close(self) -> None:
+        self._closed.set()
+
+
 def at_low_priority(work: Callable[[], R]) -> R:
-    """``work()`` in a thread of its own at CPU niceness ``WORK_NICENESS`` (torch's threads it
-    starts inherit it) and with its share of ``CORES``, returning or raising what it does. A
-    fresh thread each time: a thread's priority, once lowered, cannot be raised back without
-    privileges, and Gradio's worker threads are shared."""
-    box: dict[str, Any] = {}
+    """``work()`` run by ``start_at_low_priority``, waited for: returns or raises what it does."""
+    return start_at_low_priority(work).result()
+
+
+def start_at_low_priority(work: Callable[[], R], ended: Callable[[], None] | None = None) -> Future[R]:
+    """``work()`` started in a thread of its own at CPU niceness ``WORK_NICENESS`` (torch's
+    threads it starts inherit it) and with its share of ``CORES``; its future, and ``ended()``
+    called in that thread when the work ends, however it ends. A fresh thread each time: a
+    thread's priority, once lowered, cannot be raised back without privileges, and Gradio's
+    worker threads are shared."""
+    future: Future[R] = Future()
 
     def run() -> None:
         with contextlib.suppress(AttributeError, OSError):  # not Linux, or not allowed: normal priority
@@ -72,13 +116,13 @@ def at_low_priority(work: Callable[[], R]) -> R:
         try:
             with CORES.running_one():
                 keep_share()
-                box["result"] = work()
-        except BaseException as err:  # noqa: BLE001  (raised again in the caller's thread)
-            box["error"] = err
+                future.set_result(work())
+        except BaseException as err:  # noqa: BLE001  (raised again where the future is read)
+            future.set_exception(err)
+        finally:
+            if ended is not None:
+                ended()
 
     worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="generation", daemon=True)
     worker.start()
-    worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
+    return future

@@ -24,6 +24,7 @@ BASS_ACCENT = 8
 DOWNBEAT_ACCENT = {"accompaniment": 8, "melody": 6}
 BEAT3_ACCENT = {"accompaniment": 4, "melody": 3}
 STEPS_PER_BEAT, BEATS_PER_BAR = 4, 4
+HUMANIZE_TIMING_MS = 12.0  # the largest timing shift of ``humanize``
 
 
 def _metric_steps(starts: np.ndarray, tempo: float) -> np.ndarray:
@@ -57,13 +58,15 @@ def shape_dynamics(midi: pretty_midi.PrettyMIDI) -> pretty_midi.PrettyMIDI:
 
 
 def humanize(
-    midi: pretty_midi.PrettyMIDI, seed: int, timing_ms: float = 12.0, velocity: int = 6
+    midi: pretty_midi.PrettyMIDI, seed: int, timing_ms: float = HUMANIZE_TIMING_MS, velocity: int = 6
 ) -> pretty_midi.PrettyMIDI:
     """Shift each note by ±``timing_ms`` (uniform) and its velocity by ±``velocity``, drawn
-    from ``seed`` (the same seed, the same performance); in place, returns ``midi``."""
-    rng = np.random.default_rng(seed)
-    for inst in midi.instruments:
+    from ``seed`` (the same seed, the same performance); in place, returns ``midi``. Each note's
+    draw depends only on the seed, its track, pitch and start, so the first bars of a piece are
+    played the same whether or not the rest is known yet (the app streams long pieces)."""
+    for track, inst in enumerate(midi.instruments):
         for n in inst.notes:
+            rng = np.random.default_rng([seed, track, n.pitch, int(round(n.start * 1e4))])
             shift = rng.uniform(-timing_ms, timing_ms) / 1000.0
             length = n.end - n.start
             n.start = max(0.0, n.start + shift)
@@ -76,15 +79,17 @@ def pedal_at_chord_changes(
     midi: pretty_midi.PrettyMIDI, beat_labels, instrument: str = "accompaniment", lift: float = 0.02
 ) -> pretty_midi.PrettyMIDI:
     """Sustain pedal (CC 64) on ``instrument``, re-pedalled at every chord change: down just
-    after the piece starts and after each change, up at each change (``beat_labels``: one
-    chord label per beat, 4/4 at the MIDI's tempo); in place, returns ``midi``."""
+    after the piece starts and after each change, up at each change and at the piece's end
+    (``beat_labels``: one chord label per beat, 4/4 at the MIDI's tempo; the piece is that
+    long); in place, returns ``midi``. The pedal depends on the chords alone, so the first bars
+    are pedalled the same whether or not the rest of the notes are known yet."""
     tempo = float(midi.get_tempo_changes()[1][0]) if len(midi.get_tempo_changes()[1]) else 120.0
     beat = 60.0 / tempo
     changes = [b * beat for b in range(1, len(beat_labels)) if beat_labels[b] != beat_labels[b - 1]]
+    end = len(beat_labels) * beat
     for inst in midi.instruments:
-        if inst.name != instrument or not inst.notes:
+        if inst.name != instrument:
             continue
-        end = max(n.end for n in inst.notes)
-        events = [(lift, 127)] + [e for t in changes if t < end for e in ((t, 0), (t + lift, 127))] + [(end, 0)]
+        events = [(lift, 127)] + [e for t in changes for e in ((t, 0), (t + lift, 127))] + [(end, 0)]
         inst.control_changes = [pretty_midi.ControlChange(64, value, when) for when, value in events]
     return midi

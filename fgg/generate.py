@@ -54,6 +54,7 @@ from fgg.sampling import SamplingOptions, build_conditions, sample_batch
 
 MELODY_PROGRAM, ACCOMPANIMENT_PROGRAM = 0, 0
 Progress = Callable[[int, int], None]
+WindowDone = Callable[["GenerationResult"], None]
 
 
 @dataclass
@@ -123,34 +124,50 @@ class Generator:
 
     @torch.inference_mode()
     def sample(
-        self, spec: GenerationSpec, callback: StepCallback | None = None, progress: Progress | None = None
+        self,
+        spec: GenerationSpec,
+        callback: StepCallback | None = None,
+        progress: Progress | None = None,
+        on_window: WindowDone | None = None,
     ) -> GenerationResult:
         """The music of ``spec``; ``callback(i, t, x_t, x̂₀)`` sees every sampler step of every
-        window, ``progress(done, total)`` counts them."""
+        window, ``progress(done, total)`` counts them, and ``on_window(so_far)`` gets, after each
+        window but the last, the piece up to that window's end (final: later windows hold it
+        fixed; a note still sounding there is cut), so its audio can start before the end."""
         began = time.perf_counter()
         if spec.mode != self.mode:
             raise ValueError(
                 f"mode {spec.mode.name!r} needs a model of that mode; {self.name} generates {self.mode.name!r}"
             )
         precision = self.precision if spec.precision is None else resolve_precision(spec.precision, self.device)
-        roll = self._sample_windows(spec, replace(spec.options, precision=precision), callback, progress)
+
+        def window_done(roll: torch.Tensor, until: int) -> None:
+            if on_window is not None:
+                on_window(self._result(spec, roll, until, began))
+
+        roll = self._sample_windows(spec, replace(spec.options, precision=precision), callback, progress, window_done)
+        return self._result(spec, roll, spec.n_steps, began)
+
+    def _result(self, spec: GenerationSpec, roll: torch.Tensor, until: int, began: float) -> GenerationResult:
+        """The music of the x̂₀ ``roll``'s first ``until`` steps, as rolls and MIDI."""
         # Canonical rolls: drop sustain pixels that no onset leads into.
         tracks = {
-            name: notes_to_roll(roll_to_notes(roll[0, 2 * i : 2 * i + 2].numpy() > NOTE_THRESHOLD), spec.n_steps)
+            name: notes_to_roll(roll_to_notes(roll[0, 2 * i : 2 * i + 2, :until].numpy() > NOTE_THRESHOLD), until)
             for i, name in enumerate(self.mode.tracks)
-        }  # name -> (2, T_total, P) bool
-        given = np.zeros((2, spec.n_steps, N_PITCHES), dtype=bool) if spec.melody is None else spec.melody
+        }  # name -> (2, until, P) bool
+        given = np.zeros((2, until, N_PITCHES), dtype=bool) if spec.melody is None else spec.melody[:, :until]
         melody = tracks.get("melody", given)
+        whole = until == spec.n_steps
         return GenerationResult(
             accompaniment=tracks["accompaniment"],
             melody=melody,
             progression=spec.progression,
-            allowed=spec.allowed,
+            allowed=spec.allowed[:until],
             midi=piece_midi(melody, tracks["accompaniment"], spec.tempo),
             tempo=spec.tempo,
             seed=spec.seed,
             seconds=time.perf_counter() - began,
-            warnings=list(spec.warnings) + (silent_bars_warning(melody) if self.mode.writes_melody else []),
+            warnings=list(spec.warnings) + (silent_bars_warning(melody) if self.mode.writes_melody and whole else []),
             melody_generated=self.mode.writes_melody,
         )
 
@@ -160,8 +177,10 @@ class Generator:
         options: SamplingOptions,
         callback: StepCallback | None,
         progress: Progress | None,
+        window_done: Callable[[torch.Tensor, int], None],
     ) -> torch.Tensor:
-        """(1, C, T_total, P) x̂₀ of the whole piece, 4-bar window by window (module docstring)."""
+        """(1, C, T_total, P) x̂₀ of the whole piece, 4-bar window by window (module docstring);
+        ``window_done(roll, until)`` after each window but the last: steps before ``until`` are final."""
         n_steps = spec.n_steps
         cond, null = build_conditions(
             spec.progression.chroma[None],
@@ -207,6 +226,8 @@ class Generator:
                 melody_shape=None if spec.melody_shape is None else spec.melody_shape.steps(window),
             )
             done_until = start + SEGMENT_STEPS
+            if w < len(starts) - 1:
+                window_done(roll, done_until)
         return roll
 
 

@@ -353,3 +353,17 @@ def test_the_sampler_is_a_choice_of_solver_and_steps(controller):
         assert err.value.parameter == parameter
     result = controller.generate(AppRequest("C G | Am F", solver="dpmpp_2m", steps=4, rhythm="ballad", seed=1))
     assert result.metrics["out_of_key_notes"] == 0
+
+
+def test_a_listener_hears_a_long_piece_window_by_window(controller):
+    """With a listener, the audio comes as each 4-bar window becomes final (12 bars: 4 parts),
+    the first long before the end; the WAV is those parts, joined; no MP3 is made."""
+    import soundfile
+
+    parts = []
+    result = controller.generate(AppRequest("C G | Am F", bars=12, seed=5, pedal=True), listen=parts.append)
+    assert result.audio is None and len(parts) == 4
+    wav, rate = soundfile.read(result.wav, dtype="float32")
+    assert rate == 44100 and np.abs(np.concatenate(parts) - wav).max() <= 1 / 32767  # 16-bit rounding
+    assert result.metrics["first_audio_s"] < result.metrics["timings_s"]["total"]
+    assert Path(controller.generate(AppRequest("C G | Am F", bars=12, seed=5, pedal=True)).audio).suffix == ".mp3"

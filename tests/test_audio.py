@@ -131,3 +131,55 @@ def test_pedal_lifts_at_each_chord_change():
     assert events[:3] == [(0.02, 127), (2.0, 0), (2.02, 127)] and events[-1][1] == 0
     assert not midi.instruments[0].control_changes  # the melody is left alone
     assert A.render_audio(midi).shape[1] == 2  # the renderer plays the pedal
+
+
+def test_a_piece_played_as_it_is_generated_sounds_as_the_finished_piece():
+    """12 bars (4 windows) with pedal and humanize: the parts rendered as each window became
+    final (``Performance.play`` up to ``audible_until``) join into exactly the audio of the
+    finished MIDI played at once; ``LiveAudio`` hands on those parts at one gain, and a piece
+    of one window is normalised as every clip is."""
+    import torch
+
+    from demo.controller import audible_until
+    from fgg import dynamics
+    from fgg.generate import Generator
+    from fgg.inputs import resolve_spec
+    from fgg.model import PRESETS, UNet
+
+    torch.manual_seed(0)
+    generator = Generator(UNet(PRESETS["tiny"]))
+    so_far = []
+    result = generator.sample(resolve_spec("C G | Am F", bars=12, seed=2), on_window=so_far.append)
+    assert [s.accompaniment.shape[1] for s in so_far] == [64, 112, 160]  # each window's end, 3 bars on
+    assert all((s.accompaniment == result.accompaniment[:, : s.accompaniment.shape[1]]).all() for s in so_far[:1])
+
+    def performed(music):
+        dynamics.pedal_at_chord_changes(music.midi, music.progression.labels)
+        return dynamics.humanize(music.midi, 2)
+
+    with A.Performance() as performance:
+        parts = [performance.play(performed(s), audible_until(s)) for s in so_far]
+        parts.append(performance.finish(performed(result)))
+    assert np.array_equal(np.concatenate(parts), A.synthesize(result.midi))
+
+    heard = []
+    with A.LiveAudio(heard.append) as live:
+        for s in so_far:  # performed above, in place
+            live.add(s.midi, audible_until(s))
+        whole = live.finish(result.midi)
+    assert len(heard) == 4 and np.array_equal(np.concatenate(heard), whole)
+    assert np.array_equal(whole, A.soft_limit(A.synthesize(result.midi) * np.float32(live.gain)))
+    first = A.loudness(heard[0])
+    assert abs(first - A.TARGET_LUFS) < 0.5 and np.abs(whole).max() <= 10 ** (A.TRUE_PEAK_CEILING_DBTP / 20)
+
+    with A.LiveAudio() as live:
+        assert np.array_equal(live.finish(so_far[0].midi), A.normalize(A.synthesize(so_far[0].midi)))
+
+
+def test_soft_limit_leaves_the_quiet_alone_and_bends_peaks_under_the_ceiling():
+    ceiling = 10 ** (A.TRUE_PEAK_CEILING_DBTP / 20)
+    x = np.linspace(-3, 3, 601, dtype=np.float32)[:, None].repeat(2, 1)
+    y = A.soft_limit(x)
+    quiet = np.abs(x) <= A.SOFT_LIMIT_KNEE * ceiling
+    assert np.array_equal(y[quiet], x[quiet]) and np.abs(y).max() <= ceiling * (1 + 1e-6)  # float32 rounding
+    assert (np.diff(y[:, 0]) >= 0).all() and (np.sign(y) == np.sign(x)).all()  # monotone, sign kept

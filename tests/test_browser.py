@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.test_app import controller, free_port, server  # noqa: F401  (fixtures)
 
@@ -157,6 +158,73 @@ SCREENS = {
     "Listening test": "listening_link",
     "Listening results (admin)": "admin",
 }
+
+
+class Unhurried(torch.nn.Module):
+    """A tiny model that takes ``seconds`` per forward, as a real one on a slow CPU might: a
+    32-bar piece then takes seconds, long enough to see whether its audio starts before the end."""
+
+    def __init__(self, model: torch.nn.Module, seconds: float):
+        super().__init__()
+        self.model, self.config, self.seconds = model, model.config, seconds
+
+    def forward(self, *args, **kwargs):
+        time.sleep(self.seconds)
+        return self.model(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def unhurried_server(tmp_path_factory):
+    from demo.controller import Controller
+    from demo.listening import ListeningStore
+    from demo.ui import build_app, launch
+    from fgg.generate import Generator
+    from fgg.model import PRESETS, UNet
+
+    torch.manual_seed(0)
+    slow = Controller({"paper": Generator(Unhurried(UNet(PRESETS["tiny"]), 0.1))})
+    tmp = tmp_path_factory.mktemp("unhurried")
+    (tmp / "pool").mkdir()
+    (tmp / "pool" / "manifest.json").write_text(json.dumps({"pairs": []}))
+    app = build_app(slow, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}", tmp / "pool"))
+    port = free_port()
+    launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}/"
+    app.close()
+
+
+def test_a_long_piece_starts_playing_before_it_is_finished(browser, unhurried_server):
+    """32 bars (11 windows): the player has audio while the piece is still being generated (no
+    MIDI to download yet, no ✓), and the whole piece is there at the end."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1800})
+    page.set_default_timeout(90_000)
+    page.goto(unhurried_server)
+    page.locator("#chords textarea").fill(" | ".join(["C", "G", "Am", "F"] * 8))
+    page.locator("#generate").click()
+    clicked = time.monotonic()
+    state = """() => {
+        const audio = document.querySelector('#audio-out audio');
+        return {
+            buffered: audio ? audio.buffered.length : 0,
+            ready: audio ? audio.readyState : 0,
+            midi: document.querySelectorAll('#midi-out a').length,
+            status: document.querySelector('#generate-status').innerText,
+        };
+    }"""
+    while (now := page.evaluate(state))["buffered"] == 0:
+        assert "✓" not in now["status"], "the piece finished before any of its audio was playable"
+        assert "Error" not in now["status"] and time.monotonic() - clicked < 60, now
+        page.wait_for_timeout(50)
+    first_sound = time.monotonic() - clicked
+    assert now["midi"] == 0 and "✓" not in now["status"], now  # playing while the rest is generated
+    page.get_by_text("notes in").first.wait_for()
+    finished = time.monotonic() - clicked
+    page.locator("#midi-out a").first.wait_for(state="attached")
+    print(f"32 bars (a slowed tiny model): audio after {first_sound:.2f} s, finished after {finished:.2f} s")
+    assert first_sound < finished
+    # The whole piece is in the player: 32 bars at 90 BPM are 85 s, and the tail.
+    page.wait_for_function("document.querySelector('#audio-out audio').duration > 85", timeout=30_000)
+    page.close()
 
 
 @pytest.mark.parametrize("width", [1400, 390])

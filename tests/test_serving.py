@@ -120,3 +120,55 @@ def test_generations_running_at_once_share_the_cores(monkeypatch):
         t.join()
     assert results == {True: [1, 2], False: [1]}
     assert torch.get_num_threads() == caller  # the caller's own threads are untouched
+
+
+def test_a_streamed_job_hands_on_its_parts_and_stops_when_its_visitor_leaves():
+    """``stream_admitted`` yields what the work puts out as it comes, then its result; closed
+    early (the visitor left or cancelled), the work stops at its next check and its admission is
+    given back as the work ends."""
+    from types import SimpleNamespace
+
+    from demo.guard import stream_admitted
+    from demo.limits import Admission
+    from demo.workers import Stopped
+
+    admission = Admission("generation", total=1, per_client=1)
+    request = SimpleNamespace(client=SimpleNamespace(host="10.0.0.1"), request=object())
+
+    def result(value):
+        return SimpleNamespace(value=value, warnings=[])
+
+    admission.admit("10.0.0.1", request.request)
+    assert [
+        getattr(x, "value", x)
+        for x in stream_admitted(
+            "/t", admission, request, lambda out: [out.put(k) for k in range(3)] and result("done")
+        )
+    ] == [0, 1, 2, "done"]
+    assert admission.held() == 0
+
+    stopped = threading.Event()
+    steps = []
+
+    def endless(outbox):
+        try:
+            while True:
+                outbox.check()
+                steps.append(len(steps))
+                outbox.put(len(steps))
+                threading.Event().wait(0.01)
+        except Stopped:
+            stopped.set()
+            raise
+
+    admission.admit("10.0.0.1", request.request)
+    stream = stream_admitted("/t", admission, request, endless)
+    assert next(stream) == 1
+    stream.close()  # what Gradio does when the visitor leaves
+    assert stopped.wait(5) and len(steps) < 50
+    deadline = threading.Event()
+    for _ in range(100):
+        if admission.held() == 0:
+            break
+        deadline.wait(0.02)
+    assert admission.held() == 0

@@ -15,8 +15,20 @@ from typing import Any
 
 import gradio as gr
 
-from demo.controller import Controller
-from demo.guard import PRIVATE, Checkbox, Dropdown, Number, Radio, Slider, api_handler, serve_admitted, validator
+from demo.audio import stream_pieces
+from demo.controller import Controller, GenerateResult
+from demo.guard import (
+    PRIVATE,
+    Checkbox,
+    Dropdown,
+    Number,
+    Radio,
+    Slider,
+    api_handler,
+    serve_admitted,
+    stream_admitted,
+    validator,
+)
 from demo.limits import MAX_CHORD_CHARS, PUBLIC_LIMITS, Admission
 from demo.melody_source import melody_source_radio, wire_melody_source
 from demo.request import (
@@ -30,7 +42,7 @@ from demo.request import (
     AppRequest,
     api_parameters,
 )
-from demo.workers import keep_share
+from demo.workers import Outbox, keep_share
 from fgg.chords import PITCH_NAMES, parse_progression
 from fgg.diffusion import SOLVERS
 from fgg.melody_rhythms import library as melody_rhythm_library
@@ -94,6 +106,8 @@ class GenerateTab:
     wav: gr.File
     figure: gr.Plot
     metrics: gr.JSON
+    api_generate: gr.Button  # hidden: the /generate API's trigger
+    api_audio: gr.Audio  # hidden: the /generate API's MP3
 
     def inputs(self) -> list[gr.components.Component]:
         """The components of the /generate parameters, in the API's order."""
@@ -119,13 +133,19 @@ def build_generate_tab(controller: Controller) -> GenerateTab:
         status = gr.Markdown(elem_id="generate-status")
         with gr.Row():
             files: dict[str, Any] = {
-                "audio": gr.Audio(label="Audio", type="filepath", elem_id="audio-out"),
+                # Streamed: a long piece plays from its first 4-bar window on (_wire_generate).
+                "audio": gr.Audio(label="Audio", streaming=True, autoplay=True, elem_id="audio-out"),
                 "midi": gr.File(label="MIDI", elem_id="midi-out"),
                 "wav": gr.File(label="WAV (44.1 kHz stereo)", elem_id="wav-out"),
             }
         figure = gr.Plot(label="Piano roll")
-        metrics = gr.JSON(label="Metrics of this sample")
-    return GenerateTab(**music, **settings, **buttons, status=status, **files, figure=figure, metrics=metrics)
+        metrics = gr.JSON(label="Metrics of this sample", elem_id="metrics-out")
+        # The /generate API's own trigger and MP3 output: an API client wants a file, not a stream.
+        api: dict[str, Any] = {
+            "api_generate": gr.Button(visible=False),
+            "api_audio": gr.Audio(label="Audio", visible=False),
+        }
+    return GenerateTab(**music, **settings, **buttons, status=status, **files, figure=figure, metrics=metrics, **api)
 
 
 def _chords_inputs(controller: Controller) -> dict[str, Any]:
@@ -401,19 +421,13 @@ def wire_generate_tab(tab: GenerateTab, controller: Controller, generation: Admi
 
 
 def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admission) -> None:
-    """The /generate endpoint, its Cancel button and the dice."""
+    """The Generate button (audio streamed as it is made), the /generate API (the same music,
+    returned as files), the Cancel button and the dice."""
 
-    def generate_body(values: dict[str, Any], request, progress) -> dict:
-        def report(done: int, total: int) -> None:  # after each sampler step, in the generation's thread
-            keep_share()  # another generation started or ended: its share of the cores changed
-            progress((done, total), desc="sampling", unit="steps")
-
-        work = partial(controller.generate, AppRequest(**values), progress=report)
-        result = serve_admitted("/generate", generation, request, work)
+    def finished(result: GenerateResult) -> dict:
         m = result.metrics
         what = f"{m['notes']} notes in {m['seconds']:.2f} s, audio in {m['render_seconds']:.2f} s"
         return {
-            tab.audio: result.audio,
             tab.midi: result.midi,
             tab.figure: result.figure,
             tab.metrics: result.metrics,
@@ -421,17 +435,48 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
             tab.wav: result.wav,
         }
 
+    def work(values: dict[str, Any], progress, outbox: Outbox | None = None) -> GenerateResult:
+        def report(done: int, total: int) -> None:  # after each sampler step, in the generation's thread
+            if outbox is not None:
+                outbox.check()  # the visitor left or cancelled: stop here
+            keep_share()  # another generation started or ended: its share of the cores changed
+            progress((done, total), desc="sampling", unit="steps")
+
+        listen = None if outbox is None else outbox.put
+        return controller.generate(AppRequest(**values), progress=report, listen=listen)
+
+    def stream_body(values: dict[str, Any], request, progress):
+        for item in stream_admitted("/generate", generation, request, partial(work, values, progress)):
+            if isinstance(item, GenerateResult):
+                yield finished(item)
+            else:
+                yield from ({tab.audio: piece} for piece in stream_pieces(item))
+
+    def api_body(values: dict[str, Any], request, progress) -> dict:
+        result = serve_admitted("/generate", generation, request, partial(work, values, progress))
+        return {tab.api_audio: result.audio} | finished(result)
+
+    parameters = api_parameters(AppRequest, controller.default_model)
+    check = validator(
+        "/generate", GENERATE_PARAMETERS, lambda values: controller.resolve(AppRequest(**values)), generation
+    )
+    queued: dict[str, Any] = {"concurrency_id": "sample", "concurrency_limit": "default"}  # the layout's jobs
     event = tab.generate.click(
-        api_handler(api_parameters(AppRequest, controller.default_model), generate_body),
+        api_handler(parameters, stream_body),
         tab.inputs(),
-        [tab.audio, tab.midi, tab.figure, tab.metrics, tab.status, tab.wav],  # the API's returns, in order
-        api_name="generate",
-        concurrency_id="sample",
-        concurrency_limit="default",  # the serving layout's jobs (demo.serving.launch)
+        [tab.audio, tab.midi, tab.figure, tab.metrics, tab.status, tab.wav],
+        api_visibility="private",
         show_progress_on=[tab.status],
-        validator=validator(
-            "/generate", GENERATE_PARAMETERS, lambda values: controller.resolve(AppRequest(**values)), generation
-        ),
+        validator=check,
+        **queued,
+    )
+    tab.api_generate.click(
+        api_handler(parameters, api_body),
+        tab.inputs(),
+        [tab.api_audio, tab.midi, tab.figure, tab.metrics, tab.status, tab.wav],  # the API's returns, in order
+        api_name="generate",
+        validator=check,
+        **queued,
     )
     tab.cancel.click(None, None, None, cancels=[event], api_visibility="private")
     tab.dice.click(lambda: random.randint(*PUBLIC_LIMITS.seed), None, tab.seed, **PRIVATE)
