@@ -27,7 +27,7 @@ import inspect
 import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from functools import partial
 from numbers import Real
 from pathlib import Path
@@ -128,7 +128,7 @@ def serve_admitted(endpoint: str, admission: Admission, request, work):
     return result
 
 
-def stream_admitted(endpoint: str, admission: Admission, request, work: Callable[[Outbox], Any]) -> Iterator[Any]:
+def stream_admitted(endpoint: str, admission: Admission, request, work: Callable[[Outbox], Any]) -> Generator[Any]:
     """``serve_admitted`` for work that hands on parts of its result as it goes: ``work(outbox)``
     runs at low priority; what it puts in the outbox is yielded as it comes, then its result.
     The admission is released when the work ends, however it ends. Closing this iterator (Gradio

@@ -73,7 +73,7 @@ class Outbox:
 
     _ENDED = object()
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._items: queue.SimpleQueue = queue.SimpleQueue()
         self._closed = threading.Event()
 

@@ -9,6 +9,7 @@ whole page is laid out (its ``gr.State`` is made there, so the layout's componen
 from __future__ import annotations
 
 import random
+from contextlib import closing
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -446,11 +447,13 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
         return controller.generate(AppRequest(**values), progress=report, listen=listen)
 
     def stream_body(values: dict[str, Any], request, progress):
-        for item in stream_admitted("/generate", generation, request, partial(work, values, progress)):
-            if isinstance(item, GenerateResult):
-                yield finished(item)
-            else:
-                yield from ({tab.audio: piece} for piece in stream_pieces(item))
+        # closing: when Gradio closes this generator (the visitor left), the work's stream closes too.
+        with closing(stream_admitted("/generate", generation, request, partial(work, values, progress))) as items:
+            for item in items:
+                if isinstance(item, GenerateResult):
+                    yield finished(item)
+                else:
+                    yield from ({tab.audio: piece} for piece in stream_pieces(item))
 
     def api_body(values: dict[str, Any], request, progress) -> dict:
         result = serve_admitted("/generate", generation, request, partial(work, values, progress))
