@@ -13,6 +13,7 @@ the queue, so bad input is refused at once and no stack trace ever reaches the p
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -41,7 +42,7 @@ from eval.baselines import EvalContext, SegmentBatch, run_system
 from eval.chord_metrics import MIDI_TEMPO, label_chord_accuracy
 from fgg import dynamics
 from fgg.checks import InputError, choice, flag, number, shown, text
-from fgg.chords import PITCH_NAMES
+from fgg.chords import PITCH_NAMES, chord_name
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import GenerationResult, Generator, piece_midi
 from fgg.inputs import GenerationSpec, resolve_spec, rhythm_counts
@@ -409,7 +410,7 @@ class Controller:
         laps["sampling"] = result.seconds - laps.pop("in_windows", 0.0)
         laps |= live.seconds
         out = self.workspace.new("generate-")
-        stem = f"fgg_seed{result.seed}"
+        stem = file_stem(self.model_name(request.model), result.progression.labels, result.seed)
         with laps("midi"):
             midi_path = out / f"{stem}.mid"
             result.midi.write(str(midi_path))
@@ -424,7 +425,7 @@ class Controller:
                     result.melody,
                     result.progression.labels,
                     result.allowed,
-                    title=f"{result.n_bars} bars · seed {result.seed} · FGG {'on' if spec.options.fgg else 'off'}",
+                    title=f"{result.n_bars} bars · seed {result.seed} · {guidance_title(spec.options)}",
                 )
             with laps("metrics"):
                 metrics = self.sample_metrics(result, out)
@@ -457,6 +458,7 @@ class Controller:
             | {
                 "out_of_key_rate": round(M.out_of_key_rate(result.accompaniment, result.allowed), 4),
                 "out_of_key_notes": result.out_of_key_notes,
+                "bars": result.n_bars,
                 "notes": int(len(result.notes)),
                 "chord_accuracy_vs_input": round(label_chord_accuracy(recognised, list(result.progression.labels)), 4),
                 "note_density_per_bar": round(M.note_density(result.accompaniment), 2),
@@ -539,6 +541,25 @@ class Controller:
             table=compare_table(a, b, spec.allowed, system_a, system_b),
             warnings=spec.warnings,
         )
+
+
+def guidance_title(options) -> str:
+    """What guided the sampling, in a title's words: strength 0 samples as the model alone."""
+    if not options.fgg or options.strength == 0:
+        return "unguided (FGG off)" if not options.fgg else "unguided (FGG strength 0)"
+    return "FGG on" if options.strength == 1 else f"FGG at strength {options.strength:g}"
+
+
+def file_stem(model: str, beat_labels, seed: int) -> str:
+    """A generation's files named after what they hold, e.g. "fgg-paper-Am_F_C_G-seed0": the
+    model, the chords bar by bar (the first 8 bars, a chord's repeats once), the seed."""
+    bars = []
+    for bar in range(0, min(len(beat_labels), 8 * BEATS_PER_BAR), BEATS_PER_BAR):
+        in_bar = dict.fromkeys(beat_labels[bar : bar + BEATS_PER_BAR])
+        bars.append("-".join(chord_name(label) for label in in_bar))
+    chords = re.sub(r"[^A-Za-z0-9_-]", "", "_".join(bars).replace("#", "s"))[:60]
+    more = "_etc" if len(beat_labels) > 8 * BEATS_PER_BAR else ""
+    return f"fgg-{model}-{chords}{more}-seed{seed}"
 
 
 def audible_until(so_far: GenerationResult) -> float:

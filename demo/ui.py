@@ -1,6 +1,7 @@
-"""The Gradio Blocks: Generate, Compare, Evaluate, listening results (admin), and the
-listening test on a page of its own (``/listen``). Assembly only: each tab is a module of
-``demo.tabs``, the work is in ``demo.controller`` (and ``demo.listening`` for the test).
+"""The Gradio Blocks: Generate, Compare, Evaluate, and on pages of their own, which no page
+links to, the listening test (``/listen``) and its results (``/admin``, behind a password).
+Assembly only: each tab is a module of ``demo.tabs``, the work is in ``demo.controller`` (and
+``demo.listening`` for the test).
 
 A public Space is hostile ground: every queued endpoint is validated and admitted when a
 request joins the queue (``demo.guard``). Generation, evaluation and the listening test have
@@ -23,9 +24,10 @@ from demo.tabs.evaluate import build_evaluate_tab
 from demo.tabs.generate import build_generate_tab, wire_generate_tab
 from demo.tabs.listen import build_participant_page
 
-__all__ = ["LISTENING_PATH", "build_app", "launch"]
+__all__ = ["ADMIN_PATH", "LISTENING_PATH", "build_app", "launch"]
 
 LISTENING_PATH = "/listen"
+ADMIN_PATH = "/admin"
 HOW_IT_WORKS = """**How it works.** A diffusion model turns noise into a 4-bar piano accompaniment for your chords
 (and melody), in 10 denoising steps. At every step, *fine-grained guidance* (FGG) edits the model's
 current guess so that no note outside the scale allowed by the chord survives — so the result has no
@@ -44,6 +46,9 @@ def build_app(
     generation = generation or Admission("generation", total=16, per_client=2)
     evaluation = evaluation or Admission("evaluation", total=2, per_client=1)
     with gr.Blocks(title="FGG Music", delete_cache=DELETE_CACHE) as app:
+        # No page links to another (participants and admins apart): each page's navbar lists
+        # no page (the main page unnamed, the others not shown); visible=False is ignored.
+        gr.Navbar(main_page_name=False)
         _header()
         generate = build_generate_tab(controller)
         compare = build_compare_tab()
@@ -53,8 +58,6 @@ def build_app(
                 f"The blind listening test has a page of its own, with nothing else on it: "
                 f"[open the listening test]({LISTENING_PATH})."
             )
-        with gr.Tab("Listening results (admin)"):
-            build_admin_page(store)
         # Wired once everything is laid out: the wiring makes components of its own (state),
         # and the layout's ids (part of the API's description) must not move.
         wire_generate_tab(generate, controller, generation)
@@ -63,19 +66,21 @@ def build_app(
     # The participant's page: its own route, so the browser receives only its components
     # (Gradio sends each page just its own part of the config) — no system names from the
     # Compare/Evaluate tabs, nothing about the pool.
-    with app.route("Listening test", LISTENING_PATH):
+    with app.route("Listening test", LISTENING_PATH, show_in_navbar=False):
+        gr.Navbar(main_page_name=False)
         build_participant_page(store)
+    # The researcher's page, behind its password (FGG_ADMIN_PASSWORD); no link leads to it.
+    with app.route("Listening results", ADMIN_PATH, show_in_navbar=False):
+        gr.Navbar(main_page_name=False)
+        build_admin_page(store)
     return app
 
 
 def _header() -> None:
     """The title, and "How it works" with the committed FGG off/on example."""
     example = load_example()
-    gr.Markdown(
-        "# FGG Music\nPiano accompaniment for your chords (and melody) from a diffusion model with "
-        "*fine-grained guidance* (Zhu et al., ICML 2025)."
-    )
-    with gr.Accordion("How it works", open=True), gr.Row():
+    gr.Markdown("# FGG Music\nPiano for your chords, by diffusion with *fine-grained guidance* (ICML 2025).")
+    with gr.Accordion("How it works", open=False), gr.Row():
         with gr.Column(min_width=300):
             gr.Markdown(HOW_IT_WORKS)
         if example is not None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
+from eval.table import METRIC_INFO, PERCENT
+
 INTERVAL_NAMES = ["1", "b2", "2", "b3", "3", "4", "#4", "5", "b6", "6", "b7", "7"]
 HEADLINE = [
     "out_of_key_rate",
@@ -22,17 +24,21 @@ HEADLINE = [
 
 
 def metric_bar(summary: pd.DataFrame, metric: str) -> go.Figure:
-    """Mean of one metric per system with its 95 % CI as error bars."""
+    """Mean of one metric per system with its 95 % CI as error bars, in the unit the tables use
+    (``eval.table.METRIC_INFO``: rates as percentages, as ``eval.table.cell`` writes them)."""
+    label, unit, _ = METRIC_INFO.get(metric, (metric.replace("_", " "), "", ""))
+    scale = 100.0 if metric in PERCENT else 1.0
     ci = summary.get(f"{metric}_ci95")
     fig = go.Figure(
         go.Bar(
             x=summary["system"],
-            y=summary[metric],
-            error_y=dict(type="data", array=None if ci is None else ci.fillna(0)),
+            y=summary[metric] * scale,
+            error_y=dict(type="data", array=None if ci is None else ci.fillna(0) * scale),
             marker_color=["#d62728" if s == "fgg" else "#1f77b4" for s in summary["system"]],
+            hovertemplate=f"%{{x}}: %{{y:.3g}} {unit}<extra></extra>",
         )
     )
-    fig.update_layout(title=metric.replace("_", " "), yaxis_title=metric, height=320, margin=dict(t=40, b=40))
+    fig.update_layout(title=label, yaxis_title=unit, height=320, margin=dict(t=40, b=40))
     return fig
 
 
@@ -52,7 +58,14 @@ def metric_distribution(per_sample: pd.DataFrame, metric: str) -> go.Figure:
 def out_of_key_heatmap(heat: pd.DataFrame) -> go.Figure:
     table = heat.pivot(index="system", columns="interval", values="count").fillna(0)
     fig = go.Figure(
-        go.Heatmap(z=table.values, x=[INTERVAL_NAMES[i] for i in table.columns], y=list(table.index), colorscale="Reds")
+        go.Heatmap(
+            z=table.values,
+            x=[INTERVAL_NAMES[i] for i in table.columns],
+            y=list(table.index),
+            colorscale="Reds",
+            colorbar=dict(title="out-of-key<br>sounding<br>steps (count)"),
+            hovertemplate="%{y}, %{x}: %{z:.0f} out-of-key sounding steps<extra></extra>",
+        )
     )
     fig.update_layout(
         title="Out-of-key sounding steps by interval above the chord root",

@@ -192,17 +192,33 @@ def progression_from_labels(beat_labels) -> Progression:
     return Progression(labels, chroma, root, bass)
 
 
-def parse_progression(text: str) -> Progression:
-    """Parse a progression such as ``"C G | Am F"`` or ``"C:maj | A:min7 D:7 | G7/B | N.C."``.
+def read_bars(text: str) -> list[list[str]]:
+    """The bars of a progression's text, as tokens: bars are separated by ``|``; without any
+    ``|``, each chord is a bar ("Am F C G" is four bars: most people who type four chords mean
+    one per bar). Raises ``ValueError`` for an empty text."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("empty chord progression: enter chords such as 'C G | Am F'")
+    if "|" not in text:
+        return [[token] for token in text.split()]
+    return [bar.split() for bar in text.strip().strip("|").split("|")]
 
-    Bars are separated by ``|``; a bar holds 1-4 chords separated by spaces, split over the
+
+def describe_reading(text: str) -> str:
+    """How ``text`` is read, bar by bar, e.g. "4 bars: Am | F | C | G"."""
+    bars = read_bars(text)
+    return f"{len(bars)} bar{'s' if len(bars) != 1 else ''}: " + " | ".join(" ".join(bar) for bar in bars)
+
+
+def parse_progression(text: str) -> Progression:
+    """Parse a progression such as ``"C G | Am F"``, ``"Am F C G"`` (no ``|``: one chord per
+    bar) or ``"C:maj | A:min7 D:7 | G7/B | N.C."``.
+
+    Bars are read by ``read_bars``; a bar holds 1-4 chords separated by spaces, split over the
     bar's four beats by ``beats_for_chords``. ``%`` repeats the previous bar. Chords are Harte
     labels or lead-sheet symbols (see ``LEAD_SHEET_QUALITIES``). Raises ``ValueError`` naming
     the offending token and its (1-based) bar.
     """
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("empty chord progression: enter chords such as 'C G | Am F'")
-    bars = [bar.split() for bar in text.strip().strip("|").split("|")]
+    bars = read_bars(text)
     labels: list[str] = []
     for number, tokens in enumerate(bars, start=1):
         if not tokens:

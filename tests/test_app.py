@@ -63,7 +63,7 @@ def test_api_generate_returns_audio_midi_figure_metrics(server):
     assert midi.endswith(".mid") and Path(midi).read_bytes()[:4] == b"MThd"
     assert figure is not None
     assert metrics["out_of_key_notes"] == 0 and metrics["out_of_key_rate"] == 0.0 and metrics["notes"] > 0
-    assert status.startswith(f"✓ {metrics['notes']} notes") and metrics["render_seconds"] > 0
+    assert status.startswith(f"✓ {metrics['bars']} bars, {metrics['notes']} notes") and metrics["render_seconds"] > 0
 
 
 def test_api_model_and_scale_table_choices(server, controller):
@@ -367,3 +367,23 @@ def test_a_listener_hears_a_long_piece_window_by_window(controller):
     assert rate == 44100 and np.abs(np.concatenate(parts) - wav).max() <= 1 / 32767  # 16-bit rounding
     assert result.metrics["first_audio_s"] < result.metrics["timings_s"]["total"]
     assert Path(controller.generate(AppRequest("C G | Am F", bars=12, seed=5, pedal=True)).audio).suffix == ".mp3"
+
+
+def test_files_are_named_after_what_they_hold(controller):
+    from demo.controller import file_stem
+    from fgg.chords import parse_progression
+
+    result = controller.generate(AppRequest("Am F C G", seed=3, model="small"))
+    assert Path(result.midi).name == "fgg-small-Am_F_C_G-seed3.mid" and Path(result.wav).suffix == ".wav"
+    assert file_stem("paper", parse_progression("C G | F#m7b5/E").labels, 0) == "fgg-paper-C-G_Fsm7b5E-seed0"
+    assert file_stem("paper", parse_progression(" ".join(["C"] * 9)).labels, 1).endswith("C_C_C_C_C_C_C_C_etc-seed1")
+
+
+def test_a_title_says_unguided_when_fgg_does_nothing(controller):
+    from demo.controller import guidance_title
+
+    def title(**kwargs):
+        return guidance_title(controller.resolve(AppRequest("C G", **kwargs)).options)
+
+    assert title() == "FGG on" and title(fgg=False) == "unguided (FGG off)"
+    assert title(strength=0) == "unguided (FGG strength 0)" and title(strength=0.5) == "FGG at strength 0.5"

@@ -52,7 +52,7 @@ def test_generate_toggle_and_compare_in_browser(browser, server):  # noqa: F811
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.set_default_timeout(90_000)
     page.goto(server)
-    page.locator("#how-it-works .js-plotly-plot").wait_for()  # the first thing a visitor sees
+    page.locator("#generate").wait_for()
     chords = page.locator("#chords textarea")
     chords.fill("Am F | C G")
     page.locator("#generate").click()
@@ -98,6 +98,26 @@ def test_generate_toggle_and_compare_in_browser(browser, server):  # noqa: F811
     page.get_by_role("option", name=re.compile("diversity")).first.click()
     page.locator("#eval-metric-help").get_by_text("not computed in this run").wait_for()
     page.screenshot(path=str(ARTIFACTS / "5_evaluate.png"), full_page=True)
+    # The out-of-key chart plots the table's percentages (the committed small run).
+    page.locator("#eval-metric input").click()
+    page.locator("#eval-metric input").fill("out-of-key (our")
+    page.get_by_role("option", name=re.compile(r"out-of-key \(our table\)")).first.click()
+    plot = "document.querySelector('#eval-metric-plot .js-plotly-plot')"
+    page.wait_for_function(f"{plot}?._fullData?.[0]?.y?.length > 0")  # as plotted (decoded)
+    plotted = page.evaluate(
+        f"(() => {{ const d = {plot}._fullData[0]; "
+        "return Object.fromEntries(Array.from(d.x, (x, i) => [x, d.y[i]])) })()"
+    )
+    # The table's text: its headers separated by "\n\t\n", a blank line, then its cells one per line.
+    head, _, body = page.locator("#eval-summary").inner_text().partition("\n\n\n")
+    headers = [h.strip().split("\n")[-1] for h in head.split("\n\t\n")]
+    cells = body.strip().split("\n")
+    rows = [cells[i : i + len(headers)] for i in range(0, len(cells), len(headers))]
+    column = next(i for i, name in enumerate(headers) if name.startswith("out-of-key (our table)"))
+    table = {row[headers.index("system")]: row[column] for row in rows}
+    assert set(plotted) == set(table) and len(plotted) >= 6
+    for system, value in plotted.items():
+        assert table[system].startswith(f"{value:.2f} %"), (system, value, table[system])
     page.close()
 
 
@@ -107,6 +127,7 @@ def test_first_visit_segment_picker_bars_and_cfg(browser, server, controller):  
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.set_default_timeout(60_000)
     page.goto(server)
+    open_more_options(page)
     cfg = page.locator("#cfg input[type=number]")
     assert cfg.is_disabled() and page.get_by_text("no effect with chords alone").count() >= 1
     song_label, song = controller.song_choices()[1]
@@ -141,6 +162,62 @@ def test_first_visit_segment_picker_bars_and_cfg(browser, server, controller):  
     page.close()
 
 
+def open_more_options(page) -> None:
+    page.locator("#more-options").get_by_text("More options").first.click()
+    page.locator("#song-picker").wait_for()
+
+
+def in_viewport(page, selector: str) -> bool:
+    """Whether the element is wholly on the screen as it is (without scrolling)."""
+    box = page.locator(selector).first.bounding_box()
+    size = page.viewport_size
+    return box is not None and box["y"] >= 0 and box["y"] + box["height"] <= size["height"]
+
+
+@pytest.mark.parametrize("width, height", [(1400, 900), (390, 844)])
+def test_the_first_screen_reads_chords_as_meant_and_shows_errors_where_the_eye_is(
+    browser,
+    server,  # noqa: F811
+    width,
+    height,
+):
+    """Generate is on the first screen; "Am F C G" is announced and generated as 4 bars of one
+    chord each; a bad chord's error is next to the button, with no ✓ left from before; the
+    admin view is not on the public page, and the participant's page links nowhere."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.set_default_timeout(90_000)
+    page.goto(server)
+    page.locator("#generate").wait_for()
+    assert in_viewport(page, "#generate") and in_viewport(page, "#chords textarea")
+    page.locator("#chords textarea").fill("Am F C G")
+    page.locator("#chords-reading").get_by_text("Read as 4 bars: Am | F | C | G").wait_for()
+    page.locator("#generate").click()
+    page.locator("#generate-status").get_by_text("notes in").wait_for()
+    assert "✓ 4 bars," in page.locator("#generate-status").inner_text()
+    page.screenshot(path=str(ARTIFACTS / f"first_screen_{width}.png"))
+
+    page.locator("#chords textarea").fill("H7 | Cmaj")
+    page.locator("#chords-reading").get_by_text("unrecognised chord symbol 'H7'").wait_for()
+    page.locator("#generate").click()
+    status = page.locator("#generate-status")
+    status.get_by_text("unrecognised chord symbol 'H7'").wait_for()
+    assert "✓" not in status.inner_text() and "previous request" in status.inner_text()
+    # Where the eye is: next to the button, or (a phone, the button at the screen's foot) under the chords.
+    assert "unrecognised chord symbol 'H7'" in page.locator("#chords-reading").inner_text()
+    assert in_viewport(page, "#generate-status") or in_viewport(page, "#chords-reading")
+    page.screenshot(path=str(ARTIFACTS / f"first_screen_error_{width}.png"))
+
+    assert page.get_by_role("tab", name=re.compile("admin|results", re.I)).count() == 0
+    page.goto(server + "admin")
+    page.locator("#admin-password").wait_for()
+    page.goto(server + "listen")
+    page.locator("#listening-start").wait_for()
+    links = page.evaluate("[...document.querySelectorAll('a')].map(a => a.getAttribute('href'))")
+    assert not [href for href in links if href and (href in ("/", "./", "..") or href.startswith(server))], links
+    page.close()
+
+
 def open_tab(page, name: str) -> None:
     """Click a tab, through the "More tabs" menu where a narrow screen folds it away."""
     tab = page.get_by_role("tab", name=name, exact=True)
@@ -156,7 +233,6 @@ SCREENS = {
     "Compare": "compare",
     "Evaluate": "evaluate",
     "Listening test": "listening_link",
-    "Listening results (admin)": "admin",
 }
 
 
@@ -235,17 +311,18 @@ def test_every_tab_fits_desktop_and_phone_widths(browser, server, width):  # noq
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(60_000)
     page.goto(server)
-    page.locator("#how-it-works .js-plotly-plot").wait_for()
+    page.locator("#generate").wait_for()
     for tab, name in SCREENS.items():
         open_tab(page, tab)
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / f"screen_{width}_{name}.png"), full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= width + 1, (tab, overflow)
-    page.goto(server + "listen")
-    page.locator("#listening-start").wait_for()
-    page.screenshot(path=str(ARTIFACTS / f"screen_{width}_listening.png"), full_page=True)
-    assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+    for path in ("listen", "admin"):
+        page.goto(server + path)
+        page.locator("#listening-start" if path == "listen" else "#admin-password").wait_for()
+        page.screenshot(path=str(ARTIFACTS / f"screen_{width}_{path}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
     page.close()
 
 
@@ -338,9 +415,21 @@ def test_listening_test_as_a_participant_is_blind(browser, listening_server):
         checked = [i for i in range(radios.count()) if radios.nth(i).is_checked()]
         assert radios.count() == 6 * 5 + 3 and not checked, (number, checked)
         assert submit.is_disabled()
+        score = str(2 + number % 3)
         for side in ("a", "b"):
             for c in ("creativity", "harmony", "naturalness"):
-                page.locator(f"#listening-{side}-{c}").get_by_text(str(2 + number % 3), exact=True).click()
+                page.locator(f"#listening-{side}-{c}").get_by_text(score, exact=True).click()
+            if number == 2 and side == "a":  # a reload keeps the consent and what was entered on the pair
+                page.wait_for_timeout(500)  # the last click's change has reached the browser's storage
+                page.reload()
+                page.wait_for_function("document.querySelector('#listening-consent input')?.checked === true")
+                page.locator("#listening-start").click()
+                page.get_by_text("Pair 2 of 3").first.wait_for()
+                for c in ("creativity", "harmony", "naturalness"):
+                    page.locator(f"#listening-a-{c}").get_by_label(score, exact=True).wait_for()
+                    page.wait_for_function(
+                        f"document.querySelector('#listening-a-{c} input[value=\"{score}\"]')?.checked === true"
+                    )
         assert submit.is_disabled()  # still no preference
         page.locator("#listening-preference").get_by_text("B", exact=True).click()
         page.wait_for_function("!document.querySelector('#listening-submit').disabled")
@@ -417,7 +506,8 @@ def test_admin_view_needs_the_password_and_shows_the_plots(browser, listening_se
     page = browser.new_page(viewport={"width": 1300, "height": 2400})
     page.set_default_timeout(60_000)
     page.goto(url)
-    page.get_by_role("tab", name="Listening results (admin)").click()
+    assert page.get_by_role("tab", name=re.compile("admin|results", re.I)).count() == 0  # not on the public page
+    page.goto(url + "admin")
     page.locator("#admin-password input").fill("guess")
     page.locator("#admin-show").click()
     page.get_by_text("wrong admin password").first.wait_for()

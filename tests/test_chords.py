@@ -71,6 +71,18 @@ def test_bars_and_beat_split():
     np.testing.assert_array_equal(prog.chroma[7], pcs("C", "E", "G"))
 
 
+def test_chords_without_bar_lines_are_one_per_bar():
+    from fgg.chords import describe_reading
+
+    four = parse_progression("Am F C G")
+    assert four.n_bars == 4 and four.labels[::4] == ("A:min", "F:maj", "C:maj", "G:maj")
+    assert four.labels == parse_progression("Am | F | C | G").labels
+    assert parse_progression("Am F | C G").n_bars == 2  # with a |, a bar holds its chords
+    assert describe_reading("Am F C G") == "4 bars: Am | F | C | G"
+    assert describe_reading(" C G | Am F ") == "2 bars: C G | Am F"
+    assert describe_reading("Dm7") == "1 bar: Dm7"
+
+
 @pytest.mark.parametrize(
     "text, message",
     [
@@ -78,7 +90,7 @@ def test_bars_and_beat_split():
         ("C | Cmaj7 | Cxyz", "bar 3: unknown chord quality 'xyz' in 'Cxyz'"),
         ("C:foo", "bar 1: invalid chord label 'C:foo'"),
         ("C || G", "bar 2 is empty"),
-        ("C D E F G", "bar 1 has 5 chords"),
+        ("C D E F G | C", "bar 1 has 5 chords"),
         ("   ", "empty chord progression"),
         ("% | C", "bar 1: '%' repeats the previous bar"),
     ],

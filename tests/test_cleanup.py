@@ -115,11 +115,11 @@ class App:
 
     def start_listening(self, rater: str | None = None) -> tuple[str, list[dict], float]:
         """Press the listening test's Start (consent given) as the page does, for ``rater`` (a token
-        the browser kept) or a new rater; returns the rater, the two clips served and the seconds
+        the browser kept; no draft answers) or a new rater; returns the rater, the two clips served and the seconds
         the request took."""
         config = httpx.get(self.url + "config", params={"page": "listen"}, timeout=30).json()
         start = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "start")
-        body = {"data": [True, rater], "fn_index": start, "session_hash": "cleanup", "event_data": None}
+        body = {"data": [True, rater, {}], "fn_index": start, "session_hash": "cleanup", "event_data": None}
         began = time.perf_counter()
         response = httpx.post(self.url + "gradio_api/run/predict", json=body, timeout=120)
         seconds = time.perf_counter() - began
@@ -271,7 +271,7 @@ def test_a_served_clip_is_not_copied_by_gradio(tmp_path, monkeypatch):
     blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         start = next(index for index, fn in blocks.fns.items() if fn.name == "start")
-        body = {"data": [True, None], "fn_index": start, "session_hash": "copy", "event_data": None}
+        body = {"data": [True, None, {}], "fn_index": start, "session_hash": "copy", "event_data": None}
         data = httpx.post(f"http://127.0.0.1:{port}/gradio_api/run/predict", json=body, timeout=120).json()["data"]
         clips = [Path(v["path"]) for v in data if isinstance(v, dict) and str(v.get("path", "")).endswith(".wav")]
         fetched = [httpx.get(f"http://127.0.0.1:{port}/gradio_api/file={clip}", timeout=30) for clip in clips]

@@ -180,9 +180,10 @@ def _submit(**sent) -> list:
 
 
 LISTENING_HOSTILE = [  # (event, data, parameter named, the message)
-    ("start", [True, 12345], "rater_token", "rater_token must be text (got 12345)"),
-    ("start", ["yes", None], "consent", "consent must be true or false (got 'yes')"),
-    ("start", [True, "t" * 10_000_000], "rater_token", "rater_token is 10,000,000 characters long; the limit is 64"),
+    ("start", [True, 12345, {}], "rater_token", "rater_token must be text (got 12345)"),
+    ("start", ["yes", None, {}], "consent", "consent must be true or false (got 'yes')"),
+    ("start", [True, "t" * 10_000_000, {}], "rater_token", "rater_token is 10,000,000 characters long; the limit"),
+    ("start", [True, None, [1, 2]], "draft", "draft must be the page's kept answers (an object) or null"),
     ("submit", _submit(a_harmony=3.5), "a_harmony", "A · harmony must be one of 1, 2, 3, 4, 5 (got 3.5)"),
     ("submit", _submit(b_creativity=0), "b_creativity", "B · creativity must be one of 1, 2, 3, 4, 5 (got 0)"),
     ("submit", _submit(a_naturalness=float("nan")), "a_naturalness", "must be one of 1, 2, 3, 4, 5 (got nan)"),

@@ -90,9 +90,13 @@ def _committed_runs(runs: Runs) -> dict[str, Any]:
         info="mean per system with its 95 % confidence interval",
     )
     metric_help = gr.Markdown(elem_id="eval-metric-help")
-    metric_plot = gr.Plot(show_label=False)
+    metric_plot = gr.Plot(show_label=False, elem_id="eval-metric-plot")
     heat = None if shown_run is None else runs[shown_run][2]
     heat_plot = gr.Plot(value=None if heat is None else out_of_key_heatmap(heat), show_label=False)
+    gr.Markdown(
+        "Each cell counts the sounding steps of a system's out-of-key notes, by the note's interval above "
+        "the chord's root (over the whole run): a row of blanks is a system that plays none."
+    )
     gr.Markdown(
         "**FGG strength trade-off** (`assets/eval/strength_curve.csv`, "
         "`python -m eval.strength_curve`): strength 0 is the unguided sampler, 1 full FGG; solid lines "
@@ -160,9 +164,11 @@ def _wire_committed_runs(app: gr.Blocks, tab: EvaluateTab, runs: Runs) -> None:
         label, unit, definition = METRIC_INFO.get(metric, (str(metric), "", ""))
         if summary is None or metric not in summary or summary[metric].isna().all():
             return {tab.metric_plot: None, tab.metric_help: f"**{label}**: not computed in this run. {definition}"}
-        figure = metric_bar(summary, metric)
-        figure.update_layout(title=label, yaxis_title=unit)
-        return {tab.metric_plot: figure, tab.metric_help: f"**{label}** ({unit}): {definition}"}
+        reading = "Bars: each system's mean; whiskers: its 95 % confidence interval; FGG in red."
+        return {
+            tab.metric_plot: metric_bar(summary, metric),
+            tab.metric_help: f"**{label}** ({unit}): {definition} {reading}",
+        }
 
     def show_run(name, metric) -> dict:
         if name not in runs:

@@ -44,7 +44,7 @@ from demo.request import (
     api_parameters,
 )
 from demo.workers import Outbox, keep_share
-from fgg.chords import PITCH_NAMES, parse_progression
+from fgg.chords import PITCH_NAMES, describe_reading, parse_progression
 from fgg.diffusion import SOLVERS
 from fgg.melody_rhythms import library as melody_rhythm_library
 from fgg.pianoroll import SEGMENT_BARS
@@ -68,6 +68,7 @@ class GenerateTab:
     """The tab's components; those of the /generate parameters carry the parameter's name."""
 
     chords: gr.Textbox
+    chords_reading: gr.Markdown  # how the chords are read, bar by bar
     example_buttons: list[gr.Button]
     style_buttons: list[gr.Button]
     style_note: gr.Markdown
@@ -119,19 +120,33 @@ class GenerateTab:
 
 
 def build_generate_tab(controller: Controller) -> GenerateTab:
-    """The tab, laid out (inside the current ``gr.Blocks``)."""
+    """The tab, laid out (inside the current ``gr.Blocks``): the chords, the model, FGG on/off
+    and Generate on the first screen (desktop and phone), every other setting under "More
+    options", then the music."""
     with gr.Tab("Generate"):
         with gr.Row():
             with gr.Column(scale=3, min_width=300):
-                music = _chords_inputs(controller) | _source_inputs(controller)
+                music = _chords_inputs(controller)
+            with gr.Column(scale=2, min_width=300):
+                first = _first_choices(controller)
+                with gr.Row():
+                    buttons: dict[str, Any] = {
+                        "generate": gr.Button("Generate", variant="primary", elem_id="generate"),
+                        "cancel": gr.Button("Cancel", variant="stop", elem_id="cancel"),
+                    }
+                status = gr.Markdown(elem_id="generate-status")
+        with (
+            gr.Accordion(
+                "More options: melody, bars and tempo, rhythm, FGG strength, scale, sampler, seed",
+                open=False,
+                elem_id="more-options",
+            ),
+            gr.Row(),
+        ):
+            with gr.Column(scale=3, min_width=300):
+                source = _source_inputs(controller)
             with gr.Column(scale=2, min_width=300):
                 settings = _guidance_inputs(controller) | _scale_inputs() | _sampling_inputs()
-        with gr.Row():
-            buttons: dict[str, Any] = {
-                "generate": gr.Button("Generate", variant="primary", elem_id="generate"),
-                "cancel": gr.Button("Cancel", variant="stop"),
-            }
-        status = gr.Markdown(elem_id="generate-status")
         with gr.Row():
             files: dict[str, Any] = {
                 # Streamed: a long piece plays from its first 4-bar window on (_wire_generate).
@@ -146,7 +161,9 @@ def build_generate_tab(controller: Controller) -> GenerateTab:
             "api_generate": gr.Button(visible=False),
             "api_audio": gr.Audio(label="Audio", visible=False),
         }
-    return GenerateTab(**music, **settings, **buttons, status=status, **files, figure=figure, metrics=metrics, **api)
+    return GenerateTab(
+        **music, **first, **source, **settings, **buttons, status=status, **files, figure=figure, metrics=metrics, **api
+    )
 
 
 def _chords_inputs(controller: Controller) -> dict[str, Any]:
@@ -154,12 +171,10 @@ def _chords_inputs(controller: Controller) -> dict[str, Any]:
         label="Chord progression",
         value=EXAMPLES["Pop I–V–vi–IV"],
         elem_id="chords",
-        max_length=MAX_CHORD_CHARS,
-        lines=2,
-        info=f"Bars separated by |, e.g. 'C G | Am F'. Lead-sheet symbols (Am7, G7/B, "
-        f"N.C.) or Harte labels (A:min7); % repeats a bar. At most "
-        f"{MAX_CHORD_CHARS:,} characters.",
+        lines=1,
+        info="One chord per bar, or | between bars: 'C G | Am F' (Am7, G7/B, N.C., A:min7; % repeats a bar)",
     )
+    reading = gr.Markdown(chords_reading(EXAMPLES["Pop I–V–vi–IV"]), elem_id="chords-reading")
     with gr.Row():
         example_buttons = [gr.Button(name, size="sm", min_width=120) for name in EXAMPLES]
     with gr.Row(visible=bool(controller.melody_writers())):
@@ -168,6 +183,7 @@ def _chords_inputs(controller: Controller) -> dict[str, Any]:
         ]
     return {
         "chords": chords,
+        "chords_reading": reading,
         "example_buttons": example_buttons,
         "style_buttons": style_buttons,
         "style_note": gr.Markdown(elem_id="style-note"),
@@ -233,14 +249,13 @@ def _source_inputs(controller: Controller) -> dict[str, Any]:
     }
 
 
-def _guidance_inputs(controller: Controller) -> dict[str, Any]:
+def _first_choices(controller: Controller) -> dict[str, Any]:
     return {
         "model": Dropdown(
             controller.model_choices(),
             value=controller.default_model,
             label="Model",
-            elem_id="model",
-            info="paper: trained as in the paper; small: 10× fewer parameters; combined: writes the melody too",
+            elem_id="model",  # its labels say what each model is (Controller.model_choices)
         ),
         "fgg": Checkbox(
             value=True,
@@ -248,6 +263,11 @@ def _guidance_inputs(controller: Controller) -> dict[str, Any]:
             elem_id="fgg-toggle",
             info="off = the model alone (it may play out-of-key notes)",
         ),
+    }
+
+
+def _guidance_inputs(controller: Controller) -> dict[str, Any]:
+    return {
         "strength": Slider(
             0,
             1,
@@ -403,6 +423,18 @@ def sampler_label(name: str) -> str:
 # -- wiring
 
 
+def chords_reading(text) -> str:
+    """The line under the chords box: how they are read ("Read as 4 bars: Am | F | C | G"), or
+    why they cannot be."""
+    if not isinstance(text, str) or len(text) > MAX_CHORD_CHARS:
+        return f"✗ The chords are longer than {MAX_CHORD_CHARS:,} characters."
+    try:
+        parse_progression(text)
+        return f"Read as {describe_reading(text)}"
+    except ValueError as err:
+        return f"✗ {err}"
+
+
 def done_message(warnings, what: str) -> str:
     """The status line of a finished request, its warnings below."""
     return "\n".join([f"✓ {what}"] + [f"⚠️ {w}" for w in warnings])
@@ -413,6 +445,7 @@ def wire_generate_tab(tab: GenerateTab, controller: Controller, generation: Admi
     _wire_generate(tab, controller, generation)
     bars_follow = gr.State(True)  # bars follow the progression until the visitor moves the slider
     _wire_bars_follow(tab, bars_follow)
+    tab.chords.change(chords_reading, tab.chords, tab.chords_reading, **PRIVATE)
     wire_melody_source(controller, tab.melody_source, tab.model, tab.melody_file, tab.segment_picker)
     _wire_cfg_and_melody_status(tab, controller)
     _wire_melody_rhythm(tab, controller)
@@ -427,7 +460,7 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
 
     def finished(result: GenerateResult) -> dict:
         m = result.metrics
-        what = f"{m['notes']} notes in {m['seconds']:.2f} s, audio in {m['render_seconds']:.2f} s"
+        what = f"{m['bars']} bars, {m['notes']} notes in {m['seconds']:.2f} s, audio in {m['render_seconds']:.2f} s"
         return {
             tab.midi: result.midi,
             tab.figure: result.figure,
@@ -459,11 +492,22 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
         result = serve_admitted("/generate", generation, request, partial(work, values, progress))
         return {tab.api_audio: result.audio} | finished(result)
 
+    def announce(*values):
+        """What is wrong with the request, in the status line next to the button (the validator
+        marks the input too), replacing the last ✓; a good request leaves the line to its run."""
+        try:
+            controller.resolve(AppRequest(**dict(zip(GENERATE_PARAMETERS, values, strict=True))))
+        except ValueError as err:
+            return f"✗ {err}\n\n*Nothing was generated: the music below, if any, is from your previous request.*"
+        return gr.skip()
+
     parameters = api_parameters(AppRequest, controller.default_model)
     check = validator(
         "/generate", GENERATE_PARAMETERS, lambda values: controller.resolve(AppRequest(**values)), generation
     )
     queued: dict[str, Any] = {"concurrency_id": "sample", "concurrency_limit": "default"}  # the layout's jobs
+    # First: a failed validation stops the trigger's later events in the browser.
+    tab.generate.click(announce, tab.inputs(), tab.status, **PRIVATE)
     event = tab.generate.click(
         api_handler(parameters, stream_body),
         tab.inputs(),
@@ -481,6 +525,7 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
         validator=check,
         **queued,
     )
+
     tab.cancel.click(None, None, None, cancels=[event], api_visibility="private")
     tab.dice.click(lambda: random.randint(*PUBLIC_LIMITS.seed), None, tab.seed, **PRIVATE)
 

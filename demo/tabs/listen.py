@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 from gradio.components import Component
+from gradio.context import Context
 
 from demo.guard import Radio, log_refusal, validator
 from demo.limits import client_of
@@ -72,6 +73,7 @@ class ParticipantPage:
     consent: gr.Checkbox
     start_button: gr.Button
     token: gr.BrowserState  # the rater's token, kept in this browser only
+    draft: gr.BrowserState  # consent and the answers entered on the pair on screen, kept over a reload
     pair_token: gr.Textbox  # hidden: the signed token of the pair on screen, "" before Start and after the last one
     status: gr.Markdown
     notice: gr.Markdown
@@ -81,6 +83,11 @@ class ParticipantPage:
     ratings_b: dict[str, gr.Radio]
     preference: gr.Radio
     submit_button: gr.Button
+
+    @property
+    def named_answers(self) -> dict[str, gr.Radio]:
+        """Every answer by its submit parameter's name (``a_harmony``, …, ``preference``)."""
+        return dict(zip(SUBMIT_PARAMETERS[2:], self.answers, strict=True))
 
     @property
     def answers(self) -> list[gr.Radio]:
@@ -107,6 +114,7 @@ def participant_layout() -> ParticipantPage:
     consent = gr.Checkbox(label=CONSENT, value=False, elem_id="listening-consent")
     start_button = gr.Button("Start / continue", variant="primary", elem_id="listening-start")
     token = gr.BrowserState(None, storage_key="listening-rater")
+    draft = gr.BrowserState({}, storage_key="listening-draft")
     pair_token = gr.Textbox("", visible="hidden", interactive=False, show_label=False, elem_id="listening-pair")
     status = gr.Markdown(elem_id="listening-status")
     # Messages go to the page, not to toasts: these events skip the queue, which carries toasts.
@@ -132,6 +140,7 @@ def participant_layout() -> ParticipantPage:
         consent=consent,
         start_button=start_button,
         token=token,
+        draft=draft,
         pair_token=pair_token,
         status=status,
         notice=notice,
@@ -180,21 +189,42 @@ def trial_view(
     }
 
 
+def restored_answers(page: ParticipantPage, draft, pair_token: str) -> dict:
+    """The answers this browser kept (``page.draft``) for the pair now shown, if it is the one
+    they were entered on; a value that is not a valid answer is dropped (the draft is the
+    browser's to change)."""
+    if not pair_token or not isinstance(draft, dict) or draft.get("pair") != pair_token:
+        return {}
+    kept = draft.get("answers")
+    if not isinstance(kept, dict):
+        return {}
+    restored = {}
+    for name, control in page.named_answers.items():
+        options: tuple = PREFERENCES if name == "preference" else SCORES
+        if kept.get(name) in options:
+            restored[control] = kept[name]
+    return restored
+
+
 def warning_view(page: ParticipantPage, message: str) -> dict:
     """Updates that say what is wrong and change nothing else (the pair and the answers stay)."""
     return {page.notice: f"⚠️ {message}"}
 
 
 MAX_TOKEN_CHARS = 64  # a rater token is 24 characters, a pair token 32
-START_PARAMETERS = ("consent", "rater_token")
+START_PARAMETERS = ("consent", "rater_token", "draft")
 SUBMIT_PARAMETERS = ("rater_token", "pair_token", *(f"{side}_{c}" for side in "ab" for c in CRITERIA), "preference")
 
 
 def start_values(values: dict) -> tuple[bool, str | None]:
     """A start's values (by ``START_PARAMETERS``), checked before anything uses them: the
-    consent is true or false, the rater token the browser keeps is short text or null."""
+    consent is true or false, the rater token the browser keeps is short text or null (the
+    draft is read only for valid answers: ``restored_answers``)."""
     agreed = boolean(values["consent"], "consent")
-    return agreed, text(values["rater_token"], "rater_token", MAX_TOKEN_CHARS) or None
+    token = text(values["rater_token"], "rater_token", MAX_TOKEN_CHARS) or None
+    if values.get("draft") is not None and not isinstance(values["draft"], dict):
+        raise InputError("draft", "draft must be the page's kept answers (an object) or null")
+    return agreed, token
 
 
 def submit_values(values: dict) -> dict:
@@ -228,9 +258,9 @@ def wire_participant_page(
         log_refusal(f"listening {event}", str(err))
         return warning_view(page, str(err))
 
-    def start(consent, rater_token, request: gr.Request) -> dict:
+    def start(consent, rater_token, draft, request: gr.Request) -> dict:
         try:
-            agreed, stored_token = start_values({"consent": consent, "rater_token": rater_token})
+            agreed, stored_token = start_values({"consent": consent, "rater_token": rater_token, "draft": draft})
         except InputError as err:
             return refused("start", err)
         if not agreed:
@@ -245,24 +275,49 @@ def wire_participant_page(
                     page, "Too many new sessions from your network in the last hour; please try again later."
                 )
             rater = store.new_rater()
-        return {page.token: rater} | next_pair_view(page, store, clips, rater)
+        view = next_pair_view(page, store, clips, rater)
+        return {page.token: rater} | view | restored_answers(page, draft, view[page.pair_token])
 
     page.start_button.click(
         start,
-        [page.consent, page.token],
+        [page.consent, page.token, page.draft],
         [page.token, *page.shown],
         queue=False,
         api_visibility="private",
         validator=validator("listening start", START_PARAMETERS, start_values, None),
     )
 
-    def toggle_submit(values: dict) -> dict:
+    def answers_changed(values: dict) -> dict:
+        """Submit enabled once everything is answered; the answers kept for a reload."""
         complete = bool(values[page.pair_token]) and all(values[control] is not None for control in page.answers)
-        return gr.update(interactive=complete)
+        entered = {name: values[control] for name, control in page.named_answers.items()}
+        draft = (values[page.draft] if isinstance(values[page.draft], dict) else {}) | {
+            "pair": values[page.pair_token],
+            "answers": entered,
+        }
+        return {page.submit_button: gr.update(interactive=complete), page.draft: draft}
 
     for control in page.answers:
         control.change(
-            toggle_submit, {page.pair_token, *page.answers}, page.submit_button, queue=False, api_visibility="private"
+            answers_changed,
+            {page.pair_token, page.draft, *page.answers},
+            [page.submit_button, page.draft],
+            queue=False,
+            api_visibility="private",
+        )
+
+    def consent_changed(consent, draft) -> dict:
+        return (draft if isinstance(draft, dict) else {}) | {"consent": consent is True}
+
+    page.consent.change(consent_changed, [page.consent, page.draft], page.draft, queue=False, api_visibility="private")
+    root = Context.root_block  # the page's Blocks: after a reload, its load restores the consent
+    if root is not None:
+        root.load(
+            lambda draft: isinstance(draft, dict) and draft.get("consent") is True,
+            page.draft,
+            page.consent,
+            queue=False,
+            api_visibility="private",
         )
 
     def submit(*sent) -> dict:
