@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import gradio as gr
 
+from demo import serving
 from demo.controller import Controller
 from demo.figures import before_after_figure
 from demo.how_it_works import load_example
 from demo.limits import Admission
 from demo.listening import ListeningStore
-from demo.serving import DELETE_CACHE, launch
+from demo.serving import DELETE_CACHE
 from demo.tabs.admin import build_admin_page
 from demo.tabs.compare import build_compare_tab, wire_compare_tab
 from demo.tabs.evaluate import build_evaluate_tab
@@ -28,6 +29,13 @@ __all__ = ["ADMIN_PATH", "LISTENING_PATH", "build_app", "launch"]
 
 LISTENING_PATH = "/listen"
 ADMIN_PATH = "/admin"
+# On a phone: a rating's five options on one line (they wrapped "5" alone onto a second).
+CSS = """
+@media (max-width: 480px) {
+  .one-line-scale .wrap { flex-wrap: nowrap; gap: 4px; }
+  .one-line-scale .wrap label { min-width: 0; flex: 1 1 0; padding: 6px 4px; justify-content: center; }
+}
+"""
 HOW_IT_WORKS = """**How it works.** A diffusion model turns noise into a 4-bar piano accompaniment for your chords
 (and melody), in 10 denoising steps. At every step, *fine-grained guidance* (FGG) edits the model's
 current guess so that no note outside the scale allowed by the chord survives — so the result has no
@@ -74,6 +82,11 @@ def build_app(
         gr.Navbar(main_page_name=False)
         build_admin_page(store)
     return app
+
+
+def launch(app: gr.Blocks, layout=None, **kwargs):
+    """``demo.serving.launch`` with the page's CSS."""
+    return serving.launch(app, layout, css=CSS, **kwargs)
 
 
 def _header() -> None:

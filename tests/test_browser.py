@@ -323,6 +323,12 @@ def test_every_tab_fits_desktop_and_phone_widths(browser, server, width):  # noq
         page.locator("#listening-start" if path == "listen" else "#admin-password").wait_for()
         page.screenshot(path=str(ARTIFACTS / f"screen_{width}_{path}.png"), full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
+        if path == "listen":  # the 1-5 scale on one line
+            rows = page.evaluate(
+                "[...document.querySelectorAll('#listening-a-creativity label')]"
+                ".map(l => Math.round(l.getBoundingClientRect().top))"
+            )
+            assert len(rows) == 5 and len(set(rows)) == 1, rows
     page.close()
 
 

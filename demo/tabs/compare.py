@@ -61,13 +61,21 @@ def build_compare_tab() -> CompareTab:
         )
         with gr.Row():
             system_a = Dropdown(
-                system_choices(), value="fgg", label="System A", info="what plays on the left", min_width=200
+                system_choices(),
+                value="fgg",
+                label="System A",
+                info="what plays as A (left, or first on a phone)",
+                min_width=200,
             )
             system_b = Dropdown(
-                system_choices(), value="no_fgg", label="System B", info="what plays on the right", min_width=200
+                system_choices(),
+                value="no_fgg",
+                label="System B",
+                info="what plays as B (right, or second on a phone)",
+                min_width=200,
             )
         compare = gr.Button("Compare", variant="primary", elem_id="compare")
-        status = gr.Markdown(elem_id="compare-status")
+        status = gr.Markdown(label="Status", elem_id="compare-status")
         with gr.Row():
             with gr.Column(min_width=280):
                 audio_a = gr.Audio(label="A", type="filepath", elem_id="audio-a")

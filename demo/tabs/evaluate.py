@@ -150,7 +150,7 @@ def _run_form(controller: Controller) -> dict[str, Any]:
         "n_segments": n_segments,
         "systems": systems,
         "run": gr.Button("Run evaluation"),
-        "run_status": gr.Markdown(elem_id="run-status"),
+        "run_status": gr.Markdown(label="Status", elem_id="run-status"),
         "run_table": gr.DataFrame(label="New summary", interactive=False),
         "run_files": gr.File(label="CSV", file_count="multiple"),
     }

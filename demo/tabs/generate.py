@@ -134,7 +134,7 @@ def build_generate_tab(controller: Controller) -> GenerateTab:
                         "generate": gr.Button("Generate", variant="primary", elem_id="generate"),
                         "cancel": gr.Button("Cancel", variant="stop", elem_id="cancel"),
                     }
-                status = gr.Markdown(elem_id="generate-status")
+                status = gr.Markdown(label="Status", elem_id="generate-status")  # label: the API names it
         with (
             gr.Accordion(
                 "More options: melody, bars and tempo, rhythm, FGG strength, scale, sampler, seed",
@@ -214,7 +214,7 @@ def _source_inputs(controller: Controller) -> dict[str, Any]:
     with gr.Row():
         melody_status = gr.Markdown(controller.melody_description(None), elem_id="melody-status")
         clear_segment = gr.Button("✕ no segment", size="sm", min_width=100, elem_id="clear-segment")
-    segment = Number(value=NO_SEGMENT, precision=0, visible="hidden", elem_id="segment")
+    segment = Number(value=NO_SEGMENT, precision=0, visible="hidden", label="POP909 segment index", elem_id="segment")
     melody_file = gr.File(
         label="Melody MIDI (optional, ≤ 1 MB; replaces a segment's melody)",
         file_types=[".mid", ".midi"],

@@ -35,6 +35,8 @@ from demo.listening.clips import ClipServer
 from fgg.checks import InputError, boolean, one_of, text
 
 NEW_RATERS_PER_CLIENT_PER_HOUR = 5
+SCORE_CHOICES = list(SCORES)
+ONE_LINE = ["one-line-scale"]  # demo.ui.CSS keeps the five on one line on a phone
 CONSENT = (
     "I agree that my ratings are stored anonymously (with a random token, no name, no address) "
     "and used for research on music generation."
@@ -125,12 +127,14 @@ def participant_layout() -> ParticipantPage:
         with gr.Column():
             listen_a = gr.Audio(label="A", type="filepath", interactive=False, elem_id="listening-a")
             ratings_a = {
-                c: Radio(list(SCORES), value=None, label=f"A · {c}", elem_id=f"listening-a-{c}") for c in CRITERIA
+                c: Radio(SCORE_CHOICES, value=None, label=f"A · {c}", elem_id=f"listening-a-{c}", elem_classes=ONE_LINE)
+                for c in CRITERIA
             }
         with gr.Column():
             listen_b = gr.Audio(label="B", type="filepath", interactive=False, elem_id="listening-b")
             ratings_b = {
-                c: Radio(list(SCORES), value=None, label=f"B · {c}", elem_id=f"listening-b-{c}") for c in CRITERIA
+                c: Radio(SCORE_CHOICES, value=None, label=f"B · {c}", elem_id=f"listening-b-{c}", elem_classes=ONE_LINE)
+                for c in CRITERIA
             }
     preference = Radio(
         list(PREFERENCES), value=None, label="Which do you prefer overall?", elem_id="listening-preference"
