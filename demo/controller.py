@@ -545,8 +545,10 @@ class Controller:
 
 def guidance_title(options) -> str:
     """What guided the sampling, in a title's words: strength 0 samples as the model alone."""
-    if not options.fgg or options.strength == 0:
-        return "unguided (FGG off)" if not options.fgg else "unguided (FGG strength 0)"
+    if not options.fgg:
+        return "unguided (FGG off)"
+    if options.strength == 0:
+        return "unguided (FGG strength 0)"
     return "FGG on" if options.strength == 1 else f"FGG at strength {options.strength:g}"
 
 

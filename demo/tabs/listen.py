@@ -35,7 +35,6 @@ from demo.listening.clips import ClipServer
 from fgg.checks import InputError, boolean, one_of, text
 
 NEW_RATERS_PER_CLIENT_PER_HOUR = 5
-SCORE_CHOICES = list(SCORES)
 ONE_LINE = ["one-line-scale"]  # demo.ui.CSS keeps the five on one line on a phone
 CONSENT = (
     "I agree that my ratings are stored anonymously (with a random token, no name, no address) "
@@ -127,13 +126,13 @@ def participant_layout() -> ParticipantPage:
         with gr.Column():
             listen_a = gr.Audio(label="A", type="filepath", interactive=False, elem_id="listening-a")
             ratings_a = {
-                c: Radio(SCORE_CHOICES, value=None, label=f"A · {c}", elem_id=f"listening-a-{c}", elem_classes=ONE_LINE)
+                c: Radio(list(SCORES), value=None, label=f"A · {c}", elem_id=f"listening-a-{c}", elem_classes=ONE_LINE)
                 for c in CRITERIA
             }
         with gr.Column():
             listen_b = gr.Audio(label="B", type="filepath", interactive=False, elem_id="listening-b")
             ratings_b = {
-                c: Radio(SCORE_CHOICES, value=None, label=f"B · {c}", elem_id=f"listening-b-{c}", elem_classes=ONE_LINE)
+                c: Radio(list(SCORES), value=None, label=f"B · {c}", elem_id=f"listening-b-{c}", elem_classes=ONE_LINE)
                 for c in CRITERIA
             }
     preference = Radio(
