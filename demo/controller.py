@@ -45,7 +45,7 @@ from fgg.checks import InputError, choice, flag, number, shown, text
 from fgg.chords import PITCH_NAMES, chord_name
 from fgg.data import VALID_SEGMENTS_FILE, load_valid_segments
 from fgg.generate import GenerationResult, Generator, piece_midi
-from fgg.inputs import GenerationSpec, resolve_spec, rhythm_counts
+from fgg.inputs import GenerationSpec, load_melody, resolve_spec, rhythm_counts
 from fgg.melody_rhythms import library as melody_rhythm_library
 from fgg.melody_rhythms import pattern_text, roll_rhythm, suited_rhythm
 from fgg.melody_shape import START
@@ -249,9 +249,15 @@ class Controller:
         )
 
     def melody_description(self, segment: int | None, upload: str | None = None, model: str | None = None) -> str:
+        """Where the melody comes from, in a line; an uploaded file is read at once, so a file
+        that is not a usable MIDI melody is refused here, beside the upload, not at Generate."""
         if model in self.generators and self.generators[model].mode.writes_melody:
             return f"Melody: written by the {model} model, with the accompaniment (from the chords alone)."
         if upload:
+            try:
+                load_melody(check_midi_upload(upload), SEGMENT_STEPS)
+            except ValueError as err:
+                return f"✗ {err}: remove it or upload another."
             return f"Melody: the uploaded file {shown(os.path.basename(upload))} (it replaces any segment's melody)."
         if segment is None:
             return "Melody: none — the accompaniment follows the chords alone."

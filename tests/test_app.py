@@ -387,3 +387,21 @@ def test_a_title_says_unguided_when_fgg_does_nothing(controller):
 
     assert title() == "FGG on" and title(fgg=False) == "unguided (FGG off)"
     assert title(strength=0) == "unguided (FGG strength 0)" and title(strength=0.5) == "FGG at strength 0.5"
+
+
+def test_an_upload_is_read_when_it_arrives(controller, tmp_path):
+    """A file that is not a usable MIDI melody is refused beside the upload, before Generate."""
+    import pretty_midi
+
+    from fgg.data import load_valid_segments
+    from fgg.pianoroll import rolls_to_midi
+
+    fake = tmp_path / "song.mid"
+    fake.write_bytes(b"this is not a MIDI file")
+    assert controller.melody_description(None, str(fake)).startswith("✗ cannot read melody MIDI 'song.mid'")
+    empty = tmp_path / "empty.mid"
+    pretty_midi.PrettyMIDI().write(str(empty))
+    assert "has no notes" in controller.melody_description(None, str(empty))
+    good = tmp_path / "good.mid"
+    rolls_to_midi({"melody": load_valid_segments()["melody"][3]}, 90.0).write(str(good))
+    assert controller.melody_description(None, str(good)).startswith("Melody: the uploaded file 'good.mid'")

@@ -3,6 +3,7 @@
 Skipped when chromium or playwright is missing, unless FGG_REQUIRE_BROWSER=1 (set by .ci/run,
 which installs both). Screenshots go to tests/artifacts/ (git-ignored)."""
 
+import datetime
 import json
 import os
 import re
@@ -524,4 +525,10 @@ def test_admin_view_needs_the_password_and_shows_the_plots(browser, listening_se
     page.locator(".js-plotly-plot").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "7_listening_admin.png"), full_page=True)
     assert page.locator(".js-plotly-plot").count() >= 2
+    today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
+    for kind in ("csv", "json"):  # downloads named after what they hold, not file.txt
+        name = f"listening-results-{today}.{kind}"
+        page.wait_for_function(
+            f"[...document.querySelectorAll('#admin-export-{kind} a')].some(a => a.href.endsWith('/{name}'))"
+        )
     page.close()

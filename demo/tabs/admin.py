@@ -5,6 +5,8 @@ plots ``demo.listening.figures``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -13,6 +15,7 @@ from gradio.components import Component
 from demo.limits import client_of
 from demo.listening import AdminGate, ListeningStore
 from demo.listening.figures import results_view
+from demo.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,8 @@ class AdminPage:
     time_plot: gr.Plot
     systems_table: gr.DataFrame
     tests_table: gr.DataFrame
-    export_csv: gr.Code
-    export_json: gr.Code
+    export_csv: gr.File  # listening-results-<UTC date>.csv
+    export_json: gr.File
 
     @property
     def results(self) -> list[Component]:
@@ -60,15 +63,25 @@ def admin_layout(storage_warning: str | None) -> AdminPage:
         time_plot=gr.Plot(label="Answers over time"),
         systems_table=gr.DataFrame(label="Ratings per system (mean, 95 % CI)", interactive=False),
         tests_table=gr.DataFrame(label="FGG vs each baseline (sign test, Wilcoxon)", interactive=False),
-        export_csv=gr.Code(label="Answers (CSV, formula-safe)", language=None, interactive=False),
-        export_json=gr.Code(label="Answers (JSON)", language="json", interactive=False),
+        export_csv=gr.File(label="Answers (CSV, formula-safe)", elem_id="admin-export-csv"),
+        export_json=gr.File(label="Answers (JSON)", elem_id="admin-export-json"),
     )
 
 
-def results_update(page: AdminPage, store: ListeningStore) -> dict:
-    """Updates for ``page.results``: the summary, the plots, the tables and the export."""
+def export_files(store: ListeningStore, folder: Path) -> tuple[Path, Path]:
+    """The answers as ``listening-results-<UTC date>.csv`` and ``.json`` in ``folder``."""
+    stem = f"listening-results-{datetime.now(UTC):%Y-%m-%d}"
+    csv_path, json_path = folder / f"{stem}.csv", folder / f"{stem}.json"
+    csv_path.write_text(store.export_csv(), encoding="utf-8")
+    json_path.write_text(store.export_json(), encoding="utf-8")
+    return csv_path, json_path
+
+
+def results_update(page: AdminPage, store: ListeningStore, workspace: Workspace) -> dict:
+    """Updates for ``page.results``: the summary, the plots, the tables and the export files."""
     answers = store.answers()
     result = store.results(answers)
+    csv_path, json_path = export_files(store, workspace.new("export-"))
     view = results_view(result, answers)
     return {
         page.summary: view.summary,
@@ -77,14 +90,15 @@ def results_update(page: AdminPage, store: ListeningStore) -> dict:
         page.time_plot: view.over_time,
         page.systems_table: pd.DataFrame(result["systems"]).round(3),
         page.tests_table: pd.DataFrame(result["preference"]).round(4),
-        page.export_csv: store.export_csv(),
-        page.export_json: store.export_json(),
+        page.export_csv: str(csv_path),
+        page.export_json: str(json_path),
     }
 
 
 def build_admin_page(store: ListeningStore, gate: AdminGate | None = None) -> None:
     """Results, plots and export behind ``FGG_ADMIN_PASSWORD`` (``AdminGate``)."""
     admin_gate = gate or AdminGate()
+    workspace = Workspace()  # the export files, removed with the process's folder
     page = admin_layout(store.warning)
 
     def show(password: str, request: gr.Request) -> dict:
@@ -92,6 +106,6 @@ def build_admin_page(store: ListeningStore, gate: AdminGate | None = None) -> No
             admin_gate.check(password, client_of(request))
         except PermissionError as err:  # said on the page (these events skip the queue, which carries toasts)
             return {component: None for component in page.results} | {page.summary: f"⚠️ {err}"}
-        return results_update(page, store)
+        return results_update(page, store, workspace)
 
     page.show_button.click(show, page.password, page.results, queue=False, api_visibility="private")
