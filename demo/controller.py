@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -545,7 +546,7 @@ class Controller:
                 a, b, spec.progression.labels, title=f"Notes changed from A ({system_a}) to B ({system_b})"
             ),
             table=compare_table(a, b, spec.allowed, system_a, system_b),
-            warnings=spec.warnings,
+            warnings=tuple(spec.warnings) + tuple(why_the_same(spec, system_a, system_b, a, b)),
         )
 
 
@@ -575,6 +576,34 @@ def audible_until(so_far: GenerationResult) -> float:
     humanize shift, by which a note of the next window may come earlier (``LiveAudio``)."""
     step = 60.0 / so_far.tempo / STEPS_PER_BEAT
     return so_far.accompaniment.shape[1] * step - (dynamics.HUMANIZE_TIMING_MS + 1) / 1000
+
+
+def _always(spec: GenerationSpec) -> bool:
+    return True
+
+
+# Why two systems can make the very same notes on one request: (the reason, whether it holds
+# for the request). Compare says so, instead of leaving "0 notes changed" unexplained.
+SAME_BECAUSE: dict[frozenset, tuple[str, Callable[[GenerationSpec], bool]]] = {
+    frozenset({"fgg", "null_rhythm"}): (
+        "null_rhythm drops the rhythm condition, and this request has no rhythm",
+        lambda spec: spec.counts is None,
+    ),
+    frozenset({"no_fgg", "last_step_remove"}): ("the unguided sample had no out-of-key note to remove", _always),
+    frozenset({"no_fgg", "last_step_round"}): ("the unguided sample had no out-of-key note to move", _always),
+    frozenset({"last_step_remove", "last_step_round"}): ("the unguided sample had no out-of-key note", _always),
+}
+
+
+def why_the_same(spec: GenerationSpec, system_a: str, system_b: str, a: np.ndarray, b: np.ndarray) -> list[str]:
+    """A sentence when A and B are the same notes although the systems differ, with the reason
+    where it is known (``SAME_BECAUSE``)."""
+    if system_a == system_b or not np.array_equal(a, b):
+        return []
+    reason, holds = SAME_BECAUSE.get(frozenset({system_a, system_b}), ("", _always))
+    if not (reason and holds(spec)):
+        reason = "on this request the two systems agree"
+    return [f"A ({system_a}) and B ({system_b}) are the same notes: {reason}."]
 
 
 class Laps(dict):

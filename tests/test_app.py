@@ -405,3 +405,10 @@ def test_an_upload_is_read_when_it_arrives(controller, tmp_path):
     good = tmp_path / "good.mid"
     rolls_to_midi({"melody": load_valid_segments()["melody"][3]}, 90.0).write(str(good))
     assert controller.melody_description(None, str(good)).startswith("Melody: the uploaded file 'good.mid'")
+
+
+def test_compare_says_why_two_systems_coincide(controller):
+    result = controller.compare(CompareRequest("C G | Am F", system_a="fgg", system_b="null_rhythm", seed=2))
+    assert any("null_rhythm drops the rhythm condition, and this request has no rhythm" in w for w in result.warnings)
+    different = controller.compare(CompareRequest("C G | Am F", rhythm="ballad", system_a="fgg", system_b="no_fgg"))
+    assert not any("are the same notes" in w for w in different.warnings)
