@@ -290,38 +290,7 @@ def wire_participant_page(
         validator=validator("listening start", START_PARAMETERS, start_values, None),
     )
 
-    def answers_changed(values: dict) -> dict:
-        """Submit enabled once everything is answered; the answers kept for a reload."""
-        complete = bool(values[page.pair_token]) and all(values[control] is not None for control in page.answers)
-        entered = {name: values[control] for name, control in page.named_answers.items()}
-        draft = (values[page.draft] if isinstance(values[page.draft], dict) else {}) | {
-            "pair": values[page.pair_token],
-            "answers": entered,
-        }
-        return {page.submit_button: gr.update(interactive=complete), page.draft: draft}
-
-    for control in page.answers:
-        control.change(
-            answers_changed,
-            {page.pair_token, page.draft, *page.answers},
-            [page.submit_button, page.draft],
-            queue=False,
-            api_visibility="private",
-        )
-
-    def consent_changed(consent, draft) -> dict:
-        return (draft if isinstance(draft, dict) else {}) | {"consent": consent is True}
-
-    page.consent.change(consent_changed, [page.consent, page.draft], page.draft, queue=False, api_visibility="private")
-    root = Context.root_block  # the page's Blocks: after a reload, its load restores the consent
-    if root is not None:
-        root.load(
-            lambda draft: isinstance(draft, dict) and draft.get("consent") is True,
-            page.draft,
-            page.consent,
-            queue=False,
-            api_visibility="private",
-        )
+    _wire_answers_and_draft(page)
 
     def submit(*sent) -> dict:
         """Store the answer to the pair the request's token names; a repeat shows the same next pair."""
@@ -358,6 +327,44 @@ def wire_participant_page(
         api_visibility="private",
         validator=validator("listening submit", SUBMIT_PARAMETERS, submit_values, None),
     )
+
+
+def _wire_answers_and_draft(page: ParticipantPage) -> None:
+    """Submit enabled once everything is answered; the consent and the answers kept in the
+    browser (``page.draft``) as they change, and the consent restored after a reload."""
+
+    def answers_changed(values: dict) -> dict:
+        """Submit enabled once everything is answered; the answers kept for a reload."""
+        complete = bool(values[page.pair_token]) and all(values[control] is not None for control in page.answers)
+        entered = {name: values[control] for name, control in page.named_answers.items()}
+        draft = (values[page.draft] if isinstance(values[page.draft], dict) else {}) | {
+            "pair": values[page.pair_token],
+            "answers": entered,
+        }
+        return {page.submit_button: gr.update(interactive=complete), page.draft: draft}
+
+    for control in page.answers:
+        control.change(
+            answers_changed,
+            {page.pair_token, page.draft, *page.answers},
+            [page.submit_button, page.draft],
+            queue=False,
+            api_visibility="private",
+        )
+
+    def consent_changed(consent, draft) -> dict:
+        return (draft if isinstance(draft, dict) else {}) | {"consent": consent is True}
+
+    page.consent.change(consent_changed, [page.consent, page.draft], page.draft, queue=False, api_visibility="private")
+    root = Context.root_block  # the page's Blocks: after a reload, its load restores the consent
+    if root is not None:
+        root.load(
+            lambda draft: isinstance(draft, dict) and draft.get("consent") is True,
+            page.draft,
+            page.consent,
+            queue=False,
+            api_visibility="private",
+        )
 
 
 def build_participant_page(
