@@ -1,11 +1,12 @@
-"""Generate tab: "Melody: upload / from a segment / generate one".
+"""Generate tab: "Melody: none / upload / from a segment / generate one".
 
 Where the melody comes from is decided by the model: a melody+accompaniment model writes it,
-an accompaniment model takes an uploaded or a segment's melody. The radio is the visible
-switch for that choice, kept in step with the Model dropdown both ways: choosing "generate
-one" selects the first melody-writing model, choosing a given melody while a writer is
-selected goes back to the default accompaniment model, and picking a model, a file or a
-segment moves the radio. It is UI state only — the API's parameter is ``model``.
+an accompaniment model takes an uploaded or a segment's melody, or plays to the chords alone.
+The radio is the visible switch for that choice and always says the same as the line under
+it: it shows where the melody comes from, or where the visitor said it will come from (an
+upload or a segment chosen, not given yet: "none yet"). Choosing "generate one" selects the
+first melody-writing model; choosing another source while a writer is selected goes back to
+the default accompaniment model. It is UI state only: the API's parameter is ``model``.
 """
 
 from __future__ import annotations
@@ -13,19 +14,28 @@ from __future__ import annotations
 import gradio as gr
 
 from demo.controller import Controller
-from demo.guard import PRIVATE
 
-UPLOAD, SEGMENT, GENERATE = "upload", "segment", "generate"
-CHOICES = [("upload a MIDI", UPLOAD), ("from a POP909 segment", SEGMENT), ("generate one", GENERATE)]
+NONE, UPLOAD, SEGMENT, GENERATE = "none", "upload", "segment", "generate"
+CHOICES = [
+    ("none (chords only)", NONE),
+    ("upload a MIDI", UPLOAD),
+    ("from a POP909 segment", SEGMENT),
+    ("generate one", GENERATE),
+]
+WAITING = {
+    UPLOAD: "Melody: none yet — upload a MIDI file below.",
+    SEGMENT: "Melody: none yet — pick a POP909 song below, then one of its segments.",
+}
 
 
 def melody_source_radio(controller: Controller) -> gr.Radio:
-    """The radio; shown only where the app serves both kinds of model."""
+    """The radio, agreeing with the melody line on first load; shown only where the app serves
+    both kinds of model."""
     writers = controller.melody_writers()
     both = bool(writers) and len(writers) < len(controller.generators)
     return gr.Radio(
         CHOICES,
-        value=GENERATE if controller.default_model in writers else SEGMENT,
+        value=source_shown(controller, controller.default_model, None, None),
         label="Melody",
         elem_id="melody-source",
         visible=both,
@@ -45,29 +55,24 @@ def model_for_source(controller: Controller, source: str, model: str | None) -> 
     return model
 
 
-def source_for_model(controller: Controller, model: str | None, source: str | None) -> str:
-    """The radio's value once ``model`` is selected."""
+def source_shown(
+    controller: Controller, model: str | None, upload: str | None, segment: int | None, chosen: str | None = None
+) -> str:
+    """The radio's value: where the melody comes from with this model, file and segment; or
+    ``chosen``, an upload or a segment the visitor picked and has not given yet."""
     if model in controller.melody_writers():
         return GENERATE
-    return SEGMENT if source in (None, GENERATE) else source
+    if upload:
+        return UPLOAD
+    if segment is not None:
+        return SEGMENT
+    return chosen if chosen in WAITING else NONE
 
 
-def wire_melody_source(
-    controller: Controller, radio: gr.Radio, model: gr.Dropdown, melody_file: gr.File, segment_picker: gr.Dropdown
-) -> None:
-    """Keep ``radio`` and ``model`` in step (``.input`` for the visitor's own clicks, so one
-    side's update does not bounce back)."""
-    private = dict(PRIVATE, show_progress="hidden")
-    radio.input(lambda source, name: model_for_source(controller, source, name), [radio, model], model, **private)
-    model.change(lambda name, source: source_for_model(controller, name, source), [model, radio], radio, **private)
-
-    def given(source_when_set: str):
-        def update(value, name):
-            if not value:
-                return gr.skip(), gr.skip()
-            return source_when_set, model_for_source(controller, source_when_set, name)
-
-        return update
-
-    melody_file.upload(given(UPLOAD), [melody_file, model], [radio, model], **private)
-    segment_picker.input(given(SEGMENT), [segment_picker, model], [radio, model], **private)
+def melody_line(
+    controller: Controller, source: str | None, model: str | None, upload: str | None, segment: int | None
+) -> str:
+    """The line under the radio: where the melody comes from, or what is still to be given."""
+    if source_shown(controller, model, upload, segment) == NONE and source in WAITING:
+        return WAITING[source]
+    return controller.melody_description(segment, upload, model)

@@ -29,8 +29,10 @@ __all__ = ["ADMIN_PATH", "LISTENING_PATH", "build_app", "launch"]
 
 LISTENING_PATH = "/listen"
 ADMIN_PATH = "/admin"
-# On a phone: a rating's five options on one line (they wrapped "5" alone onto a second).
+# A dropdown's text ends (…) before its arrow instead of running under it. On a phone: a
+# rating's five options on one line (they wrapped "5" alone onto a second).
 CSS = """
+.secondary-wrap input { padding-right: 32px; text-overflow: ellipsis; }
 @media (max-width: 480px) {
   .one-line-scale .wrap { flex-wrap: nowrap; gap: 4px; }
   .one-line-scale .wrap label { min-width: 0; flex: 1 1 0; padding: 6px 4px; justify-content: center; }
@@ -58,14 +60,16 @@ def build_app(
         # no page (the main page unnamed, the others not shown); visible=False is ignored.
         gr.Navbar(main_page_name=False)
         _header()
-        generate = build_generate_tab(controller)
-        compare = build_compare_tab()
-        build_evaluate_tab(app, controller, evaluation)
-        with gr.Tab("Listening test"):
-            gr.Markdown(
-                f"The blind listening test has a page of its own, with nothing else on it: "
-                f"[open the listening test]({LISTENING_PATH})."
-            )
+        # On a phone the tab names wrap onto a second line rather than fold into a "⋯" menu.
+        with gr.Tabs(overflow_behavior="wrap"):
+            generate = build_generate_tab(controller)
+            compare = build_compare_tab()
+            build_evaluate_tab(app, controller, evaluation)
+            with gr.Tab("Listen"):
+                gr.Markdown(
+                    f"The blind listening test has a page of its own, with nothing else on it: "
+                    f"[open the listening test]({LISTENING_PATH})."
+                )
         # Wired once everything is laid out: the wiring makes components of its own (state),
         # and the layout's ids (part of the API's description) must not move.
         wire_generate_tab(generate, controller, generation)

@@ -68,10 +68,10 @@ def out_of_key_heatmap(heat: pd.DataFrame) -> go.Figure:
         )
     )
     fig.update_layout(
-        title="Out-of-key sounding steps by interval above the chord root",
-        height=360,
+        title="Out-of-key sounding steps<br>by interval above the chord root",  # two lines: a phone's width
+        height=380,
         xaxis_title="interval above chord root",
-        margin=dict(t=40, b=40),
+        margin=dict(t=70, b=40),
     )
     return fig
 

@@ -116,10 +116,11 @@ def steps_figure(curve: pd.DataFrame) -> go.Figure:
     reference = curve.iloc[0]
     fig.add_hline(y=0, line=dict(color="#888", width=1))
     fig.update_layout(
-        title=f"Chord metrics against steps, minus {reference.solver} with {reference.steps} steps (paired)",
-        height=380,
-        margin=dict(t=40, b=40),
-        xaxis=dict(title="sampling steps (network evaluations, × 2 with CFG)"),
+        # Titles in short lines: they are read on a phone's width too.
+        title=f"Chord metrics against steps,<br>minus {reference.solver} with {reference.steps} steps (paired)",
+        height=400,
+        margin=dict(t=70, b=40),
+        xaxis=dict(title="sampling steps<br>(network evaluations, × 2 with CFG)"),
         yaxis=dict(title="difference (0–1 scale)"),
         legend=dict(orientation="h", y=-0.25),
     )

@@ -114,9 +114,9 @@ def curve_figure(curve: pd.DataFrame) -> go.Figure:
                 line=dict(color=color, dash=dash),
             )
     fig.update_layout(
-        title="FGG strength: out-of-key rate vs chord metrics",
-        height=420,
-        margin=dict(t=40, b=40),
+        title="FGG strength:<br>out-of-key rate vs chord metrics",  # two lines: a phone's width
+        height=440,
+        margin=dict(t=70, b=40),
         xaxis=dict(title="FGG strength"),
         yaxis=dict(title="out-of-key rate (% of 16th steps)"),
         yaxis2=dict(title="chord metric (0–1)", overlaying="y", side="right"),

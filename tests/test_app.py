@@ -296,18 +296,28 @@ def test_melody_rhythm_and_rhythm_forcing_reach_the_sampler_and_say_what_they_do
 
 
 def test_melody_source_and_model_stay_in_step(controller):
-    """ "Melody: upload / from a segment / generate one" picks the model, and the model the radio."""
-    from demo.melody_source import GENERATE, SEGMENT, UPLOAD, model_for_source, source_for_model
+    """ "Melody: none / upload / from a segment / generate one" picks the model, the model and
+    what is given set the radio, and the line under the radio says the same as the radio."""
+    from demo.melody_source import GENERATE, NONE, SEGMENT, UPLOAD, melody_line, model_for_source, source_shown
 
     assert model_for_source(controller, GENERATE, "small") == "combined"
     assert model_for_source(controller, GENERATE, "combined") == "combined"
     assert model_for_source(controller, UPLOAD, "combined") == "paper"  # back to the default
     assert model_for_source(controller, SEGMENT, "small") == "small"  # a given melody keeps its model
-    assert source_for_model(controller, "combined", UPLOAD) == GENERATE
-    assert source_for_model(controller, "small", GENERATE) == SEGMENT
-    assert source_for_model(controller, "small", UPLOAD) == UPLOAD
+    assert model_for_source(controller, NONE, "combined") == "paper"
     writers_only = Controller({"combined": controller.generators["combined"]})
     assert model_for_source(writers_only, UPLOAD, "combined") == "combined"  # nothing else to switch to
+
+    assert source_shown(controller, "paper", None, None) == NONE  # first load: no melody, and it says so
+    assert melody_line(controller, NONE, "paper", None, None).startswith("Melody: none")
+    assert source_shown(controller, "combined", "song.mid", 3) == GENERATE
+    assert source_shown(controller, "small", "song.mid", 3) == UPLOAD  # an upload replaces the segment's
+    assert source_shown(controller, "small", None, 3) == SEGMENT
+    # Chosen, not given yet: the radio keeps the choice and the line says what is missing.
+    assert source_shown(controller, "small", None, None, chosen=UPLOAD) == UPLOAD
+    assert melody_line(controller, UPLOAD, "small", None, None) == "Melody: none yet — upload a MIDI file below."
+    assert "pick a POP909 song" in melody_line(controller, SEGMENT, "small", None, None)
+    assert source_shown(controller, "small", None, None, chosen=GENERATE) == NONE
 
 
 def test_humanize_changes_the_performance_not_the_notes(controller):

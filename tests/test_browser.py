@@ -129,6 +129,9 @@ def test_first_visit_segment_picker_bars_and_cfg(browser, server, controller):  
     page.set_default_timeout(60_000)
     page.goto(server)
     open_more_options(page)
+    # On first load the radio and the line under it say the same.
+    assert page.locator("#melody-source").get_by_label("none (chords only)").is_checked()
+    assert "Melody: none" in page.locator("#melody-status").inner_text()
     cfg = page.locator("#cfg input[type=number]")
     assert cfg.is_disabled() and page.get_by_text("no effect with chords alone").count() >= 1
     song_label, song = controller.song_choices()[1]
@@ -143,23 +146,33 @@ def test_first_visit_segment_picker_bars_and_cfg(browser, server, controller):  
     page.locator("#melody-status").get_by_text(melody.removeprefix("Melody: ").rstrip(".")).wait_for()
     assert page.locator("#rhythm input").input_value() == "from segment"
     page.wait_for_function("!document.querySelector('#cfg input[type=number]').disabled")
+    assert page.locator("#melody-source").get_by_label("from a POP909 segment").is_checked()
     page.locator("#clear-segment").click()
     page.locator("#melody-status").get_by_text("none").wait_for()
+    page.wait_for_function("document.querySelector('#melody-source input[value=none]').checked")
     page.wait_for_function("document.querySelector('#cfg input[type=number]').disabled")
     page.locator("#chords textarea").fill(" | ".join(["C G"] * 40))
     page.wait_for_function("document.querySelector('#bars input[type=number]').value === '32'")
     page.locator("#chords textarea").fill("C | F | G | C | Am | F")
     page.wait_for_function("document.querySelector('#bars input[type=number]').value === '6'")
     page.locator("#style-0").click()  # a style preset: chords, strict scale, the melody-writing model
-    page.locator("#style-note").get_by_text("D Dorian").wait_for()
+    note = page.locator("#style-note")
+    note.get_by_text("8 bars").wait_for()  # it says what it set, Bars and Model among them
+    assert "D Dorian" in note.inner_text() and "combined" in note.inner_text()
     page.wait_for_function("document.querySelector('#chords textarea').value === 'Dm7 | G7 | Dm7 | G7'")
+    page.wait_for_function("document.querySelector('#bars input[type=number]').value === '8'")
     page.locator("#melody-status").get_by_text("written by the combined model").wait_for()
     assert page.locator("#melody-source").get_by_label("generate one").is_checked()
+    page.locator("#chords textarea").fill("C | F | G | C | Am")  # new chords: bars follow them again
+    page.wait_for_function("document.querySelector('#bars input[type=number]').value === '5'")
+    note.get_by_text("preset left").wait_for()  # and the note says what stays set
     page.locator("#melody-source").get_by_label("from a POP909 segment").check()  # back to a given melody
-    page.locator("#melody-status").get_by_text("none").wait_for()
+    page.locator("#melody-status").get_by_text("none yet").wait_for()  # the radio and the line agree
     page.wait_for_function("document.querySelector('#model input').value.startsWith('paper')")
     page.locator("#melody-source").get_by_label("generate one").check()
     page.locator("#melody-status").get_by_text("written by the combined model").wait_for()
+    page.locator("#melody-source").get_by_label("none (chords only)").check()
+    page.locator("#melody-status").get_by_text("none — the accompaniment follows the chords alone").wait_for()
     page.close()
 
 
@@ -220,20 +233,21 @@ def test_the_first_screen_reads_chords_as_meant_and_shows_errors_where_the_eye_i
 
 
 def open_tab(page, name: str) -> None:
-    """Click a tab, through the "More tabs" menu where a narrow screen folds it away."""
-    tab = page.get_by_role("tab", name=name, exact=True)
-    if tab.count():
-        tab.click()
-    else:
-        page.get_by_label("More tabs").click()
-        page.locator(".overflow-dropdown").get_by_role("button", name=name, exact=True).click()
+    page.get_by_role("tab", name=name, exact=True).click()
 
 
+# Each visible dropdown: its label, where its text ends (inside the padding) and where its arrow begins.
+DROPDOWN_TEXT_AND_ARROW = """[...document.querySelectorAll('.secondary-wrap')].filter(w => w.offsetParent).map(w => {
+  const input = w.querySelector('input'), arrow = w.querySelector('.icon-wrap');
+  if (!arrow) return [input.getAttribute('aria-label'), 0, 0];
+  const end = input.getBoundingClientRect().right - parseFloat(getComputedStyle(input).paddingRight);
+  return [input.getAttribute('aria-label'), Math.round(end), Math.round(arrow.getBoundingClientRect().left)];
+})"""
 SCREENS = {
     "Generate": "generate",
     "Compare": "compare",
     "Evaluate": "evaluate",
-    "Listening test": "listening_link",
+    "Listen": "listening_link",
 }
 
 
@@ -307,18 +321,28 @@ def test_a_long_piece_starts_playing_before_it_is_finished(browser, unhurried_se
 @pytest.mark.parametrize("width", [1400, 390])
 def test_every_tab_fits_desktop_and_phone_widths(browser, server, width):  # noqa: F811
     """Screenshots of every tab (tests/artifacts/screen_<width>_<tab>.png) and of the
-    participant page; at phone width nothing is wider than the screen."""
+    participant page; at phone width every tab is reachable, nothing is wider than the screen
+    and no dropdown's text runs under its arrow."""
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": width, "height": 900})
     page.set_default_timeout(60_000)
     page.goto(server)
     page.locator("#generate").wait_for()
+    # Every tab is on the screen, none folded into a "⋯" menu.
+    assert page.locator("[aria-label='More tabs']:visible").count() == 0
+    for tab in SCREENS:
+        box = page.get_by_role("tab", name=tab, exact=True).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, (tab, box)
     for tab, name in SCREENS.items():
         open_tab(page, tab)
+        if tab == "Generate":
+            open_more_options(page)  # its dropdowns too
         page.wait_for_timeout(500)
         page.screenshot(path=str(ARTIFACTS / f"screen_{width}_{name}.png"), full_page=True)
         overflow = page.evaluate("document.documentElement.scrollWidth")
         assert overflow <= width + 1, (tab, overflow)
+        for label, text_end, arrow in page.evaluate(DROPDOWN_TEXT_AND_ARROW):
+            assert text_end <= arrow, (tab, label, text_end, arrow)
     for path in ("listen", "admin"):
         page.goto(server + path)
         page.locator("#listening-start" if path == "listen" else "#admin-password").wait_for()

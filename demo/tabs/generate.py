@@ -30,7 +30,7 @@ from demo.guard import (
     validator,
 )
 from demo.limits import MAX_CHORD_CHARS, PUBLIC_LIMITS, Admission
-from demo.melody_source import melody_source_radio, wire_melody_source
+from demo.melody_source import NONE, SEGMENT, UPLOAD, melody_line, melody_source_radio, model_for_source, source_shown
 from demo.request import (
     GENERATE_PARAMETERS,
     NO_SEGMENT,
@@ -50,6 +50,7 @@ EXAMPLES = {
     "Minor-key ballad": "Am | F | Dm | E7",
     "Dorian vamp": "Dm7 | G | Dm7 | G",
 }
+STYLE_BARS = 8  # a style preset's length: its progression twice
 
 
 @dataclass(frozen=True)
@@ -175,7 +176,7 @@ def _chords_inputs(controller: Controller) -> dict[str, Any]:
         "chords_reading": reading,
         "example_buttons": example_buttons,
         "style_buttons": style_buttons,
-        "style_note": gr.Markdown(elem_id="style-note"),
+        "style_note": gr.Markdown(elem_id="style-note", visible=False),  # shown by a preset (it takes room)
     }
 
 
@@ -201,7 +202,9 @@ def _source_inputs(controller: Controller) -> dict[str, Any]:
             info="fills and replaces the chords, melody, tempo and rhythm",
         )
     with gr.Row():
-        melody_status = gr.Markdown(controller.melody_description(None), elem_id="melody-status")
+        melody_status = gr.Markdown(
+            melody_line(controller, None, controller.default_model, None, None), elem_id="melody-status"
+        )
         clear_segment = gr.Button("✕ no segment", size="sm", min_width=100, elem_id="clear-segment")
     segment = Number(value=NO_SEGMENT, precision=0, visible="hidden", label="POP909 segment index", elem_id="segment")
     melody_file = gr.File(
@@ -275,14 +278,23 @@ def done_message(warnings, what: str) -> str:
     return "\n".join([f"✓ {what}"] + [f"⚠️ {w}" for w in warnings])
 
 
+@dataclass(frozen=True)
+class BarsFollow:
+    """Who set the Bars slider: the visitor (``by_visitor``), or a style preset for its own
+    chords (``preset``: ``{"chords": …, "left": the note once the chords are changed}``)."""
+
+    by_visitor: gr.State
+    preset: gr.State
+
+
 def wire_generate_tab(tab: GenerateTab, controller: Controller, generation: Admission) -> None:
     """Connect the tab (inside the ``gr.Blocks``, after the whole page is laid out)."""
     _wire_generate(tab, controller, generation)
-    bars_follow = gr.State(True)  # bars follow the progression until the visitor moves the slider
+    bars_follow = BarsFollow(by_visitor=gr.State(False), preset=gr.State(None))
     _wire_bars_follow(tab, bars_follow)
     tab.chords.change(chords_reading, tab.chords, tab.chords_reading, **PRIVATE)
-    wire_melody_source(controller, tab.melody_source, tab.model, tab.melody_file, tab.segment_picker)
-    _wire_cfg_and_melody_status(tab, controller)
+    _wire_melody_source(tab, controller)
+    _wire_cfg(tab, controller)
     _wire_melody_rhythm(tab, controller)
     _wire_sampler(tab)
     _wire_presets(tab, controller, bars_follow)
@@ -365,25 +377,33 @@ def _wire_generate(tab: GenerateTab, controller: Controller, generation: Admissi
     tab.dice.click(lambda: random.randint(*PUBLIC_LIMITS.seed), None, tab.seed, **PRIVATE)
 
 
-def _wire_bars_follow(tab: GenerateTab, bars_follow: gr.State) -> None:
-    """Bars follow the chords until the visitor moves the slider."""
+def _wire_bars_follow(tab: GenerateTab, follow: BarsFollow) -> None:
+    """Bars follow the chords, unless the visitor moved the slider or a preset set them for its
+    own chords; once the chords are not the preset's, its note says what it left set."""
 
-    def follow_chords(text, follow):
-        if not follow:
-            return gr.skip()
+    def follow_chords(text, by_visitor, preset) -> dict:
+        update: dict[Any, Any] = {tab.bars: gr.skip()}  # (an empty dict reads as one value)
+        if preset and text != preset["chords"]:
+            update |= {tab.style_note: gr.update(value=preset["left"], visible=True), follow.preset: None}
+        if by_visitor or (preset and text == preset["chords"]):
+            return update
         try:
             n = parse_progression(text[:MAX_CHORD_CHARS]).n_bars
         except (ValueError, TypeError):
-            return gr.skip()
-        return min(max(n, PUBLIC_LIMITS.bars[0]), PUBLIC_LIMITS.bars[1])
+            return update
+        return update | {tab.bars: min(max(n, PUBLIC_LIMITS.bars[0]), PUBLIC_LIMITS.bars[1])}
 
-    tab.chords.change(follow_chords, [tab.chords, bars_follow], tab.bars, **PRIVATE)
-    tab.bars.input(lambda: False, None, bars_follow, **PRIVATE)
+    tab.chords.change(
+        follow_chords,
+        [tab.chords, follow.by_visitor, follow.preset],
+        [tab.bars, tab.style_note, follow.preset],
+        **PRIVATE,
+    )
+    tab.bars.input(lambda: True, None, follow.by_visitor, **PRIVATE)
 
 
-def _wire_cfg_and_melody_status(tab: GenerateTab, controller: Controller) -> None:
-    """CFG is enabled (and says why) only where it has an effect; the melody line says where
-    the melody comes from."""
+def _wire_cfg(tab: GenerateTab, controller: Controller) -> None:
+    """CFG is enabled (and says why) only where it has an effect."""
     writers = controller.melody_writers()
 
     def cfg_state(melody_file, segment, rhythm, model_name):
@@ -395,12 +415,51 @@ def _wire_cfg_and_melody_status(tab: GenerateTab, controller: Controller) -> Non
     for control in cfg_inputs:
         control.change(cfg_state, cfg_inputs, tab.cfg_scale, **PRIVATE)
 
-    def melody_text(melody_file, segment, model_name):
-        seg = None if segment in (None, NO_SEGMENT) else int(segment)
-        return controller.melody_description(seg, getattr(melody_file, "name", melody_file), model_name)
 
-    for control in (tab.melody_file, tab.model):
-        control.change(melody_text, [tab.melody_file, tab.segment, tab.model], tab.melody_status, **PRIVATE)
+def _segment_of(value) -> int | None:
+    return None if value in (None, NO_SEGMENT) else int(value)
+
+
+def _path_of(upload) -> str | None:
+    return getattr(upload, "name", upload)
+
+
+def segment_cleared(tab: GenerateTab) -> dict:
+    """No segment: its chords stay in the box, its melody and rhythm go."""
+    return {tab.segment: NO_SEGMENT, tab.song_picker: None, tab.segment_picker: None, tab.rhythm: "none"}
+
+
+def _wire_melody_source(tab: GenerateTab, controller: Controller) -> None:
+    """The Melody radio, the model and the melody line in step (``.input`` for the visitor's own
+    clicks, so that one side's update does not bounce back)."""
+    private = dict(PRIVATE, show_progress="hidden")
+
+    def chosen(source, model_name) -> dict:
+        picked = {tab.model: model_for_source(controller, source, model_name)}
+        return picked | ({tab.melody_file: None} | segment_cleared(tab) if source == NONE else {})
+
+    tab.melody_source.input(
+        chosen,
+        [tab.melody_source, tab.model],
+        [tab.model, tab.melody_file, tab.segment, tab.song_picker, tab.segment_picker, tab.rhythm],
+        **private,
+    )
+    for event, source in ((tab.melody_file.upload, UPLOAD), (tab.segment_picker.input, SEGMENT)):
+        event(partial(model_for_source, controller, source), tab.model, tab.model, **private)
+
+    def shown(model_name, upload, segment, source=None) -> str:  # a choice not given yet stays
+        return source_shown(controller, model_name, _path_of(upload), _segment_of(segment), source)
+
+    tab.model.change(shown, [tab.model, tab.melody_file, tab.segment, tab.melody_source], tab.melody_source, **private)
+    for given in (tab.melody_file, tab.segment):
+        given.change(shown, [tab.model, tab.melody_file, tab.segment], tab.melody_source, **private)
+
+    def line(source, model_name, upload, segment) -> str:
+        return melody_line(controller, source, model_name, _path_of(upload), _segment_of(segment))
+
+    line_inputs: list[Any] = [tab.melody_source, tab.model, tab.melody_file, tab.segment]
+    for control in line_inputs:
+        control.change(line, line_inputs, tab.melody_status, **private)
 
 
 def _wire_sampler(tab: GenerateTab) -> None:
@@ -424,53 +483,58 @@ def _wire_melody_rhythm(tab: GenerateTab, controller: Controller) -> None:
         control.change(controller.melody_rhythm_text, note_inputs, tab.melody_rhythm_note, **PRIVATE)
 
 
-def _wire_presets(tab: GenerateTab, controller: Controller, bars_follow: gr.State) -> None:
+def _wire_presets(tab: GenerateTab, controller: Controller, follow: BarsFollow) -> None:
     """The style presets, the examples and "no segment"."""
     writers = controller.melody_writers()
 
     def cleared() -> dict:  # no segment, and bars follow the chords again
-        return {
-            bars_follow: True,
-            tab.segment: NO_SEGMENT,
-            tab.song_picker: None,
-            tab.segment_picker: None,
-            tab.rhythm: "none",
-        }
-
-    def no_segment() -> dict:
-        return cleared() | {tab.melody_status: controller.melody_description(None)}
+        return segment_cleared(tab) | {follow.by_visitor: False}
 
     def pick_style(name: str) -> dict:
-        """A style preset: its chords and strict scale, 8 bars, on the first melody-writing model."""
+        """A style preset: its chords and strict scale, 8 bars, on the first melody-writing
+        model; the note says what it set, and what stays set once the chords change."""
         style = STYLES[name]
         tonic, scale_name = style.scale.split()
+        model = writers[0]
         return cleared() | {
             tab.chords: style.chords,
-            tab.bars: 8,
-            bars_follow: False,
+            tab.bars: STYLE_BARS,
+            follow.preset: {"chords": style.chords, "left": style_left_note(style.name, style.scale, model)},
             tab.tonic: tonic,
             tab.scale: scale_name,
             tab.scale_mode: "strict",
-            tab.model: writers[0],
-            tab.style_note: f"**{style.name}**: {style.why} FGG keeps every note in the scale; compare with FGG off.",
+            tab.model: model,
+            tab.style_note: gr.update(value=style_note(style.name, style.why, style.scale, model), visible=True),
         }
 
-    segment_outputs = [bars_follow, tab.segment, tab.song_picker, tab.segment_picker, tab.rhythm]
-    style_outputs = [tab.chords, tab.bars, bars_follow, tab.tonic, tab.scale, tab.scale_mode, tab.model]
-    style_outputs += [*segment_outputs[1:], tab.style_note]
+    segment_outputs = [follow.by_visitor, tab.segment, tab.song_picker, tab.segment_picker, tab.rhythm]
+    style_outputs = [tab.chords, tab.bars, follow.preset, tab.tonic, tab.scale, tab.scale_mode, tab.model]
+    style_outputs += [*segment_outputs, tab.style_note]
     for button, name in zip(tab.style_buttons, STYLES, strict=True):
         button.click(lambda n=name: pick_style(n), None, style_outputs, **PRIVATE)
     for button, text in zip(tab.example_buttons, EXAMPLES.values(), strict=True):
-        button.click(
-            lambda t=text: no_segment() | {tab.chords: t},
-            None,
-            [tab.chords, *segment_outputs, tab.melody_status],
-            **PRIVATE,
-        )
-    tab.clear_segment.click(no_segment, None, [*segment_outputs, tab.melody_status], **PRIVATE)
+        button.click(lambda t=text: cleared() | {tab.chords: t}, None, [tab.chords, *segment_outputs], **PRIVATE)
+    tab.clear_segment.click(cleared, None, segment_outputs, **PRIVATE)
 
 
-def _wire_segment_pickers(tab: GenerateTab, controller: Controller, bars_follow: gr.State) -> None:
+def style_note(name: str, why: str, scale: str, model: str) -> str:
+    """What a style preset is, and everything it set (some of it under More options)."""
+    return (
+        f"**{name}**: {why} Set: these chords, **{STYLE_BARS} bars**, the **{model}** model (it writes the "
+        f"melody too) and the scale **{scale}, strict** (More options). FGG keeps every note in the scale; "
+        "compare with FGG off."
+    )
+
+
+def style_left_note(name: str, scale: str, model: str) -> str:
+    """The note once the chords are no longer the preset's: what it left set."""
+    return (
+        f"The {name} preset left the **{model}** model and the scale **{scale}, strict** set; "
+        "change them above and under More options."
+    )
+
+
+def _wire_segment_pickers(tab: GenerateTab, controller: Controller, follow: BarsFollow) -> None:
     """A song, then one of its 4-bar segments: chords, tempo, rhythm and melody at once."""
 
     def pick_song(song):
@@ -481,7 +545,7 @@ def _wire_segment_pickers(tab: GenerateTab, controller: Controller, bars_follow:
 
     tab.song_picker.input(pick_song, tab.song_picker, tab.segment_picker, **PRIVATE)
 
-    def pick_segment(index, melody_file, model_name):
+    def pick_segment(index):
         try:
             text, seg_tempo, _ = controller.segment_fields(index)
         except ValueError:
@@ -492,15 +556,12 @@ def _wire_segment_pickers(tab: GenerateTab, controller: Controller, bars_follow:
             tab.tempo: seg_tempo,
             tab.rhythm: "from segment",
             tab.bars: SEGMENT_BARS,
-            bars_follow: True,
-            tab.melody_status: controller.melody_description(
-                int(index), getattr(melody_file, "name", melody_file), model_name
-            ),
+            follow.by_visitor: False,
         }
 
     tab.segment_picker.input(
         pick_segment,
-        [tab.segment_picker, tab.melody_file, tab.model],
-        [tab.segment, tab.chords, tab.tempo, tab.rhythm, tab.bars, bars_follow, tab.melody_status],
+        tab.segment_picker,
+        [tab.segment, tab.chords, tab.tempo, tab.rhythm, tab.bars, follow.by_visitor],
         **PRIVATE,
     )

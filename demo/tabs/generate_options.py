@@ -98,7 +98,7 @@ def scale_inputs() -> dict[str, Any]:
             SCALE_CHOICES,
             value="from chords",
             label="Scale",
-            min_width=140,
+            min_width=180,  # wide enough to read its choice; on a phone Tonic goes below
             info="allowed notes: from each chord, or a scale",
         )
         tonic = Dropdown(PITCH_NAMES, value="C", label="Tonic", min_width=100, info="of a named scale")
@@ -113,14 +113,14 @@ def scale_inputs() -> dict[str, Any]:
             [("ours (root-aware)", "ours"), ("paper's table", "paper")],
             value="ours",
             label="Chord → scale table",
-            min_width=140,
+            min_width=180,
             info="how a chord becomes allowed notes (Scale = from chords)",
         )
         scale_mode = Dropdown(
             [("scale + each chord's tones", "with_chords"), ("scale only (strict)", "strict")],
             value="with_chords",
             label="User scale",
-            min_width=140,
+            min_width=180,
             info="a named/custom scale also allows the chord's own notes, or not",
         )
     return {
