@@ -1,5 +1,5 @@
-"""``python -m demo.listening build|results|export``: build the pool, print the results, export
-the answers."""
+"""``python -m demo.listening build|prompts|results|export``: build a study (or the served pool),
+write a study's prompts for another model, print the results, export the answers."""
 
 from __future__ import annotations
 
@@ -9,21 +9,30 @@ import sys
 from pathlib import Path
 
 from demo.listening.admin import AdminGate
+from demo.listening.build import BuildError, build_study, build_summary, export_prompts
 from demo.listening.figures import results_html, results_view
 from demo.listening.pool import DEFAULT_BASELINES, POOL_DIR, build_pool
 from demo.listening.store import ListeningStore
+from demo.listening.study import StudyError, load_study
 from fgg.checkpoint import DEFAULT_MODEL, shipped
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m demo.listening", description="Listening-test pool and results.")
     sub = parser.add_subparsers(dest="command", required=True)
-    build = sub.add_parser("build", help="generate the pool of pairs")
+    build = sub.add_parser("build", help="build a study's clips (studies/<id>.toml), or without one the served pool")
+    build.add_argument("study", nargs="?", help="a study file: its clips go to assets/studies/<id>/")
     build.add_argument("--pairs", type=int, default=12)
     build.add_argument("--out", default=str(POOL_DIR))
     build.add_argument("--model", default=DEFAULT_MODEL, choices=shipped("accompaniment"))
     build.add_argument("--checkpoint", help="a checkpoint path (overrides --model)")
     build.add_argument("--baselines", default=",".join(DEFAULT_BASELINES))
+    prompts = sub.add_parser("prompts", help="a study's prompts for another model, or one of our systems as a folder")
+    prompts.add_argument("study", help="a study file")
+    prompts.add_argument("--out", required=True, help="the folder to write")
+    prompts.add_argument(
+        "--system", help="write this system's clips (<prompt-id>.mid + manifest.json), e.g. ground_truth"
+    )
     results = sub.add_parser("results", help="print per-system means and preference tests as JSON")
     results.add_argument("--html", help="also write the admin view's plots to this HTML file")
     export = sub.add_parser("export", help="print all answers as CSV or JSON (needs the admin password)")
@@ -33,8 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_build(args: argparse.Namespace) -> int:
+    if args.study:
+        try:
+            study = load_study(args.study)
+            items = build_study(study)
+        except (StudyError, BuildError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(json.dumps(build_summary(items), indent=1))
+        return 0
     manifest = build_pool(args.pairs, Path(args.out), args.checkpoint or args.model, tuple(args.baselines.split(",")))
     print(json.dumps({"manifest": str(manifest), "pairs": args.pairs}))
+    return 0
+
+
+def run_prompts(args: argparse.Namespace) -> int:
+    try:
+        path = export_prompts(load_study(args.study, folders=False), Path(args.out), args.system)
+    except (StudyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(json.dumps({"written": str(path)}))
     return 0
 
 
@@ -59,7 +87,7 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": run_build, "results": run_results, "export": run_export}
+COMMANDS = {"build": run_build, "prompts": run_prompts, "results": run_results, "export": run_export}
 
 
 def main(argv: list[str] | None = None) -> int:
