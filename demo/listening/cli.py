@@ -9,12 +9,17 @@ import sys
 from pathlib import Path
 
 from demo.listening.admin import AdminGate
+from demo.listening.analysis import analyse
 from demo.listening.build import BuildError, build_study, build_summary, export_prompts
 from demo.listening.figures import results_html, results_view
 from demo.listening.pool import DEFAULT_BASELINES, POOL_DIR, build_pool
+from demo.listening.report import report_html
 from demo.listening.store import ListeningStore
-from demo.listening.study import StudyError, load_study
+from demo.listening.study import STUDIES_DIR, StudyError, load_study
+from demo.listening.tidy import pair_frames
 from fgg.checkpoint import DEFAULT_MODEL, shipped
+
+SERVED_STUDY = "fgg-vs-baselines"  # the pool the app serves today (assets/listening) is this study's
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.add_argument(
         "--system", help="write this system's clips (<prompt-id>.mid + manifest.json), e.g. ground_truth"
     )
-    results = sub.add_parser("results", help="print per-system means and preference tests as JSON")
-    results.add_argument("--html", help="also write the admin view's plots to this HTML file")
+    results = sub.add_parser("results", help="print the results as JSON (with --study: the study's full analysis)")
+    results.add_argument(
+        "--study", help="a study's id (studies/<id>.toml): MOS, Bradley-Terry, tests, agreement, power"
+    )
+    results.add_argument("--html", help="also write the plots (with --study: the whole report) to this HTML file")
+    results.add_argument("--boot", type=int, default=2000, help="bootstrap replicates (with --study)")
     export = sub.add_parser("export", help="print all answers as CSV or JSON (needs the admin password)")
     export.add_argument("--password", required=True)
     export.add_argument("--format", choices=("csv", "json"), default="csv")
@@ -66,7 +75,28 @@ def run_prompts(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_study_results(args: argparse.Namespace) -> int:
+    """The analysis of one study's answers (``demo.listening.analysis``) and its HTML report."""
+    try:
+        study = load_study(STUDIES_DIR / f"{args.study}.toml")
+    except StudyError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    # The store holds the answers of the study the app serves; any other has none yet.
+    answers = ListeningStore().answers() if study.id == SERVED_STUDY else []
+    ratings, choices = pair_frames(answers)
+    criteria = [c.name for c in study.criteria]
+    result = analyse(ratings, choices, reference=study.reference, criteria=criteria, n_boot=args.boot)
+    result = {"study": study.id, "config_hash": study.config_hash, "title": study.title} | result
+    print(json.dumps(result, indent=1))
+    if args.html:
+        Path(args.html).write_text(report_html(result, study.title), encoding="utf-8")
+    return 0
+
+
 def run_results(args: argparse.Namespace) -> int:
+    if args.study:
+        return run_study_results(args)
     store = ListeningStore()
     answers = store.answers()
     result = store.results(answers)
