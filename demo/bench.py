@@ -120,7 +120,8 @@ def serving(generator: Generator, name: str, layout: ServingLayout) -> Iterator[
     """The app on a free port, served with ``layout``: its URL and its ``gr.Blocks``."""
     tmp = Path(tempfile.mkdtemp(prefix="fgg-bench-"))
     store = ListeningStore(f"sqlite:///{tmp / 'bench.db'}")
-    ClipServer(store).prerender().join()  # the pool's renders cached before anything is timed
+    for study in store.studies.values():  # the studies' renders cached before anything is timed
+        ClipServer(study).prerender().join()
     app = build_app(Controller({name: generator}), store)
     port = free_port()
     launch(app, layout, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)

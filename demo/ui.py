@@ -17,7 +17,7 @@ from demo.controller import Controller
 from demo.figures import before_after_figure
 from demo.how_it_works import load_example
 from demo.limits import Admission
-from demo.listening import ListeningStore
+from demo.listening import ListeningStore, StudyStore
 from demo.serving import DELETE_CACHE
 from demo.tabs.admin import build_admin_page
 from demo.tabs.compare import build_compare_tab, wire_compare_tab
@@ -28,6 +28,7 @@ from demo.tabs.listen import build_participant_page
 __all__ = ["ADMIN_PATH", "LISTENING_PATH", "build_app", "launch"]
 
 LISTENING_PATH = "/listen"
+DEFAULT_STUDY = "fgg-vs-baselines"  # the study at /listen
 ADMIN_PATH = "/admin"
 # A dropdown's text ends (…) before its arrow instead of running under it. On a phone: a
 # rating's five options on one line (they wrapped "5" alone onto a second).
@@ -75,17 +76,26 @@ def build_app(
         wire_generate_tab(generate, controller, generation)
         wire_compare_tab(compare, generate, controller, generation)
 
-    # The participant's page: its own route, so the browser receives only its components
-    # (Gradio sends each page just its own part of the config) — no system names from the
-    # Compare/Evaluate tabs, nothing about the pool.
-    with app.route("Listening test", LISTENING_PATH, show_in_navbar=False):
-        gr.Navbar(main_page_name=False)
-        build_participant_page(store)
+    # Each open study's participant page: a route of its own, so the browser receives only its
+    # components (Gradio sends each page just its own part of the config) — no system names
+    # from the Compare/Evaluate tabs, nothing of another study. The default study is at /listen.
+    for n, (path, study) in enumerate(listening_routes(store).items(), start=1):
+        with app.route(f"Listening test {n}", path, show_in_navbar=False):  # a name that names no system
+            gr.Navbar(main_page_name=False)
+            build_participant_page(study)
     # The researcher's page, behind its password (FGG_ADMIN_PASSWORD); no link leads to it.
     with app.route("Listening results", ADMIN_PATH, show_in_navbar=False):
         gr.Navbar(main_page_name=False)
         build_admin_page(store)
     return app
+
+
+def listening_routes(store: ListeningStore) -> dict[str, StudyStore]:
+    """Where each open study is served: ``DEFAULT_STUDY`` (or the first open one) at
+    ``/listen``, every other at ``/listen-<id>`` (a Gradio route is one path segment)."""
+    open_studies = [s for s in store.studies.values() if s.study.open]
+    default = next((s for s in open_studies if s.id == DEFAULT_STUDY), open_studies[0] if open_studies else None)
+    return {LISTENING_PATH if s is default else f"{LISTENING_PATH}-{s.id}": s for s in open_studies}
 
 
 def launch(app: gr.Blocks, layout=None, **kwargs):

@@ -17,7 +17,7 @@ for checkout in "$other" "$here"; do
   (cd "$checkout" && TMPDIR="$tmp" FGG_DB_URL="sqlite:///$tmp/listening.db" exec "$python" app.py --port "$port" >"$tmp/app.log" 2>&1) &
   server=$!
   until curl -sf "http://127.0.0.1:$port/config" >/dev/null; do sleep 1; done
-  sleep 60  # the app's start-up work (the listening pool's renders) done before anything is timed
+  sleep 60  # the app's start-up work (the listening studies' renders) done before anything is timed
   echo "$checkout ($(git -C "$checkout" rev-parse --short HEAD)):"
   (cd "$here" && "$python" -m demo.bench --url "http://127.0.0.1:$port/" --users ${users[*]} --calls "${CALLS:-3}")
   kill "$server"; wait "$server" || true

@@ -28,7 +28,7 @@ def collection(pop909_dir):
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_render_cache(tmp_path_factory):
-    """The listening pool's renders (``demo.listening.clips``) go to a folder of the test run's
+    """The listening studies' renders (``demo.listening.clips``) go to a folder of the test run's
     own instead of the user's ``~/.cache/fgg-music``."""
     folder = tmp_path_factory.mktemp("render-cache")
     previous = os.environ.get("FGG_CACHE_DIR")

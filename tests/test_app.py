@@ -1,6 +1,5 @@
 """The app: builds, serves the documented API, and reports bad input clearly."""
 
-import json
 import os
 import re
 from pathlib import Path
@@ -31,10 +30,7 @@ def controller():
 @pytest.fixture(scope="module")
 def server(controller, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app")
-    pool = tmp / "pool"
-    pool.mkdir()
-    (pool / "manifest.json").write_text(json.dumps({"pairs": []}))
-    app = build_app(controller, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}", pool))
+    app = build_app(controller, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}"))
     port = free_port()
     launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"

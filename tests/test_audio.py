@@ -102,22 +102,25 @@ def test_humanize_is_seeded_and_small():
     )
 
 
-def test_listening_pool_pairs_are_loudness_matched():
-    """Every pair of the committed pool (the attention check included): A and B within 0.5 LU,
-    and each clip's melody above its accompaniment."""
-    from demo.listening import POOL_DIR
+def test_every_shipped_studys_clips_are_loudness_matched():
+    """Every screen of every shipped study (attention checks and anchors included): its clips
+    within 0.5 LU of each other, and each clip's melody above its accompaniment."""
+    from demo.listening import shipped_studies
 
-    pairs = json.loads((POOL_DIR / "manifest.json").read_text())["pairs"]
-    assert len(pairs) >= 12
-    for pair in pairs:
-        levels = []
-        for name in (pair["midi_x"], pair["midi_y"]):
-            midi = pretty_midi.PrettyMIDI(str(POOL_DIR / name))
-            tracks = {i.name: i.notes for i in midi.instruments if i.notes}
-            if "melody" in tracks:
-                assert min(n.velocity for n in tracks["melody"]) > max(n.velocity for n in tracks["accompaniment"])
-            levels.append(A.loudness(A.render_audio(midi)))
-        assert abs(levels[0] - levels[1]) <= 0.5, (pair["key"], levels)
+    levels: dict[str, float] = {}
+    for study in shipped_studies():
+        assert len(study.items) >= 6
+        for item in study.items:
+            for clip in item["clips"]:
+                if clip["midi"] not in levels:
+                    midi = pretty_midi.PrettyMIDI(str(study.folder / "midi" / clip["midi"]))
+                    tracks = {i.name: i.notes for i in midi.instruments if i.notes}
+                    if "melody" in tracks:
+                        melody, accompaniment = tracks["melody"], tracks["accompaniment"]
+                        assert min(n.velocity for n in melody) > max(n.velocity for n in accompaniment)
+                    levels[clip["midi"]] = A.loudness(A.render_audio(midi))
+            heard = [levels[clip["midi"]] for clip in item["clips"]]
+            assert max(heard) - min(heard) <= 0.5, (study.id, item["key"], heard)
 
 
 def test_pedal_lifts_at_each_chord_change():

@@ -275,9 +275,7 @@ def unhurried_server(tmp_path_factory):
     torch.manual_seed(0)
     slow = Controller({"paper": Generator(Unhurried(UNet(PRESETS["tiny"]), 0.1))})
     tmp = tmp_path_factory.mktemp("unhurried")
-    (tmp / "pool").mkdir()
-    (tmp / "pool" / "manifest.json").write_text(json.dumps({"pairs": []}))
-    app = build_app(slow, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}", tmp / "pool"))
+    app = build_app(slow, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}"))
     port = free_port()
     launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/"
@@ -359,39 +357,16 @@ def test_every_tab_fits_desktop_and_phone_widths(browser, server, width):  # noq
 
 @pytest.fixture(scope="module")
 def listening_server(controller, tmp_path_factory):  # noqa: F811
-    """The app with a real 3-pair pool whose files and keys are full of system names."""
-    import json
-
+    """The app serving the shipped studies at once: fgg-vs-baselines at /listen (13 pairs; its
+    files and keys full of system names) and strengths at /listen-strengths (multi-stimulus:
+    five clips a page, one system a folder of MIDI made elsewhere)."""
     from demo.limits import Admission
     from demo.listening import ListeningStore
     from demo.ui import build_app, launch
-    from fgg.data import load_valid_segments
-    from fgg.pianoroll import rolls_to_midi
 
     tmp = tmp_path_factory.mktemp("listening")
-    pool = tmp / "pool"
-    pool.mkdir()
-    seg = load_valid_segments()
-    pairs = []
-    for s, baseline in [(11, "no_fgg"), (222, "last_step_remove"), (1333, "inpaint")]:
-        names = {}
-        for system, other in (("fgg", s), (baseline, s + 1)):  # two different accompaniments
-            names[system] = f"seg{s:04d}_{system}.mid"
-            rolls_to_midi({"melody": seg["melody"][s], "accompaniment": seg["accompaniment"][other]}, 120.0).write(
-                str(pool / names[system])
-            )
-        pairs.append(
-            {
-                "key": f"seg{s:04d}-fgg-vs-{baseline}",
-                "segment": s,
-                "system_x": "fgg",
-                "system_y": baseline,
-                "midi_x": names["fgg"],
-                "midi_y": names[baseline],
-            }
-        )
-    (pool / "manifest.json").write_text(json.dumps({"pairs": pairs}))
-    store = ListeningStore(f"sqlite:///{tmp / 'answers.db'}", pool)
+    store = ListeningStore(f"sqlite:///{tmp / 'answers.db'}")
+    assert set(store.studies) == {"fgg-vs-baselines", "strengths"}
     os.environ["FGG_ADMIN_PASSWORD"] = "test-admin"  # read when the admin page is built
     generation = Admission("generation", total=16, per_client=2)
     app = build_app(controller, store, generation=generation)
@@ -411,10 +386,20 @@ LEAKS = ("fgg", "no_fgg", "last_step", "inpaint", "seg0", "seg1", "-vs-", ".mid"
 STATIC = ("/assets/", "/static/", ".js", ".css", ".woff", ".svg", ".png", "favicon")  # Gradio's own bundle
 
 
+def rate_screen(page, clips: str, criteria: tuple[str, ...], score: str, preference: str) -> None:
+    """Set every rating of the screen shown (``clips``: its labels) and the preference."""
+    for label in clips:
+        for c in criteria:
+            page.locator(f"#listening-{label.lower()}-{c}").get_by_text(score, exact=True).click()
+    page.locator("#listening-preference").get_by_text(preference, exact=True).click()
+    page.wait_for_function("!document.querySelector('#listening-submit').disabled")
+
+
 def test_listening_test_as_a_participant_is_blind(browser, listening_server):
-    """A whole session on the participant page: nothing the browser receives (the page, every
-    response, every event payload, every audio URL) names a system, a segment or a pool file;
-    the ratings are unset on every new pair and submit waits for all of them."""
+    """Sessions on both studies' participant pages: nothing the browser receives (the page, every
+    response, every event payload, every audio URL) names a system, a prompt or a clip file;
+    the ratings are unset on every new screen and submit waits for all of them; a reload keeps
+    the consent and what was entered; a replayed submit is stored once."""
     url, store = listening_server
     received = []
     page = browser.new_page(viewport={"width": 1300, "height": 1400})
@@ -437,42 +422,54 @@ def test_listening_test_as_a_participant_is_blind(browser, listening_server):
     page.locator("#listening-notice").get_by_text("tick the consent box").wait_for()
     page.locator("#listening-consent input").check()
     page.locator("#listening-start").click()
+    criteria = ("creativity", "harmony", "naturalness")
     for number in (1, 2, 3):
-        page.get_by_text(f"Pair {number} of 3").first.wait_for()
+        page.get_by_text(f"Pair {number} of 13").first.wait_for()
         for side in ("a", "b"):
-            audio = page.locator(f"#listening-{side} audio").first
-            audio.wait_for(state="attached")
+            page.locator(f"#listening-{side} audio").first.wait_for(state="attached")
         radios = page.locator("[id^=listening-] input[type=radio]")
         checked = [i for i in range(radios.count()) if radios.nth(i).is_checked()]
         assert radios.count() == 6 * 5 + 3 and not checked, (number, checked)
         assert submit.is_disabled()
         score = str(2 + number % 3)
-        for side in ("a", "b"):
-            for c in ("creativity", "harmony", "naturalness"):
-                page.locator(f"#listening-{side}-{c}").get_by_text(score, exact=True).click()
-            if number == 2 and side == "a":  # a reload keeps the consent and what was entered on the pair
-                page.wait_for_timeout(500)  # the last click's change has reached the browser's storage
-                page.reload()
-                page.wait_for_function("document.querySelector('#listening-consent input')?.checked === true")
-                page.locator("#listening-start").click()
-                page.get_by_text("Pair 2 of 3").first.wait_for()
-                for c in ("creativity", "harmony", "naturalness"):
-                    page.locator(f"#listening-a-{c}").get_by_label(score, exact=True).wait_for()
-                    page.wait_for_function(
-                        f"document.querySelector('#listening-a-{c} input[value=\"{score}\"]')?.checked === true"
-                    )
-        assert submit.is_disabled()  # still no preference
-        page.locator("#listening-preference").get_by_text("B", exact=True).click()
-        page.wait_for_function("!document.querySelector('#listening-submit').disabled")
+        for c in criteria:
+            page.locator(f"#listening-a-{c}").get_by_text(score, exact=True).click()
+        if number == 2:  # a reload keeps the consent and what was entered on the pair
+            page.wait_for_timeout(500)  # the last click's change has reached the browser's storage
+            page.reload()
+            page.wait_for_function("document.querySelector('#listening-consent input')?.checked === true")
+            page.locator("#listening-start").click()
+            page.get_by_text("Pair 2 of 13").first.wait_for()
+            for c in criteria:
+                page.wait_for_function(
+                    f"document.querySelector('#listening-a-{c} input[value=\"{score}\"]')?.checked === true"
+                )
+        assert submit.is_disabled()  # B and the preference still unset
+        rate_screen(page, "AB", criteria, score, "B")
         page.screenshot(path=str(ARTIFACTS / f"6_listening_pair{number}.png"), full_page=True)
         submit.click()
-    page.get_by_text("All 3 pairs rated").first.wait_for()
-    clips = {u for u, _ in received if ".wav" in u}
-    assert len(clips) == 6, sorted(u for u, _ in received)  # every clip its own opaque URL
+    page.get_by_text("Pair 4 of 13").first.wait_for()
+    assert len({u for u, _ in received if ".wav" in u}) == 8  # every clip its own opaque URL
+    received.append(("page", page.content()))
+
+    page.goto(url + "listen-strengths")  # the other study: its own page, its own rater
+    page.locator("#listening-consent input").check()
+    page.locator("#listening-start").click()
+    page.get_by_text("Page 1 of 6").first.wait_for()
+    radios = page.locator("[id^=listening-] input[type=radio]")
+    assert radios.count() == 6 * 2 * 5 + 7  # six clips, two criteria, a preference among them or none
+    rate_screen(page, "ABCDEF", ("harmony", "naturalness"), "3", "C")
+    page.screenshot(path=str(ARTIFACTS / "6_listening_page1.png"), full_page=True)
+    submit.click()
+    page.get_by_text("Page 2 of 6").first.wait_for()
     received.append(("page", page.content()))
     page.close()
-    assert len(store.answers()) == 3
-    assert any("Pair 2 of 3" in body for _, body in received)  # the event payloads are in the scan
+    assert len(store.study("fgg-vs-baselines").frames()[1]) == 3
+    pages = store.study("strengths").frames()[0]
+    systems = {"fgg", "fgg_half", "no_fgg", "human", "hidden_reference", "anchor"}
+    assert len(pages) == 6 * 2 and set(pages["system"]) == systems  # six clips, two criteria each
+    assert any("Pair 2 of 13" in body for _, body in received)  # the event payloads are in the scan
+    assert len({u for u, _ in received if ".wav" in u}) == 8 + 12
     for where, body in received:
         if any(part in where for part in STATIC):
             continue
@@ -497,43 +494,36 @@ def test_a_generation_flood_does_not_lock_raters_out(browser, listening_server):
     refused = [job for job in flood if job.done() and job.exception() is not None]
     assert len(refused) == 38, len(refused)
     assert all("limit 2 per visitor" in str(job.exception()) for job in refused)
-    before = len(store.answers())
+    answers = store.study("fgg-vs-baselines")
+    before = len(answers.frames()[1])
     page = browser.new_page()
     page.set_default_timeout(30_000)
     began = time.perf_counter()
     page.goto(url + "listen")
     page.locator("#listening-consent input").check()
     page.locator("#listening-start").click()
-    page.get_by_text("Pair 1 of 3").first.wait_for()
-    for side in ("a", "b"):
-        for c in ("creativity", "harmony", "naturalness"):
-            page.locator(f"#listening-{side}-{c}").get_by_text("4", exact=True).click()
-    page.locator("#listening-preference").get_by_text("same", exact=True).click()
-    page.wait_for_function("!document.querySelector('#listening-submit').disabled")
+    page.get_by_text("Pair 1 of 13").first.wait_for()
+    rate_screen(page, "AB", ("creativity", "harmony", "naturalness"), "4", "same")
     page.locator("#listening-submit").click()
-    page.get_by_text("Pair 2 of 3").first.wait_for()
+    page.get_by_text("Pair 2 of 13").first.wait_for()
     seconds = time.perf_counter() - began
     still_busy = sum(not job.done() for job in flood)
     page.close()
     for job in flood:
         job.cancel()
-    assert len(store.answers()) == before + 1
+    assert len(answers.frames()[1]) == before + 1
     assert still_busy > 0, "the flood ended before the rater finished: the test proved nothing"
     assert seconds < 20
 
 
 def test_admin_view_needs_the_password_and_shows_the_plots(browser, listening_server):
     url, store = listening_server
-    rater = store.new_rater()  # answers of its own: the test must not depend on the participant test running first
-    for trial in store.plan(rater):
-        good = "A" if trial.system_a == "fgg" else "B"
-        store.submit(
-            rater,
-            trial.pair_id,
-            {c: 4 for c in ("creativity", "harmony", "naturalness")},
-            {c: 3 for c in ("creativity", "harmony", "naturalness")},
-            good,
-        )
+    study = store.study("fgg-vs-baselines")
+    rater = study.new_rater()  # answers of its own: the test must not depend on the participant test running first
+    while (trial := study.next_trial(rater)) is not None:
+        good = trial.labels[trial.systems.index("fgg")]
+        given = {c: [4, 3] if good == "A" else [3, 4] for c in ("creativity", "harmony", "naturalness")}
+        study.answer(rater, study.item_token(rater, trial.item_id), given, good)
     page = browser.new_page(viewport={"width": 1300, "height": 2400})
     page.set_default_timeout(60_000)
     page.goto(url)
@@ -545,13 +535,15 @@ def test_admin_view_needs_the_password_and_shows_the_plots(browser, listening_se
     time.sleep(1.2)  # one failure: a 1 s back-off
     page.locator("#admin-password input").fill("test-admin")
     page.locator("#admin-show").click()
-    page.get_by_text("raters").first.wait_for()
+    page.locator("#admin-summary").get_by_text("raters").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "7_listening_admin.png"), full_page=True)
     assert page.locator(".js-plotly-plot").count() >= 2
+    progress = page.locator("#admin-progress").inner_text()
+    assert "fgg-vs-baselines" in progress and "strengths" in progress  # every study's progress
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     for kind in ("csv", "json"):  # downloads named after what they hold, not file.txt
-        name = f"listening-results-{today}.{kind}"
+        name = f"listening-results-fgg-vs-baselines-{today}.{kind}"
         page.wait_for_function(
             f"[...document.querySelectorAll('#admin-export-{kind} a')].some(a => a.href.endsWith('/{name}'))"
         )

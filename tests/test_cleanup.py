@@ -3,12 +3,11 @@
 The real app (``python app.py``) runs in a subprocess with a temp dir of its own (``TMPDIR``),
 serves a generation and a listening clip, and is stopped by SIGTERM, by SIGINT, or returns
 normally; then its temp dir must be empty. After a ``kill -9`` the next start removes what the
-dead process left. The listening pool is rendered once into a cache that outlives the process
+dead process left. The listening studies' clips are rendered once into a cache that outlives the process
 (``FGG_CACHE_DIR``), so a restart serves the listening test's Start at once, and each rater's
 clip is served as the file it is (Gradio does not copy it into its cache).
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -23,7 +22,7 @@ from gradio_client.utils import Status
 
 from demo.listening import ListeningStore
 from tests.test_app import free_port
-from tests.test_listening import midi_pool
+from tests.test_listening import midi_study
 
 REPO = Path(__file__).resolve().parents[1]
 START_AFTER_RESTART_S = 0.5  # the issue's bound for the listening test's Start after a restart
@@ -182,10 +181,9 @@ def test_the_next_start_removes_what_a_killed_app_left(tmp_path, render_cache):
 
 
 def wait_for_renders(render_cache: Path, timeout: float) -> None:
-    """Until the app's background render has filled the cache with the whole pool (as it
-    stands after the pool's first run); gives up after ``timeout`` seconds."""
-    pool = json.loads((REPO / "assets" / "listening" / "manifest.json").read_text())["pairs"]
-    contents = {(REPO / "assets" / "listening" / p[side]).read_bytes() for p in pool for side in ("midi_x", "midi_y")}
+    """Until the app's background render has filled the cache with every shipped study's clips
+    (as it stands after their first run); gives up after ``timeout`` seconds."""
+    contents = {path.read_bytes() for path in (REPO / "assets" / "studies").glob("*/midi/*.mid")}
     deadline = time.monotonic() + timeout
     while len(list(render_cache.rglob("[!.]*.wav"))) < len(contents) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -193,7 +191,7 @@ def wait_for_renders(render_cache: Path, timeout: float) -> None:
 
 def test_start_after_a_restart_is_served_from_the_render_cache(tmp_path, render_cache):
     """A rater who started before a restart presses Start again after it: the clips come from the
-    render cache, within the issue's bound (before: 2.7-3.4 s, the pool re-rendered behind one
+    render cache, within the issue's bound (before: 2.7-3.4 s, the clips re-rendered behind one
     lock). The clips are served as they are, not copied into Gradio's cache."""
     first = App(tmp_path, render_cache)
     try:
@@ -220,8 +218,8 @@ def test_a_warm_render_cache_renders_nothing_and_keys_by_content(tmp_path, monke
     from demo.listening.clips import ClipServer, RenderCache
     from tests.test_listening import at_once
 
-    pool = midi_pool(tmp_path / "pool", {5: "no_fgg"})
-    store = ListeningStore(f"sqlite:///{tmp_path / 'a.db'}", pool)
+    study = midi_study(tmp_path, {5: "no_fgg"})
+    store = ListeningStore(f"sqlite:///{tmp_path / 'a.db'}", [study]).study("pairs")
     ClipServer(store, tmp_path / "before", renders=RenderCache(tmp_path / "cache")).prerender().join(timeout=120)
 
     def no_render(*args, **kwargs):
@@ -232,12 +230,12 @@ def test_a_warm_render_cache_renders_nothing_and_keys_by_content(tmp_path, monke
     clips = ClipServer(store, tmp_path / "after", renders=renders)
     clips.prerender().join(timeout=10)
     raters = [store.new_rater() for _ in range(20)]
-    trial = store.next_trial(raters[0])  # a one-pair pool: everyone's first pair
+    trial = store.next_trial(raters[0])  # a one-pair study: everyone's first pair
     began = time.perf_counter()
-    served = at_once(20, lambda k: clips.clip(raters[k], trial.pair_id, "A", trial.midi_a))
+    served = at_once(20, lambda k: clips.clip(raters[k], trial.item_id, "A", trial.midis[0]))
     assert time.perf_counter() - began < START_AFTER_RESTART_S and len(set(served)) == 20
 
-    midi = pool / "p5_fgg.mid"
+    midi = study.folder / "midi" / "p5_fgg.mid"
     key = renders.key(midi)
     assert RenderCache(tmp_path / "cache").key(midi) == key  # stable across processes
     assert RenderCache(tmp_path / "cache", sample_rate=22050).key(midi) != key  # the settings count
@@ -263,8 +261,8 @@ def test_a_served_clip_is_not_copied_by_gradio(tmp_path, monkeypatch):
 
     monkeypatch.setenv("FGG_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))  # this test's own Gradio cache
-    pool = midi_pool(tmp_path / "pool", {9: "inpaint"})
-    store = ListeningStore(f"sqlite:///{tmp_path / 'a.db'}", pool)
+    study = midi_study(tmp_path, {9: "inpaint"})
+    store = ListeningStore(f"sqlite:///{tmp_path / 'a.db'}", [study]).study("pairs")
     with gr.Blocks() as blocks:
         build_participant_page(store)
     port = free_port()

@@ -79,14 +79,11 @@ def api_view() -> dict:
         "combined-paper": Generator(UNet(model_config("tiny", "melody+accompaniment"))),
     }
     with tempfile.TemporaryDirectory() as tmp:
-        pool = Path(tmp) / "pool"
-        pool.mkdir()
-        (pool / "manifest.json").write_text(json.dumps({"pairs": []}))
         # Gradio numbers components with one process-wide counter, and unlabeled API returns are
         # named after those numbers ("value_69"): build the app as a fresh process (a deployed
         # Space) does, whatever apps earlier tests built in this one.
         before, Context.id = Context.id, 0
-        app = build_app(Controller(generators), ListeningStore(f"sqlite:///{tmp}/db.sqlite", pool))
+        app = build_app(Controller(generators), ListeningStore(f"sqlite:///{tmp}/db.sqlite"))
         Context.id = max(before, Context.id)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

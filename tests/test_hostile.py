@@ -24,7 +24,7 @@ import demo.guard
 from demo.bench import event_id, generate_data
 from demo.controller import Controller
 from demo.limits import Admission, Busy, client_of
-from demo.listening import CRITERIA, ListeningStore
+from demo.listening import ListeningStore
 from demo.request import GENERATE_PARAMETERS, AppRequest
 from demo.sessions import ReadySessions
 from demo.ui import build_app, launch
@@ -37,11 +37,9 @@ FAST = 2.0  # seconds: every refusal arrives within this
 @pytest.fixture(scope="module")
 def hostile_server(controller, tmp_path_factory):  # noqa: F811
     tmp = tmp_path_factory.mktemp("hostile")
-    (tmp / "pool").mkdir()
-    (tmp / "pool" / "manifest.json").write_text(json.dumps({"pairs": []}))
     generation = Admission("generation", total=16, per_client=2)
     evaluation = Admission("evaluation", total=2, per_client=1)
-    app = build_app(controller, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}", tmp / "pool"), generation, evaluation)
+    app = build_app(controller, ListeningStore(f"sqlite:///{tmp / 'db.sqlite'}"), generation, evaluation)
     port = free_port()
     launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}/", generation, evaluation
@@ -170,12 +168,13 @@ def _one_bounded_log_line(caplog, capfd) -> str:
     return lines[0]
 
 
-SUBMIT = ("rater_token", "pair_token", *(f"{side}_{c}" for side in "ab" for c in CRITERIA), "preference")
+CRITERIA = ("creativity", "harmony", "naturalness")  # the criteria of the study at /listen (fgg-vs-baselines)
+SUBMIT = ("rater_token", "item_token", *(f"{side}_{c}" for side in "ab" for c in CRITERIA), "preference")
 
 
 def _submit(**sent) -> list:
     """A listening submit's data (in the order of its inputs): a well-formed answer, ``sent`` instead."""
-    values = {"rater_token": None, "pair_token": "0" * 32, "preference": "A"} | dict.fromkeys(SUBMIT[2:-1], 3)
+    values = {"rater_token": None, "item_token": "0" * 32, "preference": "A"} | dict.fromkeys(SUBMIT[2:-1], 3)
     return [(values | sent)[name] for name in SUBMIT]
 
 
@@ -197,9 +196,9 @@ LISTENING_HOSTILE = [  # (event, data, parameter named, the message)
     ("submit", _submit(preference="C"), "preference", "preference must be one of A, B, same (got 'C')"),
     (
         "submit",
-        _submit(pair_token="f" * 100_000),
-        "pair_token",
-        "pair_token is 100,000 characters long; the limit is 64",
+        _submit(item_token="f" * 100_000),
+        "item_token",
+        "item_token is 100,000 characters long; the limit is 64",
     ),
 ]
 
@@ -553,9 +552,7 @@ def test_temp_space_is_bounded(controller, tmp_path):  # noqa: F811
 
 
 def test_uploads_are_deleted_when_the_server_stops(controller, tmp_path):  # noqa: F811
-    (tmp_path / "pool").mkdir()
-    (tmp_path / "pool" / "manifest.json").write_text(json.dumps({"pairs": []}))
-    app = build_app(controller, ListeningStore(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "pool"))
+    app = build_app(controller, ListeningStore(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     port = free_port()
     launch(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:

@@ -2,7 +2,6 @@
 the server's own threads in CPU priority."""
 
 import contextvars
-import json
 import os
 import sys
 import threading
@@ -34,9 +33,7 @@ def test_layouts_parse_and_refuse_clearly():
 
 
 def test_the_launched_app_is_served_with_its_layout(controller, tmp_path):  # noqa: F811
-    (tmp_path / "pool").mkdir()
-    (tmp_path / "pool" / "manifest.json").write_text(json.dumps({"pairs": []}))
-    app = build_app(controller, ListeningStore(f"sqlite:///{tmp_path / 'db.sqlite'}", tmp_path / "pool"))
+    app = build_app(controller, ListeningStore(f"sqlite:///{tmp_path / 'db.sqlite'}"))
     threads = torch.get_num_threads()
     try:
         launch(

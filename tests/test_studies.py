@@ -39,7 +39,7 @@ def write(tmp_path: Path, text: str, name: str = "my-study") -> Path:
 
 def test_the_shipped_studies_load_and_are_built_from_their_current_files():
     studies = {p.stem: load_study(p) for p in study_paths()}
-    assert {"fgg-vs-baselines", "fgg-strengths"} <= set(studies)
+    assert {"fgg-vs-baselines", "strengths"} <= set(studies)
     for study in studies.values():
         built = json.loads((REPO / "assets" / "studies" / study.id / "items.json").read_text())
         # A study file edited without a rebuild is caught here: the build records the config's hash.
@@ -48,26 +48,24 @@ def test_the_shipped_studies_load_and_are_built_from_their_current_files():
             for clip in item["clips"]:
                 midi = REPO / "assets" / "studies" / study.id / "midi" / clip["midi"]
                 assert hashlib.sha256(midi.read_bytes()).hexdigest()[:16] == midi.stem  # content-addressed
-    assert studies["fgg-strengths"].design == "multi_stimulus"
-    assert not studies["fgg-strengths"].system("human").ours  # MIDI made elsewhere
+    assert studies["strengths"].design == "multi_stimulus"
+    assert not studies["strengths"].system("human").ours  # MIDI made elsewhere
 
 
-def test_the_shipped_study_reproduces_the_pool_the_test_has_always_served():
+# The pairs the test served before studies were files (assets/listening, removed once the study
+# rebuilt every one of its MIDI files byte for byte): (segment, FGG's opponent).
+LEGACY_PAIRS = [(0, "no_fgg"), (155, "last_step_remove"), (311, "inpaint"), (466, "no_fgg")]
+LEGACY_PAIRS += [(621, "last_step_remove"), (776, "inpaint"), (932, "no_fgg"), (1087, "last_step_remove")]
+LEGACY_PAIRS += [(1242, "inpaint"), (1397, "no_fgg"), (1553, "last_step_remove"), (1708, "inpaint"), (0, "degraded")]
+
+
+def test_the_shipped_study_holds_the_pairs_the_test_has_always_served():
+    """Every legacy pair is an item of fgg-vs-baselines (their answers are carried into it), and
+    nothing else is."""
+    from demo.listening.legacy import legacy_item_key
+
     built = json.loads((REPO / "assets" / "studies" / "fgg-vs-baselines" / "items.json").read_text())
-    pool = json.loads((REPO / "assets" / "listening" / "manifest.json").read_text())
-    digest = lambda name: hashlib.sha256((REPO / "assets" / "listening" / name).read_bytes()).hexdigest()[:16]  # noqa: E731
-    old = {
-        (f"seg{p['segment']:04d}", "attention" if p["system_y"] == "degraded" else "trial"): {
-            p["system_x"]: digest(p["midi_x"]),
-            p["system_y"]: digest(p["midi_y"]),
-        }
-        for p in pool["pairs"]
-    }
-    new = {
-        (item["prompt"], item["kind"]): {c["system"]: c["midi"].removesuffix(".mid") for c in item["clips"]}
-        for item in built["items"]
-    }
-    assert new == old  # the same pairs, note for note
+    assert {item["key"] for item in built["items"]} == {legacy_item_key(s, "fgg", o) for s, o in LEGACY_PAIRS}
 
 
 @pytest.mark.parametrize(

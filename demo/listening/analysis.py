@@ -259,6 +259,8 @@ def _rating_tests(scores: pd.DataFrame, criterion: str, reference: str | None) -
     rows = []
     for a, b in combinations(_ordered(means.columns, reference), 2):
         d = (means[a] - means[b]).dropna().to_numpy()
+        if not len(d):  # never on one screen (e.g. two baselines of a reference design): no test
+            continue
         rows.append(
             {
                 "criterion": criterion,
@@ -297,7 +299,7 @@ def pairwise_tests(
     ratings: pd.DataFrame, choices: pd.DataFrame, criteria: Sequence[str], reference: str | None = None
 ) -> pd.DataFrame:
     """One row per criterion and pair of systems (a = the reference when it is one of them):
-    - scores: the n differences d = x_a − x_b of the scores one rater gave a and b on one item,
+    - scores: the n ≥ 1 differences d = x_a − x_b of the scores one rater gave a and b on one item,
       their mean, wins/losses/ties (d > 0, < 0, = 0), and the Wilcoxon signed-rank p (zero
       differences dropped; NaN when all are 0). The items of one rater count as independent pairs;
     - preferences (criterion "preference"): answers choosing a, choosing b, or "same", on items that

@@ -36,9 +36,8 @@ from scipy.io import wavfile
 
 from demo import audio
 from demo.listening.clips import RenderCache
-from demo.listening.study import ANCHOR, DEGRADED, HIDDEN_REFERENCE, REPO_ROOT, Study, StudySystem
+from demo.listening.study import ANCHOR, BUILT_DIR, DEGRADED, HIDDEN_REFERENCE, REPO_ROOT, Study, StudySystem
 
-BUILT_DIR = REPO_ROOT / "assets" / "studies"
 PROMPT_BEATS = 16  # a prompt is 4 bars of 4/4
 TEMPO_TOLERANCE_BPM = 0.5
 LENGTH_TOLERANCE_BEATS = 1.0  # a clip may end up to a beat after the prompt (a held last note)

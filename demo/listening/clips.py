@@ -1,10 +1,10 @@
-"""The listening test's audio: each pool MIDI rendered once, ever, and what one rater hears.
+"""The listening test's audio: each study MIDI rendered once, ever, and what one rater hears.
 
 Rendering is the slow part (FluidSynth and loudness normalisation), so renders are kept across
 restarts in a cache folder (``FGG_CACHE_DIR``, default ``~/.cache/fgg-music``):
 ``rendered/<key>.wav``, the key a hash of the MIDI's bytes and of everything that shapes the
 audio (``renderer_identity``). A restart, a second process or a
-rebuilt pool with the same files renders nothing; a changed MIDI file or SoundFont gets a new
+rebuilt study with the same files renders nothing; a changed MIDI file or SoundFont gets a new
 key, never a stale clip. A render is written to a temp name and renamed, so a reader sees the
 whole file or none, and each file has its own lock: raters who need different files never
 wait for each other, and two who need the same one wait for one render.
@@ -35,7 +35,7 @@ import pretty_midi
 from scipy.io import wavfile
 
 from demo import audio
-from demo.listening.store import ListeningStore
+from demo.listening.store import StudyStore
 from demo.workspace import process_root, scratch
 
 KEPT_CLIPS = 64  # per-rater clips kept on disk (a clip asked for again is simply written again)
@@ -130,12 +130,12 @@ class RenderCache:
 
 
 class ClipServer:
-    """What each rater hears, from the pool's renders (``RenderCache``), under opaque names in
-    ``folder`` (default: a folder in this process's temp root); the last ``keep`` are kept."""
+    """What each rater of a study hears, from its renders (``RenderCache``), under opaque names
+    in ``folder`` (default: a folder in this process's temp root); the last ``keep`` are kept."""
 
     def __init__(
         self,
-        store: ListeningStore,
+        store: StudyStore,
         folder: Path | None = None,
         keep: int = KEPT_CLIPS,
         renders: RenderCache | None = None,
@@ -148,26 +148,25 @@ class ClipServer:
         self._written: deque[Path] = deque()
         self._lock = threading.Lock()
 
-    def _render_pool(self) -> None:
+    def _render_study(self) -> None:
         self.renders.sweep_stale_temps()
-        for pair in self.store.pairs():
-            for name in (pair.midi_x, pair.midi_y):
-                try:
-                    self.renders.wav(self.store.pool_dir / name)
-                except Exception as err:  # a broken pool file: the rater who reaches it gets the error
-                    log.warning("cannot render %s: %s", name, err)
+        for name in sorted({name for item in self.store.items() for name in item.midis}):
+            try:
+                self.renders.wav(self.store.midi_path(name))
+            except Exception as err:  # a broken file: the rater who reaches it gets the error
+                log.warning("cannot render %s: %s", name, err)
 
     def prerender(self) -> threading.Thread:
-        """Render the pool's files not in the cache yet, in the background, so no rater waits
+        """Render the study's files not in the cache yet, in the background, so no rater waits
         for them (with a warm cache: nothing to do)."""
-        thread = threading.Thread(target=self._render_pool, name="listening-prerender", daemon=True)
+        thread = threading.Thread(target=self._render_study, name="listening-prerender", daemon=True)
         thread.start()
         return thread
 
-    def clip(self, rater: str, pair_id: int, side: str, midi_path: str) -> str:
-        """The WAV ``rater`` hears as ``side``: named by the clip id, with 1–``MAX_PAD_SAMPLES``
+    def clip(self, rater: str, item_id: int, label: str, midi_path: str) -> str:
+        """The WAV ``rater`` hears as ``label``: named by the clip id, with 1–``MAX_PAD_SAMPLES``
         samples of trailing silence (inaudible) so its bytes are this rater's own."""
-        clip_id = self.store.clip_id(rater, pair_id, side)
+        clip_id = self.store.clip_id(rater, item_id, label)
         out = self.folder / f"{clip_id}.wav"
         if not out.is_file():
             rate, music = wavfile.read(self.renders.wav(midi_path))

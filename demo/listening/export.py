@@ -22,7 +22,7 @@ def safe_cell(value):
 def answers_csv(answers: list[dict]) -> str:
     """``answers`` as CSV, one row each, every text cell formula-safe (``safe_cell``)."""
     buffer = io.StringIO()
-    fields = list(answers[0]) if answers else ["rater", "pair"]
+    fields = list(answers[0]) if answers else ["rater", "item"]
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     writer.writerows({k: safe_cell(v) for k, v in a.items()} for a in answers)

@@ -12,7 +12,7 @@ A study file::
     pairs_per_prompt = "cycle"                    # cycle: one pair per prompt, others in turn; all
     items_per_rater = 13                          # screens a rater answers (all items if larger)
     target_raters = 30
-    open = true                                   # served at /listen/<id>; false: results only
+    open = true                                   # served at /listen-<id>; false: results only
 
     [prompts]                                     # what every system plays to
     count = 12                                    # POP909 validation segments, evenly spread
@@ -58,6 +58,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STUDIES_DIR = REPO_ROOT / "studies"
+BUILT_DIR = REPO_ROOT / "assets" / "studies"  # python -m demo.listening build writes here
 DESIGNS = ("reference", "round_robin", "multi_stimulus")
 PAIRINGS = ("cycle", "all")
 MAX_CLIPS_PER_ITEM = 7  # a multi-stimulus page: up to 5 systems, the hidden reference and the anchor
@@ -310,3 +311,43 @@ def _check_whole(study: Study, where: str) -> None:
 def study_paths(folder: Path = STUDIES_DIR) -> list[Path]:
     """The study files in ``folder``, by id."""
     return sorted(folder.glob("*.toml"))
+
+
+@dataclass(frozen=True)
+class BuiltStudy:
+    """A study and what its build wrote (``demo.listening.build``): its items, each a dict
+    ``{"key", "prompt", "kind", "clips": [{"system", "midi"}, …]}``, the MIDI under ``folder``."""
+
+    study: Study
+    folder: Path
+    items: tuple[dict, ...]
+
+    @property
+    def id(self) -> str:
+        return self.study.id
+
+    @property
+    def clips_per_item(self) -> int:
+        """Clips on one screen: the same on every item of a study, so one page layout serves it."""
+        return max((len(item["clips"]) for item in self.items), default=2)
+
+
+def load_built(study: Study, folder: Path | None = None) -> BuiltStudy:
+    """The build of ``study``; refused when missing or made from another version of its file."""
+    folder = folder or BUILT_DIR / study.id
+    path = folder / "items.json"
+    if not path.is_file():
+        raise StudyError(f"{study.id}: not built yet: python -m demo.listening build studies/{study.id}.toml")
+    built = json.loads(path.read_text(encoding="utf-8"))
+    if built.get("config_hash") != study.config_hash:
+        raise StudyError(f"{study.id}: built from another version of its file: rebuild it")
+    sizes = {len(item["clips"]) for item in built["items"]}
+    if len(sizes) > 1:
+        raise StudyError(f"{study.id}: its items hold {sorted(sizes)} clips; one page layout needs one number")
+    return BuiltStudy(study, folder, tuple(built["items"]))
+
+
+def shipped_studies(folder: Path = STUDIES_DIR, built: Path = BUILT_DIR) -> list[BuiltStudy]:
+    """Every study file in ``folder`` with its build (a study not built, or built from an older
+    file, is refused by name: an app must not serve a study other than the file says)."""
+    return [load_built(load_study(path), built / path.stem) for path in study_paths(folder)]

@@ -1,53 +1,58 @@
-"""The answers in long ("tidy") form: one row per rating, as the analysis
-(``demo.listening.analysis``) reads them and the export writes them.
+"""A study's answers as a file an analyst opens: one row per rating, long ("tidy") form, each
+row with the study's id and config hash (``Study.config_hash``), so a file always says which
+study, exactly, it answers. Columns: study, config_hash, rater, item, prompt, kind, system,
+heard_as (the clip's label on the rater's screen), criterion, score, order_seed (the seed of
+that screen's clip order), submitted_at (ISO-8601 UTC).
 
-``ratings``: rater, item, prompt, system, criterion, score, kind ("trial" or "attention").
-``choices``: rater, item, prompt, shown (the systems on the screen, in the order heard), chosen
-(a system, or None for "same"), kind.
-
-Today's store holds the pairwise study the app serves (``fgg-vs-baselines``): an answer is
-FGG against one baseline on one POP909 segment (``ListeningStore.answers``).
+A preference is a rating too: one row per clip on the screen, criterion ``preference``, score
+1 for the clip chosen and 0 for the others, 0.5 for every clip when the rater chose "same"
+(the coding of the Bradley-Terry fit: a tie is half a win each way).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from demo.listening.analysis import CHOICE_COLUMNS, RATING_COLUMNS
-from demo.listening.schema import CRITERIA, FGG_SYSTEM
+from demo.listening.analysis import PREFERENCE
+from demo.listening.schema import LABELS
 from demo.listening.study import Study
 
-EXPORT_COLUMNS = ("study", "config_hash", *RATING_COLUMNS, "heard_as", "submitted_at")
+EXPORT_COLUMNS = (
+    "study",
+    "config_hash",
+    "rater",
+    "item",
+    "prompt",
+    "kind",
+    "system",
+    "heard_as",
+    "criterion",
+    "score",
+    "order_seed",
+    "submitted_at",
+)
 
 
-def pair_frames(answers: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``ListeningStore.answers()`` -> (ratings, choices)."""
-    ratings, choices = [], []
-    for a in answers:
-        common = {
-            "rater": a["rater"],
-            "item": a["pair"],
-            "prompt": f"seg{a['segment']:04d}",
-            "kind": "attention" if a["attention_check"] else "trial",
-        }
-        for side, system in (("fgg", FGG_SYSTEM), ("baseline", a["baseline"])):
-            heard_as = "A" if a["system_a"] == system else "B"
-            for c in CRITERIA:
-                ratings.append(
-                    common
-                    | {"system": system, "criterion": c, "score": a[f"{side}_{c}"]}
-                    | {"heard_as": heard_as, "submitted_at": a["submitted_at"]}
-                )
-        chosen = None if a["preferred"] == "same" else a["preferred"]
-        choices.append(common | {"shown": (a["system_a"], a["system_b"]), "chosen": chosen})
-    return (
-        pd.DataFrame(ratings, columns=[*RATING_COLUMNS, "heard_as", "submitted_at"]),
-        pd.DataFrame(choices, columns=list(CHOICE_COLUMNS)),
-    )
+def preference_rows(choices: pd.DataFrame) -> pd.DataFrame:
+    """``choices`` as ratings of the criterion ``preference`` (see the module docstring)."""
+    rows = []
+    for choice in choices.to_dict("records"):
+        common = {k: v for k, v in choice.items() if k not in ("shown", "chosen")} | {"criterion": PREFERENCE}
+        for label, system in zip(LABELS, choice["shown"], strict=False):
+            score = 0.5 if pd.isna(choice["chosen"]) else float(system == choice["chosen"])  # None reads as NaN
+            rows.append(common | {"system": system, "heard_as": label, "score": score})
+    return pd.DataFrame(rows)
 
 
-def export_rows(study: Study, ratings: pd.DataFrame) -> list[dict]:
-    """One dict per rating, with the study's id and config hash (``Study.config_hash``), so
-    an exported file always says which study, exactly, it answers."""
-    rows = ratings.assign(study=study.id, config_hash=study.config_hash)
-    return [{k: row[k] for k in EXPORT_COLUMNS} for row in rows.to_dict("records")]
+def export_rows(study: Study, ratings: pd.DataFrame, choices: pd.DataFrame) -> list[dict]:
+    """Every rating and preference of the study, one dict per row, in ``EXPORT_COLUMNS``."""
+    rows = pd.concat([frame for frame in (ratings, preference_rows(choices)) if not frame.empty], ignore_index=True)
+    if rows.empty:
+        return []
+    rows = rows.assign(study=study.id, config_hash=study.config_hash)
+    return [{k: _plain(row[k]) for k in EXPORT_COLUMNS} for row in rows.to_dict("records")]
+
+
+def _plain(value):
+    """A cell as JSON and CSV write it (numpy scalars to Python's)."""
+    return value.item() if hasattr(value, "item") else value

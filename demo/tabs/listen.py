@@ -1,15 +1,17 @@
-"""The listening test's participant page (blind): consent, a pair of clips, the ratings and a
-preference, one pair after another. Layout and wiring only; the store is ``demo.listening``.
+"""A listening study's participant page (blind): the study's instructions and consent, a
+screen of clips (a pair, or several clips of one prompt), a rating of each clip on each of the
+study's criteria and a preference, one screen after another. Layout and wiring only; the store
+is ``demo.listening``.
 
 Blind by construction: the browser receives audio files named by opaque per-rater clip ids
-(``ListeningStore.clip_id``) whose bytes differ per rater (up to 0.1 s of trailing silence
-drawn from the id), so neither a URL, a file name nor a content hash links a clip to a
-system, a segment or another rater's clip.
+(``StudyStore.clip_id``) whose bytes differ per rater (up to 0.1 s of trailing silence drawn
+from the id), so neither a URL, a file name nor a content hash links a clip to a system, a
+prompt or another rater's clip; the study's title (its researchers' name for it) is not shown.
 
-An answer names the pair it is for by a server-signed pair token (``ListeningStore.pair_token``)
+An answer names the screen it is for by a server-signed item token (``StudyStore.item_token``)
 that the page holds in a hidden component and sends with the submit: the request itself says
-which pair was heard, so a replayed submit (a double click, a network retry) repeats the answer
-to that pair and shows the same next pair, and never counts as the answer to a pair not heard.
+which screen was heard, so a replayed submit (a double click, a network retry) repeats the
+answer to that screen and shows the same next one, and never counts as the answer to another.
 
 Listening events bypass the generation queue (``queue=False``: they are short database calls),
 so a flood of generations cannot lock raters out.
@@ -17,12 +19,14 @@ so a flood of generations cannot lock raters out.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import gradio as gr
 from gradio.components import Component
@@ -30,21 +34,13 @@ from gradio.context import Context
 
 from demo.guard import Radio, log_refusal, validator
 from demo.limits import client_of
-from demo.listening import CRITERIA, PREFERENCES, SCORES, ListeningStore, Trial
+from demo.listening import LABELS, StudyStore, Trial
 from demo.listening.clips import ClipServer
+from demo.listening.study import Criterion
 from fgg.checks import InputError, boolean, one_of, text
 
 NEW_RATERS_PER_CLIENT_PER_HOUR = 5
-ONE_LINE = ["one-line-scale"]  # demo.ui.CSS keeps the five on one line on a phone
-CONSENT = (
-    "I agree that my ratings are stored anonymously (with a random token, no name, no address) "
-    "and used for research on music generation."
-)
-INSTRUCTIONS = """**Blind listening test.** Each pair plays the same melody and chords with two
-different accompaniments, A and B, in random order. Listen to both, rate each from 1 (poor) to
-5 (excellent) on creativity, harmony (does it fit the chords and melody?) and naturalness
-(could a person have played it?), then say which you prefer. About 1 minute per pair; you can
-stop and come back later in this browser."""
+ONE_LINE = ["one-line-scale"]  # demo.ui.CSS keeps a scale's points on one line on a phone
 log = logging.getLogger("fgg.listening")
 
 
@@ -74,149 +70,179 @@ class ParticipantPage:
     consent: gr.Checkbox
     start_button: gr.Button
     token: gr.BrowserState  # the rater's token, kept in this browser only
-    draft: gr.BrowserState  # consent and the answers entered on the pair on screen, kept over a reload
-    pair_token: gr.Textbox  # hidden: the signed token of the pair on screen, "" before Start and after the last one
+    draft: gr.BrowserState  # consent and the answers entered on the screen, kept over a reload
+    item_token: gr.Textbox  # hidden: the signed token of the screen shown, "" before Start and after the last one
     status: gr.Markdown
     notice: gr.Markdown
-    listen_a: gr.Audio
-    listen_b: gr.Audio
-    ratings_a: dict[str, gr.Radio]  # criterion -> its 1-5 radio
-    ratings_b: dict[str, gr.Radio]
-    preference: gr.Radio
+    players: dict[str, gr.Audio]  # label -> its player
+    ratings: dict[str, dict[str, gr.Radio]]  # label -> criterion -> its scale
+    preference: gr.Radio | None  # None: the study asks none
     submit_button: gr.Button
 
     @property
     def named_answers(self) -> dict[str, gr.Radio]:
         """Every answer by its submit parameter's name (``a_harmony``, …, ``preference``)."""
-        return dict(zip(SUBMIT_PARAMETERS[2:], self.answers, strict=True))
+        named = {answer_name(label, c): radio for label, scales in self.ratings.items() for c, radio in scales.items()}
+        return named | ({"preference": self.preference} if self.preference is not None else {})
 
     @property
     def answers(self) -> list[gr.Radio]:
         """Every control the rater must set before submitting."""
-        return [*self.ratings_a.values(), *self.ratings_b.values(), self.preference]
+        return list(self.named_answers.values())
 
     @property
     def shown(self) -> list[Component]:
-        """What showing a pair (or a message instead) may change."""
-        return [
-            self.pair_token,
-            self.status,
-            self.notice,
-            self.listen_a,
-            self.listen_b,
-            *self.answers,
-            self.submit_button,
-        ]
+        """What showing a screen (or a message instead) may change."""
+        return [self.item_token, self.status, self.notice, *self.players.values(), *self.answers, self.submit_button]
 
 
-def participant_layout() -> ParticipantPage:
-    """The page's components, inside the current ``gr.Blocks``/``gr.Tab``."""
-    gr.Markdown(INSTRUCTIONS)
-    consent = gr.Checkbox(label=CONSENT, value=False, elem_id="listening-consent")
+def answer_name(label: str, criterion: str) -> str:
+    return f"{label.lower()}_{criterion}"
+
+
+def scale_info(criterion: Criterion) -> str:
+    """The question, and what the scale's labelled points mean."""
+    points = " · ".join(f"{point} = {name}" for point, name in sorted(criterion.labels.items()))
+    return criterion.question + (f" ({points})" if points else "")
+
+
+def participant_layout(store: StudyStore) -> ParticipantPage:
+    """The page's components for ``store``'s study, inside the current ``gr.Blocks``/``gr.Tab``."""
+    study = store.study
+    gr.Markdown(study.instructions)
+    consent = gr.Checkbox(label=study.consent, value=False, elem_id="listening-consent")
     start_button = gr.Button("Start / continue", variant="primary", elem_id="listening-start")
-    token = gr.BrowserState(None, storage_key="listening-rater")
-    draft = gr.BrowserState({}, storage_key="listening-draft")
-    pair_token = gr.Textbox("", visible="hidden", interactive=False, show_label=False, elem_id="listening-pair")
+    # Kept per study, under a key that does not spell the study's id (it may name a system).
+    key = hashlib.sha256(study.id.encode()).hexdigest()[:12]
+    token = gr.BrowserState(None, storage_key=f"listening-rater-{key}")
+    draft = gr.BrowserState({}, storage_key=f"listening-draft-{key}")
+    item_token = gr.Textbox("", visible="hidden", interactive=False, show_label=False, elem_id="listening-item")
     status = gr.Markdown(elem_id="listening-status")
     # Messages go to the page, not to toasts: these events skip the queue, which carries toasts.
     notice = gr.Markdown(elem_id="listening-notice")
+    labels = LABELS[: store.built.clips_per_item]
+    players, ratings = {}, {}
     # The radios (demo.guard's) pass a value not among their choices on to the page's check
     # (``submit_values``), whose message names the rating, instead of Gradio's error.
     with gr.Row():
-        with gr.Column():
-            listen_a = gr.Audio(label="A", type="filepath", interactive=False, elem_id="listening-a")
-            ratings_a = {
-                c: Radio(list(SCORES), value=None, label=f"A · {c}", elem_id=f"listening-a-{c}", elem_classes=ONE_LINE)
-                for c in CRITERIA
-            }
-        with gr.Column():
-            listen_b = gr.Audio(label="B", type="filepath", interactive=False, elem_id="listening-b")
-            ratings_b = {
-                c: Radio(list(SCORES), value=None, label=f"B · {c}", elem_id=f"listening-b-{c}", elem_classes=ONE_LINE)
-                for c in CRITERIA
-            }
-    preference = Radio(
-        list(PREFERENCES), value=None, label="Which do you prefer overall?", elem_id="listening-preference"
-    )
+        for label in labels:
+            with gr.Column(min_width=320):
+                players[label] = gr.Audio(
+                    label=label, type="filepath", interactive=False, elem_id=f"listening-{label.lower()}"
+                )
+                ratings[label] = {
+                    c.name: Radio(
+                        list(c.points),
+                        value=None,
+                        label=f"{label} · {c.name}",
+                        info=scale_info(c),
+                        elem_id=f"listening-{label.lower()}-{c.name}",
+                        elem_classes=ONE_LINE,
+                    )
+                    for c in study.criteria
+                }
+    preference = None
+    if store.preferences is not None:
+        preference = Radio(list(store.preferences), value=None, label=study.preference, elem_id="listening-preference")
     submit_button = gr.Button("Submit and next", interactive=False, elem_id="listening-submit")
     return ParticipantPage(
         consent=consent,
         start_button=start_button,
         token=token,
         draft=draft,
-        pair_token=pair_token,
+        item_token=item_token,
         status=status,
         notice=notice,
-        listen_a=listen_a,
-        listen_b=listen_b,
-        ratings_a=ratings_a,
-        ratings_b=ratings_b,
+        players=players,
+        ratings=ratings,
         preference=preference,
         submit_button=submit_button,
     )
 
 
-def next_pair_view(page: ParticipantPage, store: ListeningStore, clips: ClipServer, rater: str) -> dict:
-    """Updates for ``page.shown``: the rater's next pair (``trial_view``)."""
+def screen_word(store: StudyStore) -> str:
+    """What the page calls one screen: a pair, or a page of several clips."""
+    return "pair" if store.built.clips_per_item == 2 else "page"
+
+
+def next_trial_view(page: ParticipantPage, store: StudyStore, clips: ClipServer, rater: str) -> dict:
+    """Updates for ``page.shown``: the rater's next screen (``trial_view``)."""
     return trial_view(page, store, clips, rater, store.next_trial(rater))
 
 
-def trial_view(
-    page: ParticipantPage, store: ListeningStore, clips: ClipServer, rater: str, trial: Trial | None
-) -> dict:
-    """Updates for ``page.shown``: ``trial`` with its clips and its signed pair token (or a
+def trial_view(page: ParticipantPage, store: StudyStore, clips: ClipServer, rater: str, trial: Trial | None) -> dict:
+    """Updates for ``page.shown``: ``trial`` with its clips and its signed item token (or a
     closing message when it is None: none left), every answer unset, submit disabled."""
     cleared = {control: None for control in page.answers} | {page.submit_button: gr.update(interactive=False)}
+    word = screen_word(store)
     if trial is None:
         done = len(store.answered(rater))
         message = (
-            f"**All {done} pairs rated — thank you!** Your answers are saved."
+            f"**All {done} {word}s rated — thank you!** Your answers are saved."
             if done
-            else "The listening pool is empty: build it with `python -m demo.listening build`."
+            else "This study has nothing to rate: build it with `python -m demo.listening build`."
         )
-        return {
-            page.pair_token: "",
-            page.status: message,
-            page.notice: "",
-            page.listen_a: None,
-            page.listen_b: None,
-            **cleared,
-        }
+        players = dict.fromkeys(page.players.values())
+        return {page.item_token: "", page.status: message, page.notice: "", **players, **cleared}
+    players = {
+        page.players[label]: clips.clip(rater, trial.item_id, label, midi)
+        for label, midi in zip(trial.labels, trial.midis, strict=True)
+    }
     return {
-        page.pair_token: store.pair_token(rater, trial.pair_id),
-        page.status: f"**Pair {trial.number} of {trial.total}**",
+        page.item_token: store.item_token(rater, trial.item_id),
+        page.status: f"**{word.capitalize()} {trial.number} of {trial.total}**",
         page.notice: "",
-        page.listen_a: clips.clip(rater, trial.pair_id, "A", trial.midi_a),
-        page.listen_b: clips.clip(rater, trial.pair_id, "B", trial.midi_b),
+        **players,
         **cleared,
     }
 
 
-def restored_answers(page: ParticipantPage, draft, pair_token: str) -> dict:
-    """The answers this browser kept (``page.draft``) for the pair now shown, if it is the one
+@dataclass(frozen=True)
+class AnswerForm:
+    """What a submit of a study's page carries: its parameters by name (the two tokens, then a
+    score per clip and criterion, then the preference if asked), each answer's options and label."""
+
+    names: tuple[str, ...]
+    options: dict[str, tuple]  # answer name -> what it may be
+    labels: dict[str, str]  # answer name -> how the page names it ("A · harmony")
+
+    @classmethod
+    def of(cls, store: StudyStore) -> AnswerForm:
+        options: dict[str, tuple] = {}
+        labels: dict[str, str] = {}
+        for label in LABELS[: store.built.clips_per_item]:
+            for c in store.study.criteria:
+                options[answer_name(label, c.name)] = c.points
+                labels[answer_name(label, c.name)] = f"{label} · {c.name}"
+        if store.preferences is not None:
+            options["preference"], labels["preference"] = store.preferences, "preference"
+        return cls(("rater_token", "item_token", *options), options, labels)
+
+    def scores(self, values: dict, store: StudyStore) -> dict[str, list]:
+        """The checked values as ``StudyStore.answer`` takes them: criterion -> a score per clip."""
+        labels = LABELS[: store.built.clips_per_item]
+        return {c.name: [values[answer_name(label, c.name)] for label in labels] for c in store.study.criteria}
+
+
+def restored_answers(page: ParticipantPage, form: AnswerForm, draft, item_token: str) -> dict:
+    """The answers this browser kept (``page.draft``) for the screen now shown, if it is the one
     they were entered on; a value that is not a valid answer is dropped (the draft is the
     browser's to change)."""
-    if not pair_token or not isinstance(draft, dict) or draft.get("pair") != pair_token:
+    if not item_token or not isinstance(draft, dict) or draft.get("item") != item_token:
         return {}
     kept = draft.get("answers")
     if not isinstance(kept, dict):
         return {}
-    restored = {}
-    for name, control in page.named_answers.items():
-        options: tuple = PREFERENCES if name == "preference" else SCORES
-        if kept.get(name) in options:
-            restored[control] = kept[name]
-    return restored
+    return {control: kept[name] for name, control in page.named_answers.items() if kept.get(name) in form.options[name]}
 
 
 def warning_view(page: ParticipantPage, message: str) -> dict:
-    """Updates that say what is wrong and change nothing else (the pair and the answers stay)."""
+    """Updates that say what is wrong and change nothing else (the screen and the answers stay)."""
     return {page.notice: f"⚠️ {message}"}
 
 
-MAX_TOKEN_CHARS = 64  # a rater token is 24 characters, a pair token 32
+MAX_TOKEN_CHARS = 64  # a rater token is 24 characters, an item token 32
 START_PARAMETERS = ("consent", "rater_token", "draft")
-SUBMIT_PARAMETERS = ("rater_token", "pair_token", *(f"{side}_{c}" for side in "ab" for c in CRITERIA), "preference")
 
 
 def start_values(values: dict) -> tuple[bool, str | None]:
@@ -230,24 +256,22 @@ def start_values(values: dict) -> tuple[bool, str | None]:
     return agreed, token
 
 
-def submit_values(values: dict) -> dict:
-    """A submit's values (by ``SUBMIT_PARAMETERS``), checked before anything uses them: the
-    tokens are text of bounded length (or null), each rating one of ``SCORES`` and the
-    preference one of ``PREFERENCES``, or null (not answered yet). A bad value is an
-    ``InputError`` naming its parameter ("A · harmony must be one of 1, 2, 3, 4, 5 (got 3.5)")."""
-    checked: dict = {name: text(values[name], name, MAX_TOKEN_CHARS) for name in SUBMIT_PARAMETERS[:2]}
-    for name in SUBMIT_PARAMETERS[2:]:
-        side, _, criterion = name.partition("_")
-        options, label = (PREFERENCES, name) if name == "preference" else (SCORES, f"{side.upper()} · {criterion}")
+def submit_values(form: AnswerForm, values: dict) -> dict:
+    """A submit's values (by ``form.names``), checked before anything uses them: the tokens are
+    text of bounded length (or null), each rating a point of its scale and the preference one
+    of the labels or "same", or null (not answered yet). A bad value is an ``InputError``
+    naming its parameter ("A · harmony must be one of 1, 2, 3, 4, 5 (got 3.5)")."""
+    checked: dict = {name: text(values[name], name, MAX_TOKEN_CHARS) for name in form.names[:2]}
+    for name, options in form.options.items():
         try:
-            checked[name] = None if values[name] is None else one_of(values[name], options, label)
+            checked[name] = None if values[name] is None else one_of(values[name], options, form.labels[name])
         except InputError as err:
             raise InputError(name, str(err)) from None
     return checked
 
 
 def wire_participant_page(
-    page: ParticipantPage, store: ListeningStore, clips: ClipServer, new_raters: ClientLimiter
+    page: ParticipantPage, store: StudyStore, clips: ClipServer, new_raters: ClientLimiter
 ) -> None:
     """Start (or continue) a rater, enable submit once everything is answered, store an answer.
 
@@ -256,6 +280,8 @@ def wire_participant_page(
     naming the parameter when it joins the queue (the validator), and in the page's notice
     (``warning_view``) when it calls the event directly, as the browser does (Gradio runs no
     validator there). Either way one log line, the value cut, no traceback."""
+
+    form = AnswerForm.of(store)
 
     def refused(event: str, err: InputError) -> dict:
         log_refusal(f"listening {event}", str(err))
@@ -278,8 +304,8 @@ def wire_participant_page(
                     page, "Too many new sessions from your network in the last hour; please try again later."
                 )
             rater = store.new_rater()
-        view = next_pair_view(page, store, clips, rater)
-        return {page.token: rater} | view | restored_answers(page, draft, view[page.pair_token])
+        view = next_trial_view(page, store, clips, rater)
+        return {page.token: rater} | view | restored_answers(page, form, draft, view[page.item_token])
 
     page.start_button.click(
         start,
@@ -293,39 +319,34 @@ def wire_participant_page(
     _wire_answers_and_draft(page)
 
     def submit(*sent) -> dict:
-        """Store the answer to the pair the request's token names; a repeat shows the same next pair."""
+        """Store the answer to the screen the request's token names; a repeat shows the same next one."""
         try:
-            values = submit_values(dict(zip(SUBMIT_PARAMETERS, sent, strict=True)))
+            values = submit_values(form, dict(zip(form.names, sent, strict=True)))
         except InputError as err:
             return refused("submit", err)
-        rater, pair_token = values["rater_token"], values["pair_token"]
+        rater, item_token = values["rater_token"], values["item_token"]
         try:
-            if not rater or not pair_token:
+            if not rater or not item_token:
                 raise ValueError("press Start first")
-            if any(values[name] is None for name in SUBMIT_PARAMETERS[2:]):
-                raise ValueError("rate A and B on every criterion and choose a preference first")
-            answered = store.answer(
-                rater,
-                pair_token,
-                {c: values[f"a_{c}"] for c in CRITERIA},
-                {c: values[f"b_{c}"] for c in CRITERIA},
-                values["preference"],
-            )
+            if any(values[name] is None for name in form.options):
+                asked = " and choose a preference" if "preference" in form.options else ""
+                raise ValueError(f"rate every clip on every question{asked} first")
+            answered = store.answer(rater, item_token, form.scores(values, store), values.get("preference"))
         except ValueError as err:
             return warning_view(page, str(err))
         return trial_view(page, store, clips, rater, answered.next)
 
     # Its parameters by name: a validator's 422 names each by the handler's signature.
     submit.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in SUBMIT_PARAMETERS]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in form.names]
     )
     page.submit_button.click(
         submit,
-        [page.token, page.pair_token, *page.answers],  # in the order of SUBMIT_PARAMETERS
+        [page.token, page.item_token, *page.answers],  # in the order of form.names
         page.shown,
         queue=False,
         api_visibility="private",
-        validator=validator("listening submit", SUBMIT_PARAMETERS, submit_values, None),
+        validator=validator("listening submit", form.names, partial(submit_values, form), None),
     )
 
 
@@ -335,10 +356,10 @@ def _wire_answers_and_draft(page: ParticipantPage) -> None:
 
     def answers_changed(values: dict) -> dict:
         """Submit enabled once everything is answered; the answers kept for a reload."""
-        complete = bool(values[page.pair_token]) and all(values[control] is not None for control in page.answers)
+        complete = bool(values[page.item_token]) and all(values[control] is not None for control in page.answers)
         entered = {name: values[control] for name, control in page.named_answers.items()}
         draft = (values[page.draft] if isinstance(values[page.draft], dict) else {}) | {
-            "pair": values[page.pair_token],
+            "item": values[page.item_token],
             "answers": entered,
         }
         return {page.submit_button: gr.update(interactive=complete), page.draft: draft}
@@ -346,7 +367,7 @@ def _wire_answers_and_draft(page: ParticipantPage) -> None:
     for control in page.answers:
         control.change(
             answers_changed,
-            {page.pair_token, page.draft, *page.answers},
+            {page.item_token, page.draft, *page.answers},
             [page.submit_button, page.draft],
             queue=False,
             api_visibility="private",
@@ -368,15 +389,15 @@ def _wire_answers_and_draft(page: ParticipantPage) -> None:
 
 
 def build_participant_page(
-    store: ListeningStore, clips: ClipServer | None = None, new_raters: ClientLimiter | None = None
+    store: StudyStore, clips: ClipServer | None = None, new_raters: ClientLimiter | None = None
 ) -> ParticipantPage:
-    """The participant's page, inside the current ``gr.Blocks``/``gr.Tab`` (its components returned).
-    The clips' folder is served as static: Gradio sends each clip file as it is, instead of
-    copying every clip into its cache."""
+    """A study's participant page, inside the current ``gr.Blocks``/route (its components
+    returned). The clips' folder is served as static: Gradio sends each clip file as it is,
+    instead of copying every clip into its cache."""
     if clips is None:
         clips = ClipServer(store)
         clips.prerender()
     gr.set_static_paths([clips.folder])
-    page = participant_layout()
+    page = participant_layout(store)
     wire_participant_page(page, store, clips, new_raters or ClientLimiter(NEW_RATERS_PER_CLIENT_PER_HOUR))
     return page
