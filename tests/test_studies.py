@@ -179,3 +179,14 @@ def test_a_study_with_a_midi_folder_builds_its_items_and_checks(tmp_path):
     assert {p.name for p in (tmp_path / "built" / "midi").iterdir()} == {
         c["midi"] for i in built["items"] for c in i["clips"]
     }
+
+
+def test_a_studys_config_hash_does_not_depend_on_where_the_checkout_is(tmp_path):
+    import shutil
+
+    shutil.copy(REPO / "studies" / "strengths.toml", tmp_path / "strengths.toml")
+    shutil.copytree(REPO / "studies" / "midi", tmp_path / "midi")
+    assert (
+        load_study(tmp_path / "strengths.toml").config_hash
+        == load_study(REPO / "studies" / "strengths.toml").config_hash
+    )

@@ -283,7 +283,7 @@ class StudyStore:
         if not pool:
             return None
         item = min(pool, key=lambda i: (counts.get(i.id, 0), tiebreak[i.id]))
-        seed = int(self.store.sign("order", self.id, rater_id, item.key)[:8], 16)
+        seed = int(self.store.sign("order", self.id, rater_id, item.key)[:7], 16)  # 28 bits: an SQL integer
         order = list(range(len(item.systems)))
         random.Random(seed).shuffle(order)
         with Session(self.engine) as session:

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -126,6 +127,9 @@ class Study:
         """A short hash of everything that defines the study (not its file's layout or comments):
         stored with every answer, so results always say which study they answer."""
         config = asdict(self) | {"path": None}
+        for system in config["systems"]:  # a MIDI folder as the file names it, wherever the checkout is
+            if system["folder"] is not None and self.path is not None:
+                system["folder"] = Path(os.path.relpath(system["folder"], self.path.parent)).as_posix()
         return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def system(self, name: str) -> StudySystem:
