@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from demo.listening import AdminGate, Base, ListeningStore, Rater, load_built, load_study
 from demo.listening.analysis import analyse
 from demo.listening.export import answers_csv, answers_json
+from demo.listening.report import analysis_figures
 from demo.listening.tidy import export_rows
 
 POSTGRES_URL = os.environ.get("FGG_TEST_POSTGRES_URL")  # e.g. postgresql+psycopg://fgg:fgg@127.0.0.1/fgg_test
@@ -141,7 +142,11 @@ def answer_all(store, rater, choose=lambda trial: "A"):
 
 
 def test_a_raters_screens_are_blind_random_and_stable(store):
-    a, b = store.new_rater(), store.new_rater()
+    store.store._secret = b"a fixed secret: the clip orders below are then always the same"
+    a, b = "rater-one", "rater-two"
+    with Session(store.engine) as session:
+        session.add_all([Rater(id=r, study="pairs", created_at=datetime.now(UTC)) for r in (a, b)])
+        session.commit()
     first = store.next_trial(a)
     assert first == store.next_trial(a)  # a reload shows the same screen
     assert first.number == 1 and first.total == 6 and first.labels == ("A", "B")
@@ -313,6 +318,8 @@ def test_attention_check_flags_and_excludes_careless_raters(tmp_path):
             a, b = (4, 2) if good == "A" else (2, 4)
             store.answer(rater, store.item_token(rater, trial.item_id), scores(a, b), chosen)
     result = store.results(n_boot=50)
+    assert len(result["answered_at"]) == 8  # every screen answered, for the "answers over time" plot
+    assert analysis_figures(result)["over_time"].data[0].y[-1] == 8
     assert result["counts"]["raters"] == 2 and result["counts"]["flagged_raters"] == 1
     assert result["counts"]["raters_used"] == 1 and result["counts"]["items_used"] == 3
     assert {row["rater"] for row in result["exclusions"]} == {careless}
@@ -392,9 +399,11 @@ def test_cli_results_report_and_password_export(tmp_path, monkeypatch, capsys):
     store = ListeningStore(url).study("fgg-vs-baselines")  # the shipped studies, built
     assert any(item.kind == "attention" for item in store.items())
     rater = store.new_rater()
-    for _ in range(4):
+    for _ in range(4):  # FGG scored above the other clip, so the attention check (if among them) is passed
         trial = store.next_trial(rater)
-        store.answer(rater, store.item_token(rater, trial.item_id), scores(4, 3), "A")
+        fgg_first = trial.systems[0] == "fgg"
+        given = scores(4, 3) if fgg_first else scores(3, 4)
+        store.answer(rater, store.item_token(rater, trial.item_id), given, "A" if fgg_first else "B")
     html = tmp_path / "report.html"
     assert main(["results", "--study", "fgg-vs-baselines", "--html", str(html), "--boot", "50"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -111,9 +111,20 @@ def pairwise_figure(rows: list[dict]) -> go.Figure:
     return fig
 
 
+def over_time_figure(answered_at: Sequence[str]) -> go.Figure:
+    """Answers so far against time (ISO-8601 UTC moments, one per answered screen)."""
+    moments = sorted(answered_at)
+    fig = go.Figure(go.Scatter(x=moments, y=list(range(1, len(moments) + 1)), mode="lines+markers", line_shape="hv"))
+    fig.update_layout(
+        **LAYOUT | dict(title="Answers over time", xaxis_title="time (UTC)", yaxis_title="screens answered")
+    )
+    return fig
+
+
 def analysis_figures(result: dict) -> dict[str, go.Figure]:
-    """The figures of an analysis, by name: mos, normalised, bradley_terry, controls and pairwise,
-    each only when it has something to show (none for an empty study)."""
+    """The figures of an analysis, by name: mos, normalised, bradley_terry, controls, over_time
+    (where the result has ``answered_at``) and pairwise, each only when it has something to show
+    (none for an empty study)."""
     figures: dict[str, go.Figure] = {}
     if any(result["mos"].values()):
         figures["mos"] = score_figure(result["mos"], f"Mean opinion score<br>{CI_NOTE}", SCORE_AXIS)
@@ -127,6 +138,8 @@ def analysis_figures(result: dict) -> dict[str, go.Figure]:
         for r in result["controls"]:
             controls.setdefault(r["criterion"], []).append(r | {"ci_low": None, "ci_high": None})
         figures["controls"] = score_figure(controls, "Controls: hidden reference<br>and anchor", SCORE_AXIS)
+    if result.get("answered_at"):
+        figures["over_time"] = over_time_figure(result["answered_at"])
     if result["pairwise"]:
         figures["pairwise"] = pairwise_figure(result["pairwise"])
     return figures

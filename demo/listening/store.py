@@ -417,11 +417,14 @@ class StudyStore:
         )
 
     def results(self, n_boot: int = 2000) -> dict:
-        """The analysis of the study's answers (``analysis.analyse``), headed by its id, hash and title."""
+        """The analysis of the study's answers (``analysis.analyse``), headed by its id, hash and
+        title, with the moment each screen was answered (``answered_at``, ISO-8601 UTC)."""
         ratings, choices = self.frames()
         criteria = [c.name for c in self.study.criteria]
         result = analyse(ratings, choices, reference=self.study.reference, criteria=criteria, n_boot=n_boot)
-        return {"study": self.id, "config_hash": self.study.config_hash, "title": self.study.title} | result
+        screens = pd.concat([ratings, choices])[["rater", "item", "submitted_at"]].drop_duplicates(["rater", "item"])
+        head = {"study": self.id, "config_hash": self.study.config_hash, "title": self.study.title}
+        return head | result | {"answered_at": sorted(screens["submitted_at"])}
 
     def progress(self) -> dict:
         """Raters, answers and coverage: how often the least and the most answered item was."""

@@ -25,6 +25,7 @@ PLOTS = {  # analysis_figures' names, and how the page labels them
     "normalised": "Per-rater normalised scores",
     "bradley_terry": "Preferences (Bradley-Terry)",
     "controls": "Hidden reference and anchor",
+    "over_time": "Answers over time",
 }
 
 
