@@ -341,14 +341,14 @@ def test_every_tab_fits_desktop_and_phone_widths(browser, server, width):  # noq
         assert overflow <= width + 1, (tab, overflow)
         for label, text_end, arrow in page.evaluate(DROPDOWN_TEXT_AND_ARROW):
             assert text_end <= arrow, (tab, label, text_end, arrow)
-    for path in ("listen", "admin"):
+    for path, scale in (("listen", "creativity"), ("listen-strengths", "harmony"), ("admin", None)):
         page.goto(server + path)
-        page.locator("#listening-start" if path == "listen" else "#admin-password").wait_for()
+        page.locator("#listening-start" if scale else "#admin-password").wait_for()
         page.screenshot(path=str(ARTIFACTS / f"screen_{width}_{path}.png"), full_page=True)
         assert page.evaluate("document.documentElement.scrollWidth") <= width + 1
-        if path == "listen":  # the 1-5 scale on one line
+        if scale:  # the 1-5 scale on one line
             rows = page.evaluate(
-                "[...document.querySelectorAll('#listening-a-creativity label')]"
+                f"[...document.querySelectorAll('#listening-a-{scale} label')]"
                 ".map(l => Math.round(l.getBoundingClientRect().top))"
             )
             assert len(rows) == 5 and len(set(rows)) == 1, rows
