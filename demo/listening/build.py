@@ -30,9 +30,8 @@ import json
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pretty_midi
-from scipy.io import wavfile
+import soundfile
 
 from demo import audio
 from demo.listening.clips import RenderCache
@@ -94,10 +93,10 @@ def our_clips(system: StudySystem, prompts: list[dict], segments: dict, seed: in
     from fgg.generate import piece_midi
     from fgg.sampling import SamplingOptions
 
-    options = SamplingOptions()
+    default = SamplingOptions()  # the study's strength and steps where it sets them
     options = SamplingOptions(
-        strength=options.strength if system.strength is None else system.strength,
-        steps=options.steps if system.steps is None else system.steps,
+        strength=default.strength if system.strength is None else system.strength,
+        steps=default.steps if system.steps is None else system.steps,
     )
     ctx = EvalContext(load_model(resolve_checkpoint(system.model or "paper"))[0], options=options)
     index = [p["segment"] for p in prompts]
@@ -275,7 +274,7 @@ def build_summary(items_path: Path) -> dict:
     renders = RenderCache()
     levels = []
     for name in files:
-        rate, music = _read_wav(renders.wav(items_path.parent / "midi" / name))
+        music, rate = soundfile.read(renders.wav(items_path.parent / "midi" / name), dtype="float32")
         levels.append(audio.loudness(music, rate))
     kinds = sorted({item["kind"] for item in built["items"]})
     return {
@@ -287,8 +286,3 @@ def build_summary(items_path: Path) -> dict:
         "loudness_lufs": {"min": round(min(levels), 2), "max": round(max(levels), 2)} if levels else None,
         "written": str(items_path),
     }
-
-
-def _read_wav(path: Path) -> tuple[int, np.ndarray]:
-    rate, music = wavfile.read(path)
-    return rate, music.astype(np.float32) / (32768.0 if music.dtype == np.int16 else 1.0)

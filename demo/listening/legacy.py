@@ -5,20 +5,19 @@ lost and a rater holding an old token goes on where they stopped.
 A legacy pair is FGG against one system on one POP909 segment; its study item is the one with
 the same segment, kind and systems (``seg0311:trial:fgg|inpaint``). Each legacy answer becomes
 an answer (the sides as heard, the ratings, the preference) and an assignment at the rater's
-next position; its order seed is unknown and stored as 0. Raters already in the study are
-skipped, so running it again changes nothing.
+next position; its order seed is unknown and stored as 0. Only raters not carried yet are read
+(``study_raters`` holds the carried ones), so a restart reads nothing and changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 
 from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from demo.listening.schema import Answer, Assignment, Item, Rater
+from demo.listening.schema import Answer, Assignment, Item, Rater, utc
 
 LEGACY_STUDY = "fgg-vs-baselines"
 CRITERIA = ("creativity", "harmony", "naturalness")  # the legacy test's, as its columns
@@ -39,20 +38,20 @@ def import_legacy(engine, study: str, config_hash: str) -> int:
     query = text(
         "SELECT r.rater_id, rt.created_at, p.segment, p.system_x, p.system_y, r.system_a, r.system_b, "
         f"r.preference, r.submitted_at, {columns} FROM ratings r JOIN pairs p ON r.pair_id = p.id "
-        "JOIN raters rt ON r.rater_id = rt.id ORDER BY r.rater_id, r.submitted_at"
+        "JOIN raters rt ON r.rater_id = rt.id WHERE r.rater_id NOT IN (SELECT id FROM study_raters) "
+        "ORDER BY r.rater_id, r.submitted_at"
     )
     with Session(engine) as session:
         rows = session.execute(query).mappings().all()
         items = {item.key: item for item in session.scalars(select(Item).where(Item.study == study))}
-        known = set(session.scalars(select(Rater.id)))
         carried, positions = 0, {}
         for row in rows:
             rater = row["rater_id"]
             item = items.get(legacy_item_key(row["segment"], row["system_x"], row["system_y"]))
-            if rater in known or item is None:
+            if item is None:
                 continue
             if rater not in positions:
-                session.add(Rater(id=rater, study=study, created_at=_utc(row["created_at"])))
+                session.add(Rater(id=rater, study=study, created_at=utc(row["created_at"])))
                 positions[rater] = 0
             positions[rater] += 1
             shown = [row["system_a"], row["system_b"]]
@@ -69,7 +68,7 @@ def import_legacy(engine, study: str, config_hash: str) -> int:
                     preference=row["preference"],
                     order_seed=0,
                     config_hash=config_hash,
-                    submitted_at=_utc(row["submitted_at"]),
+                    submitted_at=utc(row["submitted_at"]),
                 )
             )
             carried += 1
@@ -83,10 +82,3 @@ def import_legacy(engine, study: str, config_hash: str) -> int:
             "carried %d answers of %d raters from the legacy listening test into %s", carried, len(positions), study
         )
     return carried
-
-
-def _utc(moment: datetime | str) -> datetime:
-    """SQLite hands back naive datetimes (or ISO text through a raw query); every stored time is UTC."""
-    if isinstance(moment, str):
-        moment = datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import string
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, UniqueConstraint
@@ -99,6 +99,14 @@ class Answered:
     item_id: int
     next: Trial | None
     first: bool
+
+
+def utc(moment: datetime | str) -> datetime:
+    """A stored moment as UTC: SQLite hands back naive datetimes (and ISO text through a raw
+    query); every stored time is UTC."""
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def score_value(value: object, name: str, points: tuple[int, ...]) -> int:

@@ -49,6 +49,7 @@ from demo.listening.schema import (
     Trial,
     preference_value,
     score_value,
+    utc,
 )
 from demo.listening.study import REPO_ROOT, BuiltStudy, shipped_studies
 
@@ -98,11 +99,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _rater_token() -> str:
@@ -401,7 +397,7 @@ class StudyStore:
                 extra = {
                     "order_seed": answer.order_seed,
                     "config_hash": answer.config_hash,
-                    "submitted_at": _utc(answer.submitted_at).isoformat(),
+                    "submitted_at": utc(answer.submitted_at).isoformat(),
                 }
                 for criterion, scores in answer.scores.items():
                     for label, system, score in zip(labels, answer.shown, scores, strict=True):
@@ -416,10 +412,10 @@ class StudyStore:
             pd.DataFrame(choices, columns=[*CHOICE_COLUMNS, *extras[1:]]),
         )
 
-    def results(self, n_boot: int = 2000) -> dict:
+    def results(self, n_boot: int = 2000, frames: tuple[pd.DataFrame, pd.DataFrame] | None = None) -> dict:
         """The analysis of the study's answers (``analysis.analyse``), headed by its id, hash and
         title, with the moment each screen was answered (``answered_at``, ISO-8601 UTC)."""
-        ratings, choices = self.frames()
+        ratings, choices = self.frames() if frames is None else frames
         criteria = [c.name for c in self.study.criteria]
         result = analyse(ratings, choices, reference=self.study.reference, criteria=criteria, n_boot=n_boot)
         screens = pd.concat([ratings, choices])[["rater", "item", "submitted_at"]].drop_duplicates(["rater", "item"])

@@ -152,9 +152,8 @@ class _Table:
                 raise StudyError(f"{self.where}: missing key '{key}'")
             return default
         value = self.data[key]
-        if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else ()):
-            raise StudyError(f"{self.where}.{key}: expected {_kind_name(kind)}, got {value!r}")
-        if not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):  # True is an int
             raise StudyError(f"{self.where}.{key}: expected {_kind_name(kind)}, got {value!r}")
         if check is not None and (problem := check(value)):
             raise StudyError(f"{self.where}.{key}: {problem}")

@@ -73,9 +73,10 @@ def admin_layout(store: ListeningStore) -> AdminPage:
     )
 
 
-def export_files(store: StudyStore, folder: Path) -> tuple[Path, Path]:
-    """The study's answers as ``listening-results-<study>-<UTC date>.csv`` and ``.json``."""
-    rows = export_rows(store.study, *store.frames())
+def export_files(store: StudyStore, frames: tuple[pd.DataFrame, pd.DataFrame], folder: Path) -> tuple[Path, Path]:
+    """The study's answers (``frames``: ``store.frames()``) as ``listening-results-<study>-<UTC
+    date>.csv`` and ``.json``."""
+    rows = export_rows(store.study, *frames)
     stem = f"listening-results-{store.id}-{datetime.now(UTC):%Y-%m-%d}"
     csv_path, json_path = folder / f"{stem}.csv", folder / f"{stem}.json"
     csv_path.write_text(answers_csv(rows), encoding="utf-8")
@@ -103,9 +104,10 @@ def results_update(page: AdminPage, store: ListeningStore, study_id: str, worksp
     if study_id not in store.studies:
         return {component: None for component in page.results} | {page.progress: progress}
     study = store.study(study_id)
-    result = study.results(PAGE_BOOTSTRAP)
+    frames = study.frames()  # read once, for the analysis and the export
+    result = study.results(PAGE_BOOTSTRAP, frames)
     figures = analysis_figures(result)
-    csv_path, json_path = export_files(study, workspace.new("export-"))
+    csv_path, json_path = export_files(study, frames, workspace.new("export-"))
     return {
         page.progress: progress,
         page.summary: summary_text(result),
